@@ -1,0 +1,114 @@
+"""The `genbench` command line: run | plan | list.
+
+Bad input (unknown study, method, knob, value, data set, scale) is reported in one line on
+stderr with exit status 2, before any output directory is created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import GenbenchError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genbench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def study_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("study", help="a study name from studies/ or a path to a study file")
+        sp.add_argument("--scale", default="smoke", help="smoke (CPU, minutes) or full (GPUs)")
+        sp.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, sampling knob, budget_steps, n_samples, "
+                             "seeds, log_every, data, resolution, cpu or gpu (repeatable)")
+
+    run = sub.add_parser("run", help="run a study on Ray Tune into Parquet")
+    study_args(run)
+    run.add_argument("--out", help="output directory (default results/<study>/<scale>)")
+    run.add_argument("--address", help="join an existing Ray cluster (e.g. auto or ray://host:10001)")
+    run.add_argument("--storage", help="Tune storage path; must be shared across a cluster's "
+                                      "nodes (default OUT/ray)")
+    plan = sub.add_parser("plan", help="show the cells, trials and resources of a study")
+    study_args(plan)
+    sub.add_parser("list", help="list methods, studies, data sets and metrics")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "plan": cmd_plan, "list": cmd_list}[args.command](args)
+    except GenbenchError as err:
+        print(f"genbench: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _resolve(args):
+    from harness import data as datasets
+    from harness.study import load_study, parse_sets
+
+    study = load_study(args.study)
+    plan = study.resolve(args.scale, parse_sets(args.sets))
+    datasets.check_available(plan.data)
+    return plan
+
+
+def cmd_run(args) -> int:
+    from harness.runner import run_study
+
+    plan = _resolve(args)
+    out = Path(args.out or Path("results") / plan.study / plan.scale)
+    outcomes = run_study(plan, out, address=args.address, storage=args.storage)
+    failed = [o for o in outcomes if o.status != "ok"]
+    for o in failed:
+        print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} trials ok; results in "
+          f"{out.resolve()}")
+    return 1 if failed else 0
+
+
+def cmd_plan(args) -> int:
+    import os
+
+    import torch
+
+    from harness.runner import concurrency
+
+    plan = _resolve(args)
+    print(f"study {plan.study} [{plan.scale}]: method {plan.method} on {plan.data}, "
+          f"{plan.budget_steps} steps, {plan.n_samples} samples per setting")
+    cells = {t.config_hash: t for t in plan.trials}
+    print(f"{len(cells)} train cells x {len(plan.trials) // max(1, len(cells))} seeds = "
+          f"{len(plan.trials)} trials; {len(plan.samples)} sample settings each")
+    for t in plan.trials:
+        print(f"  trial {t.trial_id}  seed {t.seed}  {t.cell or '(base config)'}")
+    for s in plan.samples:
+        print(f"  sample {s.key}  {s.cell or '(default knobs)'}")
+    gpus = torch.cuda.device_count()
+    print(f"resources per trial: {plan.resources.cpu:g} CPU, {plan.resources.gpu:g} GPU"
+          + ("" if gpus or not plan.resources.gpu else " (no GPU here: CPU only)"))
+    print(f"on this machine ({os.cpu_count()} CPUs, {gpus} GPUs): "
+          f"{concurrency(plan, os.cpu_count() or 1, gpus)} trials at once")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from harness import data as datasets
+    from harness.method import list_methods
+    from harness.metrics import COST_METRICS, QUALITY_METRICS
+    from harness.study import load_study, study_names
+
+    print("methods:  " + ", ".join(list_methods()))
+    print("studies:")
+    for name in study_names():
+        print(f"  {name:<18} {load_study(name).description}")
+    print("data sets: " + ", ".join(datasets.dataset_names()))
+    print("metrics (cost, always recorded): " + ", ".join(COST_METRICS))
+    print("metrics (quality): " + (", ".join(QUALITY_METRICS) or "none yet"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Typed, frozen configuration dataclasses (after nanoGPT's `GPTConfig` and EDM's
+`training_options.json`): overrides go through `dataclasses.replace`, an unknown field or an
+invalid value fails before anything runs and names the valid choices, and every config
+serialises to canonical JSON with a stable hash.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from typing import Any, Literal, Union
+
+from harness.errors import GenbenchError
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def coerce(value: Any, tp: Any, *, name: str) -> Any:
+    """Check `value` against the annotation `tp`, converting where it is unambiguous
+    (int -> float, list -> tuple); raise GenbenchError naming the field and valid values."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value in args:
+            return value
+        raise GenbenchError(f"invalid value {value!r} for {name}; valid: {', '.join(map(repr, args))}")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, name=name)
+            except GenbenchError as err:
+                errors.append(str(err))
+        raise GenbenchError(errors[0] if len(errors) == 1 else
+                            f"invalid value {value!r} for {name}; expected {_type_name(tp)}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise GenbenchError(f"invalid value {value!r} for {name}; expected {_type_name(tp)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0], name=name) for v in value)
+        if len(args) != len(value):
+            raise GenbenchError(f"invalid value {value!r} for {name}; expected {_type_name(tp)}")
+        return tuple(coerce(v, a, name=name) for v, a in zip(value, args))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise GenbenchError(f"invalid value {value!r} for {name}; expected true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise GenbenchError(f"invalid value {value!r} for {name}; expected an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise GenbenchError(f"invalid value {value!r} for {name}; expected a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise GenbenchError(f"invalid value {value!r} for {name}; expected a string")
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def build_config(cls: type, overrides: dict[str, Any], *, what: str = "option") -> Any:
+    """`cls(**defaults | overrides)` with every key and value checked against `cls`."""
+    hints = _field_types(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in overrides if k not in valid]
+    if unknown:
+        raise GenbenchError(f"unknown {what} {unknown[0]!r}; valid: {', '.join(valid)}")
+    values = {k: coerce(v, hints[k], name=k) for k, v in overrides.items()}
+    try:
+        cfg = cls(**values)
+    except (ValueError, TypeError) as err:
+        raise GenbenchError(f"invalid {what}: {err}") from None
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as a plain JSON-able dict."""
+    return json.loads(canonical_json(dataclasses.asdict(cfg)))
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted, compact JSON: equal configs give equal strings."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
+
+
+def config_hash(obj: Any) -> str:
+    """First 12 hex digits of the sha256 of `canonical_json(obj)`."""
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:12]
+
+
+def parse_value(text: str) -> Any:
+    """A `--set KEY=VALUE` value: a Python/JSON literal (1, 0.5, true, none, [1,2]) or a string."""
+    lowered = {"true": True, "false": False, "none": None, "null": None}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text

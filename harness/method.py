@@ -1,0 +1,147 @@
+"""The uniform method interface and its registry (after lm-evaluation-harness v0.4.2
+`api/model.py` and `api/registry.py`).
+
+A method is one class in one file under `methods/`, registered by name. It declares two frozen
+dataclasses: `Config` (everything that changes training) and `Knobs` (everything that only
+changes sampling, so a sample grid never retrains). The contract:
+
+- `fit(data, budget, *, seed, device)` trains; it returns nothing and keeps only its own state.
+- `sample(n, *, seed, **knobs)` returns `(N, C, H, W)` images in `[-1, 1]` (or `(N, D)` points
+  for toy methods with `output = "points"`); the same seed gives the same samples, whatever
+  the batch size, because noise comes from per-sample generators (`harness.seeding`).
+- `sampling_info(**knobs)` describes the sampler without running it: NFE per sample and the
+  timesteps used; `info()` gives scalars about the trained model (e.g. `terminal_snr`).
+- `state_dict()` / `load_state_dict()` round-trip the trained model, config included.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from harness.errors import GenbenchError
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """A training set as a method sees it: tensors already in the model's value range."""
+
+    name: str  # data set name, e.g. "mnist5k"
+    x: torch.Tensor  # (N, C, H, W) images in [-1, 1], or (N, D) points for toy data
+    y: torch.Tensor | None = None  # (N,) int64 class labels, None when unlabelled
+    num_classes: int = 0  # 0 when unlabelled
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one example, e.g. (1, 28, 28)."""
+        return tuple(self.x.shape[1:])
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long `fit` may train, and how it reports progress."""
+
+    steps: int  # optimiser steps
+    log_every: int = 50  # call `callback` every this many steps (and at the last step)
+    # callback(step, {"loss": ...}) for curves and metrics along training; may call `sample`
+    callback: Callable[[int, dict[str, float]], None] | None = None
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise GenbenchError(f"budget steps must be >= 1, got {self.steps}")
+        if self.log_every < 1:
+            raise GenbenchError(f"log_every must be >= 1, got {self.log_every}")
+
+    def should_log(self, step: int) -> bool:
+        """True at steps 1-based `step` that are multiples of log_every, and at the last."""
+        return step % self.log_every == 0 or step == self.steps
+
+
+class Method(abc.ABC):
+    """Base class of every generative method (see the module docstring for the contract)."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]  # frozen dataclass of training options
+    Knobs: ClassVar[type]  # frozen dataclass of sampling-time options, all with defaults
+    output: ClassVar[str] = "images"  # "images" (N, C, H, W) or "points" (N, D)
+
+    def __init__(self, config: Any | None = None):
+        self.config = config if config is not None else self.Config()
+        if not isinstance(self.config, self.Config):
+            raise TypeError(f"{type(self).__name__} expects a {self.Config.__name__}")
+
+    @abc.abstractmethod
+    def fit(self, data: TrainData, budget: Budget, *, seed: int, device: torch.device) -> None:
+        """Train on `data` for `budget.steps` steps."""
+
+    @abc.abstractmethod
+    def sample(self, n: int, *, seed: int, labels: torch.Tensor | None = None,
+               **knobs: Any) -> torch.Tensor:
+        """Draw `n` samples; `labels` (n,) for class-conditional methods."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to sample again: config, data shape, weights."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of `state_dict`."""
+
+    def sampling_info(self, **knobs: Any) -> dict[str, Any]:
+        """NFE per sample and sampler facts (e.g. first and last timestep) for given knobs."""
+        return {"nfe": 1}
+
+    def info(self) -> dict[str, float]:
+        """Scalars about the trained model worth a result row (e.g. `terminal_snr`)."""
+        return {}
+
+    def n_params(self) -> int:
+        """Number of trainable parameters."""
+        return 0
+
+    def knobs(self, **knobs: Any) -> Any:
+        """Validated `Knobs` instance; unknown names fail listing the valid ones."""
+        from harness.config import build_config
+
+        return build_config(self.Knobs, knobs, what=f"sampling knob of {self.name}")
+
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: make a Method available under `name`; duplicate names are refused."""
+
+    def wrap(cls: type[Method]) -> type[Method]:
+        if name in _REGISTRY:
+            raise ValueError(f"method {name!r} is already registered by {_REGISTRY[name]}")
+        for attr in ("Config", "Knobs"):
+            if not dataclasses.is_dataclass(getattr(cls, attr, None)):
+                raise TypeError(f"method {name!r} must declare a dataclass {attr}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load_builtin_methods() -> None:
+    import methods  # noqa: F401  (importing the package registers every built-in method)
+
+
+def get_method(name: str) -> type[Method]:
+    """The Method class registered as `name`; unknown names list the valid ones."""
+    _load_builtin_methods()
+    if name not in _REGISTRY:
+        raise GenbenchError(f"unknown method {name!r}; valid methods: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def list_methods() -> list[str]:
+    """Names of every registered method, sorted."""
+    _load_builtin_methods()
+    return sorted(_REGISTRY)

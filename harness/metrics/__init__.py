@@ -1,0 +1,69 @@
+"""Registered metrics whose names state their protocol, with a higher-is-better map (after
+stylegan2-ada's `metrics/metric_main.py`).
+
+Cost metrics are measured by the runner around `fit` and `sample` and are always recorded;
+quality metrics are registered functions a study asks for by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from harness.errors import GenbenchError
+
+# name: (higher is better, what it measures and how)
+COST_METRICS: dict[str, tuple[bool, str]] = {
+    "train_s": (False, "wall seconds inside fit()"),
+    "train_images_per_s": (True, "training examples processed per wall second"),
+    "peak_mem_mb": (False, "peak memory of the trial: CUDA max allocated, else process max RSS"),
+    "n_params": (False, "trainable parameters"),
+    "final_loss": (False, "mean training loss over the last log interval"),
+    "sample_s_per_image": (False, "wall seconds per generated sample"),
+    "nfe": (False, "network evaluations per sample"),
+    "diverged_at_step": (False, "step at which the loss became non-finite (row only if it did)"),
+}
+
+
+@dataclass(frozen=True)
+class QualityMetric:
+    name: str
+    fn: Callable[..., list[dict[str, Any]]]  # returns result rows (metric, value, protocol...)
+    higher_is_better: bool
+    description: str
+
+
+QUALITY_METRICS: dict[str, QualityMetric] = {}
+
+
+def register_metric(name: str, *, higher_is_better: bool, description: str):
+    """Decorator: a quality metric function under `name`; duplicate names are refused."""
+
+    def wrap(fn):
+        if name in QUALITY_METRICS or name in COST_METRICS:
+            raise ValueError(f"metric {name!r} is already registered")
+        QUALITY_METRICS[name] = QualityMetric(name, fn, higher_is_better, description)
+        return fn
+
+    return wrap
+
+
+def higher_is_better(name: str) -> bool:
+    """Direction of metric `name`, for comparisons and reports."""
+    if name in COST_METRICS:
+        return COST_METRICS[name][0]
+    if name in QUALITY_METRICS:
+        return QUALITY_METRICS[name].higher_is_better
+    raise GenbenchError(f"unknown metric {name!r}; valid: {', '.join(metric_names())}")
+
+
+def metric_names() -> list[str]:
+    return sorted([*COST_METRICS, *QUALITY_METRICS])
+
+
+def check_metric_names(names: tuple[str, ...] | list[str]) -> None:
+    """Fail in one line naming the valid quality metrics when a study asks for an unknown one."""
+    for n in names:
+        if n not in QUALITY_METRICS:
+            valid = ", ".join(sorted(QUALITY_METRICS)) or "none registered"
+            raise GenbenchError(f"unknown quality metric {n!r}; valid: {valid}")

@@ -1,0 +1,113 @@
+"""The Ray Tune adapter (after Ray Tune's `tune_basic_example.py` and `mnist_pytorch.py`): one
+trial per train-grid cell and seed, `tune.with_resources` with fractional GPUs, `grid_search`
+over the pending trials. Everything a trial does is `harness.trial.execute_trial`, plain Python.
+
+Resuming uses genbench's own ledger (a trial whose results file exists is done), not
+`Tuner.restore`, so a rerun with the same study picks up exactly the unfinished cells.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+from harness.provenance import git_sha, versions_json
+from harness.results import atomic_write_bytes, finished_trials
+from harness.study import Plan
+from harness.trial import Env, TrialOutcome
+
+
+def run_trial(config: dict) -> None:
+    """The Tune trainable: rebuild the plan and trial from `config`, execute, report."""
+    import torch
+    from ray import tune
+
+    from harness.provenance import pick_device
+    from harness.study import Trial
+    from harness.trial import execute_trial
+
+    plan = Plan.from_json(config["plan"])
+    trial = Trial(**config["trial"])
+    torch.set_num_threads(max(1, int(plan.resources.cpu)))
+    device = pick_device("cuda" if config["use_gpu"] else "cpu")
+    outcome = execute_trial(plan, trial, Path(config["out_dir"]), Env(**config["env"]), device)
+    tune.report({"status": outcome.status, "rows": outcome.n_rows, "message": outcome.message})
+
+
+def concurrency(plan: Plan, cpus: float, gpus: float) -> int:
+    """How many trials of `plan` run at once on `cpus` CPUs and `gpus` GPUs."""
+    res = plan.resources
+    by_cpu = math.floor(cpus / res.cpu) if res.cpu > 0 else len(plan.trials)
+    by_gpu = math.floor(gpus / res.gpu + 1e-9) if (res.gpu > 0 and gpus > 0) else by_cpu
+    return max(1, min(len(plan.trials) or 1, by_cpu, by_gpu))
+
+
+def init_ray(address: str | None) -> None:
+    """Join the cluster at `address`, or start a local Ray sized to this machine."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count(), **kwargs)
+
+
+def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
+              storage: str | None = None, echo=print) -> list[TrialOutcome]:
+    """Run every unfinished trial of `plan` on Ray Tune; return one outcome per trial run."""
+    import ray
+    from ray import tune
+
+    out_dir = Path(out_dir).resolve()  # trials chdir into their own directory
+    done = finished_trials(out_dir)
+    pending = [t for t in plan.trials if t.trial_id not in done]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_dir / "study.json", plan.to_json().encode())
+    if done:
+        echo(f"{len(plan.trials) - len(pending)} of {len(plan.trials)} trials already finished "
+             f"in {out_dir}; running the other {len(pending)}")
+    if not pending:
+        return []
+    init_ray(address)
+    cluster = ray.cluster_resources()
+    gpus = cluster.get("GPU", 0.0)
+    use_gpu = plan.resources.gpu > 0 and gpus > 0
+    resources = {"cpu": plan.resources.cpu, "gpu": plan.resources.gpu if use_gpu else 0}
+    echo(f"{plan.study} [{plan.scale}]: {len(pending)} trials x {len(plan.samples)} sample "
+         f"settings, {resources} per trial, "
+         f"{concurrency(plan, cluster.get('CPU', 1), gpus)} at once")
+    env = Env(git_sha=git_sha(), versions_json=versions_json())
+    param_space = {
+        "trial": tune.grid_search([dataclasses.asdict(t) for t in pending]),
+        "plan": plan.to_json(), "out_dir": str(out_dir), "use_gpu": use_gpu,
+        "env": dataclasses.asdict(env),
+    }
+    reporter = tune.CLIReporter(metric_columns=["status"], parameter_columns=["trial/trial_id"],
+                                max_report_frequency=30)
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, resources),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(num_samples=1),
+        run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
+                                  storage_path=storage or str(out_dir / "ray"),
+                                  verbose=1, progress_reporter=reporter,
+                                  failure_config=tune.FailureConfig(max_failures=0)),
+    )
+    grid = tuner.fit()
+    outcomes = []
+    for result in grid:
+        trial_id = result.config["trial"]["trial_id"]
+        if result.error is not None:
+            lines = str(result.error).strip().splitlines()
+            outcomes.append(TrialOutcome(trial_id, "error", lines[-1] if lines else "error", 0))
+        else:
+            m = result.metrics
+            outcomes.append(TrialOutcome(trial_id, m.get("status", "error"),
+                                         m.get("message", ""), m.get("rows", 0)))
+    return outcomes

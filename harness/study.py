@@ -1,0 +1,275 @@
+"""Declared ablation studies (after big_vision's `configs/*.py` with `runlocal` and Ray Tune
+examples' `--smoke-test`).
+
+A study file under `studies/` defines `STUDY = Study(...)`: a method, a data set, a base config,
+a train grid (each cell is one fit) and a sample grid (each setting re-samples the same fitted
+model), explicit seeds, quality metrics, per-trial resources, and named scales: `smoke` runs on
+a 2-core CPU in minutes, `full` is the paper-sized run for GPUs.
+
+`Study.resolve(scale, sets)` checks every key and value against the method's `Config` and
+`Knobs` dataclasses and returns a `Plan`: the exact trials (cell x seed) and sample settings
+that will run. Nothing runs, and nothing is written, until a plan resolves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import itertools
+import json
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import data as datasets
+from harness.config import build_config, canonical_json, config_hash, parse_value, to_dict
+from harness.errors import GenbenchError
+from harness.method import get_method
+
+Grid = dict[str, list[Any]] | list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial asks Ray for; a GPU fraction shares a GPU but does not cap its memory."""
+
+    cpu: float = 1.0  # CPU cores per trial
+    gpu: float = 0.0  # GPUs per trial (0.25 packs four trials on one GPU); ignored without GPUs
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big a study runs: budget, sample count, and overrides of the study's declaration."""
+
+    budget_steps: int  # optimiser steps per fit
+    n_samples: int  # samples drawn per sample setting (and measured)
+    config: dict[str, Any] = field(default_factory=dict)  # method config overrides
+    seeds: tuple[int, ...] | None = None  # None = the study's seeds
+    train_grid: Grid | None = None  # None = the study's train grid
+    sample_grid: Grid | None = None  # None = the study's sample grid
+    log_every: int = 50  # loss curve resolution in steps
+    resources: Resources | None = None  # None = the study's resources
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str  # the file name under studies/
+    method: str  # registered method name
+    data: str  # data set name (see `genbench list`)
+    scales: dict[str, Scale]  # at least "smoke" and "full"
+    config: dict[str, Any] = field(default_factory=dict)  # base method config
+    train_grid: Grid = field(default_factory=dict)  # axes over Config fields: one fit per cell
+    sample_grid: Grid = field(default_factory=dict)  # axes over Knobs: re-sample, no retrain
+    seeds: tuple[int, ...] = (0,)  # training seeds, one trial per cell and seed
+    metrics: tuple[str, ...] = ()  # quality metrics (cost metrics are always recorded)
+    resources: Resources = Resources()
+    resolution: int | None = None  # None = the data set's native resolution
+    description: str = ""  # one line for `genbench list`
+
+    def resolve(self, scale: str = "smoke", sets: dict[str, Any] | None = None) -> "Plan":
+        """The trials and sample settings of this study at `scale`, with `--set` overrides."""
+        if scale not in self.scales:
+            raise GenbenchError(f"unknown scale {scale!r} for study {self.name!r}; "
+                                f"valid: {', '.join(self.scales)}")
+        sc = self.scales[scale]
+        method_cls = get_method(self.method)
+        config_fields = [f.name for f in dataclasses.fields(method_cls.Config)]
+        knob_fields = [f.name for f in dataclasses.fields(method_cls.Knobs)]
+        base = {**self.config, **sc.config}
+        train_grid = _expand(self.train_grid if sc.train_grid is None else sc.train_grid)
+        sample_grid = _expand(self.sample_grid if sc.sample_grid is None else sc.sample_grid)
+        top = {"budget_steps": sc.budget_steps, "n_samples": sc.n_samples,
+               "log_every": sc.log_every, "seeds": self.seeds if sc.seeds is None else sc.seeds,
+               "data": self.data, "resolution": self.resolution}
+        res = sc.resources or self.resources
+        res_sets: dict[str, float] = {}
+        knob_sets: dict[str, Any] = {}
+        for key, value in (sets or {}).items():
+            target, name = _route(key, config_fields, knob_fields, list(top) + ["cpu", "gpu"])
+            if target == "config":
+                base[name] = value
+                train_grid = [{k: v for k, v in c.items() if k != name} for c in train_grid]
+            elif target == "knobs":
+                knob_sets[name] = value
+                sample_grid = [{k: v for k, v in c.items() if k != name} for c in sample_grid]
+            elif name in ("cpu", "gpu"):
+                res_sets[name] = value
+            else:
+                top[name] = value
+        train_grid, sample_grid = _dedupe(train_grid), _dedupe(sample_grid)
+        seeds = top["seeds"]
+        seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
+        for name in ("budget_steps", "n_samples", "log_every"):
+            if not isinstance(top[name], int) or isinstance(top[name], bool) or top[name] < 1:
+                raise GenbenchError(f"invalid value {top[name]!r} for {name}; expected an integer >= 1")
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise GenbenchError(f"invalid value {top['seeds']!r} for seeds; expected integers")
+        datasets.info(top["data"])  # unknown data set names fail here
+        resources = dataclasses.replace(res, **{k: float(v) for k, v in res_sets.items()})
+        from harness.metrics import check_metric_names
+        check_metric_names(self.metrics)
+
+        trials = []
+        for cell in train_grid:
+            _check_axes(cell, config_fields, "train grid axis", self.method)
+            cfg = to_dict(build_config(method_cls.Config, {**base, **cell},
+                                       what=f"config field of {self.method}"))
+            identity = {"method": self.method, "data": top["data"], "resolution": top["resolution"],
+                        "config": cfg, "budget_steps": top["budget_steps"]}
+            chash = config_hash(identity)
+            for seed in seeds:
+                trials.append(Trial(trial_id=f"{chash[:8]}-s{seed}", cell=cell, config=cfg,
+                                    config_hash=chash, seed=seed))
+        settings = []
+        for cell in sample_grid:
+            _check_axes(cell, knob_fields, "sample grid axis", self.method)
+            knobs = to_dict(build_config(method_cls.Knobs, {**knob_sets, **cell},
+                                         what=f"sampling knob of {self.method}"))
+            settings.append(SampleSetting(key=_label(cell), cell=cell, knobs=knobs))
+        return Plan(study=self.name, scale=scale, method=self.method, data=top["data"],
+                    resolution=top["resolution"], budget_steps=top["budget_steps"],
+                    log_every=top["log_every"], n_samples=top["n_samples"],
+                    metrics=tuple(self.metrics), resources=resources, trials=tuple(trials),
+                    samples=tuple(settings))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One fit: a train-grid cell at one seed."""
+
+    trial_id: str  # "<config hash>-s<seed>": stable across runs, the ledger key
+    cell: dict[str, Any]  # the train-grid values of this cell
+    config: dict[str, Any]  # the full method config
+    config_hash: str  # hash of method, data, resolution, config and budget
+    seed: int
+
+
+@dataclass(frozen=True)
+class SampleSetting:
+    """One sampling of a fitted model: a sample-grid cell."""
+
+    key: str  # file-name-safe label, e.g. "steps-50" ("default" for an empty grid)
+    cell: dict[str, Any]  # the sample-grid values of this setting
+    knobs: dict[str, Any]  # the full knobs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A resolved study: everything a trial needs, serialisable to JSON (study.json)."""
+
+    study: str
+    scale: str
+    method: str
+    data: str
+    resolution: int | None
+    budget_steps: int
+    log_every: int
+    n_samples: int
+    metrics: tuple[str, ...]
+    resources: Resources
+    trials: tuple[Trial, ...]
+    samples: tuple[SampleSetting, ...]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        d = json.loads(text)
+        d["resources"] = Resources(**d["resources"])
+        d["trials"] = tuple(Trial(**t) for t in d["trials"])
+        d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
+        d["metrics"] = tuple(d["metrics"])
+        return cls(**d)
+
+
+def _expand(grid: Grid) -> list[dict[str, Any]]:
+    """A dict of axes -> the cartesian product in declaration order; a list -> as given."""
+    if isinstance(grid, dict):
+        for axis, values in grid.items():
+            if not isinstance(values, (list, tuple)) or not values:
+                raise GenbenchError(f"grid axis {axis!r} must be a non-empty list, got {values!r}")
+        return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+    cells = [dict(c) for c in grid]
+    return cells or [{}]
+
+
+def _dedupe(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen, out = set(), []
+    for c in cells:
+        key = canonical_json(c)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def _route(key: str, config_fields: list[str], knob_fields: list[str],
+           top: list[str]) -> tuple[str, str]:
+    """Which part of a study a `--set` key changes: config., sample. or a top-level field."""
+    if key.startswith("config."):
+        return "config", key.removeprefix("config.")
+    if key.startswith("sample."):
+        return "knobs", key.removeprefix("sample.")
+    hits = [t for t, names in (("config", config_fields), ("knobs", knob_fields), ("top", top))
+            if key in names]
+    if len(hits) > 1:
+        raise GenbenchError(f"ambiguous key {key!r}: write config.{key} or sample.{key}")
+    if not hits:
+        raise GenbenchError(f"unknown key {key!r}; valid: {', '.join(top)}, "
+                            f"config fields {', '.join(config_fields)}, "
+                            f"sampling knobs {', '.join(knob_fields)}")
+    return hits[0], key
+
+
+def _check_axes(cell: dict[str, Any], valid: list[str], what: str, method: str) -> None:
+    for k in cell:
+        if k not in valid:
+            raise GenbenchError(f"unknown {what} {k!r} for {method}; valid: {', '.join(valid)}")
+
+
+def _label(cell: dict[str, Any]) -> str:
+    if not cell:
+        return "default"
+    text = "_".join(f"{k}-{v}" for k, v in cell.items())
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """`["n_feat=32", "seeds=[0,1]"]` -> `{"n_feat": 32, "seeds": [0, 1]}`."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise GenbenchError(f"malformed --set {pair!r}; expected KEY=VALUE")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = parse_value(v.strip())
+    return out
+
+
+def study_names() -> list[str]:
+    """Names of the studies shipped under `studies/`."""
+    import studies
+
+    return sorted(m.name for m in pkgutil.iter_modules(studies.__path__) if not m.name.startswith("_"))
+
+
+def load_study(name_or_path: str) -> Study:
+    """A study by name (a module under `studies/`) or by path to a study file."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise GenbenchError(f"study file {path} does not exist")
+        spec = importlib.util.spec_from_file_location(f"_genbench_study_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        if name_or_path not in study_names():
+            raise GenbenchError(f"unknown study {name_or_path!r}; valid: {', '.join(study_names())} "
+                                "(or a path to a study file)")
+        module = importlib.import_module(f"studies.{name_or_path}")
+    study = getattr(module, "STUDY", None)
+    if not isinstance(study, Study):
+        raise GenbenchError(f"{name_or_path} defines no `STUDY = Study(...)`")
+    return study

@@ -1,0 +1,68 @@
+"""A dummy method for harness tests (after lm-evaluation-harness `models/dummy.py`): it "trains"
+by averaging the data and samples the mean image plus scaled per-sample noise, in milliseconds.
+`diverge_at` makes it produce a non-finite loss at that step to exercise the divergence path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from harness.method import Budget, Method, TrainData, register
+from harness.seeding import PerSampleNoise
+from methods.training import LossLog
+
+
+@dataclass(frozen=True)
+class DummyConfig:
+    lr: float = 0.5  # step size of the running mean towards the data mean
+    batch_size: int = 16  # examples per step
+    diverge_at: int = 0  # 0 = never; else the loss becomes NaN at this step
+
+
+@dataclass(frozen=True)
+class DummyKnobs:
+    noise: float = 0.5  # standard deviation of the noise added to the mean image
+    steps: int = 1  # pretend number of network evaluations per sample
+
+
+@register("dummy")
+class Dummy(Method):
+    Config = DummyConfig
+    Knobs = DummyKnobs
+
+    def __init__(self, config: DummyConfig | None = None):
+        super().__init__(config)
+        self.mean: torch.Tensor | None = None
+
+    def fit(self, data: TrainData, budget: Budget, *, seed: int, device: torch.device) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.mean = torch.zeros(data.shape)
+        log = LossLog(budget)
+        for step in range(1, budget.steps + 1):
+            batch = data.x[torch.randint(0, len(data.x), (self.config.batch_size,), generator=g)]
+            loss = (batch - self.mean).pow(2).mean()
+            if step == self.config.diverge_at:
+                loss = loss * float("nan")
+            self.mean += self.config.lr * (batch.mean(0) - self.mean)
+            log.add(step, loss)
+
+    def sample(self, n: int, *, seed: int, labels: torch.Tensor | None = None,
+               **knobs: Any) -> torch.Tensor:
+        k = self.knobs(**knobs)
+        noise = PerSampleNoise(seed, range(n)).randn(*self.mean.shape)
+        return (self.mean + k.noise * noise).clamp(-1, 1)
+
+    def sampling_info(self, **knobs: Any) -> dict[str, Any]:
+        return {"nfe": self.knobs(**knobs).steps}
+
+    def n_params(self) -> int:
+        return 0 if self.mean is None else self.mean.numel()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": self.config, "mean": self.mean}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.config, self.mean = state["config"], state["mean"]

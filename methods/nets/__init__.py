@@ -1,0 +1,1 @@
+"""Networks shared by methods: the diffusion U-Net (and, later, DCGAN nets)."""

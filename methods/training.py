@@ -1,0 +1,77 @@
+"""Training-loop pieces shared by every method: seeded minibatches, an EMA of the weights
+(Polyak averaging as in DDPM and consistency models' theta^-), mixed precision where the
+device supports it, and the loss log that stops on non-finite values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+from harness.errors import DivergedError
+from harness.method import Budget
+
+
+def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless (batch_size,) index tensors: reshuffled epochs drawn from `generator`."""
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        if n < batch_size:  # tiny data sets: sample with replacement
+            yield torch.randint(0, n, (batch_size,), generator=generator)
+            continue
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield perm[start:start + batch_size]
+
+
+class EMA:
+    """theta_ema <- decay * theta_ema + (1 - decay) * theta, on a frozen copy of `net`."""
+
+    def __init__(self, net: nn.Module, decay: float):
+        self.decay = decay
+        self.net = copy.deepcopy(net).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: nn.Module, decay: float | None = None) -> None:
+        d = self.decay if decay is None else decay
+        ema_p = list(self.net.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], 1 - d)
+        for b_ema, b in zip(self.net.buffers(), net.buffers()):
+            b_ema.copy_(b)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA when `enabled`; a no-op elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class LossLog:
+    """Running mean of the loss between log points; raises DivergedError on a non-finite mean.
+
+    The loss stays on the device between log points so the hot loop never synchronises.
+    """
+
+    def __init__(self, budget: Budget):
+        self.budget = budget
+        self.total: torch.Tensor | None = None
+        self.count = 0
+        self.last = float("nan")
+
+    def add(self, step: int, loss: torch.Tensor) -> None:
+        """Record the loss of 1-based `step`; report to the budget's callback when due."""
+        loss = loss.detach().float()
+        self.total = loss if self.total is None else self.total + loss
+        self.count += 1
+        if self.budget.should_log(step):
+            mean = float(self.total) / self.count
+            self.total, self.count = None, 0
+            if mean != mean or mean in (float("inf"), float("-inf")):
+                raise DivergedError(step, mean)
+            self.last = mean
+            if self.budget.callback is not None:
+                self.budget.callback(step, {"loss": mean})

@@ -1,0 +1,26 @@
+"""ddpm_respacing (SPEC M1): one DDPM trained with T = 1000, sampled with a strided schedule of
+K = 50 and 100 steps against the full 1000. Respacing recomputes
+beta'_k = 1 - alphabar_{s_k} / alphabar_{s_{k-1}} on the kept steps; it is a sampling-time knob,
+so each seed trains once and samples three times from the same initial noise.
+
+    genbench run ddpm_respacing --scale smoke   # ~4 min on a 2-core CPU (2 trials)
+    genbench run ddpm_respacing --scale full    # ~1.5 h on one GPU
+"""
+
+from harness.study import Resources, Scale, Study
+from studies._nets import FULL_UNET, SMOKE_UNET
+
+STUDY = Study(
+    name="ddpm_respacing",
+    description="one DDPM (T = 1000) sampled with 50, 100 and 1000 steps",
+    method="ddpm",
+    data="mnist5k",
+    config=dict(T=1000, schedule="linear"),
+    sample_grid={"steps": [50, 100, 1000]},
+    seeds=(0, 1, 2),
+    resources=Resources(cpu=1, gpu=0.25),
+    scales={
+        "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1)),
+        "full": Scale(budget_steps=30_000, n_samples=10_000, config=FULL_UNET, log_every=500),
+    },
+)

@@ -1,0 +1,26 @@
+"""ddpm_timesteps (SPEC M1): train DDPM with T in {500, 1000 (baseline), 2000} on a fixed beta
+range and compare sample quality. With a fixed range the terminal noise level changes with T
+(sqrt(alphabar_T) is about 8e-2, 6e-3, 4e-5): every trial records `terminal_snr`; add
+`--set rescale_betas=true` to keep it fixed instead.
+
+    genbench run ddpm_timesteps --scale smoke   # ~6 min on a 2-core CPU (6 trials)
+    genbench run ddpm_timesteps --scale full    # ~2 h on one GPU, 4 trials packed per GPU
+"""
+
+from harness.study import Resources, Scale, Study
+from studies._nets import FULL_UNET, SMOKE_UNET
+
+STUDY = Study(
+    name="ddpm_timesteps",
+    description="DDPM trained with T = 500, 1000, 2000 (fixed beta range)",
+    method="ddpm",
+    data="mnist5k",
+    config=dict(schedule="linear", beta_min=1e-4, beta_max=0.02),
+    train_grid={"T": [500, 1000, 2000]},
+    seeds=(0, 1, 2),
+    resources=Resources(cpu=1, gpu=0.25),
+    scales={
+        "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1)),
+        "full": Scale(budget_steps=30_000, n_samples=10_000, config=FULL_UNET, log_every=500),
+    },
+)

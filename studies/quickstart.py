@@ -1,0 +1,27 @@
+"""quickstart: the README's main job. DDPM (linear schedule, T = 1000) on the 5,000 embedded
+MNIST digits, sampled with 50 and 250 respaced steps, with and without x0 clamping, from one
+fitted model.
+
+    genbench run quickstart                  # smoke: ~5 min on a 2-core CPU
+    genbench run quickstart --scale full     # ~15 min on one GPU
+
+Results land in results/quickstart/<scale>/ (Parquet rows, loss curve, sample grids).
+"""
+
+from harness.study import Resources, Scale, Study
+from studies._nets import FULL_UNET, SMOKE_UNET
+
+STUDY = Study(
+    name="quickstart",
+    description="DDPM on the embedded digits; 50 vs 250 respaced steps, x0 clamping off/on",
+    method="ddpm",
+    data="mnist5k",
+    config=dict(T=1000, schedule="linear"),
+    sample_grid={"steps": [50, 250], "clip_x0": [False, True]},
+    seeds=(0,),
+    resources=Resources(cpu=2, gpu=0.5),
+    scales={
+        "smoke": Scale(budget_steps=1500, n_samples=64, config=SMOKE_UNET, log_every=50),
+        "full": Scale(budget_steps=20_000, n_samples=1000, config=FULL_UNET, log_every=200),
+    },
+)
