@@ -19,8 +19,8 @@ from harness.study import Plan
 from harness.trial import Env, TrialOutcome
 
 
-def run_trial(config: dict) -> None:
-    """The Tune trainable: rebuild the plan and trial from `config`, execute, report."""
+def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict, use_gpu: bool) -> None:
+    """The Tune trainable: `config["trial"]` is one trial of the plan; execute it, report."""
     import torch
     from ray import tune
 
@@ -28,12 +28,42 @@ def run_trial(config: dict) -> None:
     from harness.study import Trial
     from harness.trial import execute_trial
 
-    plan = Plan.from_json(config["plan"])
+    plan = Plan.from_json(plan_json)
     trial = Trial(**config["trial"])
     torch.set_num_threads(max(1, int(plan.resources.cpu)))
-    device = pick_device("cuda" if config["use_gpu"] else "cpu")
-    outcome = execute_trial(plan, trial, Path(config["out_dir"]), Env(**config["env"]), device)
+    device = pick_device("cuda" if use_gpu else "cpu")
+    outcome = execute_trial(plan, trial, Path(out_dir), Env(**env), device)
     tune.report({"status": outcome.status, "rows": outcome.n_rows, "message": outcome.message})
+
+
+def _trial_id(trial) -> str:
+    return trial.config["trial"]["trial_id"]
+
+
+def _progress_callback(total: int, echo):
+    """A Tune callback printing one line as each trial starts and ends (Tune itself is
+    silenced with verbose=0, so logs stay readable with hundreds of trials)."""
+    from ray import tune
+
+    class Progress(tune.Callback):
+        def __init__(self):
+            self.ended = 0
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            echo(f"  started  {_trial_id(trial)}  {trial.config['trial']['cell'] or ''}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.ended += 1
+            res = trial.last_result or {}
+            extra = f": {res['message']}" if res.get("message") else ""
+            echo(f"  [{self.ended}/{total}] {_trial_id(trial)} {res.get('status', '?')} "
+                 f"in {res.get('time_total_s', 0):.0f}s{extra}")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.ended += 1
+            echo(f"  [{self.ended}/{total}] {_trial_id(trial)} error")
+
+    return Progress()
 
 
 def concurrency(plan: Plan, cpus: float, gpus: float) -> int:
@@ -83,20 +113,16 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
          f"settings, {resources} per trial, "
          f"{concurrency(plan, cluster.get('CPU', 1), gpus)} at once")
     env = Env(git_sha=git_sha(), versions_json=versions_json())
-    param_space = {
-        "trial": tune.grid_search([dataclasses.asdict(t) for t in pending]),
-        "plan": plan.to_json(), "out_dir": str(out_dir), "use_gpu": use_gpu,
-        "env": dataclasses.asdict(env),
-    }
-    reporter = tune.CLIReporter(metric_columns=["status"], parameter_columns=["trial/trial_id"],
-                                max_report_frequency=30)
+    trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
+                                     env=dataclasses.asdict(env), use_gpu=use_gpu)
     tuner = tune.Tuner(
-        tune.with_resources(run_trial, resources),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(num_samples=1),
+        tune.with_resources(trainable, resources),
+        param_space={"trial": tune.grid_search([dataclasses.asdict(t) for t in pending])},
+        tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_id,
+                                    trial_dirname_creator=_trial_id),
         run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
-                                  storage_path=storage or str(out_dir / "ray"),
-                                  verbose=1, progress_reporter=reporter,
+                                  storage_path=storage or str(out_dir / "ray"), verbose=0,
+                                  callbacks=[_progress_callback(len(pending), echo)],
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
     grid = tuner.fit()

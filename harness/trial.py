@@ -108,7 +108,8 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
         row("sample_s_per_image", sample_s / plan.n_samples, sample_json,
             n_samples=plan.n_samples, protocol="wall clock around sample()")
         info = json.loads(sample_json)
-        row("nfe", info["nfe"], sample_json, protocol="network evaluations per sample")
+        row("nfe", info["nfe"], sample_json, n_samples=plan.n_samples,
+            protocol="network evaluations per sample")
         _save_grid(out_dir / "samples" / trial.trial_id / f"{setting.key}.png", samples, method)
     row("peak_mem_mb", _peak_mem_mb(device),
         protocol="torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss of the trial process")

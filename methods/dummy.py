@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from harness.config import build_config, to_dict
 from harness.method import Budget, Method, TrainData, register
 from harness.seeding import PerSampleNoise
 from methods.training import LossLog
@@ -62,7 +63,8 @@ class Dummy(Method):
         return 0 if self.mean is None else self.mean.numel()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"config": self.config, "mean": self.mean}
+        return {"config": to_dict(self.config), "mean": self.mean.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.config, self.mean = state["config"], state["mean"]
+        self.config = build_config(DummyConfig, state["config"], what="dummy config")
+        self.mean = state["mean"].clone()

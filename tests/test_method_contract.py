@@ -1,0 +1,79 @@
+"""Every registered method against the contract of `harness.method.Method` on tiny inputs:
+shape, range, same seed same samples, batch-size invariance, state round trip, knob checks."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from harness.config import build_config
+from harness.errors import DivergedError, GenbenchError
+from harness.method import Budget, Method, get_method, list_methods, register
+
+# the smallest config of each method that still exercises its code paths
+TINY = {
+    "ddpm": dict(T=10, n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, ema_decay=0.9),
+    "dummy": dict(batch_size=4),
+}
+
+
+def fitted(name, data):
+    cls = get_method(name)
+    m = cls(build_config(cls.Config, TINY.get(name, {})))
+    m.fit(data, Budget(2, log_every=1), seed=0, device=torch.device("cpu"))
+    return m
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_has_a_tiny_config(name):
+    assert name in TINY, f"add a tiny config for {name} to the contract test"
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_contract(name, tiny_images):
+    m = fitted(name, tiny_images)
+    x = m.sample(5, seed=3)
+    assert x.shape == (5, *tiny_images.shape)
+    assert x.min() >= -1 and x.max() <= 1 and torch.isfinite(x).all()
+    assert torch.equal(x, m.sample(5, seed=3))
+    assert not torch.equal(x, m.sample(5, seed=4))
+    # sample i has the same noise whatever the batch and however many are drawn
+    assert torch.allclose(x[:2], m.sample(2, seed=3), atol=1e-5)
+    if "batch_size" in {f.name for f in dataclasses.fields(m.Knobs)}:
+        assert torch.allclose(x, m.sample(5, seed=3, batch_size=2), atol=1e-5)
+    # state round trip into a fresh instance
+    clone = type(m)()
+    clone.load_state_dict(m.state_dict())
+    assert torch.equal(clone.sample(5, seed=3), x)
+    assert m.sampling_info()["nfe"] >= 1
+    with pytest.raises(GenbenchError, match="valid"):
+        m.sample(2, seed=0, not_a_knob=1)
+
+
+def test_ddpm_ema_knob_switches_weights(tiny_images):
+    m = fitted("ddpm", tiny_images)
+    assert not torch.allclose(m.sample(2, seed=0, ema=True), m.sample(2, seed=0, ema=False))
+
+
+def test_fit_is_deterministic_given_seed(tiny_images):
+    a, b = fitted("ddpm", tiny_images), fitted("ddpm", tiny_images)
+    for pa, pb in zip(a.net.parameters(), b.net.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_divergence_raises(tiny_images):
+    cls = get_method("dummy")
+    m = cls(build_config(cls.Config, {"diverge_at": 2}))
+    with pytest.raises(DivergedError, match="step 2"):
+        m.fit(tiny_images, Budget(5, log_every=1), seed=0, device=torch.device("cpu"))
+
+
+def test_registry_refuses_duplicates_and_lists_names():
+    with pytest.raises(ValueError, match="already registered"):
+        register("ddpm")(get_method("dummy"))
+    with pytest.raises(GenbenchError, match="valid methods: .*ddpm"):
+        get_method("nope")
+    with pytest.raises(TypeError):
+        @register("no_config")
+        class Bad(Method):  # noqa: F811
+            pass

@@ -1,0 +1,40 @@
+"""The results store: schema, atomic writes, the ledger."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from harness import results
+
+
+def row(**kw):
+    return {"schema_version": results.SCHEMA_VERSION, "study": "s", "trial_id": "t-s0",
+            "metric": "train_s", "value": 1.0, "created_at": datetime.now(timezone.utc), **kw}
+
+
+def test_roundtrip_and_ledger(tmp_path):
+    results.write_trial_results(tmp_path, "a-s0", [row(trial_id="a-s0")])
+    results.write_trial_results(tmp_path, "b-s0", [row(trial_id="b-s0"), row(trial_id="b-s0")])
+    df = results.read_results(tmp_path)
+    assert list(df.columns) == list(results.COLUMNS) and len(df) == 3
+    assert results.finished_trials(tmp_path) == {"a-s0", "b-s0"}
+
+
+def test_unknown_column_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="not in the results schema"):
+        results.write_trial_results(tmp_path, "x", [row(wat=1)])
+    assert not (tmp_path / "results" / "x.parquet").exists()
+
+
+def test_crash_during_write_leaves_old_file_intact(tmp_path, monkeypatch):
+    path = results.write_trial_results(tmp_path, "a-s0", [row()])
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.os, "replace", boom)
+    with pytest.raises(OSError):
+        results.write_trial_results(tmp_path, "a-s0", [row(), row()])
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["a-s0.parquet"]  # no temp file left

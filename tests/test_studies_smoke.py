@@ -1,0 +1,83 @@
+"""Every study end to end through Ray Tune on CPU at (shrunken) smoke scale: Parquet schema,
+row counts, curves, sample grids, resume from the ledger, and a diverging run."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.results import COLUMNS, read_curves, read_results
+from harness.study import load_study, study_names
+
+# shrink budgets so the whole suite stays within minutes; the grids are the studies' own
+FAST = ["--set", "budget_steps=4", "--set", "n_samples=2", "--set", "log_every=2"]
+PER_TRIAL = {"train_s", "train_images_per_s", "n_params", "final_loss", "peak_mem_mb"}
+PER_SETTING = {"sample_s_per_image", "nfe"}
+
+
+@pytest.mark.parametrize("name", study_names())
+def test_study_smoke(name, tmp_path, ray_local):
+    out = tmp_path / name
+    assert main(["run", name, "--out", str(out), *FAST]) == 0
+    plan = load_study(name).resolve("smoke", {"budget_steps": 4, "n_samples": 2, "log_every": 2})
+    df = read_results(out)
+    assert list(df.columns) == list(COLUMNS)
+    assert set(df.trial_id) == {t.trial_id for t in plan.trials}
+    for trial in plan.trials:
+        rows = df[df.trial_id == trial.trial_id]
+        assert PER_TRIAL <= set(rows.metric)
+        assert (rows.seed == trial.seed).all()
+        setting_rows = rows[rows.metric.isin(PER_SETTING)]
+        assert len(setting_rows) == len(PER_SETTING) * len(plan.samples)
+        assert sorted(json.loads(s)["setting"] for s in setting_rows.sample_json.unique()) == \
+            sorted(s.key for s in plan.samples)
+        for s in plan.samples:
+            assert (out / "samples" / trial.trial_id / f"{s.key}.png").is_file()
+    for col in ("study", "method", "dataset", "config_hash", "config_json", "device", "git_sha",
+                "versions_json", "created_at"):
+        assert df[col].notna().all(), col
+    assert (df.study == name).all() and (df.schema_version == 1).all()
+    assert (df[df.metric == "sample_s_per_image"].n_samples == 2).all()
+    curves = read_curves(out)
+    assert set(curves.trial_id) == set(df.trial_id) and (curves.step.max() == 4)
+    assert json.loads((out / "study.json").read_text())["study"] == name
+    if name == "ddpm_timesteps":  # rows for T = 500, 1000, 2000 for every seed
+        configs = df.drop_duplicates("trial_id")
+        got = {(json.loads(c)["config"]["T"], s) for c, s in zip(configs.config_json, configs.seed)}
+        assert got == {(T, s) for T in (500, 1000, 2000) for s in (0, 1)}
+        snr = df[df.metric == "terminal_snr"].groupby(
+            df.config_json.map(lambda c: json.loads(c)["config"]["T"])).value.first()
+        assert snr[500] > snr[1000] > snr[2000]
+
+
+def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
+    out = tmp_path / "q"
+    args = ["run", "quickstart", "--out", str(out), *FAST, "--set", "steps=2", "--set",
+            "clip_x0=false"]
+    assert main(args) == 0
+    first = read_results(out)
+    assert main(args) == 0
+    assert "1 of 1 trials already finished" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(first, read_results(out))
+    # a new seed runs only the new trial, keeping the old rows
+    assert main([*args, "--set", "seeds=[0,1]"]) == 0
+    both = read_results(out)
+    assert set(both.seed) == {0, 1}
+    pd.testing.assert_frame_equal(both[both.seed == 0].reset_index(drop=True),
+                                  first.reset_index(drop=True))
+
+
+def test_diverging_trial_is_reported(tmp_path, ray_local, capsys):
+    f = tmp_path / "div.py"
+    f.write_text("from harness.study import Study, Scale\n"
+                 "STUDY = Study(name='div', method='dummy', data='mnist5k',"
+                 " train_grid={'diverge_at': [0, 3]},"
+                 " scales={'smoke': Scale(budget_steps=5, n_samples=2, log_every=1)})\n")
+    out = tmp_path / "div"
+    assert main(["run", str(f), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "step 3" in err
+    df = read_results(out)
+    assert df[df.metric == "diverged_at_step"].value.tolist() == [3.0]
+    assert "nfe" in set(df.metric)  # the healthy cell still ran
