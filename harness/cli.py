@@ -1,4 +1,4 @@
-"""The `genbench` command line: run | plan | list.
+"""The `genbench` command line: run | plan | list | assets.
 
 Bad input (unknown study, method, knob, value, data set, scale) is reported in one line on
 stderr with exit status 2, before any output directory is created.
@@ -33,13 +33,22 @@ def _parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="show the cells, trials and resources of a study")
     study_args(plan)
     sub.add_parser("list", help="list methods, studies, data sets and metrics")
+    assets = sub.add_parser("assets", help="list, fetch or build metric assets "
+                                           "(Inception weights, domain feature extractors)")
+    asub = assets.add_subparsers(dest="action")
+    asub.add_parser("fetch", help="download the Inception weights (on a connected machine)")
+    build = asub.add_parser("build-features", help="train and cache the domain classifier")
+    build.add_argument("dataset")
+    build.add_argument("--resolution", type=int, default=None)
+    build.add_argument("--seed", type=int, default=0)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "plan": cmd_plan, "list": cmd_list}[args.command](args)
+        return {"run": cmd_run, "plan": cmd_plan, "list": cmd_list,
+                "assets": cmd_assets}[args.command](args)
     except GenbenchError as err:
         print(f"genbench: error: {err}", file=sys.stderr)
         return 2
@@ -47,11 +56,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _resolve(args):
     from harness import data as datasets
+    from harness.assets import require_inception
+    from harness.metrics import QUALITY_METRICS
     from harness.study import load_study, parse_sets
 
     study = load_study(args.study)
     plan = study.resolve(args.scale, parse_sets(args.sets))
     datasets.check_available(plan.data)
+    if plan.missing_assets == "error" and any(QUALITY_METRICS[m].space == "inception"
+                                              for m in plan.metrics):
+        require_inception()
     return plan
 
 
@@ -97,8 +111,10 @@ def cmd_plan(args) -> int:
 def cmd_list(args) -> int:
     from harness import data as datasets
     from harness.method import list_methods
-    from harness.metrics import COST_METRICS, QUALITY_METRICS
+    from harness.metrics import COST_METRICS, QUALITY_METRICS, metric_names
     from harness.study import load_study, study_names
+
+    metric_names()  # loads the quality metrics
 
     print("methods:  " + ", ".join(list_methods()))
     print("studies:")
@@ -106,7 +122,26 @@ def cmd_list(args) -> int:
         print(f"  {name:<18} {load_study(name).description}")
     print("data sets: " + ", ".join(datasets.dataset_names()))
     print("metrics (cost, always recorded): " + ", ".join(COST_METRICS))
-    print("metrics (quality): " + (", ".join(QUALITY_METRICS) or "none yet"))
+    print("metrics (quality): " + ", ".join(QUALITY_METRICS))
+    return 0
+
+
+def cmd_assets(args) -> int:
+    from harness import assets
+
+    if args.action == "fetch":
+        path = assets.fetch_inception()
+        print(f"fetched {path} ({assets.inception_status().detail})")
+    elif args.action == "build-features":
+        from harness import data as datasets
+        from harness.metrics.features import build_domain_extractor
+
+        datasets.check_available(args.dataset)
+        ex = build_domain_extractor(args.dataset, args.resolution, seed=args.seed)
+        print(f"cached {ex.id} (held-out accuracy {ex.accuracy:.4f})")
+    print(f"assets directory: {assets.assets_dir()} (set GENBENCH_ASSETS to move it)")
+    for a in assets.list_assets():
+        print(f"  [{'x' if a.present else ' '}] {a.name:<28} {a.path}  {a.detail}")
     return 0
 
 

@@ -69,6 +69,11 @@ def info(name: str) -> DatasetInfo:
     raise GenbenchError(f"unknown data set {name!r}; valid: {', '.join(dataset_names())}")
 
 
+def resolution_of(name: str, requested: int | None = None) -> int:
+    """The side length `load(name, resolution=requested)` yields."""
+    return requested or info(name).resolution or 64
+
+
 def check_available(name: str) -> None:
     """Raise a one-line GenbenchError when `name` cannot be loaded here (before work starts)."""
     meta = info(name)
@@ -99,7 +104,7 @@ def load(name: str, split: str = "train", resolution: int | None = None) -> Trai
     else:
         loader = lambda s: _load_folder(Path(name.split(":", 1)[1]).expanduser(), s)  # noqa: E731
     x_uint8, y = loader(split)  # (N, C, H, W) uint8
-    res = resolution or meta.resolution or 64
+    res = resolution_of(name, resolution)
     x = x_uint8.float().div(127.5).sub(1.0)
     if x.shape[-1] != res or x.shape[-2] != res:
         x = F.interpolate(x, size=(res, res), mode="bilinear", antialias=True, align_corners=False)

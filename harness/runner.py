@@ -13,6 +13,7 @@ import math
 import os
 from pathlib import Path
 
+from harness.assets import assets_dir
 from harness.provenance import git_sha, versions_json
 from harness.results import atomic_write_bytes, finished_trials
 from harness.study import Plan
@@ -66,6 +67,21 @@ def _progress_callback(total: int, echo):
     return Progress()
 
 
+def prepare_metrics(plan: Plan, echo=print) -> None:
+    """Build or load, in the driver, every asset the plan's quality metrics need (domain
+    extractor, reference statistics), so trials only read them; fail early when one is missing
+    and the study does not allow skipping it."""
+    if not plan.metrics:
+        return
+    from harness.metrics.quality import Evaluator
+
+    skipped = Evaluator(plan.data, plan.resolution, ref_split=plan.ref_split,
+                        missing_assets=plan.missing_assets).prepare(plan.metrics, echo=echo)
+    if skipped:
+        echo(f"skipping {', '.join(skipped)}: Inception weights missing "
+             "(see `genbench assets`); rows record the reason")
+
+
 def concurrency(plan: Plan, cpus: float, gpus: float) -> int:
     """How many trials of `plan` run at once on `cpus` CPUs and `gpus` GPUs."""
     res = plan.resources
@@ -89,14 +105,17 @@ def init_ray(address: str | None) -> None:
 
 
 def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
-              storage: str | None = None, echo=print) -> list[TrialOutcome]:
+              storage: str | None = None, echo=None) -> list[TrialOutcome]:
     """Run every unfinished trial of `plan` on Ray Tune; return one outcome per trial run."""
     import ray
     from ray import tune
 
+    echo = echo or (lambda line: print(line, flush=True))
     out_dir = Path(out_dir).resolve()  # trials chdir into their own directory
     done = finished_trials(out_dir)
     pending = [t for t in plan.trials if t.trial_id not in done]
+    if pending:
+        prepare_metrics(plan, echo)  # may fail: before anything is written to out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_dir / "study.json", plan.to_json().encode())
     if done:
@@ -112,7 +131,8 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
     echo(f"{plan.study} [{plan.scale}]: {len(pending)} trials x {len(plan.samples)} sample "
          f"settings, {resources} per trial, "
          f"{concurrency(plan, cluster.get('CPU', 1), gpus)} at once")
-    env = Env(git_sha=git_sha(), versions_json=versions_json())
+    env = Env(git_sha=git_sha(), versions_json=versions_json(),
+              assets_dir=str(assets_dir().resolve()))
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), use_gpu=use_gpu)
     tuner = tune.Tuner(

@@ -21,7 +21,7 @@ import json
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness import data as datasets
 from harness.config import build_config, canonical_json, config_hash, parse_value, to_dict
@@ -50,6 +50,8 @@ class Scale:
     train_grid: Grid | None = None  # None = the study's train grid
     sample_grid: Grid | None = None  # None = the study's sample grid
     log_every: int = 50  # loss curve resolution in steps
+    eval_every: int = 0  # quality metrics along training every this many steps; 0 = off
+    eval_samples: int = 0  # samples per evaluation along training; 0 = n_samples
     resources: Resources | None = None  # None = the study's resources
 
 
@@ -64,6 +66,8 @@ class Study:
     sample_grid: Grid = field(default_factory=dict)  # axes over Knobs: re-sample, no retrain
     seeds: tuple[int, ...] = (0,)  # training seeds, one trial per cell and seed
     metrics: tuple[str, ...] = ()  # quality metrics (cost metrics are always recorded)
+    ref_split: str = "train"  # reference split of the data set for quality metrics
+    missing_assets: Literal["error", "skip"] = "error"  # absent Inception weights: fail or skip
     resources: Resources = Resources()
     resolution: int | None = None  # None = the data set's native resolution
     description: str = ""  # one line for `genbench list`
@@ -81,7 +85,9 @@ class Study:
         train_grid = _expand(self.train_grid if sc.train_grid is None else sc.train_grid)
         sample_grid = _expand(self.sample_grid if sc.sample_grid is None else sc.sample_grid)
         top = {"budget_steps": sc.budget_steps, "n_samples": sc.n_samples,
-               "log_every": sc.log_every, "seeds": self.seeds if sc.seeds is None else sc.seeds,
+               "log_every": sc.log_every, "eval_every": sc.eval_every,
+               "eval_samples": sc.eval_samples or sc.n_samples,
+               "seeds": self.seeds if sc.seeds is None else sc.seeds,
                "data": self.data, "resolution": self.resolution}
         res = sc.resources or self.resources
         res_sets: dict[str, float] = {}
@@ -101,12 +107,21 @@ class Study:
         train_grid, sample_grid = _dedupe(train_grid), _dedupe(sample_grid)
         seeds = top["seeds"]
         seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
-        for name in ("budget_steps", "n_samples", "log_every"):
-            if not isinstance(top[name], int) or isinstance(top[name], bool) or top[name] < 1:
-                raise GenbenchError(f"invalid value {top[name]!r} for {name}; expected an integer >= 1")
+        for name, low in (("budget_steps", 1), ("n_samples", 1), ("log_every", 1),
+                          ("eval_every", 0), ("eval_samples", 1)):
+            if not isinstance(top[name], int) or isinstance(top[name], bool) or top[name] < low:
+                raise GenbenchError(f"invalid value {top[name]!r} for {name}; "
+                                    f"expected an integer >= {low}")
+        if top["eval_every"] % top["log_every"]:
+            raise GenbenchError(f"eval_every ({top['eval_every']}) must be a multiple of "
+                                f"log_every ({top['log_every']})")
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
             raise GenbenchError(f"invalid value {top['seeds']!r} for seeds; expected integers")
-        datasets.info(top["data"])  # unknown data set names fail here
+        resolution = datasets.resolution_of(top["data"], top["resolution"])  # fails on unknown names
+        if self.missing_assets not in ("error", "skip"):
+            raise GenbenchError(f"invalid missing_assets {self.missing_assets!r}; valid: error, skip")
+        if self.ref_split not in datasets.SPLITS:
+            raise GenbenchError(f"unknown ref_split {self.ref_split!r}; valid: {', '.join(datasets.SPLITS)}")
         resources = dataclasses.replace(res, **{k: float(v) for k, v in res_sets.items()})
         from harness.metrics import check_metric_names
         check_metric_names(self.metrics)
@@ -116,7 +131,7 @@ class Study:
             _check_axes(cell, config_fields, "train grid axis", self.method)
             cfg = to_dict(build_config(method_cls.Config, {**base, **cell},
                                        what=f"config field of {self.method}"))
-            identity = {"method": self.method, "data": top["data"], "resolution": top["resolution"],
+            identity = {"method": self.method, "data": top["data"], "resolution": resolution,
                         "config": cfg, "budget_steps": top["budget_steps"]}
             chash = config_hash(identity)
             for seed in seeds:
@@ -129,10 +144,12 @@ class Study:
                                          what=f"sampling knob of {self.method}"))
             settings.append(SampleSetting(key=_label(cell), cell=cell, knobs=knobs))
         return Plan(study=self.name, scale=scale, method=self.method, data=top["data"],
-                    resolution=top["resolution"], budget_steps=top["budget_steps"],
+                    resolution=resolution, budget_steps=top["budget_steps"],
                     log_every=top["log_every"], n_samples=top["n_samples"],
-                    metrics=tuple(self.metrics), resources=resources, trials=tuple(trials),
-                    samples=tuple(settings))
+                    metrics=tuple(self.metrics), ref_split=self.ref_split,
+                    missing_assets=self.missing_assets, eval_every=top["eval_every"],
+                    eval_samples=top["eval_samples"], resources=resources,
+                    trials=tuple(trials), samples=tuple(settings))
 
 
 @dataclass(frozen=True)
@@ -163,11 +180,15 @@ class Plan:
     scale: str
     method: str
     data: str
-    resolution: int | None
+    resolution: int  # side length the data is loaded (and metrics are computed) at
     budget_steps: int
     log_every: int
     n_samples: int
     metrics: tuple[str, ...]
+    ref_split: str
+    missing_assets: str
+    eval_every: int
+    eval_samples: int
     resources: Resources
     trials: tuple[Trial, ...]
     samples: tuple[SampleSetting, ...]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class Env:
 
     git_sha: str
     versions_json: str
+    assets_dir: str  # absolute GENBENCH_ASSETS, so every node looks in the same place
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
     from harness.provenance import device_name
 
     out_dir = Path(out_dir)
+    os.environ["GENBENCH_ASSETS"] = env.assets_dir
     seed_everything(trial.seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -71,13 +74,33 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
                      "sample_json": sample_json, "created_at": datetime.now(timezone.utc),
                      **extra})
 
+    evaluator = None
+    if plan.metrics:
+        from harness.metrics.quality import Evaluator
+
+        evaluator = Evaluator(plan.data, plan.resolution, ref_split=plan.ref_split,
+                              device=device, missing_assets=plan.missing_assets)
+    labels_for = lambda n: _labels_for(method, n)  # noqa: E731
     curve: list[dict[str, Any]] = []
     t_start = time.perf_counter()
+    eval_s = 0.0  # time spent evaluating along training, kept out of train_s
 
     def on_log(step: int, values: dict[str, float]) -> None:
+        nonlocal eval_s
+        wall = time.perf_counter() - t_start
         for name, v in values.items():
             curve.append({"trial_id": trial.trial_id, "step": step, "metric": name,
-                          "value": float(v), "wall_s": time.perf_counter() - t_start})
+                          "value": float(v), "wall_s": wall})
+        if evaluator is not None and plan.eval_every and step % plan.eval_every == 0:
+            t0 = time.perf_counter()
+            setting = plan.samples[0]
+            labels = labels_for(plan.eval_samples)
+            samples = method.sample(plan.eval_samples, seed=trial.seed, labels=labels,
+                                    **setting.knobs)
+            for r in evaluator.evaluate(plan.metrics, samples, labels):
+                curve.append({"trial_id": trial.trial_id, "step": step, "metric": r["metric"],
+                              "value": r["value"], "wall_s": wall})
+            eval_s += time.perf_counter() - t0
 
     budget = Budget(plan.budget_steps, log_every=plan.log_every, callback=on_log)
     try:
@@ -87,7 +110,7 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
         row("diverged_at_step", err.step, note=str(err))
         write_trial_results(out_dir, trial.trial_id, rows)
         return TrialOutcome(trial.trial_id, "diverged", str(err), len(rows))
-    train_s = time.perf_counter() - t_start
+    train_s = time.perf_counter() - t_start - eval_s
     write_curve(out_dir, trial.trial_id, curve)
     _save_checkpoint(out_dir, trial.trial_id, method)
 
@@ -102,7 +125,7 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
     for name, value in method.info().items():
         row(name, value)
 
-    labels = _labels_for(plan, method, train, trial.seed)
+    labels = labels_for(plan.n_samples)
     for setting in plan.samples:
         sample_json, samples, sample_s = _sample(method, setting, plan.n_samples, trial.seed, labels)
         row("sample_s_per_image", sample_s / plan.n_samples, sample_json,
@@ -111,17 +134,20 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
         row("nfe", info["nfe"], sample_json, n_samples=plan.n_samples,
             protocol="network evaluations per sample")
         _save_grid(out_dir / "samples" / trial.trial_id / f"{setting.key}.png", samples, method)
+        if evaluator is not None:
+            for r in evaluator.evaluate(plan.metrics, samples, labels):
+                row(r.pop("metric"), r.pop("value"), sample_json, **r)
     row("peak_mem_mb", _peak_mem_mb(device),
         protocol="torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss of the trial process")
     write_trial_results(out_dir, trial.trial_id, rows)
     return TrialOutcome(trial.trial_id, "ok", "", len(rows))
 
 
-def _labels_for(plan: Plan, method: Method, train, seed: int) -> torch.Tensor | None:
+def _labels_for(method: Method, n: int) -> torch.Tensor | None:
     """Class labels to condition on: balanced over classes for conditional methods."""
     if not getattr(method, "num_classes", 0):
         return None
-    return torch.arange(plan.n_samples) % method.num_classes
+    return torch.arange(n) % method.num_classes
 
 
 def _sample(method: Method, setting: SampleSetting, n: int, seed: int,

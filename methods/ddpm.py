@@ -144,6 +144,7 @@ class DDPM(Method):
         k = self.knobs(**knobs)
         sched = self.sampling_schedule(k)
         net = self.ema.net if (k.ema and self.ema is not None) else self.net
+        was_training = net.training  # sample() may be called along training
         net.eval()
         out = []
         for start in range(0, n, k.batch_size):
@@ -156,6 +157,7 @@ class DDPM(Method):
                 x = ddpm_step(sched, i, x, eps, noise.randn(*self.data_shape),
                               variance=k.variance, clip_x0=k.clip_x0)
             out.append(x.clamp(-1, 1).cpu())
+        net.train(was_training)
         return torch.cat(out)
 
     def sampling_info(self, **knobs: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ so each seed trains once and samples three times from the same initial noise.
 """
 
 from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, SMOKE_UNET
+from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
 
 STUDY = Study(
     name="ddpm_respacing",
@@ -18,6 +18,8 @@ STUDY = Study(
     config=dict(T=1000, schedule="linear"),
     sample_grid={"steps": [50, 100, 1000]},
     seeds=(0, 1, 2),
+    metrics=QUALITY,
+    missing_assets="skip",  # Inception weights absent offline: rows say so
     resources=Resources(cpu=1, gpu=0.25),
     scales={
         "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1)),

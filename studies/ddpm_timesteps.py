@@ -8,7 +8,7 @@ range and compare sample quality. With a fixed range the terminal noise level ch
 """
 
 from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, SMOKE_UNET
+from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
 
 STUDY = Study(
     name="ddpm_timesteps",
@@ -18,6 +18,8 @@ STUDY = Study(
     config=dict(schedule="linear", beta_min=1e-4, beta_max=0.02),
     train_grid={"T": [500, 1000, 2000]},
     seeds=(0, 1, 2),
+    metrics=QUALITY,
+    missing_assets="skip",  # Inception weights absent offline: rows say so
     resources=Resources(cpu=1, gpu=0.25),
     scales={
         "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1)),

@@ -9,7 +9,7 @@ Results land in results/quickstart/<scale>/ (Parquet rows, loss curve, sample gr
 """
 
 from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, SMOKE_UNET
+from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
 
 STUDY = Study(
     name="quickstart",
@@ -19,6 +19,8 @@ STUDY = Study(
     config=dict(T=1000, schedule="linear"),
     sample_grid={"steps": [50, 250], "clip_x0": [False, True]},
     seeds=(0,),
+    metrics=QUALITY,
+    missing_assets="skip",  # Inception weights absent offline: rows say so
     resources=Resources(cpu=2, gpu=0.5),
     scales={
         "smoke": Scale(budget_steps=1500, n_samples=64, config=SMOKE_UNET, log_every=50),

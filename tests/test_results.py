@@ -38,3 +38,11 @@ def test_crash_during_write_leaves_old_file_intact(tmp_path, monkeypatch):
         results.write_trial_results(tmp_path, "a-s0", [row(), row()])
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["a-s0.parquet"]  # no temp file left
+
+
+def test_readme_documents_every_column():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name in results.COLUMNS:
+        assert f"`{name}`" in readme, f"README's schema table misses {name}"

@@ -27,8 +27,9 @@ COST_METRICS: dict[str, tuple[bool, str]] = {
 
 @dataclass(frozen=True)
 class QualityMetric:
-    name: str
-    fn: Callable[..., list[dict[str, Any]]]  # returns result rows (metric, value, protocol...)
+    name: str  # ends in its feature space: fid_inception, fid_domain, ...
+    fn: Callable[[Any], dict[str, Any]]  # MetricInput -> row fields (value, std, protocol, note)
+    space: str  # feature space: "inception" or "domain"
     higher_is_better: bool
     description: str
 
@@ -36,20 +37,25 @@ class QualityMetric:
 QUALITY_METRICS: dict[str, QualityMetric] = {}
 
 
-def register_metric(name: str, *, higher_is_better: bool, description: str):
+def register_metric(name: str, *, space: str, higher_is_better: bool, description: str):
     """Decorator: a quality metric function under `name`; duplicate names are refused."""
 
     def wrap(fn):
         if name in QUALITY_METRICS or name in COST_METRICS:
             raise ValueError(f"metric {name!r} is already registered")
-        QUALITY_METRICS[name] = QualityMetric(name, fn, higher_is_better, description)
+        QUALITY_METRICS[name] = QualityMetric(name, fn, space, higher_is_better, description)
         return fn
 
     return wrap
 
 
+def _load_quality_metrics() -> None:
+    from harness.metrics import quality  # noqa: F401  (registers the quality metrics)
+
+
 def higher_is_better(name: str) -> bool:
     """Direction of metric `name`, for comparisons and reports."""
+    _load_quality_metrics()
     if name in COST_METRICS:
         return COST_METRICS[name][0]
     if name in QUALITY_METRICS:
@@ -58,11 +64,13 @@ def higher_is_better(name: str) -> bool:
 
 
 def metric_names() -> list[str]:
+    _load_quality_metrics()
     return sorted([*COST_METRICS, *QUALITY_METRICS])
 
 
 def check_metric_names(names: tuple[str, ...] | list[str]) -> None:
     """Fail in one line naming the valid quality metrics when a study asks for an unknown one."""
+    _load_quality_metrics()
     for n in names:
         if n not in QUALITY_METRICS:
             valid = ", ".join(sorted(QUALITY_METRICS)) or "none registered"

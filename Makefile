@@ -1,0 +1,18 @@
+# The README's two commands. Each creates the virtual environment and installs genbench first
+# (torch 2.14.1 and torchvision 0.29.1 come from the local wheel cache where pip is set up so).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: quickstart test
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+quickstart: $(VENV)/.installed
+	$(VENV)/bin/genbench run quickstart
+
+test: $(VENV)/.installed
+	$(PY) -m pytest

@@ -1,0 +1,219 @@
+"""Feature spaces for the quality metrics.
+
+- `inception`: clean-fid's TorchScript Inception-v3 (`cleanfid.inception_torchscript.InceptionV3W`,
+  the StyleGAN2-ADA copy of the TF 2015-12-05 graph) in clean mode: images quantised to uint8,
+  grayscale repeated to three channels, resized to 299 with clean-fid's own PIL-bicubic resizer
+  (`cleanfid.resize.build_resizer("clean")`), 2048-d pool features. Weights from the assets
+  directory only; never downloaded at run time.
+- `domain`: a small classifier of the data set itself, trained by genbench
+  (`genbench assets build-features DATASET`), seeded and cached under the assets directory by
+  content hash; features are its 128-d penultimate pre-activations, its logits give
+  `class_match`. This is what makes FID meaningful offline and on MNIST.
+
+Both take generated samples as tensors in [-1, 1] and never write image files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from harness.assets import assets_dir, require_inception, sha256_file
+from harness.errors import GenbenchError
+from harness.results import atomic_write_bytes
+
+FEAT_DIM = 128
+DOMAIN_ACCURACY_BOUND = {"mnist5k": 0.97, "mnist": 0.99}  # held-out accuracy a build must reach
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats -> the uint8 values an image file would hold, as float in [0, 255]."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round()
+
+
+class DomainNet(nn.Module):
+    """A small VGG-style classifier: (B, C, H, W) in [-1, 1] -> logits; `features` gives the
+    128-d embedding before its ReLU."""
+
+    def __init__(self, in_ch: int, num_classes: int):
+        super().__init__()
+
+        def block(ci: int, co: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(ci, co, 3, padding=1), nn.BatchNorm2d(co), nn.ReLU(),
+                                 nn.Conv2d(co, co, 3, padding=1), nn.BatchNorm2d(co), nn.ReLU(),
+                                 nn.MaxPool2d(2))
+
+        self.body = nn.Sequential(block(in_ch, 32), block(32, 64), nn.AdaptiveAvgPool2d(4),
+                                  nn.Flatten())
+        self.embed = nn.Linear(64 * 16, FEAT_DIM)
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.3), nn.Linear(FEAT_DIM, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@dataclass
+class DomainExtractor:
+    """A trained DomainNet with its identity (data set, resolution, content hash)."""
+
+    net: DomainNet
+    dataset: str
+    resolution: int
+    content_hash: str
+    accuracy: float
+
+    @property
+    def id(self) -> str:
+        return f"domain:{self.dataset}-r{self.resolution}:{self.content_hash[:12]}"
+
+    @torch.no_grad()
+    def run(self, images: torch.Tensor, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+        """(N, C, H, W) in [-1, 1] -> (features (N, 128) float64, logits (N, K) float64)."""
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        feats, logits = [], []
+        for chunk in images.split(batch_size):
+            x = quantize(chunk).div(127.5).sub(1).to(device)
+            f = self.net.features(x)
+            feats.append(f.double().cpu())
+            logits.append(self.net.head(f).double().cpu())
+        return torch.cat(feats).numpy(), torch.cat(logits).numpy()
+
+
+def _pointer(dataset: str, resolution: int) -> Path:
+    safe = dataset.replace(":", "_").replace("/", "_")
+    return assets_dir() / "features" / f"{safe}-r{resolution}.json"
+
+
+def _state_hash(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _translate(x: torch.Tensor, g: torch.Generator, max_px: int = 2) -> torch.Tensor:
+    """Random integer translations of up to max_px pixels per image (training augmentation)."""
+    B, _, H, W = x.shape
+    shifts = torch.randint(-max_px, max_px + 1, (B, 2), generator=g)
+    padded = F.pad(x, (max_px,) * 4, value=-1.0)
+    out = torch.empty_like(x)
+    for i, (dy, dx) in enumerate(shifts.tolist()):
+        out[i] = padded[i, :, max_px + dy:max_px + dy + H, max_px + dx:max_px + dx + W]
+    return out
+
+
+def build_domain_extractor(dataset: str, resolution: int | None = None, *, seed: int = 0,
+                           epochs: int = 12, min_accuracy: float | None = None,
+                           echo=print) -> DomainExtractor:
+    """Train the domain classifier of `dataset` on its train split, check its held-out
+    accuracy on the test split (at least `min_accuracy`, default the data set's bound), and
+    cache it under the assets directory by content hash."""
+    from harness import data as datasets
+    from harness.seeding import seed_everything
+
+    train = datasets.load(dataset, "train", resolution)
+    test = datasets.load(dataset, "test", resolution)
+    if train.y is None or not train.num_classes:
+        raise GenbenchError(f"data set {dataset!r} has no labels: no domain classifier can be trained")
+    res = train.x.shape[-1]
+    seed_everything(seed)
+    g = torch.Generator().manual_seed(seed)
+    net = DomainNet(train.x.shape[1], train.num_classes)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    steps_per_epoch = len(train.x) // 64
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * steps_per_epoch)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        net.train()
+        perm = torch.randperm(len(train.x), generator=g)
+        for s in range(steps_per_epoch):
+            idx = perm[s * 64:(s + 1) * 64]
+            loss = F.cross_entropy(net(_translate(train.x[idx], g)), train.y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    net.eval()
+    state = net.state_dict()
+    ex = DomainExtractor(net, dataset, res, _state_hash(state), 0.0)
+    _, logits = ex.run(test.x)
+    ex.accuracy = float((logits.argmax(1) == test.y.numpy()).mean())
+    bound = DOMAIN_ACCURACY_BOUND.get(dataset, 0.0) if min_accuracy is None else min_accuracy
+    echo(f"domain classifier of {dataset} at {res}px: held-out accuracy {ex.accuracy:.4f} "
+         f"({len(test.x)} test images, {time.perf_counter() - t0:.0f}s, seed {seed})")
+    if ex.accuracy < bound:
+        raise GenbenchError(f"domain classifier of {dataset} reached {ex.accuracy:.4f} held-out "
+                            f"accuracy, below the {bound} bound; not cached")
+    buf = io.BytesIO()
+    torch.save({"state": state, "in_ch": train.x.shape[1], "num_classes": train.num_classes}, buf)
+    pointer = _pointer(dataset, res)
+    weights = pointer.with_name(f"{pointer.stem}-{ex.content_hash[:12]}.pt")
+    atomic_write_bytes(weights, buf.getvalue())
+    meta = {"dataset": dataset, "resolution": res, "content_hash": ex.content_hash,
+            "weights": weights.name, "accuracy": ex.accuracy, "seed": seed, "epochs": epochs,
+            "n_test": len(test.x)}
+    atomic_write_bytes(pointer, json.dumps(meta, indent=1, sort_keys=True).encode())
+    return ex
+
+
+def domain_extractor_exists(dataset: str, resolution: int) -> bool:
+    return _pointer(dataset, resolution).is_file()
+
+
+def load_domain_extractor(dataset: str, resolution: int,
+                          device: torch.device | str = "cpu") -> DomainExtractor:
+    """The cached domain extractor of `dataset` at `resolution`, or a one-line error."""
+    pointer = _pointer(dataset, resolution)
+    if not pointer.is_file():
+        raise GenbenchError(f"no domain feature extractor for {dataset} at {resolution}px in "
+                            f"{pointer.parent}; run `genbench assets build-features {dataset}`")
+    meta = json.loads(pointer.read_text())
+    saved = torch.load(pointer.with_name(meta["weights"]), map_location="cpu")
+    net = DomainNet(saved["in_ch"], saved["num_classes"])
+    net.load_state_dict(saved["state"])
+    if _state_hash(net.state_dict()) != meta["content_hash"]:
+        raise GenbenchError(f"domain extractor {pointer.with_name(meta['weights'])} does not match "
+                            "its recorded hash; rebuild it with `genbench assets build-features`")
+    return DomainExtractor(net.to(device).eval(), dataset, resolution, meta["content_hash"],
+                           meta["accuracy"])
+
+
+class InceptionExtractor:
+    """clean-fid's Inception in clean mode (see the module docstring)."""
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        from cleanfid.inception_torchscript import InceptionV3W
+        from cleanfid.resize import build_resizer
+
+        path = require_inception()
+        self.model = InceptionV3W(str(path.parent), download=False).to(device).eval()
+        self.device = torch.device(device)
+        self.resize = build_resizer("clean")
+        self.id = f"inception-2015-12-05:{sha256_file(path)[:12]}"
+
+    @torch.no_grad()
+    def run(self, images: torch.Tensor, batch_size: int = 64) -> tuple[np.ndarray, None]:
+        """(N, C, H, W) in [-1, 1] -> (N, 2048) float64 features."""
+        feats = []
+        for chunk in images.split(batch_size):
+            x = quantize(chunk)
+            if x.shape[1] == 1:  # grayscale -> three channels (PITFALLS)
+                x = x.repeat(1, 3, 1, 1)
+            arr = x.permute(0, 2, 3, 1).numpy().astype(np.uint8)
+            resized = np.stack([self.resize(img) for img in arr]).transpose(0, 3, 1, 2)
+            feats.append(self.model(torch.from_numpy(resized).to(self.device)).double().cpu())
+        return torch.cat(feats).numpy(), None

@@ -1,0 +1,274 @@
+"""Sample-quality metrics on clean-fid's machinery, with the protocol on every row.
+
+- `fid_*`: `cleanfid.fid.frechet_distance` (scipy's `sqrtm`, with clean-fid's eps fallback for
+  near-singular products) on float64 means and covariances.
+- `kid_*`: `cleanfid.fid.kernel_distance` (cubic polynomial kernel MMD), evaluated one subset
+  at a time over 100 seeded subsets so that the mean and its standard deviation are reported;
+  the subset size is min(1000, n, n_ref), so small samples never crash (PITFALLS).
+- `precision_*`, `recall_*`: improved precision and recall (Kynkaenniemi et al. 2019,
+  arXiv 1904.06991) with k = 3 nearest-neighbour manifolds in the same feature space.
+- `class_match`: the fraction of class-conditional samples the domain classifier assigns to
+  their conditioning class.
+
+Inception and domain features never share a name: every metric name ends in its space.
+Reference statistics are computed once per (data set, split, extractor, resolution, count) and
+cached under the assets directory (`refstats/<key>.npz`); the key is on every row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from harness.assets import assets_dir
+from harness.errors import GenbenchError
+from harness.metrics import QUALITY_METRICS, register_metric
+from harness.results import atomic_write_bytes
+
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+PR_K = 3
+CLEAN_PROTOCOL = {"inception": "clean-fid clean mode: uint8, gray->RGB, PIL bicubic 299",
+                  "domain": "uint8-quantised, native resolution, domain classifier features"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Features of the reference images of one feature space, with their Gaussian fit."""
+
+    key: str  # cache key recorded in `ref_split`
+    split: str
+    feats: np.ndarray  # (n_ref, D) float64
+    mu: np.ndarray  # (D,) float64
+    sigma: np.ndarray  # (D, D) float64
+
+    @property
+    def n(self) -> int:
+        return len(self.feats)
+
+
+@dataclass(frozen=True)
+class MetricInput:
+    feats: np.ndarray  # (N, D) float64 features of the generated samples
+    ref: Reference
+    logits: np.ndarray | None  # (N, K) domain classifier logits (domain space only)
+    labels: np.ndarray | None  # (N,) conditioning labels of class-conditional samples
+
+
+def gaussian_fit(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance in float64."""
+    feats = np.asarray(feats, dtype=np.float64)
+    return feats.mean(0), np.cov(feats, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """clean-fid's Frechet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64."""
+    from cleanfid.fid import frechet_distance as fd
+
+    return float(fd(np.float64(mu1), np.float64(sigma1), np.float64(mu2), np.float64(sigma2)))
+
+
+def kernel_distance(feats1: np.ndarray, feats2: np.ndarray, *, subsets: int = KID_SUBSETS,
+                    subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> tuple[float, float]:
+    """(mean, std) over `subsets` seeded evaluations of clean-fid's `kernel_distance`."""
+    from cleanfid.fid import kernel_distance as kd
+
+    state = np.random.get_state()  # clean-fid draws subsets from the global NumPy generator
+    np.random.seed(seed)
+    try:
+        values = [kd(feats1, feats2, num_subsets=1, max_subset_size=subset_size)
+                  for _ in range(subsets)]
+    finally:
+        np.random.set_state(state)
+    return float(np.mean(values)), float(np.std(values, ddof=1))
+
+
+def _kth_nn_radii(feats: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance of each point to its k-th nearest neighbour within the same set (self excluded)."""
+    radii = []
+    for chunk in feats.split(1024):
+        d = torch.cdist(chunk, feats)
+        radii.append(d.kthvalue(k + 1, dim=1).values)  # the 1st is the point itself
+    return torch.cat(radii)
+
+
+def _coverage(query: torch.Tensor, support: torch.Tensor, radii: torch.Tensor) -> float:
+    """Fraction of `query` points inside at least one ball (support_i, radii_i)."""
+    inside = []
+    for chunk in query.split(1024):
+        inside.append((torch.cdist(chunk, support) <= radii[None]).any(1))
+    return float(torch.cat(inside).float().mean())
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K) -> tuple[float, float]:
+    """Improved precision (fake inside the real manifold) and recall (real inside the fake one)."""
+    r = torch.from_numpy(np.asarray(real, dtype=np.float32))
+    f = torch.from_numpy(np.asarray(fake, dtype=np.float32))
+    precision = _coverage(f, r, _kth_nn_radii(r, k))
+    recall = _coverage(r, f, _kth_nn_radii(f, k))
+    return precision, recall
+
+
+def _fid_note(n: int, dim: int) -> str | None:
+    stable = max(2000, 2 * dim)
+    if n < stable:
+        return (f"only {n} samples for {dim}-d features (< {stable}): FID is biased upward and "
+                "noisy at this size; compare kid_* (with its std) instead")
+    return None
+
+
+def _register_space(space: str) -> None:
+    def fid(m: MetricInput) -> dict[str, Any]:
+        mu, sigma = gaussian_fit(m.feats)
+        return {"value": frechet_distance(mu, sigma, m.ref.mu, m.ref.sigma),
+                "note": _fid_note(len(m.feats), m.feats.shape[1]),
+                "protocol": f"clean-fid frechet_distance float64; {CLEAN_PROTOCOL[space]}"}
+
+    def kid(m: MetricInput) -> dict[str, Any]:
+        size = min(KID_SUBSET_SIZE, len(m.feats), m.ref.n)
+        mean, std = kernel_distance(m.feats, m.ref.feats)
+        return {"value": mean, "std": std,
+                "protocol": f"clean-fid kernel_distance, {KID_SUBSETS} subsets of {size}; "
+                            f"{CLEAN_PROTOCOL[space]}"}
+
+    def pr(which: int) -> Callable[[MetricInput], dict[str, Any]]:
+        def fn(m: MetricInput) -> dict[str, Any]:
+            values = precision_recall(m.ref.feats, m.feats)
+            return {"value": values[which],
+                    "protocol": f"k-NN manifolds, k={PR_K} (Kynkaanniemi et al. 2019); "
+                                f"{CLEAN_PROTOCOL[space]}"}
+        return fn
+
+    register_metric(f"fid_{space}", space=space, higher_is_better=False,
+                    description=f"Frechet distance of {space} features")(fid)
+    register_metric(f"kid_{space}", space=space, higher_is_better=False,
+                    description=f"kernel inception distance of {space} features, with std")(kid)
+    register_metric(f"precision_{space}", space=space, higher_is_better=True,
+                    description=f"improved precision, k={PR_K}, {space} features")(pr(0))
+    register_metric(f"recall_{space}", space=space, higher_is_better=True,
+                    description=f"improved recall, k={PR_K}, {space} features")(pr(1))
+
+
+for _space in ("inception", "domain"):
+    _register_space(_space)
+
+
+@register_metric("class_match", space="domain", higher_is_better=True,
+                 description="fraction of conditional samples classified as their class")
+def class_match(m: MetricInput) -> dict[str, Any]:
+    if m.labels is None:
+        return {"value": float("nan"), "note": "skipped: the samples are not class-conditional"}
+    return {"value": float((m.logits.argmax(1) == m.labels).mean()),
+            "protocol": "argmax of the domain classifier == conditioning label"}
+
+
+class Evaluator:
+    """Computes a study's quality metrics for batches of samples of one data set.
+
+    Feature extractors and reference statistics load once per evaluator; `prepare` builds
+    what is missing (in the driver, before trials start), `evaluate` only reads.
+    """
+
+    def __init__(self, dataset: str, resolution: int, *, ref_split: str = "train",
+                 n_ref: int | None = None, device: torch.device | str = "cpu",
+                 missing_assets: str = "error"):
+        self.dataset, self.resolution, self.ref_split = dataset, resolution, ref_split
+        self.n_ref, self.device, self.missing_assets = n_ref, torch.device(device), missing_assets
+        self._extractors: dict[str, Any] = {}
+        self._refs: dict[str, Reference] = {}
+
+    # -- feature spaces -------------------------------------------------------------------
+    def extractor(self, space: str):
+        if space not in self._extractors:
+            from harness.metrics import features
+
+            if space == "domain":
+                self._extractors[space] = features.load_domain_extractor(
+                    self.dataset, self.resolution, self.device)
+            elif space == "inception":
+                self._extractors[space] = features.InceptionExtractor(self.device)
+            else:
+                raise GenbenchError(f"unknown feature space {space!r}")
+        return self._extractors[space]
+
+    def reference(self, space: str) -> Reference:
+        """Reference features of `space`, from the cache or computed and cached now."""
+        if space in self._refs:
+            return self._refs[space]
+        from harness import data as datasets
+
+        ex = self.extractor(space)
+        ident = {"dataset": self.dataset, "split": self.ref_split, "extractor": ex.id,
+                 "resolution": self.resolution, "n_ref": self.n_ref, "version": 1}
+        key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        path = assets_dir() / "refstats" / f"{key}.npz"
+        if path.is_file():
+            z = np.load(path)
+            ref = Reference(f"{self.dataset}/{self.ref_split}/r{self.resolution}/n{len(z['feats'])}"
+                            f" key={key}", self.ref_split, z["feats"], z["mu"], z["sigma"])
+        else:
+            images = datasets.load(self.dataset, self.ref_split, self.resolution).x
+            if self.n_ref is not None:
+                images = images[: self.n_ref]
+            feats, _ = ex.run(images)
+            mu, sigma = gaussian_fit(feats)
+            buf = io.BytesIO()
+            np.savez(buf, feats=feats, mu=mu, sigma=sigma, ident=json.dumps(ident))
+            atomic_write_bytes(path, buf.getvalue())
+            ref = Reference(f"{self.dataset}/{self.ref_split}/r{self.resolution}/n{len(feats)}"
+                            f" key={key}", self.ref_split, feats, mu, sigma)
+        self._refs[space] = ref
+        return ref
+
+    def prepare(self, names: tuple[str, ...] | list[str], echo=print) -> list[str]:
+        """Make every asset the metrics need present, building the domain extractor and the
+        reference statistics if missing. Returns the names that will be skipped (missing
+        Inception weights with missing_assets="skip"); raises GenbenchError otherwise."""
+        from harness.metrics import features
+
+        skipped = []
+        for space in sorted({QUALITY_METRICS[n].space for n in names}):
+            if space == "domain" and not features.domain_extractor_exists(self.dataset, self.resolution):
+                echo(f"building the domain feature extractor of {self.dataset} "
+                     f"(once; cached under {assets_dir()})")
+                features.build_domain_extractor(self.dataset, self.resolution, echo=echo)
+            try:
+                self.reference(space)
+            except GenbenchError:
+                if space == "inception" and self.missing_assets == "skip":
+                    skipped += [n for n in names if QUALITY_METRICS[n].space == space]
+                    continue
+                raise
+        return skipped
+
+    def evaluate(self, names: tuple[str, ...] | list[str], samples: torch.Tensor,
+                 labels: torch.Tensor | None = None) -> list[dict[str, Any]]:
+        """Result-row fields (metric, value, std, protocol columns) for each metric name."""
+        rows = []
+        by_space: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        for name in names:
+            spec = QUALITY_METRICS[name]
+            base = {"metric": name, "n_samples": len(samples), "ref_split": None}
+            try:
+                ex = self.extractor(spec.space)
+                ref = self.reference(spec.space)
+            except GenbenchError as err:
+                if spec.space == "inception" and self.missing_assets == "skip":
+                    rows.append({**base, "value": float("nan"), "note": f"skipped: {err}"})
+                    continue
+                raise
+            if spec.space not in by_space:
+                by_space[spec.space] = ex.run(samples)
+            feats, logits = by_space[spec.space]
+            out = spec.fn(MetricInput(feats, ref, logits,
+                                      None if labels is None else labels.numpy()))
+            rows.append({**base, "n_ref": ref.n, "feature_extractor": ex.id,
+                         "ref_split": ref.key, **out})
+        return rows
