@@ -114,6 +114,9 @@ def test_rows_carry_their_protocol_and_class_match(domain_extractor):
     shuffled = ev.evaluate(["class_match"], test.x[:500], test.y[:500].roll(1))[0]["value"]
     assert shuffled < 0.3
     assert np.isnan(ev.evaluate(["class_match"], test.x[:10])[0]["value"])
+    tiny = {r["metric"]: r for r in ev.evaluate(DOMAIN, test.x[:2])}  # too few for k-NN
+    assert np.isnan(tiny["recall_domain"]["value"]) and "at least 4" in tiny["recall_domain"]["note"]
+    assert np.isfinite(tiny["kid_domain"]["value"])
     # the reference statistics are cached under the assets directory and reused
     again = Evaluator("mnist5k", 28, ref_split="train").reference("domain")
     assert again.key == rows["fid_domain"]["ref_split"] and np.array_equal(

@@ -34,6 +34,15 @@ def test_study_smoke(name, tmp_path, ray_local):
             sorted(s.key for s in plan.samples)
         for s in plan.samples:
             assert (out / "samples" / trial.trial_id / f"{s.key}.png").is_file()
+        quality = rows[rows.metric.isin(plan.metrics)]
+        assert len(quality) == len(plan.metrics) * len(plan.samples)
+        domain = quality[quality.metric.isin(["fid_domain", "kid_domain"])]
+        assert len(domain) == 2 * len(plan.samples) and domain.value.notna().all()
+        for col in ("feature_extractor", "ref_split", "protocol", "n_ref", "n_samples"):
+            assert domain[col].notna().all(), col
+        assert domain[domain.metric == "kid_domain"]["std"].notna().all()
+        inception = quality[quality.metric.str.endswith("_inception")]  # no weights offline
+        assert inception.value.isna().all() and inception.note.str.startswith("skipped").all()
     for col in ("study", "method", "dataset", "config_hash", "config_json", "device", "git_sha",
                 "versions_json", "created_at"):
         assert df[col].notna().all(), col
@@ -81,3 +90,13 @@ def test_diverging_trial_is_reported(tmp_path, ray_local, capsys):
     df = read_results(out)
     assert df[df.metric == "diverged_at_step"].value.tolist() == [3.0]
     assert "nfe" in set(df.metric)  # the healthy cell still ran
+
+
+def test_metrics_along_training_go_to_curves(tmp_path, ray_local):
+    out = tmp_path / "q"
+    assert main(["run", "quickstart", "--out", str(out), *FAST, "--set", "eval_every=2",
+                 "--set", "steps=2", "--set", "clip_x0=false"]) == 0
+    curves = read_curves(out)
+    fid = curves[curves.metric == "fid_domain"]
+    assert fid.step.tolist() == [2, 4] and fid.value.notna().all()
+    assert set(curves[curves.metric == "loss"].step) == {2, 4}

@@ -35,6 +35,8 @@ from harness.results import atomic_write_bytes
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 PR_K = 3
+# fewest samples (and reference samples) each metric family is defined for
+MIN_SAMPLES = {"fid": 2, "kid": 2, "precision": PR_K + 1, "recall": PR_K + 1}
 CLEAN_PROTOCOL = {"inception": "clean-fid clean mode: uint8, gray->RGB, PIL bicubic 299",
                   "domain": "uint8-quantised, native resolution, domain classifier features"}
 
@@ -267,8 +269,13 @@ class Evaluator:
             if spec.space not in by_space:
                 by_space[spec.space] = ex.run(samples)
             feats, logits = by_space[spec.space]
-            out = spec.fn(MetricInput(feats, ref, logits,
-                                      None if labels is None else labels.numpy()))
+            need = MIN_SAMPLES.get(name.split("_")[0], 1)
+            if min(len(feats), ref.n) < need:
+                out = {"value": float("nan"), "note": f"skipped: {name} needs at least {need} "
+                                                       f"samples, got {len(feats)} (ref {ref.n})"}
+            else:
+                out = spec.fn(MetricInput(feats, ref, logits,
+                                          None if labels is None else labels.numpy()))
             rows.append({**base, "n_ref": ref.n, "feature_extractor": ex.id,
                          "ref_split": ref.key, **out})
         return rows
