@@ -111,7 +111,7 @@ def cmd_plan(args) -> int:
 def cmd_list(args) -> int:
     from harness import data as datasets
     from harness.method import list_methods
-    from harness.metrics import COST_METRICS, QUALITY_METRICS, metric_names
+    from harness.metrics import COST_METRICS, QUALITY_METRICS, TASK_METRICS, metric_names
     from harness.study import load_study, study_names
 
     metric_names()  # loads the quality metrics
@@ -123,6 +123,7 @@ def cmd_list(args) -> int:
     print("data sets: " + ", ".join(datasets.dataset_names()))
     print("metrics (cost, always recorded): " + ", ".join(COST_METRICS))
     print("metrics (quality): " + ", ".join(QUALITY_METRICS))
+    print("metrics (inpainting task): " + ", ".join(TASK_METRICS))
     return 0
 
 

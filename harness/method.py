@@ -6,9 +6,15 @@ dataclasses: `Config` (everything that changes training) and `Knobs` (everything
 changes sampling, so a sample grid never retrains). The contract:
 
 - `fit(data, budget, *, seed, device)` trains; it returns nothing and keeps only its own state.
-- `sample(n, *, seed, **knobs)` returns `(N, C, H, W)` images in `[-1, 1]` (or `(N, D)` points
-  for toy methods with `output = "points"`); the same seed gives the same samples, whatever
-  the batch size, because noise comes from per-sample generators (`harness.seeding`).
+- `sample(n, *, seed, labels=None, observation=None, **knobs)` returns `(N, C, H, W)` images in
+  `[-1, 1]` (or `(N, D)` points for toy methods with `output = "points"`); the same seed gives
+  the same samples, whatever the batch size, because noise comes from per-sample generators
+  (`harness.seeding`). `labels` condition class-conditional methods; `observation` carries a
+  measurement of unknown images for inverse problems (inpainting with DPS).
+- `check(config, knobs, *, task, num_classes)` refuses, before anything runs, combinations that
+  cannot work (guidance on an unconditional model, DPS without an observation).
+- `figures(data, *, seed)` returns method-specific figures (e.g. the forward and backward
+  diffusion of one batch) as image grids.
 - `sampling_info(**knobs)` describes the sampler without running it: NFE per sample and the
   timesteps used; `info()` gives scalars about the trained model (e.g. `terminal_snr`).
 - `state_dict()` / `load_state_dict()` round-trip the trained model, config included.
@@ -61,6 +67,17 @@ class Budget:
         return step % self.log_every == 0 or step == self.steps
 
 
+@dataclass(frozen=True)
+class Observation:
+    """A measurement y = A(x) + n of unknown images x, with A(x) = mask * x (inpainting)."""
+
+    y: torch.Tensor  # (N, C, H, W) observed values, zero where hidden
+    mask: torch.Tensor  # (N, 1, H, W) 1 where observed, 0 where hidden
+
+    def __getitem__(self, idx) -> "Observation":
+        return Observation(self.y[idx], self.mask[idx])
+
+
 class Method(abc.ABC):
     """Base class of every generative method (see the module docstring for the contract)."""
 
@@ -80,8 +97,9 @@ class Method(abc.ABC):
 
     @abc.abstractmethod
     def sample(self, n: int, *, seed: int, labels: torch.Tensor | None = None,
-               **knobs: Any) -> torch.Tensor:
-        """Draw `n` samples; `labels` (n,) for class-conditional methods."""
+               observation: Observation | None = None, **knobs: Any) -> torch.Tensor:
+        """Draw `n` samples; `labels` (n,) for class-conditional methods; `observation` for
+        inverse problems."""
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -90,6 +108,17 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of `state_dict`."""
+
+    @classmethod
+    def check(cls, config: Any, knobs: Any, *, task: str, num_classes: int) -> None:
+        """Raise GenbenchError for a config and knobs that cannot run together on `task`
+        ("generate" or "inpaint") with a data set of `num_classes` classes."""
+        if task != "generate":
+            raise GenbenchError(f"method {cls.name!r} does not support task {task!r}")
+
+    def figures(self, data: TrainData, *, seed: int) -> dict[str, tuple[torch.Tensor, int]]:
+        """name -> (images (N, C, H, W) in [-1, 1], images per row) to save with the trial."""
+        return {}
 
     def sampling_info(self, **knobs: Any) -> dict[str, Any]:
         """NFE per sample and sampler facts (e.g. first and last timestep) for given knobs."""

@@ -19,6 +19,7 @@ import importlib.util
 import itertools
 import json
 import pkgutil
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +50,7 @@ class Scale:
     seeds: tuple[int, ...] | None = None  # None = the study's seeds
     train_grid: Grid | None = None  # None = the study's train grid
     sample_grid: Grid | None = None  # None = the study's sample grid
+    sample_config: dict[str, Any] = field(default_factory=dict)  # sampling knob overrides
     log_every: int = 50  # loss curve resolution in steps
     eval_every: int = 0  # quality metrics along training every this many steps; 0 = off
     eval_samples: int = 0  # samples per evaluation along training; 0 = n_samples
@@ -64,10 +66,15 @@ class Study:
     config: dict[str, Any] = field(default_factory=dict)  # base method config
     train_grid: Grid = field(default_factory=dict)  # axes over Config fields: one fit per cell
     sample_grid: Grid = field(default_factory=dict)  # axes over Knobs: re-sample, no retrain
+    sample_config: dict[str, Any] = field(default_factory=dict)  # base sampling knobs
     seeds: tuple[int, ...] = (0,)  # training seeds, one trial per cell and seed
     metrics: tuple[str, ...] = ()  # quality metrics (cost metrics are always recorded)
     ref_split: str = "train"  # reference split of the data set for quality metrics
     missing_assets: Literal["error", "skip"] = "error"  # absent Inception weights: fail or skip
+    task: Literal["generate", "inpaint"] = "generate"  # inpaint: restore masked test images
+    mask: Literal["center", "half", "random", "none"] = "center"  # inpaint: hidden region
+    obs_noise: float = 0.0  # inpaint: std of the measurement noise n in y = A(x) + n
+    figures: bool = False  # save the method's figures (e.g. forward/backward process)
     resources: Resources = Resources()
     resolution: int | None = None  # None = the data set's native resolution
     description: str = ""  # one line for `genbench list`
@@ -91,7 +98,7 @@ class Study:
                "data": self.data, "resolution": self.resolution}
         res = sc.resources or self.resources
         res_sets: dict[str, float] = {}
-        knob_sets: dict[str, Any] = {}
+        knob_sets: dict[str, Any] = {**self.sample_config, **sc.sample_config}
         for key, value in (sets or {}).items():
             target, name = _route(key, config_fields, knob_fields, list(top) + ["cpu", "gpu"])
             if target == "config":
@@ -118,14 +125,18 @@ class Study:
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
             raise GenbenchError(f"invalid value {top['seeds']!r} for seeds; expected integers")
         resolution = datasets.resolution_of(top["data"], top["resolution"])  # fails on unknown names
-        if self.missing_assets not in ("error", "skip"):
-            raise GenbenchError(f"invalid missing_assets {self.missing_assets!r}; valid: error, skip")
+        for name in ("missing_assets", "task", "mask"):
+            valid = typing.get_args(typing.get_type_hints(Study)[name])
+            if getattr(self, name) not in valid:
+                raise GenbenchError(f"invalid {name} {getattr(self, name)!r}; "
+                                    f"valid: {', '.join(valid)}")
         if self.ref_split not in datasets.SPLITS:
             raise GenbenchError(f"unknown ref_split {self.ref_split!r}; valid: {', '.join(datasets.SPLITS)}")
         resources = dataclasses.replace(res, **{k: float(v) for k, v in res_sets.items()})
         from harness.metrics import check_metric_names
         check_metric_names(self.metrics)
 
+        num_classes = datasets.info(top["data"]).num_classes
         trials = []
         for cell in train_grid:
             _check_axes(cell, config_fields, "train grid axis", self.method)
@@ -140,15 +151,19 @@ class Study:
         settings = []
         for cell in sample_grid:
             _check_axes(cell, knob_fields, "sample grid axis", self.method)
-            knobs = to_dict(build_config(method_cls.Knobs, {**knob_sets, **cell},
-                                         what=f"sampling knob of {self.method}"))
-            settings.append(SampleSetting(key=_label(cell), cell=cell, knobs=knobs))
+            knobs = build_config(method_cls.Knobs, {**knob_sets, **cell},
+                                 what=f"sampling knob of {self.method}")
+            for trial in trials:  # combinations that cannot run fail now, not after training
+                method_cls.check(build_config(method_cls.Config, trial.config), knobs,
+                                 task=self.task, num_classes=num_classes)
+            settings.append(SampleSetting(key=_label(cell), cell=cell, knobs=to_dict(knobs)))
         return Plan(study=self.name, scale=scale, method=self.method, data=top["data"],
                     resolution=resolution, budget_steps=top["budget_steps"],
                     log_every=top["log_every"], n_samples=top["n_samples"],
                     metrics=tuple(self.metrics), ref_split=self.ref_split,
                     missing_assets=self.missing_assets, eval_every=top["eval_every"],
-                    eval_samples=top["eval_samples"], resources=resources,
+                    eval_samples=top["eval_samples"], task=self.task, mask=self.mask,
+                    obs_noise=self.obs_noise, figures=self.figures, resources=resources,
                     trials=tuple(trials), samples=tuple(settings))
 
 
@@ -189,6 +204,10 @@ class Plan:
     missing_assets: str
     eval_every: int
     eval_samples: int
+    task: str
+    mask: str
+    obs_noise: float
+    figures: bool
     resources: Resources
     trials: tuple[Trial, ...]
     samples: tuple[SampleSetting, ...]

@@ -20,8 +20,8 @@ import torch
 
 from harness import data as datasets
 from harness.config import build_config, canonical_json
-from harness.errors import DivergedError
-from harness.method import Budget, Method, get_method
+from harness.errors import DivergedError, GenbenchError
+from harness.method import Budget, Method, Observation, get_method
 from harness.results import atomic_write_bytes, write_curve, write_trial_results
 from harness.seeding import seed_everything
 from harness.study import Plan, SampleSetting, Trial
@@ -96,7 +96,7 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
             setting = plan.samples[0]
             labels = labels_for(plan.eval_samples)
             samples = method.sample(plan.eval_samples, seed=trial.seed, labels=labels,
-                                    **setting.knobs)
+                                    **setting.knobs)  # (a generation task: no observation)
             for r in evaluator.evaluate(plan.metrics, samples, labels):
                 curve.append({"trial_id": trial.trial_id, "step": step, "metric": r["metric"],
                               "value": r["value"], "wall_s": wall})
@@ -125,9 +125,23 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
     for name, value in method.info().items():
         row(name, value)
 
+    if plan.figures:
+        for name, (images, nrow) in method.figures(train, seed=trial.seed).items():
+            _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, method, nrow)
     labels = labels_for(plan.n_samples)
+    truth = observation = None
+    if plan.task == "inpaint":  # restore the first n test images from y = A(x) + n
+        from methods.dps import make_inpainting
+
+        truth = datasets.load(plan.data, "test", plan.resolution).x[:plan.n_samples]
+        if len(truth) < plan.n_samples:
+            raise GenbenchError(f"inpainting needs n_samples <= {len(truth)} test images")
+        observation = make_inpainting(truth, plan.mask, plan.obs_noise, seed=trial.seed)
+        _save_grid(out_dir / "samples" / trial.trial_id / "observation.png",
+                   observation.y + (observation.mask - 1), method)
     for setting in plan.samples:
-        sample_json, samples, sample_s = _sample(method, setting, plan.n_samples, trial.seed, labels)
+        sample_json, samples, sample_s = _sample(method, setting, plan.n_samples, trial.seed,
+                                                 labels, observation)
         row("sample_s_per_image", sample_s / plan.n_samples, sample_json,
             n_samples=plan.n_samples, protocol="wall clock around sample()")
         info = json.loads(sample_json)
@@ -137,6 +151,14 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
         if evaluator is not None:
             for r in evaluator.evaluate(plan.metrics, samples, labels):
                 row(r.pop("metric"), r.pop("value"), sample_json, **r)
+        if observation is not None:
+            from methods.dps import hidden_error
+
+            mse, psnr = hidden_error(samples, truth, observation.mask)
+            protocol = f"hidden pixels of the {plan.mask} mask, obs_noise={plan.obs_noise}"
+            row("mse_hidden", mse, sample_json, n_samples=plan.n_samples, protocol=protocol)
+            row("psnr_hidden", psnr, sample_json, n_samples=plan.n_samples,
+                protocol=protocol + ", peak-to-peak 2")
     row("peak_mem_mb", _peak_mem_mb(device),
         protocol="torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss of the trial process")
     write_trial_results(out_dir, trial.trial_id, rows)
@@ -151,24 +173,26 @@ def _labels_for(method: Method, n: int) -> torch.Tensor | None:
 
 
 def _sample(method: Method, setting: SampleSetting, n: int, seed: int,
-            labels: torch.Tensor | None) -> tuple[str, torch.Tensor, float]:
+            labels: torch.Tensor | None,
+            observation: Observation | None) -> tuple[str, torch.Tensor, float]:
     """Draw n samples of one setting; the seed is the trial's, so every setting starts from
     the same initial noise."""
     t0 = time.perf_counter()
-    samples = method.sample(n, seed=seed, labels=labels, **setting.knobs)
+    samples = method.sample(n, seed=seed, labels=labels, observation=observation, **setting.knobs)
     sample_s = time.perf_counter() - t0
     facts = method.sampling_info(**setting.knobs)
     return canonical_json({**setting.knobs, **facts, "setting": setting.key}), samples, sample_s
 
 
-def _save_grid(path: Path, samples: torch.Tensor, method: Method) -> None:
+def _save_grid(path: Path, samples: torch.Tensor, method: Method, nrow: int = 8) -> None:
     """A PNG grid of the first samples (images only; point samples get no grid)."""
     if method.output != "images":
         return
     from torchvision.utils import make_grid
     from PIL import Image
 
-    grid = make_grid(samples[:GRID_IMAGES].float(), nrow=8, normalize=True, value_range=(-1, 1))
+    grid = make_grid(samples[:GRID_IMAGES].float(), nrow=nrow, normalize=True,
+                     value_range=(-1, 1))
     arr = grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")

@@ -1,10 +1,15 @@
-"""Denoising diffusion probabilistic models (Ho et al. 2020, arXiv 2006.11239; SPEC M1, M2).
+"""Denoising diffusion probabilistic models and their sampling family (SPEC M1, M2, M3, M5,
+M6, M7).
 
-An eps-prediction U-Net trained with the L2 (or L1) loss on `x_t = sqrt(alphabar_t) x_0 +
-sqrt(1 - alphabar_t) eps` under a linear, T-rescaled linear or cosine schedule. Everything about
-sampling is a knob on the trained network: the number of steps (strided respacing, improved-
-diffusion `respace.py`), timestep spacing, the variance (`beta_t` or the posterior `beta~_t`),
-x0 clamping, and whether the EMA weights sample.
+Training (Ho et al. 2020, arXiv 2006.11239): an eps-prediction U-Net with the L2 (or L1) loss
+on `x_t = sqrt(alphabar_t) x_0 + sqrt(1 - alphabar_t) eps` under a linear, T-rescaled linear or
+cosine schedule; optionally class-conditional with label dropout to the zero null token
+(classifier-free guidance, Ho & Salimans 2022).
+
+Everything about sampling is a knob on the trained network (diffusers' schedulers, improved-
+diffusion's `respace.py`): the sampler (`ddpm` ancestral, `ddim`, `dps` inpainting, `sds`/`vsd`
+score distillation), the number of steps (strided respacing), their spacing, the variance, eta,
+guidance, x0 thresholding, and whether the EMA weights sample.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ import torch
 import torch.nn.functional as F
 
 from harness.config import build_config, to_dict
-from harness.method import Budget, Method, TrainData, register
+from harness.errors import GenbenchError
+from harness.method import Budget, Method, Observation, TrainData, register
 from harness.seeding import PerSampleNoise
+from methods.dps import dps_step
 from methods.nets.unet import UNet
-from methods.samplers import Variance, ddpm_step
+from methods.samplers import Variance, ddim_step, ddpm_step, guided_eps
 from methods.schedules import NoiseSchedule, Spacing, cosine_betas, linear_betas
+from methods.score_distillation import DistillOptions, distill
 from methods.training import EMA, LossLog, autocast, minibatches
+
+Sampler = Literal["ddpm", "ddim", "dps", "sds", "vsd"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,8 @@ class DDPMConfig:
     rescale_betas: bool = False  # linear: scale beta_min, beta_max by 1000/T (keeps terminal SNR)
     cosine_s: float = 0.008  # cosine schedule offset s
     loss: Literal["l2", "l1"] = "l2"  # ||eps - eps_theta||^2 or |eps - eps_theta|
+    class_cond: bool = False  # condition on labels (needs a labelled data set)
+    p_uncond: float = 0.1  # class_cond: probability a label is replaced by the null token
     n_feat: int = 64  # U-Net base width
     ch_mult: tuple[int, ...] = (1, 2, 2)  # width multiplier per U-Net level
     num_res_blocks: int = 1  # residual blocks per level
@@ -46,24 +58,43 @@ class DDPMConfig:
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
 
     def __post_init__(self):
-        if self.T < 1:
-            raise ValueError(f"T must be >= 1, got {self.T}")
+        if self.T < 2:
+            raise ValueError(f"T must be >= 2, got {self.T}")
         if not 0 < self.beta_min <= self.beta_max < 1:
             raise ValueError("need 0 < beta_min <= beta_max < 1")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0 <= self.p_uncond <= 1:
+            raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
         if self.n_feat < 1 or self.batch_size < 1:
             raise ValueError("n_feat and batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
 class DDPMKnobs:
-    steps: int = 0  # sampling steps K; 0 = all T, K < T respaces (recomputed betas)
+    sampler: Sampler = "ddpm"  # ancestral (M1/M2), DDIM (M3), DPS (M6), SDS / VSD (M7)
+    steps: int = 0  # sampling steps K; 0 = all T; K < T respaces (recomputed betas)
     spacing: Spacing = "linspace"  # which K of the T timesteps are kept
-    variance: Variance = "beta"  # sigma_t^2 = beta_t or the posterior beta~_t
-    clip_x0: bool = False  # clamp x0_hat to [-1, 1] and step through the posterior mean
+    variance: Variance = "beta"  # ddpm: sigma_t^2 = beta_t or the posterior beta~_t
+    eta: float = 0.0  # ddim/dps: 0 deterministic, 1 = the DDPM posterior variance
+    clip_x0: bool = False  # thresholding: clamp x0_hat to [-1, 1] (posterior-mean step)
+    guidance: float = 0.0  # classifier-free guidance w; 0 = the conditional model exactly
+    dps_zeta: float = 1.0  # dps: step size on grad ||y - A(x0_hat)||
+    sds_iters: int = 200  # sds/vsd: optimisation steps per image
+    sds_lr: float = 0.05  # sds/vsd: Adam step size on the image
+    sds_t_min: float = 0.02  # sds/vsd: timesteps drawn from [t_min, t_max] * (T - 1)
+    sds_t_max: float = 0.98
+    vsd_lr: float = 1e-3  # vsd: Adam step size of the online eps-network
     ema: bool = True  # sample with the EMA weights when trained with ema_decay > 0
     batch_size: int = 256  # samples per forward pass (does not change the samples)
+
+    def __post_init__(self):
+        if self.steps < 0 or self.sds_iters < 1 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0, sds_iters and batch_size >= 1")
+        if not 0 <= self.eta <= 1:
+            raise ValueError(f"eta must be in [0, 1], got {self.eta}")
+        if not 0 <= self.sds_t_min < self.sds_t_max <= 1:
+            raise ValueError("need 0 <= sds_t_min < sds_t_max <= 1")
 
 
 def make_schedule(cfg: DDPMConfig) -> NoiseSchedule:
@@ -73,6 +104,9 @@ def make_schedule(cfg: DDPMConfig) -> NoiseSchedule:
     else:
         betas = linear_betas(cfg.T, cfg.beta_min, cfg.beta_max, rescale=cfg.rescale_betas)
     return NoiseSchedule.from_betas(betas)
+
+
+FIGURE_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.99)  # of T, for the forward/backward figures
 
 
 @register("ddpm")
@@ -89,6 +123,21 @@ class DDPM(Method):
         self.num_classes = 0
         self.device = torch.device("cpu")
 
+    @classmethod
+    def check(cls, config: DDPMConfig, knobs: DDPMKnobs, *, task: str, num_classes: int) -> None:
+        if config.class_cond and not num_classes:
+            raise GenbenchError("class_cond needs a labelled data set")
+        if knobs.guidance != 0 and not config.class_cond:
+            raise GenbenchError("guidance needs a class-conditional model (class_cond=true)")
+        if task not in ("generate", "inpaint"):
+            raise GenbenchError(f"ddpm does not support task {task!r}")
+        if knobs.sampler == "dps" and task != "inpaint":
+            raise GenbenchError("sampler 'dps' needs task='inpaint' (an observation to condition on)")
+        if task == "inpaint" and knobs.sampler not in ("dps", "ddim"):
+            raise GenbenchError("task 'inpaint' runs sampler 'dps' (or 'ddim' as its baseline)")
+        if knobs.steps > config.T:
+            raise GenbenchError(f"steps={knobs.steps} exceeds T={config.T}")
+
     def _build(self, data_shape: tuple[int, ...], device: torch.device) -> None:
         cfg = self.config
         self.data_shape, self.device = tuple(data_shape), device
@@ -97,31 +146,41 @@ class DDPM(Method):
                         dropout=cfg.dropout, num_classes=self.num_classes).to(device)
         self.ema = EMA(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
-    def loss(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """The training loss at given timesteps and noise (SPEC M1/M2)."""
+    def loss(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
+             c: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loss at given timesteps, noise and (one-hot, possibly null) labels."""
         ab = self.schedule.alphabar.to(x0.device)[t].float()[:, None, None, None]
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
-        eps_hat = self.net(x_t, t)
+        eps_hat = self.net(x_t, t, c)
         if self.config.loss == "l1":
             return F.l1_loss(eps_hat.float(), eps)
         return F.mse_loss(eps_hat.float(), eps)
 
     def fit(self, data: TrainData, budget: Budget, *, seed: int, device: torch.device) -> None:
         cfg = self.config
+        if cfg.class_cond and data.y is None:
+            raise GenbenchError(f"class_cond needs labels; data set {data.name!r} has none")
+        self.num_classes = data.num_classes if cfg.class_cond else 0
         torch.manual_seed(seed)  # weight init
         self._build(data.shape, device)
         g = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         x_all = data.x.to(device)
+        y_all = data.y.to(device) if self.num_classes else None
         log = LossLog(budget)
         batches = minibatches(len(x_all), cfg.batch_size, g)
         self.net.train()
         for step in range(1, budget.steps + 1):
-            x0 = x_all[next(batches).to(device)]
+            idx = next(batches)
+            x0 = x_all[idx.to(device)]
             t = torch.randint(0, cfg.T, (len(x0),), generator=g).to(device)
             eps = torch.randn(x0.shape, generator=g).to(device)
+            c = None
+            if self.num_classes:  # label dropout to the null token (zeros)
+                keep = (torch.rand(len(x0), generator=g) >= cfg.p_uncond).float().to(device)
+                c = F.one_hot(y_all[idx.to(device)], self.num_classes).float() * keep[:, None]
             with autocast(device, cfg.amp):
-                loss = self.loss(x0, t, eps)
+                loss = self.loss(x0, t, eps, c)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -138,31 +197,107 @@ class DDPM(Method):
             return self.schedule
         return self.schedule.respace(k.steps, k.spacing)
 
-    @torch.no_grad()
+    def _eps_fn(self, net: UNet):
+        def eps_fn(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+            with autocast(self.device, self.config.amp):
+                return net(x, t, c).float()
+        return eps_fn
+
+    def _one_hot(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if not self.num_classes or labels is None:
+            return None  # unconditional model, or the null token for every sample
+        return F.one_hot(labels.to(self.device), self.num_classes).float()
+
     def sample(self, n: int, *, seed: int, labels: torch.Tensor | None = None,
-               **knobs: Any) -> torch.Tensor:
+               observation: Observation | None = None, **knobs: Any) -> torch.Tensor:
         k = self.knobs(**knobs)
-        sched = self.sampling_schedule(k)
+        if k.guidance != 0 and not self.num_classes:
+            raise GenbenchError("guidance needs a class-conditional model (class_cond=true)")
+        if k.sampler == "dps" and observation is None:
+            raise GenbenchError("sampler 'dps' needs an observation (a study with task='inpaint')")
         net = self.ema.net if (k.ema and self.ema is not None) else self.net
         was_training = net.training  # sample() may be called along training
         net.eval()
+        eps_fn = self._eps_fn(net)
         out = []
         for start in range(0, n, k.batch_size):
-            noise = PerSampleNoise(seed, range(start, min(n, start + k.batch_size)), self.device)
-            x = noise.randn(*self.data_shape)  # (B, C, H, W) x_T
-            for i in reversed(range(len(sched))):
-                t = sched.timesteps[i].to(self.device).expand(len(x))
-                with autocast(self.device, self.config.amp):
-                    eps = net(x, t).float()
-                x = ddpm_step(sched, i, x, eps, noise.randn(*self.data_shape),
-                              variance=k.variance, clip_x0=k.clip_x0)
+            idx = range(start, min(n, start + k.batch_size))
+            noise = PerSampleNoise(seed, idx, self.device)
+            c = self._one_hot(None if labels is None else labels[start:idx.stop])
+            if k.sampler in ("sds", "vsd"):
+                opts = DistillOptions(k.sampler, k.sds_iters, k.sds_lr, k.guidance, k.sds_t_min,
+                                      k.sds_t_max, k.vsd_lr)
+                x = distill(net, eps_fn, self.schedule, noise, self.data_shape, c, opts)
+            else:
+                obs = None
+                if observation is not None:
+                    sl = slice(start, idx.stop)
+                    obs = Observation(observation.y[sl].to(self.device),
+                                      observation.mask[sl].to(self.device))
+                x = self._reverse(eps_fn, noise, c, obs, k)
             out.append(x.clamp(-1, 1).cpu())
         net.train(was_training)
         return torch.cat(out)
 
+    def _reverse(self, eps_fn, noise: PerSampleNoise, c, obs: Observation | None,
+                 k: DDPMKnobs, x: torch.Tensor | None = None,
+                 start: int | None = None) -> torch.Tensor:
+        """The reverse chain of the ddpm/ddim/dps samplers from x (default: fresh x_T noise)
+        at step index `start` (default: the last) down to 0."""
+        sched = self.sampling_schedule(k)
+        x = noise.randn(*self.data_shape) if x is None else x  # (B, C, H, W)
+        top = len(sched) - 1 if start is None else start
+        for i in reversed(range(top + 1)):
+            t = sched.timesteps[i].to(self.device).expand(len(x))
+            z = noise.randn(*self.data_shape)
+            if k.sampler == "dps":
+                x = dps_step(eps_fn, sched, i, x, t, c, z, obs, zeta=k.dps_zeta, eta=k.eta,
+                             guidance=k.guidance, clip_x0=k.clip_x0).detach()
+                continue
+            with torch.no_grad():
+                eps = guided_eps(eps_fn, x, t, c, k.guidance)
+                if k.sampler == "ddim":
+                    x = ddim_step(sched, i, x, eps, z, eta=k.eta, clip_x0=k.clip_x0)
+                else:
+                    x = ddpm_step(sched, i, x, eps, z, variance=k.variance, clip_x0=k.clip_x0)
+        return x
+
+    @torch.no_grad()
+    def figures(self, data: TrainData, *, seed: int) -> dict[str, tuple[torch.Tensor, int]]:
+        """The forward process of one batch at 0, 25, 50, 75, 99 % of T (step round(f (T - 1)))
+        and the backward process (default knobs: ancestral, full chain) from each of those
+        noised images (SPEC M2)."""
+        n = min(8, len(data.x))
+        x0 = data.x[:n].to(self.device)
+        noise = PerSampleNoise(seed, range(n), self.device)
+        eps = noise.randn(*self.data_shape)
+        c = self._one_hot(None if data.y is None else data.y[:n])
+        eps_fn = self._eps_fn(self.ema.net if self.ema is not None else self.net)
+        knobs = self.knobs()
+        forward, backward = [], []
+        for frac in FIGURE_FRACTIONS:
+            if frac == 0:  # 0 % of T: the clean batch itself
+                forward.append(x0)
+                backward.append(x0)
+                continue
+            t = round(frac * (self.config.T - 1))
+            ab = float(self.schedule.alphabar[t])
+            x_t = ab ** 0.5 * x0 + (1 - ab) ** 0.5 * eps
+            forward.append(x_t)
+            backward.append(self._reverse(eps_fn, noise, c, None, knobs, x=x_t, start=t))
+        # rows are images, columns the fractions of T
+        grid = lambda cols: torch.stack(cols, 1).flatten(0, 1).clamp(-1, 1).cpu()  # noqa: E731
+        return {"forward_process": (grid(forward), len(FIGURE_FRACTIONS)),
+                "backward_process": (grid(backward), len(FIGURE_FRACTIONS))}
+
     def sampling_info(self, **knobs: Any) -> dict[str, Any]:
-        sched = self.sampling_schedule(self.knobs(**knobs))
-        return {"nfe": len(sched), "t_first": int(sched.timesteps[-1]),
+        k = self.knobs(**knobs)
+        evals = 2 if (k.guidance != 0 and self.num_classes) else 1  # guided: cond + null pass
+        if k.sampler in ("sds", "vsd"):
+            per_iter = evals + (2 if k.sampler == "vsd" else 0)  # VSD: phi eval + phi update
+            return {"nfe": k.sds_iters * per_iter}
+        sched = self.sampling_schedule(k)
+        return {"nfe": len(sched) * evals, "t_first": int(sched.timesteps[-1]),
                 "t_last": int(sched.timesteps[0])}
 
     def info(self) -> dict[str, float]:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from harness.config import build_config, to_dict
-from harness.method import Budget, Method, TrainData, register
+from harness.method import Budget, Method, Observation, TrainData, register
 from harness.seeding import PerSampleNoise
 from methods.training import LossLog
 
@@ -51,7 +51,7 @@ class Dummy(Method):
             log.add(step, loss)
 
     def sample(self, n: int, *, seed: int, labels: torch.Tensor | None = None,
-               **knobs: Any) -> torch.Tensor:
+               observation: Observation | None = None, **knobs: Any) -> torch.Tensor:
         k = self.knobs(**knobs)
         noise = PerSampleNoise(seed, range(n)).randn(*self.mean.shape)
         return (self.mean + k.noise * noise).clamp(-1, 1)

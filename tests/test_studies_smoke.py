@@ -51,6 +51,19 @@ def test_study_smoke(name, tmp_path, ray_local):
     curves = read_curves(out)
     assert set(curves.trial_id) == set(df.trial_id) and (curves.step.max() == 4)
     assert json.loads((out / "study.json").read_text())["study"] == name
+    if name == "cfg_guidance":  # 10 settings per seed, each with class_match
+        assert len(plan.samples) == 10
+        cm = df[df.metric == "class_match"]
+        assert len(cm) == 10 * len(plan.trials) and cm.value.between(0, 1).all()
+    if name == "dps_steps":  # reconstruction error of DPS and of its plain DDIM baseline
+        for metric in ("mse_hidden", "psnr_hidden"):
+            assert len(df[df.metric == metric]) == len(plan.samples) * len(plan.trials)
+        for trial in plan.trials:
+            assert (out / "samples" / trial.trial_id / "observation.png").is_file()
+    if name == "ddpm_fid_curve":  # forward and backward process figures with each trial
+        for trial in plan.trials:
+            for fig in ("forward_process", "backward_process"):
+                assert (out / "figures" / trial.trial_id / f"{fig}.png").is_file()
     if name == "ddpm_timesteps":  # rows for T = 500, 1000, 2000 for every seed
         configs = df.drop_duplicates("trial_id")
         got = {(json.loads(c)["config"]["T"], s) for c, s in zip(configs.config_json, configs.seed)}

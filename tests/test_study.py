@@ -58,7 +58,7 @@ def test_list_grid_and_prefixes():
     (dict(), {"frobnicate": 1}, "unknown key 'frobnicate'; valid"),
     (dict(), {"batch_size": 4}, "ambiguous key 'batch_size'"),
     (dict(), {"n_samples": 0}, "n_samples"),
-    (dict(), {"T": 0}, "T must be >= 1"),
+    (dict(), {"T": 1}, "T must be >= 2"),
 ])
 def test_bad_input_fails_before_running(study, sets, match):
     with pytest.raises(GenbenchError, match=match):

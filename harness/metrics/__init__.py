@@ -24,6 +24,12 @@ COST_METRICS: dict[str, tuple[bool, str]] = {
     "diverged_at_step": (False, "step at which the loss became non-finite (row only if it did)"),
 }
 
+# task metrics, measured by the runner for studies with task="inpaint"
+TASK_METRICS: dict[str, tuple[bool, str]] = {
+    "mse_hidden": (False, "mean squared error on the hidden pixels, images in [-1, 1]"),
+    "psnr_hidden": (True, "PSNR (dB) on the hidden pixels, peak-to-peak 2"),
+}
+
 
 @dataclass(frozen=True)
 class QualityMetric:
@@ -41,7 +47,7 @@ def register_metric(name: str, *, space: str, higher_is_better: bool, descriptio
     """Decorator: a quality metric function under `name`; duplicate names are refused."""
 
     def wrap(fn):
-        if name in QUALITY_METRICS or name in COST_METRICS:
+        if name in QUALITY_METRICS or name in COST_METRICS or name in TASK_METRICS:
             raise ValueError(f"metric {name!r} is already registered")
         QUALITY_METRICS[name] = QualityMetric(name, fn, space, higher_is_better, description)
         return fn
@@ -58,6 +64,8 @@ def higher_is_better(name: str) -> bool:
     _load_quality_metrics()
     if name in COST_METRICS:
         return COST_METRICS[name][0]
+    if name in TASK_METRICS:
+        return TASK_METRICS[name][0]
     if name in QUALITY_METRICS:
         return QUALITY_METRICS[name].higher_is_better
     raise GenbenchError(f"unknown metric {name!r}; valid: {', '.join(metric_names())}")
@@ -65,7 +73,7 @@ def higher_is_better(name: str) -> bool:
 
 def metric_names() -> list[str]:
     _load_quality_metrics()
-    return sorted([*COST_METRICS, *QUALITY_METRICS])
+    return sorted([*COST_METRICS, *TASK_METRICS, *QUALITY_METRICS])
 
 
 def check_metric_names(names: tuple[str, ...] | list[str]) -> None:

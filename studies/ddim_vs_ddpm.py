@@ -1,0 +1,29 @@
+"""ddim_vs_ddpm (SPEC M3): one DDPM (T = 1000) sampled by the ancestral sampler with all 1000
+steps against deterministic DDIM (eta = 0) with 10, 20, 50 and 100 steps: sample quality and
+wall time per image. DDIM is a sampling-time choice: each seed trains once.
+
+    genbench run ddim_vs_ddpm --scale smoke   # ~5 min on a 2-core CPU (2 trials)
+    genbench run ddim_vs_ddpm --scale full    # ~1.5 h on one GPU
+"""
+
+from harness.study import Resources, Scale, Study
+from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
+
+STUDY = Study(
+    name="ddim_vs_ddpm",
+    description="DDPM 1000 steps vs DDIM 10/20/50/100 steps on one model",
+    method="ddpm",
+    data="mnist5k",
+    config=dict(T=1000, schedule="linear"),
+    sample_grid=[{"sampler": "ddpm", "steps": 1000}]
+    + [{"sampler": "ddim", "steps": k} for k in (10, 20, 50, 100)],
+    sample_config=dict(eta=0.0, spacing="linspace"),
+    seeds=(0, 1, 2),
+    metrics=QUALITY,
+    missing_assets="skip",
+    resources=Resources(cpu=1, gpu=0.25),
+    scales={
+        "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1)),
+        "full": Scale(budget_steps=30_000, n_samples=10_000, config=FULL_UNET, log_every=500),
+    },
+)
