@@ -7,8 +7,8 @@ domain classifier assigns to their conditioning class. w = 0 is the plain condit
     genbench run cfg_guidance --scale full    # ~3 h on one GPU
 """
 
-from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
+from harness.study import Study
+from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="cfg_guidance",
@@ -17,14 +17,10 @@ STUDY = Study(
     data="mnist5k",
     config=dict(T=1000, schedule="linear", class_cond=True, p_uncond=0.1),
     sample_grid={"guidance": [0.0, 0.5, 1.0, 2.0, 5.0], "clip_x0": [False, True]},
-    seeds=(0, 1, 2),
+    seeds=SEEDS,
     metrics=(*QUALITY, "class_match"),
     missing_assets="skip",
-    resources=Resources(cpu=1, gpu=0.25),
-    scales={
-        # 100 respaced steps keep 10 settings x 2 passes affordable on a CPU
-        "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1),
-                       sample_config=dict(steps=100)),
-        "full": Scale(budget_steps=30_000, n_samples=10_000, config=FULL_UNET, log_every=500),
-    },
+    resources=PACKED,
+    # 100 respaced steps keep 10 settings x 2 passes affordable on a CPU
+    scales=ddpm_scales(smoke=dict(sample_config=dict(steps=100))),
 )

@@ -6,8 +6,8 @@ wall time per image. DDIM is a sampling-time choice: each seed trains once.
     genbench run ddim_vs_ddpm --scale full    # ~1.5 h on one GPU
 """
 
-from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
+from harness.study import Study
+from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="ddim_vs_ddpm",
@@ -18,12 +18,9 @@ STUDY = Study(
     sample_grid=[{"sampler": "ddpm", "steps": 1000}]
     + [{"sampler": "ddim", "steps": k} for k in (10, 20, 50, 100)],
     sample_config=dict(eta=0.0, spacing="linspace"),
-    seeds=(0, 1, 2),
+    seeds=SEEDS,
     metrics=QUALITY,
     missing_assets="skip",
-    resources=Resources(cpu=1, gpu=0.25),
-    scales={
-        "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1)),
-        "full": Scale(budget_steps=30_000, n_samples=10_000, config=FULL_UNET, log_every=500),
-    },
+    resources=PACKED,
+    scales=ddpm_scales(),
 )

@@ -10,7 +10,7 @@ The reference data is AFHQ-cat at 32 px: `--set data=folder:/path/to/afhq/train/
 """
 
 from harness.study import Resources, Scale, Study
-from studies._nets import QUALITY
+from studies._common import QUALITY
 
 M2_UNET = dict(n_feat=16, ch_mult=(1, 2), attention=False, batch_size=32, lr=1e-3)
 

@@ -7,8 +7,8 @@ so each seed trains once and samples three times from the same initial noise.
     genbench run ddpm_respacing --scale full    # ~1.5 h on one GPU
 """
 
-from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
+from harness.study import Study
+from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="ddpm_respacing",
@@ -17,12 +17,9 @@ STUDY = Study(
     data="mnist5k",
     config=dict(T=1000, schedule="linear"),
     sample_grid={"steps": [50, 100, 1000]},
-    seeds=(0, 1, 2),
+    seeds=SEEDS,
     metrics=QUALITY,
     missing_assets="skip",  # Inception weights absent offline: rows say so
-    resources=Resources(cpu=1, gpu=0.25),
-    scales={
-        "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1)),
-        "full": Scale(budget_steps=30_000, n_samples=10_000, config=FULL_UNET, log_every=500),
-    },
+    resources=PACKED,
+    scales=ddpm_scales(),
 )

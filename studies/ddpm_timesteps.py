@@ -7,8 +7,8 @@ range and compare sample quality. With a fixed range the terminal noise level ch
     genbench run ddpm_timesteps --scale full    # ~2 h on one GPU, 4 trials packed per GPU
 """
 
-from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
+from harness.study import Study
+from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="ddpm_timesteps",
@@ -17,12 +17,9 @@ STUDY = Study(
     data="mnist5k",
     config=dict(schedule="linear", beta_min=1e-4, beta_max=0.02),
     train_grid={"T": [500, 1000, 2000]},
-    seeds=(0, 1, 2),
+    seeds=SEEDS,
     metrics=QUALITY,
     missing_assets="skip",  # Inception weights absent offline: rows say so
-    resources=Resources(cpu=1, gpu=0.25),
-    scales={
-        "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1)),
-        "full": Scale(budget_steps=30_000, n_samples=10_000, config=FULL_UNET, log_every=500),
-    },
+    resources=PACKED,
+    scales=ddpm_scales(),
 )

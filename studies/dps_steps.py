@@ -7,8 +7,8 @@ noise (which ignores the observation). Rows: `mse_hidden` and `psnr_hidden` on t
     genbench run dps_steps --scale full    # ~2 h on one GPU
 """
 
-from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
+from harness.study import Study
+from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STEPS = (20, 50, 100)
 
@@ -23,12 +23,9 @@ STUDY = Study(
     config=dict(T=1000, schedule="linear"),
     sample_grid=[{"sampler": s, "steps": k} for k in STEPS for s in ("ddim", "dps")],
     sample_config=dict(eta=1.0, dps_zeta=1.0),
-    seeds=(0, 1, 2),
+    seeds=SEEDS,
     metrics=QUALITY,
     missing_assets="skip",
-    resources=Resources(cpu=1, gpu=0.25),
-    scales={
-        "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1)),
-        "full": Scale(budget_steps=30_000, n_samples=1000, config=FULL_UNET, log_every=500),
-    },
+    resources=PACKED,
+    scales=ddpm_scales(full=dict(n_samples=1000)),
 )

@@ -9,7 +9,7 @@ Results land in results/quickstart/<scale>/ (Parquet rows, loss curve, sample gr
 """
 
 from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
+from studies._common import FULL_UNET, QUALITY, SMOKE_UNET
 
 STUDY = Study(
     name="quickstart",

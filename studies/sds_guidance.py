@@ -7,8 +7,8 @@ rows report quality, `class_match` and the cost (NFE, time per image).
     genbench run sds_guidance --scale full    # ~2 h on one GPU
 """
 
-from harness.study import Resources, Scale, Study
-from studies._nets import FULL_UNET, QUALITY, SMOKE_UNET
+from harness.study import Study
+from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="sds_guidance",
@@ -19,13 +19,9 @@ STUDY = Study(
     sample_grid=[{"sampler": "sds", "guidance": 7.5}, {"sampler": "sds", "guidance": 100.0},
                  {"sampler": "vsd", "guidance": 7.5}],
     sample_config=dict(sds_iters=500, sds_lr=0.05),
-    seeds=(0, 1, 2),
+    seeds=SEEDS,
     metrics=(*QUALITY, "class_match"),
     missing_assets="skip",
-    resources=Resources(cpu=1, gpu=0.25),
-    scales={
-        "smoke": Scale(budget_steps=300, n_samples=16, config=SMOKE_UNET, seeds=(0, 1),
-                       sample_config=dict(sds_iters=100)),
-        "full": Scale(budget_steps=30_000, n_samples=1000, config=FULL_UNET, log_every=500),
-    },
+    resources=PACKED,
+    scales=ddpm_scales(smoke=dict(sample_config=dict(sds_iters=100)), full=dict(n_samples=1000)),
 )

@@ -1,0 +1,32 @@
+"""Settings shared by the DDPM studies: U-Net sizes, the quality metrics they report, and the
+smoke and full scales most of them run at (so every smoke scale trains the same small network
+for the same budget, and every full scale the same paper-sized one)."""
+
+from typing import Any
+
+from harness.study import Resources, Scale
+
+# about 150k parameters: trains a few hundred steps a minute on one CPU core
+SMOKE_UNET = dict(n_feat=16, ch_mult=(1, 2), attention=False, batch_size=32, lr=1e-3)
+# about 4M parameters at 28x28, the size of the DDPM MNIST baselines
+FULL_UNET = dict(n_feat=64, ch_mult=(1, 2, 2), attention=True, batch_size=128, lr=2e-4,
+                 ema_decay=0.999)
+
+# domain metrics always work offline; the Inception ones need the weights (`genbench assets`)
+QUALITY = ("fid_domain", "kid_domain", "precision_domain", "recall_domain",
+           "fid_inception", "kid_inception")
+
+SEEDS = (0, 1, 2)  # full-scale training seeds; smoke runs the first two
+PACKED = Resources(cpu=1, gpu=0.25)  # four small trials share one GPU
+
+
+def ddpm_scales(*, smoke: dict[str, Any] | None = None,
+                full: dict[str, Any] | None = None) -> dict[str, Scale]:
+    """The common smoke (300 steps, 16 samples, 2 seeds) and full (30k steps, 10k samples)
+    scales, with per-study overrides of Scale fields."""
+    return {
+        "smoke": Scale(**{**dict(budget_steps=300, n_samples=16, config=SMOKE_UNET,
+                                 seeds=SEEDS[:2]), **(smoke or {})}),
+        "full": Scale(**{**dict(budget_steps=30_000, n_samples=10_000, config=FULL_UNET,
+                                log_every=500), **(full or {})}),
+    }
