@@ -15,4 +15,5 @@ quickstart: $(VENV)/.installed
 	$(VENV)/bin/genbench run quickstart
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest

@@ -72,7 +72,7 @@ class Study:
     ref_split: str = "train"  # reference split of the data set for quality metrics
     missing_assets: Literal["error", "skip"] = "error"  # absent Inception weights: fail or skip
     task: Literal["generate", "inpaint"] = "generate"  # inpaint: restore masked test images
-    mask: Literal["center", "half", "random", "none"] = "center"  # inpaint: hidden region
+    mask: Literal["center", "half", "random", "none"] = "center"  # inpaint: see harness.tasks
     obs_noise: float = 0.0  # inpaint: std of the measurement noise n in y = A(x) + n
     figures: bool = False  # save the method's figures (e.g. forward/backward process)
     resources: Resources = Resources()

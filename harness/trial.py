@@ -22,8 +22,10 @@ from harness import data as datasets
 from harness.config import build_config, canonical_json
 from harness.errors import DivergedError, GenbenchError
 from harness.method import Budget, Method, Observation, get_method
-from harness.results import atomic_write_bytes, write_curve, write_trial_results
+from harness.results import (SCHEMA_VERSION, atomic_write_bytes, write_curve,
+                             write_trial_results)
 from harness.seeding import seed_everything
+from harness.tasks import hidden_error, make_inpainting
 from harness.study import Plan, SampleSetting, Trial
 
 GRID_IMAGES = 64  # samples shown in each PNG grid
@@ -70,7 +72,7 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
     rows: list[dict[str, Any]] = []
 
     def row(metric: str, value: float, sample_json: str = "{}", **extra: Any) -> None:
-        rows.append({**base, "schema_version": 1, "metric": metric, "value": float(value),
+        rows.append({**base, "schema_version": SCHEMA_VERSION, "metric": metric, "value": float(value),
                      "sample_json": sample_json, "created_at": datetime.now(timezone.utc),
                      **extra})
 
@@ -80,7 +82,6 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
 
         evaluator = Evaluator(plan.data, plan.resolution, ref_split=plan.ref_split,
                               device=device, missing_assets=plan.missing_assets)
-    labels_for = lambda n: _labels_for(method, n)  # noqa: E731
     curve: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     eval_s = 0.0  # time spent evaluating along training, kept out of train_s
@@ -94,7 +95,7 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
         if evaluator is not None and plan.eval_every and step % plan.eval_every == 0:
             t0 = time.perf_counter()
             setting = plan.samples[0]
-            labels = labels_for(plan.eval_samples)
+            labels = _labels_for(method, plan.eval_samples)
             samples = method.sample(plan.eval_samples, seed=trial.seed, labels=labels,
                                     **setting.knobs)  # (a generation task: no observation)
             for r in evaluator.evaluate(plan.metrics, samples, labels):
@@ -128,11 +129,9 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
     if plan.figures:
         for name, (images, nrow) in method.figures(train, seed=trial.seed).items():
             _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, method, nrow)
-    labels = labels_for(plan.n_samples)
+    labels = _labels_for(method, plan.n_samples)
     truth = observation = None
     if plan.task == "inpaint":  # restore the first n test images from y = A(x) + n
-        from methods.dps import make_inpainting
-
         truth = datasets.load(plan.data, "test", plan.resolution).x[:plan.n_samples]
         if len(truth) < plan.n_samples:
             raise GenbenchError(f"inpainting needs n_samples <= {len(truth)} test images")
@@ -152,8 +151,6 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
             for r in evaluator.evaluate(plan.metrics, samples, labels):
                 row(r.pop("metric"), r.pop("value"), sample_json, **r)
         if observation is not None:
-            from methods.dps import hidden_error
-
             mse, psnr = hidden_error(samples, truth, observation.mask)
             protocol = f"hidden pixels of the {plan.mask} mask, obs_noise={plan.obs_noise}"
             row("mse_hidden", mse, sample_json, n_samples=plan.n_samples, protocol=protocol)

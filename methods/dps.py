@@ -32,32 +32,3 @@ def dps_step(eps_fn: EpsFn, sched: NoiseSchedule, k: int, x_t: torch.Tensor, t: 
         grad = torch.autograd.grad(residual.sum(), x_in)[0]  # each sample's own gradient
     x_prev = ddim_step(sched, k, x_t, eps.detach(), z, eta=eta, clip_x0=clip_x0)
     return x_prev - zeta * grad
-
-
-def make_inpainting(x: torch.Tensor, kind: str, noise_std: float, seed: int) -> Observation:
-    """The observation of images x (N, C, H, W) under a mask `kind`:
-    `center` hides the central half-side square, `half` hides the right half,
-    `random` hides each pixel with probability 1/2, `none` hides nothing."""
-    N, C, H, W = x.shape
-    mask = torch.ones(N, 1, H, W)
-    if kind == "center":
-        mask[:, :, H // 4:H // 4 + H // 2, W // 4:W // 4 + W // 2] = 0
-    elif kind == "half":
-        mask[:, :, :, W // 2:] = 0
-    elif kind == "random":
-        g = torch.Generator().manual_seed(seed)
-        mask = (torch.rand(N, 1, H, W, generator=g) < 0.5).float()
-    elif kind != "none":
-        raise ValueError(f"unknown mask {kind!r}; valid: center, half, random, none")
-    g = torch.Generator().manual_seed(seed + 1)
-    y = inpaint_operator(x + noise_std * torch.randn(x.shape, generator=g), mask)
-    return Observation(y=y, mask=mask)
-
-
-def hidden_error(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
-    """(MSE, PSNR in dB) over the hidden pixels; images in [-1, 1], so the peak-to-peak is 2."""
-    hidden = (1 - mask).expand_as(x)
-    n = hidden.sum().clamp(min=1)
-    mse = float(((x_hat - x) ** 2 * hidden).sum() / n)
-    psnr = 10 * torch.log10(torch.tensor(4.0 / max(mse, 1e-12))).item()
-    return mse, psnr

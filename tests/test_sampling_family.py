@@ -8,7 +8,7 @@ from harness.config import build_config
 from harness.errors import GenbenchError
 from harness.method import Budget, TrainData
 from methods.ddpm import DDPM, DDPMConfig, DDPMKnobs
-from methods.dps import hidden_error, make_inpainting
+from harness.tasks import hidden_error, make_inpainting
 from methods.samplers import ddim_sigma, ddim_step, ddpm_step, guided_eps, predict_x0
 from methods.schedules import NoiseSchedule, linear_betas
 
