@@ -3,7 +3,7 @@ sampled with classifier-free guidance w in {0, 0.5, 1, 2, 5}, x0 thresholding of
 settings per seed from one fit. Reports quality and `class_match`, the fraction of samples the
 domain classifier assigns to their conditioning class. w = 0 is the plain conditional model.
 
-    genbench run cfg_guidance --scale smoke   # ~8 min on a 2-core CPU (2 trials)
+    genbench run cfg_guidance --scale smoke   # ~8 min on a 2-core CPU (2 trials, 1000 steps)
     genbench run cfg_guidance --scale full    # ~3 h on one GPU
 """
 
@@ -21,6 +21,7 @@ STUDY = Study(
     metrics=(*QUALITY, "class_match"),
     missing_assets="skip",
     resources=PACKED,
-    # 100 respaced steps keep 10 settings x 2 passes affordable on a CPU
-    scales=ddpm_scales(smoke=dict(sample_config=dict(steps=100))),
+    # conditioning needs ~1000 steps to show at all; 100 respaced sampling steps keep
+    # 10 settings x 2 passes affordable on a CPU
+    scales=ddpm_scales(smoke=dict(budget_steps=1000, sample_config=dict(steps=100))),
 )

@@ -2,7 +2,7 @@
 steps against deterministic DDIM (eta = 0) with 10, 20, 50 and 100 steps: sample quality and
 wall time per image. DDIM is a sampling-time choice: each seed trains once.
 
-    genbench run ddim_vs_ddpm --scale smoke   # ~5 min on a 2-core CPU (2 trials)
+    genbench run ddim_vs_ddpm --scale smoke   # ~3 min on a 2-core CPU (2 trials)
     genbench run ddim_vs_ddpm --scale full    # ~1.5 h on one GPU
 """
 

@@ -5,7 +5,7 @@ process figures. Reference defaults: batch 32, lr 1e-3, U-Net base width 16, FID
 The reference data is AFHQ-cat at 32 px: `--set data=folder:/path/to/afhq/train/cat
 --set resolution=32` (domain metrics then need a labelled data set; use the Inception ones).
 
-    genbench run ddpm_fid_curve --scale smoke   # ~4 min on a 2-core CPU (1 trial)
+    genbench run ddpm_fid_curve --scale smoke   # ~3 min on a 2-core CPU (1 trial)
     genbench run ddpm_fid_curve --scale full    # ~30 min on one GPU (1,000 steps, FID every 100)
 """
 

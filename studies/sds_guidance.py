@@ -3,7 +3,7 @@ class-conditional DDPM as the prior: SDS at guidance 7.5 and 100, and VSD at 7.5
 the prior fitted online to the particles. Each image is optimised towards a requested class;
 rows report quality, `class_match` and the cost (NFE, time per image).
 
-    genbench run sds_guidance --scale smoke   # ~6 min on a 2-core CPU (2 trials)
+    genbench run sds_guidance --scale smoke   # ~6 min on a 2-core CPU (2 trials, 1000 steps)
     genbench run sds_guidance --scale full    # ~2 h on one GPU
 """
 
