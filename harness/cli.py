@@ -78,8 +78,8 @@ def cmd_run(args) -> int:
     failed = [o for o in outcomes if o.status != "ok"]
     for o in failed:
         print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
-    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} trials ok; results in "
-          f"{out.resolve()}")
+    ran = f"{len(outcomes) - len(failed)} of {len(outcomes)} trials ok" if outcomes else "nothing to run"
+    print(f"{ran}; results in {out.resolve()}")
     return 1 if failed else 0
 
 

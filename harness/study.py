@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import data as datasets
-from harness.config import build_config, canonical_json, config_hash, parse_value, to_dict
+from harness.config import build_config, canonical_json, coerce, config_hash, parse_value, to_dict
 from harness.errors import GenbenchError
 from harness.method import get_method
 
@@ -125,14 +125,12 @@ class Study:
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
             raise GenbenchError(f"invalid value {top['seeds']!r} for seeds; expected integers")
         resolution = datasets.resolution_of(top["data"], top["resolution"])  # fails on unknown names
-        for name in ("missing_assets", "task", "mask"):
-            valid = typing.get_args(typing.get_type_hints(Study)[name])
-            if getattr(self, name) not in valid:
-                raise GenbenchError(f"invalid {name} {getattr(self, name)!r}; "
-                                    f"valid: {', '.join(valid)}")
+        hints = typing.get_type_hints(Study)
+        for name in ("missing_assets", "task", "mask", "obs_noise"):
+            coerce(getattr(self, name), hints[name], name=name)
         if self.ref_split not in datasets.SPLITS:
             raise GenbenchError(f"unknown ref_split {self.ref_split!r}; valid: {', '.join(datasets.SPLITS)}")
-        resources = dataclasses.replace(res, **{k: float(v) for k, v in res_sets.items()})
+        resources = dataclasses.replace(res, **{k: coerce(v, float, name=k) for k, v in res_sets.items()})
         from harness.metrics import check_metric_names
         check_metric_names(self.metrics)
 

@@ -58,6 +58,8 @@ def test_list_grid_and_prefixes():
     (dict(), {"frobnicate": 1}, "unknown key 'frobnicate'; valid"),
     (dict(), {"batch_size": 4}, "ambiguous key 'batch_size'"),
     (dict(), {"n_samples": 0}, "n_samples"),
+    (dict(), {"cpu": "abc"}, "invalid value 'abc' for cpu; expected a number"),
+    (dict(task="denoise"), {}, "invalid value 'denoise' for task; valid: 'generate', 'inpaint'"),
     (dict(), {"T": 1}, "T must be >= 2"),
 ])
 def test_bad_input_fails_before_running(study, sets, match):
