@@ -2,7 +2,8 @@
 MNIST digits, sampled with 50 and 250 respaced steps, with and without x0 clamping, from one
 fitted model.
 
-    genbench run quickstart                  # smoke: ~5 min on a 2-core CPU
+    genbench run quickstart                  # smoke: ~6 min on a 2-core CPU (+1 min, once, for the
+                                             # domain classifier of the quality metrics)
     genbench run quickstart --scale full     # ~15 min on one GPU
 
 Results land in results/quickstart/<scale>/ (Parquet rows, loss curve, sample grids).
