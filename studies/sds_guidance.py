@@ -23,5 +23,7 @@ STUDY = Study(
     metrics=(*QUALITY, "class_match"),
     missing_assets="skip",
     resources=PACKED,
-    scales=ddpm_scales(smoke=dict(sample_config=dict(sds_iters=100)), full=dict(n_samples=1000)),
+    # the prior needs ~1000 steps before its classes differ (see cfg_guidance)
+    scales=ddpm_scales(smoke=dict(budget_steps=1000, sample_config=dict(sds_iters=100)),
+                       full=dict(n_samples=1000)),
 )
