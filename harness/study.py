@@ -136,10 +136,12 @@ class Study:
 
         num_classes = datasets.info(top["data"]).num_classes
         trials = []
+        configs = []  # the typed config of each train cell, for the method's plan-time check
         for cell in train_grid:
             _check_axes(cell, config_fields, "train grid axis", self.method)
-            cfg = to_dict(build_config(method_cls.Config, {**base, **cell},
-                                       what=f"config field of {self.method}"))
+            configs.append(build_config(method_cls.Config, {**base, **cell},
+                                        what=f"config field of {self.method}"))
+            cfg = to_dict(configs[-1])
             identity = {"method": self.method, "data": top["data"], "resolution": resolution,
                         "config": cfg, "budget_steps": top["budget_steps"]}
             chash = config_hash(identity)
@@ -151,9 +153,8 @@ class Study:
             _check_axes(cell, knob_fields, "sample grid axis", self.method)
             knobs = build_config(method_cls.Knobs, {**knob_sets, **cell},
                                  what=f"sampling knob of {self.method}")
-            for trial in trials:  # combinations that cannot run fail now, not after training
-                method_cls.check(build_config(method_cls.Config, trial.config), knobs,
-                                 task=self.task, num_classes=num_classes)
+            for config in configs:  # combinations that cannot run fail now, not after training
+                method_cls.check(config, knobs, task=self.task, num_classes=num_classes)
             settings.append(SampleSetting(key=_label(cell), cell=cell, knobs=to_dict(knobs)))
         return Plan(study=self.name, scale=scale, method=self.method, data=top["data"],
                     resolution=resolution, budget_steps=top["budget_steps"],
