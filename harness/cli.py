@@ -100,6 +100,8 @@ def cmd_plan(args) -> int:
         print(f"  trial {t.trial_id}  seed {t.seed}  {t.cell or '(base config)'}")
     for s in plan.samples:
         print(f"  sample {s.key}  {s.cell or '(default knobs)'}")
+    for line in plan.merged:
+        print(f"merged: {line}")
     gpus = torch.cuda.device_count()
     print(f"resources per trial: {plan.resources.cpu:g} CPU, {plan.resources.gpu:g} GPU"
           + ("" if gpus or not plan.resources.gpu else " (no GPU here: CPU only)"))

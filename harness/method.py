@@ -17,7 +17,8 @@ changes sampling, so a sample grid never retrains). The contract:
   diffusion of one batch) as image grids.
 - `sampling_info(**knobs)` describes the sampler without running it: NFE per sample and the
   timesteps used; `info()` gives scalars about the trained model (e.g. `terminal_snr`).
-- `state_dict()` / `load_state_dict()` round-trip the trained model, config included.
+- `state_dict()` / `load_state_dict()` round-trip the trained model, config included, and
+  `to(device)` moves a loaded one to the device it samples on.
 """
 
 from __future__ import annotations
@@ -131,6 +132,10 @@ class Method(abc.ABC):
     def n_params(self) -> int:
         """Number of trainable parameters."""
         return 0
+
+    def to(self, device: torch.device) -> "Method":
+        """Move a loaded model to `device` for sampling (after `load_state_dict`); returns self."""
+        return self
 
     def knobs(self, **knobs: Any) -> Any:
         """Validated `Knobs` instance; unknown names fail listing the valid ones."""

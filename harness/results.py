@@ -1,20 +1,27 @@
 """The results store: append-only Parquet in long format with a versioned schema (after
 lm-evaluation-harness's results with `git_hash` and stylegan2-ada's metric jsonl).
 
-Layout of a run's output directory:
-  results/<trial_id>.parquet   one row per trial x sample setting x metric (schema below)
-  curves/<trial_id>.parquet    training curves: trial_id, step, metric, value, wall_s
-  samples/<trial_id>/<setting>.png   a grid of the first samples of each setting
-  checkpoints/<trial_id>.pt    the fitted model's state_dict
-  study.json                   the resolved plan as it ran
+Layout of a run's output directory (one study per directory; `harness.ledger` enforces it):
+  results/<trial_id>.fit.parquet          the fit's rows (training cost, model facts)
+  results/<trial_id>.<unit>.parquet       one sampling unit's rows: a sample setting measured
+                                          with a set of metrics (`unit_file` names it)
+  curves/<trial_id>.parquet               training curves: trial_id, step, metric, value, wall_s
+  samples/<trial_id>/<setting>.png        a grid of the first samples of each setting
+  checkpoints/<trial_id>.pt               the fitted model's state_dict
+  plans/<plan_id>.json                    every plan that wrote rows (rows carry `plan_id`)
+  study.json                              the latest plan
+  quarantine/                             unreadable results files moved aside by the ledger
 
-Every file is written to a temporary name and renamed, so a crash never leaves a half file,
-and a trial whose results file exists is finished: that is the ledger a rerun resumes from.
+Every file is written to a temporary name, given the permissions the umask gives any new file,
+and renamed, so a crash never leaves a half file and colleagues can read the results. Files
+starting with "." (temporary) are ignored by pyarrow and pandas readers.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # column: (arrow type, meaning)
 COLUMNS: dict[str, tuple[pa.DataType, str]] = {
@@ -31,10 +38,13 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "study": (pa.string(), "study name"),
     "scale": (pa.string(), "smoke or full (or another declared scale)"),
     "trial_id": (pa.string(), "<config_hash[:8]>-s<seed>: one fit"),
+    "cell_key": (pa.string(), "stable key of study, scale, method and grid values: joins commits"),
+    "cell_json": (pa.string(), "the train-grid values of the trial's cell as JSON"),
+    "setting_json": (pa.string(), "the sample-grid values of the row's setting as JSON; null per trial"),
     "method": (pa.string(), "registered method name"),
     "dataset": (pa.string(), "data set name"),
     "seed": (pa.int64(), "training seed (sampling seeds derive from it)"),
-    "config_hash": (pa.string(), "hash of method, data, resolution, full config and budget"),
+    "config_hash": (pa.string(), "hash of study, scale, method, data, resolution, config, budget"),
     "config_json": (pa.string(), "the full method config and budget as JSON"),
     "sample_json": (pa.string(), "sampling knobs and sampler facts as JSON; {} for per-trial rows"),
     "metric": (pa.string(), "metric name (see `genbench list`)"),
@@ -46,6 +56,11 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "feature_extractor": (pa.string(), "feature network and its hash (quality metrics)"),
     "ref_split": (pa.string(), "reference data set split and key (quality metrics)"),
     "note": (pa.string(), "warnings or why a metric was skipped"),
+    "train_steps": (pa.int64(), "optimiser steps the fit took (training rows)"),
+    "images_seen": (pa.int64(), "training examples the fit processed (training rows)"),
+    "run_key": (pa.string(), "ledger key of the unit of work that wrote the row"),
+    "plan_id": (pa.string(), "the plan that wrote the row: plans/<plan_id>.json"),
+    "node": (pa.string(), "host name of the machine that ran the trial"),
     "device": (pa.string(), "device name the trial ran on"),
     "git_sha": (pa.string(), "genbench commit, '-dirty' when the tree had changes"),
     "versions_json": (pa.string(), "python and library versions as JSON"),
@@ -58,6 +73,19 @@ CURVE_SCHEMA = pa.schema([("trial_id", pa.string()), ("step", pa.int64()),
                           ("wall_s", pa.float64())])
 
 
+V1_COLUMNS = ("schema_version", "study", "scale", "trial_id", "method", "dataset", "seed",
+              "config_hash", "config_json", "sample_json", "metric", "value", "std", "n_samples",
+              "n_ref", "protocol", "feature_extractor", "ref_split", "note", "device", "git_sha",
+              "versions_json", "created_at")
+
+
+def current_umask() -> int:
+    """This process's umask (reading it means setting it, so it is set straight back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write `payload` to `path` through a temporary file in the same directory and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +95,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's own mode is 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -89,9 +118,19 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=SCHEMA)
 
 
-def write_trial_results(out_dir: Path, trial_id: str, rows: list[dict[str, Any]]) -> Path:
-    """results/<trial_id>.parquet, atomically; its existence marks the trial finished."""
-    path = Path(out_dir) / "results" / f"{trial_id}.parquet"
+def fit_file(out_dir: Path, trial_id: str) -> Path:
+    """results/<trial_id>.fit.parquet: the rows of one fit."""
+    return Path(out_dir) / "results" / f"{trial_id}.fit.parquet"
+
+
+def unit_file(out_dir: Path, trial_id: str, sampling_key: str, metrics_key: str) -> Path:
+    """results/<trial_id>.<sampling_key>.<metrics_key>.parquet: the rows of one sample setting
+    measured with one set of metrics (a metric added later gets a file of its own)."""
+    return Path(out_dir) / "results" / f"{trial_id}.{sampling_key}.{metrics_key}.parquet"
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write result rows to `path` atomically."""
     atomic_write_table(rows_to_table(rows), path)
     return path
 
@@ -104,20 +143,51 @@ def write_curve(out_dir: Path, trial_id: str, points: list[dict[str, Any]]) -> P
     return path
 
 
-def finished_trials(out_dir: Path) -> set[str]:
-    """Trial ids whose results file exists: the ledger a rerun resumes from."""
-    d = Path(out_dir) / "results"
-    return {p.stem for p in d.glob("*.parquet")} if d.is_dir() else set()
+def read_file(path: Path) -> pa.Table:
+    """One results file as a table of the current SCHEMA; a version-1 file gets the new columns
+    (null, except `cell_json`, which v1 kept inside `config_json`). Raises ValueError when the
+    file cannot be read or lacks the schema's columns."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as err:
+        raise ValueError(f"not a readable Parquet file ({str(err).splitlines()[0]})") from None
+    missing = [c for c in V1_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValueError(f"not a genbench results file (no column {missing[0]!r})")
+    n = table.num_rows
+    columns = []
+    for name, (tp, _) in COLUMNS.items():
+        if name in table.column_names:
+            columns.append(table.column(name).cast(tp))
+        elif name == "cell_json":
+            cells = [json.dumps(json.loads(c).get("cell"), sort_keys=True) if c else None
+                     for c in table.column("config_json").to_pylist()]
+            columns.append(pa.array(cells, pa.string()))
+        else:
+            columns.append(pa.nulls(n, tp))
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
-def read_results(out_dir: Path) -> pd.DataFrame:
-    """Every results row under `out_dir` (or a results/ directory) as one DataFrame."""
+def results_files(out_dir: Path) -> list[Path]:
+    """The results files under `out_dir` (or a results/ directory), hidden temporaries excluded."""
     d = Path(out_dir)
     d = d / "results" if (d / "results").is_dir() else d
-    files = sorted(d.glob("*.parquet"))
-    if not files:
+    return sorted(p for p in d.glob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def read_results(out_dir: Path, *, warn=None) -> pd.DataFrame:
+    """Every results row under `out_dir` (or a results/ directory) as one DataFrame. A file that
+    cannot be read is skipped with one line to `warn` (default: stderr), never fatal."""
+    warn = warn or (lambda line: print(line, file=sys.stderr))
+    tables = []
+    for f in results_files(out_dir):
+        try:
+            tables.append(read_file(f))
+        except ValueError as err:
+            warn(f"genbench: skipping {f}: {err}")
+    if not tables:
         return SCHEMA.empty_table().to_pandas()
-    return pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files]).to_pandas()
+    return pa.concat_tables(tables).to_pandas()
 
 
 def read_curves(out_dir: Path) -> pd.DataFrame:

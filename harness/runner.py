@@ -1,9 +1,11 @@
 """The Ray Tune adapter (after Ray Tune's `tune_basic_example.py` and `mnist_pytorch.py`): one
 trial per train-grid cell and seed, `tune.with_resources` with fractional GPUs, `grid_search`
-over the pending trials. Everything a trial does is `harness.trial.execute_trial`, plain Python.
+over the trials with work left. Everything a trial does is `harness.trial.execute_trial`, plain
+Python.
 
-Resuming uses genbench's own ledger (a trial whose results file exists is done), not
-`Tuner.restore`, so a rerun with the same study picks up exactly the unfinished cells.
+Resuming uses genbench's own ledger (`harness.ledger`), not `Tuner.restore`: a rerun runs
+exactly the fits and sample-setting measurements that are missing or stale, and one driver at a
+time holds the output directory.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from pathlib import Path
 
 from harness.assets import assets_dir
 from harness.provenance import git_sha, versions_json
-from harness.results import atomic_write_bytes, finished_trials
+from harness.results import current_umask
+from harness.ledger import OutputLock, Work, check_study, record_plan, scan
 from harness.study import Plan
 from harness.trial import Env, TrialOutcome
 
 
 def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict, use_gpu: bool) -> None:
-    """The Tune trainable: `config["trial"]` is one trial of the plan; execute it, report."""
+    """The Tune trainable: `config["cell"]` holds one trial of the plan and the work the ledger
+    says it must still do; execute it, report."""
     import torch
     from ray import tune
 
@@ -30,15 +34,15 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict, use_gpu:
     from harness.trial import execute_trial
 
     plan = Plan.from_json(plan_json)
-    trial = Trial(**config["trial"])
+    work = Work.from_dict(Trial(**config["cell"]["trial"]), config["cell"]["work"])
     torch.set_num_threads(max(1, int(plan.resources.cpu)))
     device = pick_device("cuda" if use_gpu else "cpu")
-    outcome = execute_trial(plan, trial, Path(out_dir), Env(**env), device)
+    outcome = execute_trial(plan, work, Path(out_dir), Env(**env), device)
     tune.report({"status": outcome.status, "rows": outcome.n_rows, "message": outcome.message})
 
 
 def _trial_id(trial) -> str:
-    return trial.config["trial"]["trial_id"]
+    return trial.config["cell"]["trial"]["trial_id"]
 
 
 def _progress_callback(total: int, echo):
@@ -51,7 +55,7 @@ def _progress_callback(total: int, echo):
             self.ended = 0
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            echo(f"  started  {_trial_id(trial)}  {trial.config['trial']['cell'] or ''}")
+            echo(f"  started  {_trial_id(trial)}  {trial.config['cell']['trial']['cell'] or ''}")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.ended += 1
@@ -106,49 +110,64 @@ def init_ray(address: str | None) -> None:
 
 def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
               storage: str | None = None, echo=None) -> list[TrialOutcome]:
-    """Run every unfinished trial of `plan` on Ray Tune; return one outcome per trial run."""
+    """Run what the ledger says is missing of `plan` on Ray Tune; one outcome per trial run.
+    Refuses, before writing anything, a directory of another study or one in use."""
+    echo = echo or (lambda line: print(line, flush=True))
+    out_dir = Path(out_dir).resolve()  # trials chdir into their own directory
+    check_study(out_dir, plan)
+    created = not out_dir.exists()
+    lock = OutputLock(out_dir)
+    lock.acquire(echo)
+    try:
+        ledger = scan(out_dir, plan, echo)
+        if any(w.units for w in ledger.work):
+            try:
+                prepare_metrics(plan, echo)  # may fail: before any row is written
+            except BaseException:
+                lock.release()
+                if created and not any(out_dir.iterdir()):
+                    out_dir.rmdir()
+                raise
+        echo(ledger.summary(plan))
+        if not ledger.work:
+            return []
+        record_plan(out_dir, plan)
+        return _tune(plan, ledger.work, out_dir, address, storage, echo)
+    finally:
+        lock.release()
+
+
+def _tune(plan: Plan, work: list[Work], out_dir: Path, address: str | None,
+          storage: str | None, echo) -> list[TrialOutcome]:
     import ray
     from ray import tune
 
-    echo = echo or (lambda line: print(line, flush=True))
-    out_dir = Path(out_dir).resolve()  # trials chdir into their own directory
-    done = finished_trials(out_dir)
-    pending = [t for t in plan.trials if t.trial_id not in done]
-    if pending:
-        prepare_metrics(plan, echo)  # may fail: before anything is written to out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_dir / "study.json", plan.to_json().encode())
-    if done:
-        echo(f"{len(plan.trials) - len(pending)} of {len(plan.trials)} trials already finished "
-             f"in {out_dir}; running the other {len(pending)}")
-    if not pending:
-        return []
     init_ray(address)
     cluster = ray.cluster_resources()
     gpus = cluster.get("GPU", 0.0)
     use_gpu = plan.resources.gpu > 0 and gpus > 0
     resources = {"cpu": plan.resources.cpu, "gpu": plan.resources.gpu if use_gpu else 0}
-    echo(f"{plan.study} [{plan.scale}]: {len(pending)} trials x {len(plan.samples)} sample "
-         f"settings, {resources} per trial, "
-         f"{concurrency(plan, cluster.get('CPU', 1), gpus)} at once")
+    echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, {resources} per "
+         f"trial, {concurrency(plan, cluster.get('CPU', 1), gpus)} at once")
     env = Env(git_sha=git_sha(), versions_json=versions_json(),
-              assets_dir=str(assets_dir().resolve()))
+              assets_dir=str(assets_dir().resolve()), umask=current_umask())
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), use_gpu=use_gpu)
+    cells = [{"trial": dataclasses.asdict(w.trial), "work": w.to_dict()} for w in work]
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
-        param_space={"trial": tune.grid_search([dataclasses.asdict(t) for t in pending])},
+        param_space={"cell": tune.grid_search(cells)},
         tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_id,
                                     trial_dirname_creator=_trial_id),
         run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
                                   storage_path=storage or str(out_dir / "ray"), verbose=0,
-                                  callbacks=[_progress_callback(len(pending), echo)],
+                                  callbacks=[_progress_callback(len(work), echo)],
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
     grid = tuner.fit()
     outcomes = []
     for result in grid:
-        trial_id = result.config["trial"]["trial_id"]
+        trial_id = result.config["cell"]["trial"]["trial_id"]
         if result.error is not None:
             lines = str(result.error).strip().splitlines()
             outcomes.append(TrialOutcome(trial_id, "error", lines[-1] if lines else "error", 0))

@@ -101,12 +101,12 @@ class Study:
         knob_sets: dict[str, Any] = {**self.sample_config, **sc.sample_config}
         for key, value in (sets or {}).items():
             target, name = _route(key, config_fields, knob_fields, list(top) + ["cpu", "gpu"])
-            if target == "config":
+            if target == "config":  # a grid axis set on the command line is pinned
                 base[name] = value
-                train_grid = [{k: v for k, v in c.items() if k != name} for c in train_grid]
+                train_grid = [{**c, name: value} if name in c else c for c in train_grid]
             elif target == "knobs":
                 knob_sets[name] = value
-                sample_grid = [{k: v for k, v in c.items() if k != name} for c in sample_grid]
+                sample_grid = [{**c, name: value} if name in c else c for c in sample_grid]
             elif name in ("cpu", "gpu"):
                 res_sets[name] = value
             else:
@@ -114,6 +114,10 @@ class Study:
         train_grid, sample_grid = _dedupe(train_grid), _dedupe(sample_grid)
         seeds = top["seeds"]
         seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
+        merged: list[str] = []  # what resolved to the same work, for `genbench plan`
+        if len(set(seeds)) < len(seeds):
+            merged.append(f"seeds {list(seeds)} repeat a seed: each seed runs once")
+            seeds = tuple(dict.fromkeys(seeds))
         for name, low in (("budget_steps", 1), ("n_samples", 1), ("log_every", 1),
                           ("eval_every", 0), ("eval_samples", 1)):
             if not isinstance(top[name], int) or isinstance(top[name], bool) or top[name] < low:
@@ -135,27 +139,41 @@ class Study:
         check_metric_names(self.metrics)
 
         num_classes = datasets.info(top["data"]).num_classes
-        trials = []
-        configs = []  # the typed config of each train cell, for the method's plan-time check
-        for cell in train_grid:
-            _check_axes(cell, config_fields, "train grid axis", self.method)
-            configs.append(build_config(method_cls.Config, {**base, **cell},
-                                        what=f"config field of {self.method}"))
-            cfg = to_dict(configs[-1])
-            identity = {"method": self.method, "data": top["data"], "resolution": resolution,
-                        "config": cfg, "budget_steps": top["budget_steps"]}
-            chash = config_hash(identity)
-            for seed in seeds:
-                trials.append(Trial(trial_id=f"{chash[:8]}-s{seed}", cell=cell, config=cfg,
-                                    config_hash=chash, seed=seed))
-        settings = []
+        settings: list[SampleSetting] = []
+        typed_knobs = []
         for cell in sample_grid:
             _check_axes(cell, knob_fields, "sample grid axis", self.method)
             knobs = build_config(method_cls.Knobs, {**knob_sets, **cell},
                                  what=f"sampling knob of {self.method}")
-            for config in configs:  # combinations that cannot run fail now, not after training
-                method_cls.check(config, knobs, task=self.task, num_classes=num_classes)
+            same = [s for s in settings if s.knobs == to_dict(knobs)]
+            if same:
+                merged.append(f"sample setting {cell} is the same as {same[0].cell}: merged")
+                continue
+            typed_knobs.append(knobs)
             settings.append(SampleSetting(key=_label(cell), cell=cell, knobs=to_dict(knobs)))
+        # what changes a fit's rows, curves and checkpoint: its identity and the ledger's key
+        fit_spec = {"study": self.name, "scale": scale, "method": self.method, "data": top["data"],
+                    "resolution": resolution, "budget_steps": top["budget_steps"],
+                    "log_every": top["log_every"]}
+        if top["eval_every"]:  # quality along training uses the first setting and the metrics
+            fit_spec.update(eval_every=top["eval_every"], eval_samples=top["eval_samples"],
+                            eval_metrics=list(self.metrics), eval_knobs=settings[0].knobs)
+        trials: list[Trial] = []
+        for cell in train_grid:
+            _check_axes(cell, config_fields, "train grid axis", self.method)
+            config = build_config(method_cls.Config, {**base, **cell},
+                                  what=f"config field of {self.method}")
+            for knobs in typed_knobs:  # combinations that cannot run fail now, not after training
+                method_cls.check(config, knobs, task=self.task, num_classes=num_classes)
+            cfg = to_dict(config)
+            chash = config_hash({**fit_spec, "config": cfg})
+            same = [t for t in trials if t.config_hash == chash]
+            if same:
+                merged.append(f"train cell {cell} gives the same config as {same[0].cell}: merged")
+                continue
+            for seed in seeds:
+                trials.append(Trial(trial_id=f"{chash[:8]}-s{seed}", cell=cell, config=cfg,
+                                    config_hash=chash, seed=seed))
         return Plan(study=self.name, scale=scale, method=self.method, data=top["data"],
                     resolution=resolution, budget_steps=top["budget_steps"],
                     log_every=top["log_every"], n_samples=top["n_samples"],
@@ -163,17 +181,17 @@ class Study:
                     missing_assets=self.missing_assets, eval_every=top["eval_every"],
                     eval_samples=top["eval_samples"], task=self.task, mask=self.mask,
                     obs_noise=self.obs_noise, figures=self.figures, resources=resources,
-                    trials=tuple(trials), samples=tuple(settings))
+                    trials=tuple(trials), samples=tuple(settings), merged=tuple(merged))
 
 
 @dataclass(frozen=True)
 class Trial:
     """One fit: a train-grid cell at one seed."""
 
-    trial_id: str  # "<config hash>-s<seed>": stable across runs, the ledger key
+    trial_id: str  # "<config hash>-s<seed>": the ledger's key of this fit
     cell: dict[str, Any]  # the train-grid values of this cell
     config: dict[str, Any]  # the full method config
-    config_hash: str  # hash of method, data, resolution, config and budget
+    config_hash: str  # hash of study, scale, method, data, resolution, config and budget
     seed: int
 
 
@@ -210,9 +228,36 @@ class Plan:
     resources: Resources
     trials: tuple[Trial, ...]
     samples: tuple[SampleSetting, ...]
+    merged: tuple[str, ...] = ()  # cells, settings and seeds that resolved to the same work
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)
+
+    @property
+    def plan_id(self) -> str:
+        """Hash of the whole plan: rows name the plan that wrote them (plans/<plan_id>.json)."""
+        return config_hash(self.to_json())
+
+    def measured(self) -> tuple[str, ...]:
+        """Every metric a sample setting must have rows for: cost, task and quality metrics."""
+        from harness.metrics import SETTING_COST_METRICS, TASK_METRICS
+
+        task = tuple(TASK_METRICS) if self.task == "inpaint" else ()
+        return (*SETTING_COST_METRICS, *task, *self.metrics)
+
+    def sampling_key(self, trial: Trial, setting: SampleSetting) -> str:
+        """Ledger key of drawing `setting`'s samples from `trial`'s fit: everything that changes
+        the samples or how they are measured, except the metric list (see `harness.ledger`)."""
+        return config_hash({"fit": trial.trial_id, "knobs": setting.knobs,
+                            "n_samples": self.n_samples, "task": self.task, "mask": self.mask,
+                            "obs_noise": self.obs_noise, "ref_split": self.ref_split})
+
+    def cell_key(self, trial: Trial, setting: SampleSetting | None = None) -> str:
+        """Stable key of a point of the study: study, scale, method and the grid values of the
+        train cell and sample setting. Unlike the trial id it ignores the rest of the config
+        and the seed, so it joins the seeds of one cell and runs of different commits."""
+        return config_hash({"study": self.study, "scale": self.scale, "method": self.method,
+                            "cell": trial.cell, "setting": None if setting is None else setting.cell})
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
@@ -221,6 +266,7 @@ class Plan:
         d["trials"] = tuple(Trial(**t) for t in d["trials"])
         d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
         d["metrics"] = tuple(d["metrics"])
+        d["merged"] = tuple(d.get("merged", ()))
         return cls(**d)
 
 

@@ -1,7 +1,8 @@
-"""One trial, in plain Python: fit a method on a train-grid cell, sample every setting of the
-sample grid from the same fitted model and the same initial noise, measure cost (and quality)
-and write the rows, curve, sample grids and checkpoint atomically. `harness.runner` wraps this
-for Ray Tune; tests call it directly.
+"""One trial, in plain Python, as the ledger (`harness.ledger.Work`) asks: fit a method on a
+train-grid cell (or load the fit's checkpoint), then draw each sample setting still to measure
+from the same fitted model and the same initial noise, measure cost, task and quality metrics,
+and write rows, curve, sample grids and checkpoint atomically. `harness.runner` wraps this for
+Ray Tune; tests call it directly.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import io
 import json
 import os
 import resource
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,8 +24,9 @@ from harness import data as datasets
 from harness.config import build_config, canonical_json
 from harness.errors import DivergedError, GenbenchError
 from harness.method import Budget, Method, Observation, get_method
-from harness.results import (SCHEMA_VERSION, atomic_write_bytes, write_curve,
-                             write_trial_results)
+from harness.ledger import Unit, Work
+from harness.results import (SCHEMA_VERSION, atomic_write_bytes, fit_file, unit_file,
+                             write_curve, write_rows)
 from harness.seeding import seed_everything
 from harness.tasks import hidden_error, make_inpainting
 from harness.study import Plan, SampleSetting, Trial
@@ -38,6 +41,7 @@ class Env:
     git_sha: str
     versions_json: str
     assets_dir: str  # absolute GENBENCH_ASSETS, so every node looks in the same place
+    umask: int = 0o022  # the driver's umask: files written by workers get the user's modes
 
 
 @dataclass(frozen=True)
@@ -48,40 +52,83 @@ class TrialOutcome:
     n_rows: int
 
 
-def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
+def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
                   device: torch.device) -> TrialOutcome:
-    """Run `trial` of `plan`; write everything under `out_dir` (an absolute path)."""
-    from harness.provenance import device_name
-
+    """Do `work` (one trial of `plan`); write everything under `out_dir` (an absolute path)."""
     out_dir = Path(out_dir)
     os.environ["GENBENCH_ASSETS"] = env.assets_dir
+    os.umask(env.umask)
+    trial = work.trial
     seed_everything(trial.seed)
+    rows = Rows(plan, trial, env, device)
+    evaluator = _evaluator(plan, device)
+    if work.fit:
+        method = _fit(plan, trial, out_dir, rows, evaluator, device)
+        if method is None:
+            return TrialOutcome(trial.trial_id, "diverged", rows.note, rows.count)
+    else:
+        method = _load(plan, trial, out_dir, device)
+    labels = _labels_for(method, plan.n_samples)
+    truth, observation = _task_inputs(plan, trial, out_dir, method)
+    settings = {s.key: s for s in plan.samples}
+    for unit in work.units:
+        _measure(plan, trial, settings[unit.setting], unit, method, evaluator, labels, truth,
+                 observation, out_dir, rows, device)
+    return TrialOutcome(trial.trial_id, "ok", "", rows.count)
+
+
+class Rows:
+    """Result rows of one trial: every row carries the same provenance (schema v2)."""
+
+    def __init__(self, plan: Plan, trial: Trial, env: Env, device: torch.device):
+        from harness.provenance import device_name
+
+        self.plan, self.trial = plan, trial
+        self.base = {"schema_version": SCHEMA_VERSION, "study": plan.study, "scale": plan.scale,
+                     "trial_id": trial.trial_id, "method": plan.method, "dataset": plan.data,
+                     "seed": trial.seed, "config_hash": trial.config_hash,
+                     "config_json": canonical_json({"config": trial.config,
+                                                    "budget_steps": plan.budget_steps,
+                                                    "data": plan.data,
+                                                    "resolution": plan.resolution,
+                                                    "cell": trial.cell}),
+                     "cell_json": canonical_json(trial.cell), "device": device_name(device),
+                     "git_sha": env.git_sha, "versions_json": env.versions_json,
+                     "node": socket.gethostname(), "plan_id": plan.plan_id}
+        self.count = 0
+        self.note = ""
+
+    def write(self, path: Path, rows: list[dict[str, Any]]) -> None:
+        now = datetime.now(timezone.utc)
+        write_rows(path, [{**self.base, "created_at": now, **r} for r in rows])
+        self.count += len(rows)
+
+    def fit_row(self, metric: str, value: float, steps: int, **extra: Any) -> dict[str, Any]:
+        batch_size = self.trial.config.get("batch_size")
+        return {"metric": metric, "value": float(value), "sample_json": "{}",
+                "cell_key": self.plan.cell_key(self.trial), "run_key": self.trial.trial_id,
+                "train_steps": steps, "images_seen": steps * batch_size if batch_size else None,
+                **extra}
+
+
+def _evaluator(plan: Plan, device: torch.device):
+    if not plan.metrics:
+        return None
+    from harness.metrics.quality import Evaluator
+
+    return Evaluator(plan.data, plan.resolution, ref_split=plan.ref_split, device=device,
+                     missing_assets=plan.missing_assets)
+
+
+def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
+         device: torch.device) -> Method | None:
+    """Train the trial's method; write its fit rows, curve, checkpoint and figures. None when
+    the loss turned non-finite (the rows then record where)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     train = datasets.load(plan.data, "train", plan.resolution)
     method_cls = get_method(plan.method)
     method = method_cls(build_config(method_cls.Config, trial.config))
-    config_json = canonical_json({"config": trial.config, "budget_steps": plan.budget_steps,
-                                  "data": plan.data, "resolution": plan.resolution,
-                                  "cell": trial.cell})
-    base = {"study": plan.study, "scale": plan.scale, "trial_id": trial.trial_id,
-            "method": plan.method, "dataset": plan.data, "seed": trial.seed,
-            "config_hash": trial.config_hash, "config_json": config_json,
-            "device": device_name(device), "git_sha": env.git_sha,
-            "versions_json": env.versions_json}
-    rows: list[dict[str, Any]] = []
-
-    def row(metric: str, value: float, sample_json: str = "{}", **extra: Any) -> None:
-        rows.append({**base, "schema_version": SCHEMA_VERSION, "metric": metric, "value": float(value),
-                     "sample_json": sample_json, "created_at": datetime.now(timezone.utc),
-                     **extra})
-
-    evaluator = None
-    if plan.metrics:
-        from harness.metrics.quality import Evaluator
-
-        evaluator = Evaluator(plan.data, plan.resolution, ref_split=plan.ref_split,
-                              device=device, missing_assets=plan.missing_assets)
     curve: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     eval_s = 0.0  # time spent evaluating along training, kept out of train_s
@@ -94,10 +141,9 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
                           "value": float(v), "wall_s": wall})
         if evaluator is not None and plan.eval_every and step % plan.eval_every == 0:
             t0 = time.perf_counter()
-            setting = plan.samples[0]
             labels = _labels_for(method, plan.eval_samples)
             samples = method.sample(plan.eval_samples, seed=trial.seed, labels=labels,
-                                    **setting.knobs)  # (a generation task: no observation)
+                                    **plan.samples[0].knobs)  # (a generation task: no observation)
             for r in evaluator.evaluate(plan.metrics, samples, labels):
                 curve.append({"trial_id": trial.trial_id, "step": step, "metric": r["metric"],
                               "value": r["value"], "wall_s": wall})
@@ -108,58 +154,88 @@ def execute_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env,
         method.fit(train, budget, seed=trial.seed, device=device)
     except DivergedError as err:
         write_curve(out_dir, trial.trial_id, curve)
-        row("diverged_at_step", err.step, note=str(err))
-        write_trial_results(out_dir, trial.trial_id, rows)
-        return TrialOutcome(trial.trial_id, "diverged", str(err), len(rows))
+        rows.note = str(err)
+        rows.write(fit_file(out_dir, trial.trial_id),
+                   [rows.fit_row("diverged_at_step", err.step, err.step, note=str(err))])
+        return None
     train_s = time.perf_counter() - t_start - eval_s
     write_curve(out_dir, trial.trial_id, curve)
     _save_checkpoint(out_dir, trial.trial_id, method)
-
-    batch_size = trial.config.get("batch_size", 1)
-    row("train_s", train_s, protocol="wall clock around fit()")
-    row("train_images_per_s", plan.budget_steps * batch_size / train_s,
-        protocol="budget_steps * batch_size / train_s")
-    row("n_params", method.n_params())
-    losses = [p["value"] for p in curve if p["metric"] == "loss"]
-    if losses:
-        row("final_loss", losses[-1], protocol=f"mean over the last {plan.log_every} steps")
-    for name, value in method.info().items():
-        row(name, value)
-
     if plan.figures:
         for name, (images, nrow) in method.figures(train, seed=trial.seed).items():
             _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, method, nrow)
-    labels = _labels_for(method, plan.n_samples)
-    truth = observation = None
-    if plan.task == "inpaint":  # restore the first n test images from y = A(x) + n
-        truth = datasets.load(plan.data, "test", plan.resolution).x[:plan.n_samples]
-        if len(truth) < plan.n_samples:
-            raise GenbenchError(f"inpainting needs n_samples <= {len(truth)} test images")
-        observation = make_inpainting(truth, plan.mask, plan.obs_noise, seed=trial.seed)
-        _save_grid(out_dir / "samples" / trial.trial_id / "observation.png",
-                   observation.y + (observation.mask - 1), method)
-    for setting in plan.samples:
-        sample_json, samples, sample_s = _sample(method, setting, plan.n_samples, trial.seed,
-                                                 labels, observation)
-        row("sample_s_per_image", sample_s / plan.n_samples, sample_json,
-            n_samples=plan.n_samples, protocol="wall clock around sample()")
-        info = json.loads(sample_json)
-        row("nfe", info["nfe"], sample_json, n_samples=plan.n_samples,
-            protocol="network evaluations per sample")
-        _save_grid(out_dir / "samples" / trial.trial_id / f"{setting.key}.png", samples, method)
-        if evaluator is not None:
-            for r in evaluator.evaluate(plan.metrics, samples, labels):
-                row(r.pop("metric"), r.pop("value"), sample_json, **r)
-        if observation is not None:
-            mse, psnr = hidden_error(samples, truth, observation.mask)
-            protocol = f"hidden pixels of the {plan.mask} mask, obs_noise={plan.obs_noise}"
-            row("mse_hidden", mse, sample_json, n_samples=plan.n_samples, protocol=protocol)
-            row("psnr_hidden", psnr, sample_json, n_samples=plan.n_samples,
-                protocol=protocol + ", peak-to-peak 2")
-    row("peak_mem_mb", _peak_mem_mb(device),
-        protocol="torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss of the trial process")
-    write_trial_results(out_dir, trial.trial_id, rows)
-    return TrialOutcome(trial.trial_id, "ok", "", len(rows))
+
+    steps = plan.budget_steps
+    out = [rows.fit_row("train_s", train_s, steps, protocol="wall clock around fit()"),
+           rows.fit_row("train_images_per_s", steps * trial.config.get("batch_size", 1) / train_s,
+                        steps, protocol="budget_steps * batch_size / train_s"),
+           rows.fit_row("n_params", method.n_params(), steps)]
+    losses = [p["value"] for p in curve if p["metric"] == "loss"]
+    if losses:
+        out.append(rows.fit_row("final_loss", losses[-1], steps,
+                                protocol=f"mean over the last {plan.log_every} steps"))
+    out += [rows.fit_row(name, value, steps) for name, value in method.info().items()]
+    out.append(rows.fit_row("peak_mem_mb", _peak_mem_mb(device), steps,
+                            protocol=_peak_mem_protocol(device, "fit()")))
+    rows.write(fit_file(out_dir, trial.trial_id), out)
+    return method
+
+
+def _load(plan: Plan, trial: Trial, out_dir: Path, device: torch.device) -> Method:
+    """The trial's fitted method from its checkpoint (the ledger found its fit done)."""
+    method_cls = get_method(plan.method)
+    method = method_cls(build_config(method_cls.Config, trial.config))
+    state = torch.load(out_dir / "checkpoints" / f"{trial.trial_id}.pt", map_location="cpu",
+                       weights_only=True)
+    method.load_state_dict(state)
+    return method.to(device)
+
+
+def _task_inputs(plan: Plan, trial: Trial, out_dir: Path, method: Method):
+    """Ground truth and observation for the inpainting task (None, None for generation)."""
+    if plan.task != "inpaint":  # restore the first n test images from y = A(x) + n
+        return None, None
+    truth = datasets.load(plan.data, "test", plan.resolution).x[:plan.n_samples]
+    if len(truth) < plan.n_samples:
+        raise GenbenchError(f"inpainting needs n_samples <= {len(truth)} test images")
+    observation = make_inpainting(truth, plan.mask, plan.obs_noise, seed=trial.seed)
+    _save_grid(out_dir / "samples" / trial.trial_id / "observation.png",
+               observation.y + (observation.mask - 1), method)
+    return truth, observation
+
+
+def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, method: Method,
+             evaluator, labels: torch.Tensor | None, truth: torch.Tensor | None,
+             observation: Observation | None, out_dir: Path, rows: Rows,
+             device: torch.device) -> None:
+    """Draw one setting's samples and write the rows of the metrics `unit` asks for."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sample_json, samples, sample_s = _sample(method, setting, plan.n_samples, trial.seed,
+                                             labels, observation)
+    n = plan.n_samples
+    values: dict[str, dict[str, Any]] = {
+        "sample_s_per_image": {"value": sample_s / n, "protocol": "wall clock around sample()"},
+        "nfe": {"value": json.loads(sample_json)["nfe"], "protocol": "network evaluations per sample"},
+        "sample_peak_mem_mb": {"value": _peak_mem_mb(device),
+                               "protocol": _peak_mem_protocol(device, "sample()")},
+    }
+    if observation is not None and {"mse_hidden", "psnr_hidden"} & set(unit.metrics):
+        mse, psnr = hidden_error(samples, truth, observation.mask)
+        protocol = f"hidden pixels of the {plan.mask} mask, obs_noise={plan.obs_noise}"
+        values["mse_hidden"] = {"value": mse, "protocol": protocol}
+        values["psnr_hidden"] = {"value": psnr, "protocol": protocol + ", peak-to-peak 2"}
+    quality = [m for m in unit.metrics if m in plan.metrics]
+    if quality:
+        for r in evaluator.evaluate(quality, samples, labels):
+            values[r.pop("metric")] = r
+    _save_grid(out_dir / "samples" / trial.trial_id / f"{setting.key}.png", samples, method)
+    common = {"sample_json": sample_json, "setting_json": canonical_json(setting.cell),
+              "cell_key": plan.cell_key(trial, setting), "run_key": unit.sampling_key}
+    out = [{"n_samples": n, **values[m], "metric": m, **common} for m in unit.metrics]
+    for r in out:
+        r["value"] = float(r["value"])
+    rows.write(unit_file(out_dir, trial.trial_id, unit.sampling_key, unit.metrics_key), out)
 
 
 def _labels_for(method: Method, n: int) -> torch.Tensor | None:
@@ -200,6 +276,12 @@ def _save_checkpoint(out_dir: Path, trial_id: str, method: Method) -> None:
     buf = io.BytesIO()
     torch.save(method.state_dict(), buf)
     atomic_write_bytes(out_dir / "checkpoints" / f"{trial_id}.pt", buf.getvalue())
+
+
+def _peak_mem_protocol(device: torch.device, around: str) -> str:
+    if device.type == "cuda":
+        return f"torch.cuda.max_memory_allocated during {around}"
+    return "ru_maxrss of the trial process (imports and earlier work included)"
 
 
 def _peak_mem_mb(device: torch.device) -> float:

@@ -307,6 +307,13 @@ class DDPM(Method):
     def n_params(self) -> int:
         return sum(p.numel() for p in self.net.parameters()) if self.net is not None else 0
 
+    def to(self, device: torch.device) -> "DDPM":
+        self.device = torch.device(device)
+        for net in (self.net, None if self.ema is None else self.ema.net):
+            if net is not None:
+                net.to(self.device)
+        return self
+
     def state_dict(self) -> dict[str, Any]:
         return {"config": to_dict(self.config), "data_shape": list(self.data_shape),
                 "num_classes": self.num_classes,

@@ -46,7 +46,10 @@ def test_study_smoke(name, tmp_path, ray_local):
     for col in ("study", "method", "dataset", "config_hash", "config_json", "device", "git_sha",
                 "versions_json", "created_at"):
         assert df[col].notna().all(), col
-    assert (df.study == name).all() and (df.schema_version == 1).all()
+    assert (df.study == name).all() and (df.schema_version == 2).all()
+    assert df.cell_key.notna().all() and df.node.notna().all() and df.plan_id.notna().all()
+    fit_rows = df[df.setting_json.isna()]
+    assert set(fit_rows.metric) >= PER_TRIAL and (fit_rows.train_steps == 4).all()
     assert (df[df.metric == "sample_s_per_image"].n_samples == 2).all()
     curves = read_curves(out)
     assert set(curves.trial_id) == set(df.trial_id) and (curves.step.max() == 4)
@@ -80,7 +83,8 @@ def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
     assert main(args) == 0
     first = read_results(out)
     assert main(args) == 0
-    assert "1 of 1 trials already finished" in capsys.readouterr().out
+    assert "1 of 1 fits and 1 of 1 sample settings already done; to run: 0 fits" in \
+        capsys.readouterr().out
     pd.testing.assert_frame_equal(first, read_results(out))
     # a new seed runs only the new trial, keeping the old rows
     assert main([*args, "--set", "seeds=[0,1]"]) == 0

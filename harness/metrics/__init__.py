@@ -16,13 +16,17 @@ from harness.errors import GenbenchError
 COST_METRICS: dict[str, tuple[bool, str]] = {
     "train_s": (False, "wall seconds inside fit()"),
     "train_images_per_s": (True, "training examples processed per wall second"),
-    "peak_mem_mb": (False, "peak memory of the trial: CUDA max allocated, else process max RSS"),
+    "peak_mem_mb": (False, "peak memory of the fit: CUDA max allocated, else process max RSS"),
     "n_params": (False, "trainable parameters"),
     "final_loss": (False, "mean training loss over the last log interval"),
     "sample_s_per_image": (False, "wall seconds per generated sample"),
     "nfe": (False, "network evaluations per sample"),
+    "sample_peak_mem_mb": (False, "peak memory while sampling: CUDA max allocated, else process max RSS"),
     "diverged_at_step": (False, "step at which the loss became non-finite (row only if it did)"),
 }
+
+# the cost metrics recorded once per sample setting (the rest once per fit)
+SETTING_COST_METRICS = ("sample_s_per_image", "nfe", "sample_peak_mem_mb")
 
 # task metrics, measured by the runner for studies with task="inpaint"
 TASK_METRICS: dict[str, tuple[bool, str]] = {

@@ -1,0 +1,247 @@
+"""The ledger: what of a plan is already in an output directory, and what must still run.
+
+Resuming from our own ledger rather than `Tuner.restore` follows what Ray Tune users ended up
+doing (Tune's restore does not handle a changed search space). Two keys, two jobs (after asv's
+benchmark names and lm-evaluation-harness's task versions):
+
+- The ledger keys are exact. A fit (`results/<trial_id>.fit.parquet`, its checkpoint and curve)
+  is keyed by the trial id, a hash of study, scale, method, data, resolution, full config and
+  budget, plus the seed. A sample setting is keyed by `Plan.sampling_key`: the fit, the knobs,
+  `n_samples`, the task and the reference split. Its rows may sit in several files, one per set
+  of metrics measured together, so a metric added later measures only that metric (re-drawing
+  the same samples from the saved checkpoint: noise comes from per-sample generators), a new or
+  changed setting samples the checkpoint again without retraining, and a changed config retrains.
+- `Plan.cell_key` is stable: study, scale, method and the grid values only. It joins seeds and
+  runs of different commits, and never decides what runs.
+
+It also holds the rules of an output directory: one study per directory; one driver at a time
+(`OutputLock`); results files are validated when read, and an unreadable one is moved to
+`quarantine/` and its work done again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from harness.config import config_hash
+from harness.errors import GenbenchError
+from harness.results import fit_file, read_file, results_files
+from harness.study import Plan, Trial
+
+LOCK_NAME = "genbench.lock"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One sample setting of a trial to measure with `metrics` (cost, task or quality names);
+    `sampling_key` and `metrics_key` name its results file."""
+
+    setting: str  # SampleSetting.key
+    sampling_key: str
+    metrics: tuple[str, ...]
+
+    @property
+    def metrics_key(self) -> str:
+        return config_hash(sorted(self.metrics))[:8]
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one trial must still do: fit (or load its checkpoint), then measure `units`."""
+
+    trial: Trial
+    fit: bool
+    units: tuple[Unit, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"fit": self.fit, "units": [[u.setting, u.sampling_key, list(u.metrics)]
+                                           for u in self.units]}
+
+    @classmethod
+    def from_dict(cls, trial: Trial, d: dict) -> "Work":
+        return cls(trial, d["fit"], tuple(Unit(s, k, tuple(m)) for s, k, m in d["units"]))
+
+
+@dataclass
+class Ledger:
+    """The state of an output directory against a plan."""
+
+    work: list[Work] = field(default_factory=list)  # trials with anything left to do
+    fits_done: int = 0
+    units_done: int = 0  # (trial, setting) pairs with every metric present
+    diverged: list[str] = field(default_factory=list)  # trial ids recorded as diverged
+    quarantined: list[str] = field(default_factory=list)  # one line per file moved aside
+
+    def summary(self, plan: Plan) -> str:
+        n_units = len(plan.trials) * len(plan.samples)
+        fits = sum(w.fit for w in self.work)
+        units = sum(len(w.units) for w in self.work)
+        line = (f"ledger: {self.fits_done} of {len(plan.trials)} fits and {self.units_done} of "
+                f"{n_units} sample settings already done; to run: {fits} fits, {units} "
+                f"sample-setting measurements")
+        if self.diverged:
+            line += f"; diverged earlier: {', '.join(self.diverged)}"
+        return line
+
+
+def check_study(out_dir: Path, plan: Plan) -> None:
+    """Refuse an output directory that holds another study's results."""
+    out_dir = Path(out_dir)
+    other = None
+    if (out_dir / "study.json").is_file():
+        try:
+            other = json.loads((out_dir / "study.json").read_text()).get("study")
+        except (OSError, ValueError):
+            other = None
+    if other is None:
+        for f in results_files(out_dir):
+            try:
+                studies = set(read_file(f).column("study").to_pylist())
+            except ValueError:
+                continue
+            other = next(iter(studies), None)
+            break
+    if other is not None and other != plan.study:
+        raise GenbenchError(f"{out_dir} holds results of study {other!r}, not {plan.study!r}; "
+                            f"give {plan.study} a fresh --out")
+
+
+def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledger:
+    """Compare `out_dir` with `plan`: validate every results file (moving unreadable ones to
+    quarantine/), and list the work left per trial."""
+    out_dir = Path(out_dir)
+    ledger = Ledger()
+    metrics_by_file: dict[str, set[str]] = {}
+    for f in results_files(out_dir):
+        try:
+            table = read_file(f)
+            studies = set(table.column("study").to_pylist())
+            if studies - {plan.study}:
+                raise ValueError(f"rows of study {sorted(studies - {plan.study})[0]!r}")
+        except ValueError as err:
+            dest = quarantine(out_dir, f)
+            line = f"quarantined {f.name}: {err}; moved to {dest}, its work runs again"
+            ledger.quarantined.append(line)
+            echo(line)
+            continue
+        metrics_by_file[f.name] = set(table.column("metric").to_pylist())
+    measured = plan.measured()
+    for trial in plan.trials:
+        fit_rows = metrics_by_file.get(fit_file(out_dir, trial.trial_id).name)
+        if fit_rows is not None and "diverged_at_step" in fit_rows:
+            ledger.fits_done += 1
+            ledger.diverged.append(trial.trial_id)
+            continue
+        checkpoint = (out_dir / "checkpoints" / f"{trial.trial_id}.pt").is_file()
+        fit_needed = fit_rows is None
+        units = []
+        for setting in plan.samples:
+            key = plan.sampling_key(trial, setting)
+            prefix = f"{trial.trial_id}.{key}."
+            have = set().union(*[m for name, m in metrics_by_file.items() if name.startswith(prefix)])
+            missing = tuple(m for m in measured if fit_needed or m not in have)
+            if missing:
+                units.append(Unit(setting.key, key, missing))
+        if units and not checkpoint:  # the checkpoint is gone: train again, measure everything
+            fit_needed = True
+            units = [Unit(s.key, plan.sampling_key(trial, s), measured) for s in plan.samples]
+        ledger.units_done += len(plan.samples) - len(units)
+        ledger.fits_done += not fit_needed
+        if fit_needed or units:
+            ledger.work.append(Work(trial, fit_needed, tuple(units)))
+    return ledger
+
+
+def quarantine(out_dir: Path, path: Path) -> Path:
+    """Move an unreadable results file out of results/ (whose readers it would break)."""
+    dest_dir = Path(out_dir) / "quarantine"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    dest = dest_dir / f"{stamp}-{path.name}"
+    shutil.move(str(path), dest)
+    return dest
+
+
+def record_plan(out_dir: Path, plan: Plan) -> None:
+    """Keep every plan that writes rows (plans/<plan_id>.json) and the latest as study.json."""
+    from harness.results import atomic_write_bytes
+
+    text = plan.to_json().encode()
+    path = Path(out_dir) / "plans" / f"{plan.plan_id}.json"
+    if not path.is_file():
+        atomic_write_bytes(path, text)
+    atomic_write_bytes(Path(out_dir) / "study.json", text)
+
+
+class OutputLock:
+    """One driver per output directory: `genbench.lock` holds the holder's host, PID and start
+    time. A lock left by a dead process on this host is stale and taken over; one held by a
+    live process, or by another host, refuses the second driver in one line."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / LOCK_NAME
+        self.held = False
+
+    def acquire(self, echo: Callable[[str], None] = print) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"host": socket.gethostname(), "pid": os.getpid(),
+              "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                holder = self._holder()
+                if not self._stale(holder):
+                    raise GenbenchError(
+                        f"{self.path.parent} is in use by another genbench run (host "
+                        f"{holder.get('host', '?')}, pid {holder.get('pid', '?')}, since "
+                        f"{holder.get('started_at', '?')}); wait for it, or delete {self.path} "
+                        "if that run is dead") from None
+                echo(f"taking over a stale lock of pid {holder.get('pid')} (no longer running)")
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self.held = True
+            return
+        raise GenbenchError(f"could not take the lock {self.path}; another run took it first")
+
+    def _holder(self) -> dict:
+        for _ in range(3):  # a holder may be between creating and writing the file
+            try:
+                return json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.1)
+        return {}
+
+    @staticmethod
+    def _stale(holder: dict) -> bool:
+        if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+            return False  # another host's process cannot be checked from here
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> "OutputLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

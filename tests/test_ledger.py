@@ -1,0 +1,214 @@
+"""The ledger never calls stale or broken results finished: changed measurements run exactly
+the missing work, another study's directory is refused, corrupt files are quarantined, one
+driver holds a directory, duplicate cells merge, files are readable, and cell keys are stable."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from harness import results
+from harness.cli import main
+from harness.ledger import LOCK_NAME, OutputLock
+from harness.results import read_results
+from harness.study import Scale, Study
+
+STUDY_FILE = """from harness.study import Study, Scale
+STUDY = Study(name={name!r}, method='dummy', data='mnist5k', train_grid={{'lr': [0.5]}},
+              sample_grid={{'noise': {noise}}}, metrics={metrics},
+              scales={{'smoke': Scale(budget_steps=3, n_samples=2, log_every=1)}})
+"""
+
+
+def study_file(tmp_path: Path, name="led", noise=(0.5,), metrics=()) -> str:
+    f = tmp_path / f"{name}.py"
+    f.write_text(STUDY_FILE.format(name=name, noise=list(noise), metrics=tuple(metrics)))
+    return str(f)
+
+
+def snapshot(out: Path) -> dict[str, int]:
+    """File name -> modification time of everything the ledger decides about."""
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns
+            for sub in ("results", "checkpoints") for p in (out / sub).glob("*")}
+
+
+def run(*argv) -> int:
+    return main(["run", *map(str, argv)])
+
+
+@pytest.mark.parametrize("change", ["n_samples", "knob", "grid_value", "metric", "config"])
+def test_a_changed_measurement_runs_exactly_the_missing_work(change, tmp_path, ray_local,
+                                                             domain_extractor):
+    out = tmp_path / "out"
+    path = study_file(tmp_path)
+    assert run(path, "--out", out) == 0
+    before = snapshot(out)
+    sets: list[str] = []
+    if change == "n_samples":
+        sets = ["--set", "n_samples=3"]
+    elif change == "knob":
+        sets = ["--set", "noise=0.25"]
+    elif change == "grid_value":
+        path = study_file(tmp_path, noise=(0.5, 0.1))
+    elif change == "metric":
+        path = study_file(tmp_path, metrics=("fid_domain",))
+    elif change == "config":
+        sets = ["--set", "lr=0.25"]
+    assert run(path, "--out", out, *sets) == 0
+    after = snapshot(out)
+    for name, mtime in before.items():  # nothing already written was rewritten or lost
+        assert after.get(name) == mtime, name
+    new = sorted(set(after) - set(before))
+    df = read_results(out)
+    if change == "config":  # a changed config retrains: a second fit and its settings
+        assert len([n for n in new if n.startswith("checkpoints/")]) == 1
+        assert df.trial_id.nunique() == 2
+        return
+    assert not [n for n in new if n.startswith("checkpoints/")]  # no training
+    assert len(new) == 1 and new[0].startswith("results/")
+    added = df[df.run_key.notna() & df.created_at.eq(df.created_at.max())]
+    if change == "metric":  # only the new metric, on the same samples' setting
+        assert set(added.metric) == {"fid_domain"} and added.value.notna().all()
+        assert added.run_key.iloc[0] in set(df[df.metric == "nfe"].run_key)
+    else:
+        assert {"sample_s_per_image", "nfe"} <= set(added.metric)
+        want = {"n_samples": ("n_samples", 3), "knob": ("noise", 0.25), "grid_value": ("noise", 0.1)}
+        col, value = want[change]
+        if col == "n_samples":
+            assert (added.n_samples == 3).all()
+        else:
+            assert {json.loads(s)[col] for s in added.sample_json} == {value}
+    assert run(path, "--out", out, *sets) == 0  # and then nothing is left to do
+    assert snapshot(out) == after
+
+
+def test_another_study_in_the_same_directory_is_refused(tmp_path, ray_local, capsys):
+    out = tmp_path / "out"
+    assert run(study_file(tmp_path, name="first"), "--out", out) == 0
+    before = (out / "study.json").read_text(), snapshot(out)
+    capsys.readouterr()
+    assert run(study_file(tmp_path, name="second"), "--out", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'first'" in err and "'second'" in err and "--out" in err
+    assert ((out / "study.json").read_text(), snapshot(out)) == before
+
+
+def test_a_corrupt_results_file_is_quarantined_and_rerun(tmp_path, ray_local, capsys):
+    out = tmp_path / "out"
+    path = study_file(tmp_path)
+    assert run(path, "--out", out) == 0
+    good = read_results(out)
+    fit = next((out / "results").glob("*.fit.parquet"))
+    fit.write_bytes(fit.read_bytes()[:100])  # a truncated write
+    assert len(read_results(out, warn=lambda line: None)) < len(good)  # readers skip it
+    capsys.readouterr()
+    assert run(path, "--out", out) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "quarantined" in ln]
+    assert len(lines) == 1 and fit.name in lines[0]
+    assert [p.name.endswith(fit.name) for p in (out / "quarantine").iterdir()] == [True]
+    assert sorted(read_results(out).metric) == sorted(good.metric)
+    assert len(pd.read_parquet(out / "results")) == len(good)  # pandas reads the table again
+
+
+def test_a_second_driver_is_refused_and_a_stale_lock_taken_over(tmp_path, ray_local, capsys):
+    out = tmp_path / "out"
+    path = study_file(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = OutputLock(out)
+        out.mkdir()
+        (out / LOCK_NAME).write_text(json.dumps({"host": os.uname().nodename, "pid": holder.pid,
+                                                 "started_at": "now"}))
+        assert run(path, "--out", out) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "in use by another genbench run" in err
+        assert f"pid {holder.pid}" in err and not (out / "results").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run(path, "--out", out) == 0  # the holder is dead: its lock is stale
+    assert "stale lock" in capsys.readouterr().out
+    assert not lock.path.exists()  # released after the run
+
+
+def test_duplicate_cells_and_seeds_are_merged(capsys, tmp_path):
+    s = Study(name="d", method="dummy", data="mnist5k", config={"lr": 0.5},
+              train_grid=[{"lr": 0.5}, {}], sample_grid=[{"noise": 0.5}, {}],
+              seeds=(0, 0, 1), scales={"smoke": Scale(budget_steps=2, n_samples=2)})
+    plan = s.resolve("smoke")
+    assert [t.seed for t in plan.trials] == [0, 1] and len(plan.samples) == 1
+    assert len(plan.merged) == 3
+    f = tmp_path / "d.py"
+    f.write_text("from harness.study import Study, Scale\n"
+                 "STUDY = Study(name='d', method='dummy', data='mnist5k', config={'lr': 0.5},"
+                 " train_grid=[{'lr': 0.5}, {}], scales={'smoke': Scale(budget_steps=2, n_samples=2)})\n")
+    assert main(["plan", str(f), "--set", "seeds=[0,0]"]) == 0
+    out = capsys.readouterr().out
+    assert "1 train cells x 1 seeds = 1 trials" in out
+    assert out.count("merged:") == 2
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_files_get_the_modes_the_umask_gives(umask, tmp_path, ray_local):
+    old = os.umask(umask)
+    try:
+        out = tmp_path / "out"
+        assert run(study_file(tmp_path), "--out", out) == 0
+    finally:
+        os.umask(old)
+    files = [p for sub in ("results", "curves", "checkpoints", "samples", "plans")
+             for p in (out / sub).rglob("*") if p.is_file()] + [out / "study.json"]
+    assert len(files) >= 6
+    for p in files:
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask, p
+
+
+def test_cell_keys_survive_a_new_config_field_but_not_a_new_grid_value(monkeypatch):
+    from methods.dummy import Dummy, DummyConfig
+
+    s = Study(name="k", method="dummy", data="mnist5k", train_grid={"lr": [0.5, 0.25]},
+              sample_grid={"noise": [0.5, 0.1]}, seeds=(0, 1),
+              scales={"smoke": Scale(budget_steps=2, n_samples=2)})
+
+    def keys(plan):
+        return [plan.cell_key(t, st) for t in plan.trials for st in (None, *plan.samples)]
+
+    before = s.resolve("smoke")
+
+    @dataclasses.dataclass(frozen=True)
+    class NewConfig(DummyConfig):
+        momentum: float = 0.0  # a field added with a neutral default
+
+    monkeypatch.setattr(Dummy, "Config", NewConfig)
+    after = s.resolve("smoke")
+    assert "momentum" in after.trials[0].config
+    assert keys(after) == keys(before)  # joins the two commits' runs
+    assert [t.trial_id for t in after.trials] != [t.trial_id for t in before.trials]  # reruns
+    assert len(set(keys(before))) == len(keys(before)) // 2  # seeds share a cell key
+    changed = dataclasses.replace(s, train_grid={"lr": [0.5, 0.125]}).resolve("smoke")
+    assert keys(changed)[:6] == keys(before)[:6] and keys(changed)[6:] != keys(before)[6:]
+
+
+def test_version_1_tables_read_under_version_2(tmp_path):
+    v1 = {name: [None] for name in results.V1_COLUMNS}
+    v1.update(schema_version=[1], study=["s"], trial_id=["abc-s0"], metric=["train_s"], value=[1.0],
+              config_json=[json.dumps({"config": {}, "cell": {"T": 500}})])
+    fields = [(n, results.COLUMNS[n][0]) for n in results.V1_COLUMNS]
+    (tmp_path / "results").mkdir()
+    pq.write_table(pa.Table.from_pydict(v1, schema=pa.schema(fields)),
+                   tmp_path / "results" / "abc-s0.parquet")
+    results.write_rows(results.fit_file(tmp_path, "def-s0"),
+                       [{"schema_version": 2, "study": "s", "trial_id": "def-s0",
+                         "metric": "train_s", "value": 2.0, "cell_key": "k", "train_steps": 3}])
+    df = read_results(tmp_path)
+    assert list(df.columns) == list(results.COLUMNS)
+    old = df[df.trial_id == "abc-s0"].iloc[0]
+    assert old.schema_version == 1 and json.loads(old.cell_json) == {"T": 500}
+    assert pd.isna(old.cell_key) and df[df.trial_id == "def-s0"].train_steps.tolist() == [3]
