@@ -21,8 +21,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("study", help="a study name from studies/ or a path to a study file")
         sp.add_argument("--scale", default="smoke", help="smoke (CPU, minutes) or full (GPUs)")
         sp.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, sampling knob, budget_steps, n_samples, "
-                             "seeds, log_every, data, resolution, cpu or gpu (repeatable)")
+                        help="override a config field or sampling knob (ARM.KEY for one arm), "
+                             "budget_steps, budget_kimg, n_samples, seeds, metrics, log_every, "
+                             "data, resolution, cpu or gpu (repeatable)")
 
     run = sub.add_parser("run", help="run a study on Ray Tune into Parquet")
     study_args(run)
@@ -55,15 +56,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _resolve(args):
-    from harness import data as datasets
     from harness.assets import require_inception
     from harness.metrics import QUALITY_METRICS
     from harness.study import load_study, parse_sets
 
     study = load_study(args.study)
     plan = study.resolve(args.scale, parse_sets(args.sets))
-    datasets.check_available(plan.data)
-    if plan.missing_assets == "error" and any(QUALITY_METRICS[m].space == "inception"
+    if plan.missing_assets == "error" and any(QUALITY_METRICS.get(m).space == "inception"
                                               for m in plan.metrics):
         require_inception()
     return plan
@@ -91,15 +90,18 @@ def cmd_plan(args) -> int:
     from harness.runner import concurrency
 
     plan = _resolve(args)
-    print(f"study {plan.study} [{plan.scale}]: method {plan.method} on {plan.data}, "
-          f"{plan.budget_steps} steps, {plan.n_samples} samples per setting")
-    cells = {t.config_hash: t for t in plan.trials}
-    print(f"{len(cells)} train cells x {len(plan.trials) // max(1, len(cells))} seeds = "
-          f"{len(plan.trials)} trials; {len(plan.samples)} sample settings each")
-    for t in plan.trials:
-        print(f"  trial {t.trial_id}  seed {t.seed}  {t.cell or '(base config)'}")
-    for s in plan.samples:
-        print(f"  sample {s.key}  {s.cell or '(default knobs)'}")
+    print(f"study {plan.study} [{plan.scale}] on {plan.data}, {plan.n_samples} samples per setting")
+    for arm in plan.arms:
+        trials = [t for t in plan.trials if t.arm == arm]
+        settings = [s for s in plan.samples if s.arm == arm]
+        cells = {t.config_hash for t in trials}
+        print(f"arm {arm} (method {trials[0].method}, {trials[0].budget_steps} steps): "
+              f"{len(cells)} train cells x {len(trials) // max(1, len(cells))} seeds = "
+              f"{len(trials)} trials; {len(settings)} sample settings each")
+        for t in trials:
+            print(f"  trial {t.trial_id}  seed {t.seed}  {t.cell or '(base config)'}")
+        for s in settings:
+            print(f"  sample {s.key}  {s.cell or '(default knobs)'}")
     for line in plan.merged:
         print(f"merged: {line}")
     gpus = torch.cuda.device_count()
@@ -121,10 +123,14 @@ def cmd_list(args) -> int:
     print("methods:  " + ", ".join(list_methods()))
     print("studies:")
     for name in study_names():
-        print(f"  {name:<18} {load_study(name).description}")
+        try:
+            line = load_study(name).description
+        except GenbenchError as err:
+            line = f"BROKEN: {err}"
+        print(f"  {name:<18} {line}")
     print("data sets: " + ", ".join(datasets.dataset_names()))
     print("metrics (cost, always recorded): " + ", ".join(COST_METRICS))
-    print("metrics (quality): " + ", ".join(QUALITY_METRICS))
+    print("metrics (quality): " + ", ".join(QUALITY_METRICS.names()))
     print("metrics (inpainting task): " + ", ".join(TASK_METRICS))
     return 0
 

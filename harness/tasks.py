@@ -1,17 +1,94 @@
-"""Tasks beyond plain generation, measured the same way for every method.
+"""Tasks: what a trial's samples are asked to do, and how that is measured, the same way for
+every method. A task is a small object: it checks a plan before anything runs, prepares the
+trial's inputs, and measures the outputs. A new task touches this file only (add it to TASKS).
 
-`inpaint` (SPEC M6): the first n test images x are observed through y = A(x) + n with
-A(x) = mask * x; a method restores them from `Observation(y, mask)`, and the error on the
-hidden pixels is reported as `mse_hidden` and `psnr_hidden`.
+- `generate`: unconditional (or class-conditional) generation; quality metrics do the measuring.
+- `inpaint` (diffusion posterior sampling, Chung et al. 2022, arXiv 2209.14687): the first n
+  test images x are observed through y = A(x) + n with A(x) = mask * x; a method restores them
+  from `Observation(y, mask)`, and the error on the hidden pixels is reported as `mse_hidden`
+  and `psnr_hidden`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 
+from harness.errors import GenbenchError
 from harness.method import Observation
 
-MASKS = ("center", "half", "random", "none")
+MASKS = ("center", "half", "random", "none")  # see make_inpainting
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """What a trial's sampling is given, and the truth its outputs are measured against."""
+
+    observation: Observation | None = None
+    truth: torch.Tensor | None = None  # (N, C, H, W) the unknown images
+
+
+class Task:
+    """Generation: no inputs, no task metrics."""
+
+    name = "generate"
+    metrics: tuple[str, ...] = ()  # the task metrics it measures (see harness.metrics)
+
+    def check(self, *, data: str, resolution: int, n_samples: int, mask: str) -> None:
+        """Refuse, at plan time, a study this task cannot run."""
+
+    def inputs(self, *, data: str, resolution: int, n_samples: int, mask: str,
+               obs_noise: float, seed: int) -> TaskInputs:
+        return TaskInputs()
+
+    def measure(self, samples: torch.Tensor, inputs: TaskInputs, *, mask: str,
+                obs_noise: float) -> dict[str, dict[str, Any]]:
+        """metric -> row fields (value, protocol) for each of `metrics`."""
+        return {}
+
+
+class Inpaint(Task):
+    """Restore the first n test images from y = mask * (x + obs_noise * n)."""
+
+    name = "inpaint"
+    metrics = ("mse_hidden", "psnr_hidden")
+
+    def check(self, *, data: str, resolution: int, n_samples: int, mask: str) -> None:
+        from harness import data as datasets
+
+        if mask not in MASKS:
+            raise GenbenchError(f"invalid value {mask!r} for mask; valid: {', '.join(MASKS)}")
+        n_test = len(datasets.load(data, "test", resolution).x)
+        if n_samples > n_test:
+            raise GenbenchError(f"task 'inpaint' restores test images: n_samples={n_samples} "
+                                f"exceeds the {n_test} test images of {data}")
+
+    def inputs(self, *, data: str, resolution: int, n_samples: int, mask: str,
+               obs_noise: float, seed: int) -> TaskInputs:
+        from harness import data as datasets
+
+        truth = datasets.load(data, "test", resolution).x[:n_samples]
+        return TaskInputs(make_inpainting(truth, mask, obs_noise, seed=seed), truth)
+
+    def measure(self, samples: torch.Tensor, inputs: TaskInputs, *, mask: str,
+                obs_noise: float) -> dict[str, dict[str, Any]]:
+        mse, psnr = hidden_error(samples, inputs.truth, inputs.observation.mask)
+        protocol = f"hidden pixels of the {mask} mask, obs_noise={obs_noise}"
+        return {"mse_hidden": {"value": mse, "protocol": protocol},
+                "psnr_hidden": {"value": psnr, "protocol": protocol + ", peak-to-peak 2"}}
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (Task(), Inpaint())}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise GenbenchError(f"invalid value {name!r} for task; valid: {', '.join(map(repr, TASKS))}")
+    return TASKS[name]
+
+
 
 
 def make_inpainting(x: torch.Tensor, kind: str, noise_std: float, seed: int) -> Observation:

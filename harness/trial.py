@@ -22,13 +22,14 @@ import torch
 
 from harness import data as datasets
 from harness.config import build_config, canonical_json
-from harness.errors import DivergedError, GenbenchError
+from harness.errors import DivergedError
 from harness.method import Budget, Method, Observation, get_method
 from harness.ledger import Unit, Work
 from harness.results import (SCHEMA_VERSION, atomic_write_bytes, fit_file, unit_file,
                              write_curve, write_rows)
 from harness.seeding import seed_everything
-from harness.tasks import hidden_error, make_inpainting
+from harness.registry import import_code
+from harness.tasks import TaskInputs, get_task
 from harness.study import Plan, SampleSetting, Trial
 
 GRID_IMAGES = 64  # samples shown in each PNG grid
@@ -58,6 +59,7 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
     out_dir = Path(out_dir)
     os.environ["GENBENCH_ASSETS"] = env.assets_dir
     os.umask(env.umask)
+    import_code(plan.imports)  # methods defined in study files or uninstalled modules
     trial = work.trial
     seed_everything(trial.seed)
     rows = Rows(plan, trial, env, device)
@@ -69,11 +71,11 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
     else:
         method = _load(plan, trial, out_dir, device)
     labels = _labels_for(method, plan.n_samples)
-    truth, observation = _task_inputs(plan, trial, out_dir, method)
-    settings = {s.key: s for s in plan.samples}
+    inputs = _task_inputs(plan, trial, out_dir, method)
+    settings = {s.key: s for s in plan.settings_for(trial)}
     for unit in work.units:
-        _measure(plan, trial, settings[unit.setting], unit, method, evaluator, labels, truth,
-                 observation, out_dir, rows, device)
+        _measure(plan, trial, settings[unit.setting], unit, method, evaluator, labels, inputs,
+                 out_dir, rows, device)
     return TrialOutcome(trial.trial_id, "ok", "", rows.count)
 
 
@@ -85,10 +87,11 @@ class Rows:
 
         self.plan, self.trial = plan, trial
         self.base = {"schema_version": SCHEMA_VERSION, "study": plan.study, "scale": plan.scale,
-                     "trial_id": trial.trial_id, "method": plan.method, "dataset": plan.data,
+                     "trial_id": trial.trial_id, "arm": trial.arm, "method": trial.method,
+                     "dataset": plan.data,
                      "seed": trial.seed, "config_hash": trial.config_hash,
                      "config_json": canonical_json({"config": trial.config,
-                                                    "budget_steps": plan.budget_steps,
+                                                    "budget_steps": trial.budget_steps,
                                                     "data": plan.data,
                                                     "resolution": plan.resolution,
                                                     "cell": trial.cell}),
@@ -127,7 +130,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     train = datasets.load(plan.data, "train", plan.resolution)
-    method_cls = get_method(plan.method)
+    method_cls = get_method(trial.method)
     method = method_cls(build_config(method_cls.Config, trial.config))
     curve: list[dict[str, Any]] = []
     t_start = time.perf_counter()
@@ -143,13 +146,13 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
             t0 = time.perf_counter()
             labels = _labels_for(method, plan.eval_samples)
             samples = method.sample(plan.eval_samples, seed=trial.seed, labels=labels,
-                                    **plan.samples[0].knobs)  # (a generation task: no observation)
+                                    **plan.settings_for(trial)[0].knobs)  # (a generation task: no observation)
             for r in evaluator.evaluate(plan.metrics, samples, labels):
                 curve.append({"trial_id": trial.trial_id, "step": step, "metric": r["metric"],
                               "value": r["value"], "wall_s": wall})
             eval_s += time.perf_counter() - t0
 
-    budget = Budget(plan.budget_steps, log_every=plan.log_every, callback=on_log)
+    budget = Budget(trial.budget_steps, log_every=plan.log_every, callback=on_log)
     try:
         method.fit(train, budget, seed=trial.seed, device=device)
     except DivergedError as err:
@@ -165,7 +168,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
         for name, (images, nrow) in method.figures(train, seed=trial.seed).items():
             _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, method, nrow)
 
-    steps = plan.budget_steps
+    steps = trial.budget_steps
     out = [rows.fit_row("train_s", train_s, steps, protocol="wall clock around fit()"),
            rows.fit_row("train_images_per_s", steps * trial.config.get("batch_size", 1) / train_s,
                         steps, protocol="budget_steps * batch_size / train_s"),
@@ -183,7 +186,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
 
 def _load(plan: Plan, trial: Trial, out_dir: Path, device: torch.device) -> Method:
     """The trial's fitted method from its checkpoint (the ledger found its fit done)."""
-    method_cls = get_method(plan.method)
+    method_cls = get_method(trial.method)
     method = method_cls(build_config(method_cls.Config, trial.config))
     state = torch.load(out_dir / "checkpoints" / f"{trial.trial_id}.pt", map_location="cpu",
                        weights_only=True)
@@ -191,28 +194,26 @@ def _load(plan: Plan, trial: Trial, out_dir: Path, device: torch.device) -> Meth
     return method.to(device)
 
 
-def _task_inputs(plan: Plan, trial: Trial, out_dir: Path, method: Method):
-    """Ground truth and observation for the inpainting task (None, None for generation)."""
-    if plan.task != "inpaint":  # restore the first n test images from y = A(x) + n
-        return None, None
-    truth = datasets.load(plan.data, "test", plan.resolution).x[:plan.n_samples]
-    if len(truth) < plan.n_samples:
-        raise GenbenchError(f"inpainting needs n_samples <= {len(truth)} test images")
-    observation = make_inpainting(truth, plan.mask, plan.obs_noise, seed=trial.seed)
-    _save_grid(out_dir / "samples" / trial.trial_id / "observation.png",
-               observation.y + (observation.mask - 1), method)
-    return truth, observation
+def _task_inputs(plan: Plan, trial: Trial, out_dir: Path, method: Method) -> TaskInputs:
+    """The task's inputs for this trial (an observation to restore, for inpainting)."""
+    inputs = get_task(plan.task).inputs(data=plan.data, resolution=plan.resolution,
+                                        n_samples=plan.n_samples, mask=plan.mask,
+                                        obs_noise=plan.obs_noise, seed=trial.seed)
+    if inputs.observation is not None:
+        obs = inputs.observation
+        _save_grid(out_dir / "samples" / trial.trial_id / "observation.png",
+                   obs.y + (obs.mask - 1), method)
+    return inputs
 
 
 def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, method: Method,
-             evaluator, labels: torch.Tensor | None, truth: torch.Tensor | None,
-             observation: Observation | None, out_dir: Path, rows: Rows,
-             device: torch.device) -> None:
+             evaluator, labels: torch.Tensor | None, inputs: TaskInputs, out_dir: Path,
+             rows: Rows, device: torch.device) -> None:
     """Draw one setting's samples and write the rows of the metrics `unit` asks for."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     sample_json, samples, sample_s = _sample(method, setting, plan.n_samples, trial.seed,
-                                             labels, observation)
+                                             labels, inputs.observation)
     n = plan.n_samples
     values: dict[str, dict[str, Any]] = {
         "sample_s_per_image": {"value": sample_s / n, "protocol": "wall clock around sample()"},
@@ -220,11 +221,9 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
         "sample_peak_mem_mb": {"value": _peak_mem_mb(device),
                                "protocol": _peak_mem_protocol(device, "sample()")},
     }
-    if observation is not None and {"mse_hidden", "psnr_hidden"} & set(unit.metrics):
-        mse, psnr = hidden_error(samples, truth, observation.mask)
-        protocol = f"hidden pixels of the {plan.mask} mask, obs_noise={plan.obs_noise}"
-        values["mse_hidden"] = {"value": mse, "protocol": protocol}
-        values["psnr_hidden"] = {"value": psnr, "protocol": protocol + ", peak-to-peak 2"}
+    task = get_task(plan.task)
+    if set(task.metrics) & set(unit.metrics):
+        values.update(task.measure(samples, inputs, mask=plan.mask, obs_noise=plan.obs_noise))
     quality = [m for m in unit.metrics if m in plan.metrics]
     if quality:
         for r in evaluator.evaluate(quality, samples, labels):

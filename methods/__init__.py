@@ -1,7 +1,7 @@
-"""Every built-in generative method, one file each; importing this package registers them.
+"""genbench's built-in generative methods, one file each, and the code they share (schedules,
+samplers, nets). Each is declared as an entry point in `pyproject.toml` (group
+`genbench.methods`), which is how the harness finds them: it never imports this package.
 
-Methods import torch, `harness.method`, `harness.config` and `harness.seeding` only, never Ray
-or `harness.runner`.
+Methods import torch, `harness.method`, `harness.config` and `harness.seeding` only, never Ray,
+`harness.runner` or `harness.trial` (`tests/test_layers.py` checks it).
 """
-
-from methods import ddpm, dummy  # noqa: F401

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+import typing
+from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -219,47 +220,34 @@ class DDPM(Method):
         was_training = net.training  # sample() may be called along training
         net.eval()
         eps_fn = self._eps_fn(net)
+        draw = SAMPLERS[k.sampler].draw
         out = []
         for start in range(0, n, k.batch_size):
             idx = range(start, min(n, start + k.batch_size))
             noise = PerSampleNoise(seed, idx, self.device)
             c = self._one_hot(None if labels is None else labels[start:idx.stop])
-            if k.sampler in ("sds", "vsd"):
-                opts = DistillOptions(k.sampler, k.sds_iters, k.sds_lr, k.guidance, k.sds_t_min,
-                                      k.sds_t_max, k.vsd_lr)
-                x = distill(net, eps_fn, self.schedule, noise, self.data_shape, c, opts)
-            else:
-                obs = None
-                if observation is not None:
-                    sl = slice(start, idx.stop)
-                    obs = Observation(observation.y[sl].to(self.device),
-                                      observation.mask[sl].to(self.device))
-                x = self._reverse(eps_fn, noise, c, obs, k)
-            out.append(x.clamp(-1, 1).cpu())
+            obs = None
+            if observation is not None:
+                sl = slice(start, idx.stop)
+                obs = Observation(observation.y[sl].to(self.device),
+                                  observation.mask[sl].to(self.device))
+            out.append(draw(self, net, eps_fn, noise, c, obs, k).clamp(-1, 1).cpu())
         net.train(was_training)
         return torch.cat(out)
 
     def _reverse(self, eps_fn, noise: PerSampleNoise, c, obs: Observation | None,
                  k: DDPMKnobs, x: torch.Tensor | None = None,
                  start: int | None = None) -> torch.Tensor:
-        """The reverse chain of the ddpm/ddim/dps samplers from x (default: fresh x_T noise)
-        at step index `start` (default: the last) down to 0."""
+        """The reverse chain of a chain sampler (ddpm/ddim/dps) from x (default: fresh x_T
+        noise) at step index `start` (default: the last) down to 0."""
+        step = SAMPLERS[k.sampler].step
         sched = self.sampling_schedule(k)
         x = noise.randn(*self.data_shape) if x is None else x  # (B, C, H, W)
         top = len(sched) - 1 if start is None else start
         for i in reversed(range(top + 1)):
             t = sched.timesteps[i].to(self.device).expand(len(x))
             z = noise.randn(*self.data_shape)
-            if k.sampler == "dps":
-                x = dps_step(eps_fn, sched, i, x, t, c, z, obs, zeta=k.dps_zeta, eta=k.eta,
-                             guidance=k.guidance, clip_x0=k.clip_x0).detach()
-                continue
-            with torch.no_grad():
-                eps = guided_eps(eps_fn, x, t, c, k.guidance)
-                if k.sampler == "ddim":
-                    x = ddim_step(sched, i, x, eps, z, eta=k.eta, clip_x0=k.clip_x0)
-                else:
-                    x = ddpm_step(sched, i, x, eps, z, variance=k.variance, clip_x0=k.clip_x0)
+            x = step(eps_fn, sched, i, x, t, c, z, obs, k)
         return x
 
     @torch.no_grad()
@@ -293,12 +281,16 @@ class DDPM(Method):
     def sampling_info(self, **knobs: Any) -> dict[str, Any]:
         k = self.knobs(**knobs)
         evals = 2 if (k.guidance != 0 and self.num_classes) else 1  # guided: cond + null pass
-        if k.sampler in ("sds", "vsd"):
-            per_iter = evals + (2 if k.sampler == "vsd" else 0)  # VSD: phi eval + phi update
-            return {"nfe": k.sds_iters * per_iter}
-        sched = self.sampling_schedule(k)
-        return {"nfe": len(sched) * evals, "t_first": int(sched.timesteps[-1]),
-                "t_last": int(sched.timesteps[0])}
+        return SAMPLERS[k.sampler].info(self, k, evals)
+
+    @classmethod
+    def ignored_knobs(cls, knobs: DDPMKnobs) -> dict[str, tuple[str, str]]:
+        reads = SAMPLERS[knobs.sampler].reads
+        out = {}
+        for name in sorted({r for spec in SAMPLERS.values() for r in spec.reads} - set(reads)):
+            users = ", ".join(s for s, spec in SAMPLERS.items() if name in spec.reads)
+            out[name] = (f"sampler {knobs.sampler!r}", f"sampler {users}")
+        return out
 
     def info(self) -> dict[str, float]:
         return {"terminal_snr": self.schedule.terminal_snr,
@@ -330,3 +322,71 @@ class DDPM(Method):
         if state["ema"] is not None:
             self.ema.net.load_state_dict(state["ema"])
         self.net.eval()
+
+
+# -- the samplers, looked up by the `sampler` knob ---------------------------------------------
+# A chain sampler walks the (respaced) reverse chain with one `step` per timestep; a distillation
+# sampler optimises images against the trained prior. `reads` lists the sampler-specific knobs
+# it uses (`guidance`, `ema` and `batch_size` apply to every sampler); the others cannot be
+# grid axes under it.
+
+def _ancestral(eps_fn, sched, i, x, t, c, z, obs, k: DDPMKnobs) -> torch.Tensor:
+    """SPEC M1/M2: ancestral step, beta or posterior variance, optional x0 clamping."""
+    with torch.no_grad():
+        eps = guided_eps(eps_fn, x, t, c, k.guidance)
+        return ddpm_step(sched, i, x, eps, z, variance=k.variance, clip_x0=k.clip_x0)
+
+
+def _ddim(eps_fn, sched, i, x, t, c, z, obs, k: DDPMKnobs) -> torch.Tensor:
+    """SPEC M3: DDIM step with eta."""
+    with torch.no_grad():
+        eps = guided_eps(eps_fn, x, t, c, k.guidance)
+        return ddim_step(sched, i, x, eps, z, eta=k.eta, clip_x0=k.clip_x0)
+
+
+def _dps(eps_fn, sched, i, x, t, c, z, obs, k: DDPMKnobs) -> torch.Tensor:
+    """SPEC M6: DDIM step, then the DPS measurement-gradient correction."""
+    return dps_step(eps_fn, sched, i, x, t, c, z, obs, zeta=k.dps_zeta, eta=k.eta,
+                    guidance=k.guidance, clip_x0=k.clip_x0).detach()
+
+
+def _draw_chain(model: DDPM, net, eps_fn, noise, c, obs, k: DDPMKnobs) -> torch.Tensor:
+    return model._reverse(eps_fn, noise, c, obs, k)
+
+
+def _draw_distill(model: DDPM, net, eps_fn, noise, c, obs, k: DDPMKnobs) -> torch.Tensor:
+    """SPEC M7: score distillation (SDS or VSD) with the trained model as the prior."""
+    opts = DistillOptions(k.sampler, k.sds_iters, k.sds_lr, k.guidance, k.sds_t_min,
+                          k.sds_t_max, k.vsd_lr)
+    return distill(net, eps_fn, model.schedule, noise, model.data_shape, c, opts)
+
+
+def _chain_info(model: DDPM, k: DDPMKnobs, evals: int) -> dict[str, Any]:
+    sched = model.sampling_schedule(k)
+    return {"nfe": len(sched) * evals, "t_first": int(sched.timesteps[-1]),
+            "t_last": int(sched.timesteps[0])}
+
+
+def _distill_info(model: DDPM, k: DDPMKnobs, evals: int) -> dict[str, Any]:
+    per_iter = evals + (2 if k.sampler == "vsd" else 0)  # VSD: phi eval + phi update
+    return {"nfe": k.sds_iters * per_iter}
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    draw: Callable[..., torch.Tensor]  # (model, net, eps_fn, noise, c, obs, knobs) -> x_0
+    info: Callable[..., dict[str, Any]]  # (model, knobs, evals per step) -> nfe and facts
+    reads: tuple[str, ...]  # the sampler-specific knobs it uses
+    step: Callable[..., torch.Tensor] | None = None  # chain samplers: one reverse step
+
+
+_CHAIN = ("steps", "spacing", "clip_x0")
+_DISTILL = ("sds_iters", "sds_lr", "sds_t_min", "sds_t_max")
+SAMPLERS: dict[str, SamplerSpec] = {
+    "ddpm": SamplerSpec(_draw_chain, _chain_info, (*_CHAIN, "variance"), _ancestral),
+    "ddim": SamplerSpec(_draw_chain, _chain_info, (*_CHAIN, "eta"), _ddim),
+    "dps": SamplerSpec(_draw_chain, _chain_info, (*_CHAIN, "eta", "dps_zeta"), _dps),
+    "sds": SamplerSpec(_draw_distill, _distill_info, _DISTILL),
+    "vsd": SamplerSpec(_draw_distill, _distill_info, (*_DISTILL, "vsd_lr")),
+}
+assert set(SAMPLERS) == set(typing.get_args(Sampler))

@@ -1,6 +1,7 @@
 """quickstart: the README's main job. DDPM (linear schedule, T = 1000) on the 5,000 embedded
 MNIST digits, sampled with 50 and 250 respaced steps, with and without x0 clamping, from one
-fitted model.
+fitted model. It is written as an arms study, so that other method families (consistency
+models, GANs) join it as further arms at the same budget.
 
     genbench run quickstart                  # smoke: ~6 min on a 2-core CPU (+1 min, once, for the
                                              # domain classifier of the quality metrics)
@@ -9,16 +10,17 @@ fitted model.
 Results land in results/quickstart/<scale>/ (Parquet rows, loss curve, sample grids).
 """
 
-from harness.study import Resources, Scale, Study
+from harness.study import Arm, Resources, Scale, Study
 from studies._common import FULL_UNET, QUALITY, SMOKE_UNET
 
 STUDY = Study(
     name="quickstart",
     description="DDPM on the embedded digits; 50 vs 250 respaced steps, x0 clamping off/on",
-    method="ddpm",
     data="mnist5k",
-    config=dict(T=1000, schedule="linear"),
-    sample_grid={"steps": [50, 250], "clip_x0": [False, True]},
+    arms=(
+        Arm("ddpm", "ddpm", config=dict(T=1000, schedule="linear"),
+            sample_grid={"steps": [50, 250], "clip_x0": [False, True]}),
+    ),
     seeds=(0,),
     metrics=QUALITY,
     missing_assets="skip",  # Inception weights absent offline: rows say so

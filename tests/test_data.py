@@ -40,7 +40,7 @@ def test_missing_folder_and_unknown_names(tmp_path):
         data.check_available(f"folder:{tmp_path / 'nope'}")
     with pytest.raises(GenbenchError, match="holds no"):
         data.check_available(f"folder:{tmp_path}")
-    with pytest.raises(GenbenchError, match="unknown data set 'lsun'; valid: mnist5k"):
+    with pytest.raises(GenbenchError, match="unknown data set .lsun.; valid: .*mnist5k"):
         data.info("lsun")
     with pytest.raises(GenbenchError, match="unknown split"):
         data.load("mnist5k", "val")
@@ -53,3 +53,19 @@ def test_torchvision_data_missing_offline_is_one_clear_line(tmp_path, monkeypatc
         data.check_available("cifar10")
     msg = str(err.value)
     assert "\n" not in msg and str(tmp_path / "cifar10") in msg and "CIFAR10" in msg
+
+
+def test_fewshot_takes_the_first_n_of_a_class():
+    d = data.load("fewshot:mnist5k:100:class=3", "train")
+    assert d.x.shape == (100, 1, 28, 28) and set(d.y.tolist()) == {3} and d.num_classes == 10
+    full = data.load("mnist5k", "train")
+    assert torch.equal(d.x, full.x[full.y == 3][:100])
+    assert len(data.load("fewshot:mnist5k:50", "train").x) == 50
+    assert data.info("fewshot:mnist5k:50").domain == "mnist5k"  # the base's classifier
+    for bad, match in [("fewshot:mnist5k", "malformed"), ("fewshot:mnist5k:10:class=x", "malformed"),
+                       ("fewshot:mnist5k:10:class=12", "has no class 12"),
+                       ("fewshot:lsun:10", "unknown data set 'lsun'")]:
+        with pytest.raises(GenbenchError, match=match):
+            data.info(bad)
+    with pytest.raises(GenbenchError, match="asks for 5000 images"):
+        data.load("fewshot:mnist5k:5000", "train")

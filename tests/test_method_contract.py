@@ -69,9 +69,12 @@ def test_divergence_raises(tiny_images):
 
 
 def test_registry_refuses_duplicates_and_lists_names():
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(GenbenchError, match="method 'ddpm' is registered twice: by "
+                                            "methods.ddpm.DDPM and by methods.dummy.Dummy"):
         register("ddpm")(get_method("dummy"))
-    with pytest.raises(GenbenchError, match="valid methods: .*ddpm"):
+    assert get_method("ddpm").__name__ == "DDPM"  # the refused one changed nothing
+    register("ddpm")(get_method("ddpm"))  # the same class again is harmless
+    with pytest.raises(GenbenchError, match="unknown method 'nope'; valid: .*ddpm"):
         get_method("nope")
     with pytest.raises(TypeError):
         @register("no_config")

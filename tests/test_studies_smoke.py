@@ -48,6 +48,7 @@ def test_study_smoke(name, tmp_path, ray_local):
         assert df[col].notna().all(), col
     assert (df.study == name).all() and (df.schema_version == 2).all()
     assert df.cell_key.notna().all() and df.node.notna().all() and df.plan_id.notna().all()
+    assert df.arm.notna().all() and df.run_key.notna().all()
     fit_rows = df[df.setting_json.isna()]
     assert set(fit_rows.metric) >= PER_TRIAL and (fit_rows.train_steps == 4).all()
     assert (df[df.metric == "sample_s_per_image"].n_samples == 2).all()

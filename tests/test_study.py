@@ -52,7 +52,7 @@ def test_list_grid_and_prefixes():
     (dict(sample_grid={"nope": [1]}), {}, "unknown sample grid axis"),
     (dict(config={"schedule": "quad"}), {}, "invalid value 'quad' for schedule; valid"),
     (dict(config={"T": "ten"}), {}, "expected an integer"),
-    (dict(data="imagenet"), {}, "unknown data set 'imagenet'; valid: mnist5k"),
+    (dict(data="imagenet"), {}, "unknown data set 'imagenet'; valid: .*mnist5k"),
     (dict(method="gan9"), {}, "unknown method 'gan9'"),
     (dict(metrics=("fid_nope",)), {}, "unknown quality metric 'fid_nope'"),
     (dict(), {"frobnicate": 1}, "unknown key 'frobnicate'; valid"),
@@ -76,6 +76,8 @@ def test_parse_sets():
     assert parse_sets(["a=1", "b=0.5", "c=true", "d=[1,2]", "e=linear", "f=none"]) == \
         {"a": 1, "b": 0.5, "c": True, "d": [1, 2], "e": "linear", "f": None}
     assert parse_value("(1,2)") == (1, 2)
+    assert parse_value("[fid_domain, kid_domain]") == ["fid_domain", "kid_domain"]
+    assert parse_value("[0.5,x]") == [0.5, "x"]
     with pytest.raises(GenbenchError, match="KEY=VALUE"):
         parse_sets(["novalue"])
 

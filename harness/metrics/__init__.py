@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from harness.errors import GenbenchError
+from harness.registry import Registry, origin
 
 # name: (higher is better, what it measures and how)
 COST_METRICS: dict[str, tuple[bool, str]] = {
@@ -42,25 +43,30 @@ class QualityMetric:
     space: str  # feature space: "inception" or "domain"
     higher_is_better: bool
     description: str
+    needs_labels: bool = False  # needs a labelled data set (domain classifier, class match)
 
 
-QUALITY_METRICS: dict[str, QualityMetric] = {}
+QUALITY_METRICS: Registry[QualityMetric] = Registry("quality metric", "genbench.metrics")
 
 
-def register_metric(name: str, *, space: str, higher_is_better: bool, description: str):
-    """Decorator: a quality metric function under `name`; duplicate names are refused."""
+def register_metric(name: str, *, space: str, higher_is_better: bool, description: str,
+                    needs_labels: bool | None = None):
+    """Decorator: a quality metric function under `name`. `needs_labels` (default: the domain
+    space, whose classifier trains on labels) refuses it at plan time on unlabelled data."""
 
     def wrap(fn):
-        if name in QUALITY_METRICS or name in COST_METRICS or name in TASK_METRICS:
-            raise ValueError(f"metric {name!r} is already registered")
-        QUALITY_METRICS[name] = QualityMetric(name, fn, space, higher_is_better, description)
+        if name in COST_METRICS or name in TASK_METRICS:
+            raise ValueError(f"metric {name!r} is a cost or task metric")
+        labels = space == "domain" if needs_labels is None else needs_labels
+        QUALITY_METRICS.add(name, QualityMetric(name, fn, space, higher_is_better, description,
+                                                labels), source=origin(fn))
         return fn
 
     return wrap
 
 
 def _load_quality_metrics() -> None:
-    from harness.metrics import quality  # noqa: F401  (registers the quality metrics)
+    QUALITY_METRICS.load_entry_points()
 
 
 def higher_is_better(name: str) -> bool:
@@ -71,13 +77,13 @@ def higher_is_better(name: str) -> bool:
     if name in TASK_METRICS:
         return TASK_METRICS[name][0]
     if name in QUALITY_METRICS:
-        return QUALITY_METRICS[name].higher_is_better
+        return QUALITY_METRICS.get(name).higher_is_better
     raise GenbenchError(f"unknown metric {name!r}; valid: {', '.join(metric_names())}")
 
 
 def metric_names() -> list[str]:
     _load_quality_metrics()
-    return sorted([*COST_METRICS, *TASK_METRICS, *QUALITY_METRICS])
+    return sorted([*COST_METRICS, *TASK_METRICS, *QUALITY_METRICS.names()])
 
 
 def check_metric_names(names: tuple[str, ...] | list[str]) -> None:
@@ -85,5 +91,5 @@ def check_metric_names(names: tuple[str, ...] | list[str]) -> None:
     _load_quality_metrics()
     for n in names:
         if n not in QUALITY_METRICS:
-            valid = ", ".join(sorted(QUALITY_METRICS)) or "none registered"
+            valid = ", ".join(QUALITY_METRICS.names()) or "none registered"
             raise GenbenchError(f"unknown quality metric {n!r}; valid: {valid}")

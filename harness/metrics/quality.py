@@ -161,7 +161,7 @@ for _space in ("inception", "domain"):
     _register_space(_space)
 
 
-@register_metric("class_match", space="domain", higher_is_better=True,
+@register_metric("class_match", space="domain", higher_is_better=True, needs_labels=True,
                  description="fraction of conditional samples classified as their class")
 def class_match(m: MetricInput) -> dict[str, Any]:
     if m.labels is None:
@@ -180,7 +180,10 @@ class Evaluator:
     def __init__(self, dataset: str, resolution: int, *, ref_split: str = "train",
                  n_ref: int | None = None, device: torch.device | str = "cpu",
                  missing_assets: str = "error"):
+        from harness import data as datasets
+
         self.dataset, self.resolution, self.ref_split = dataset, resolution, ref_split
+        self.domain = datasets.info(dataset).domain or dataset  # whose classifier: domain features
         self.n_ref, self.device, self.missing_assets = n_ref, torch.device(device), missing_assets
         self._extractors: dict[str, Any] = {}
         self._refs: dict[str, Reference] = {}
@@ -192,7 +195,7 @@ class Evaluator:
 
             if space == "domain":
                 self._extractors[space] = features.load_domain_extractor(
-                    self.dataset, self.resolution, self.device)
+                    self.domain, self.resolution, self.device)
             elif space == "inception":
                 self._extractors[space] = features.InceptionExtractor(self.device)
             else:
@@ -235,16 +238,16 @@ class Evaluator:
         from harness.metrics import features
 
         skipped = []
-        for space in sorted({QUALITY_METRICS[n].space for n in names}):
-            if space == "domain" and not features.domain_extractor_exists(self.dataset, self.resolution):
-                echo(f"building the domain feature extractor of {self.dataset} "
+        for space in sorted({QUALITY_METRICS.get(n).space for n in names}):
+            if space == "domain" and not features.domain_extractor_exists(self.domain, self.resolution):
+                echo(f"building the domain feature extractor of {self.domain} "
                      f"(once; cached under {assets_dir()})")
-                features.build_domain_extractor(self.dataset, self.resolution, echo=echo)
+                features.build_domain_extractor(self.domain, self.resolution, echo=echo)
             try:
                 self.reference(space)
             except GenbenchError:
                 if space == "inception" and self.missing_assets == "skip":
-                    skipped += [n for n in names if QUALITY_METRICS[n].space == space]
+                    skipped += [n for n in names if QUALITY_METRICS.get(n).space == space]
                     continue
                 raise
         return skipped
@@ -255,7 +258,7 @@ class Evaluator:
         rows = []
         by_space: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         for name in names:
-            spec = QUALITY_METRICS[name]
+            spec = QUALITY_METRICS.get(name)
             base = {"metric": name, "n_samples": len(samples), "ref_split": None}
             try:
                 ex = self.extractor(spec.space)

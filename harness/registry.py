@@ -1,0 +1,138 @@
+"""Open registries of methods, data sets and metrics (after pytest's `pytest11` plugins and
+`importlib.metadata` entry points).
+
+Each registry maps a name to an object. Installed packages extend it through an entry point
+group (`genbench.methods`, `genbench.datasets`, `genbench.metrics`); genbench's own built-ins
+are declared the same way in `pyproject.toml`, so the engine never imports `methods/`. Loading
+an entry point imports its module, whose `@register(...)` decorators add its objects; an entry
+point that names an object that did not register itself is registered under the entry point's
+name.
+
+Registering the same object again (a study file imported a second time) replaces the first
+quietly; two different objects under one name fail in one line naming both.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from harness.errors import GenbenchError
+
+T = TypeVar("T")
+
+
+def origin(obj: Any) -> str:
+    """Where an object was defined: `module.QualName` (its source file for study files)."""
+    module = getattr(obj, "__module__", "?")
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "name", None) or type(obj).__name__
+    mod = sys.modules.get(module)
+    path = getattr(mod, "__file__", None)
+    if module.startswith("_genbench_study_") and path:
+        return f"{path}:{name}"
+    return f"{module}.{name}"
+
+
+class Registry(Generic[T]):
+    """Name -> object, filled by decorators and by the entry points of `group`."""
+
+    def __init__(self, kind: str, group: str):
+        self.kind = kind  # "method", "data set", "metric": for messages
+        self.group = group
+        self._items: dict[str, T] = {}
+        self._sources: dict[str, str] = {}  # name -> where its object was defined
+        self._loaded: set[tuple[str, str]] = set()  # entry points already imported
+
+    def add(self, name: str, obj: T, source: str | None = None) -> T:
+        """Register `obj` under `name`; `source` (default `origin(obj)`) tells a second
+        registration of the same code from a clash."""
+        source = source or origin(obj)
+        old = self._sources.get(name)
+        if old is not None and old != source:
+            raise GenbenchError(f"{self.kind} {name!r} is registered twice: by {old} and by {source}")
+        self._items[name] = obj
+        self._sources[name] = source
+        return obj
+
+    def load_entry_points(self) -> None:
+        """Import the entry points of this group that this process has not loaded yet (a
+        package installed while a worker process lives is found at its next lookup)."""
+        for ep in sorted(metadata.entry_points(group=self.group), key=lambda e: e.name):
+            if (ep.name, ep.value) in self._loaded:
+                continue
+            self._loaded.add((ep.name, ep.value))
+            try:
+                obj = ep.load()
+            except Exception as err:  # a broken plugin: one line, naming it
+                raise GenbenchError(f"cannot load {self.kind} {ep.name!r} from entry point "
+                                    f"{ep.value} ({self.group}): {type(err).__name__}: {err}") from None
+            if ep.name not in self._items and not isinstance(obj, type(sys)):
+                self.add(ep.name, obj)
+
+    def get(self, name: str) -> T:
+        if name not in self._items:
+            self.load_entry_points()
+        if name not in self._items:
+            raise GenbenchError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
+        return self._items[name]
+
+    def __contains__(self, name: str) -> bool:
+        self.load_entry_points()
+        return name in self._items
+
+    def names(self) -> list[str]:
+        self.load_entry_points()
+        return sorted(self._items)
+
+    def items(self) -> list[tuple[str, T]]:
+        self.load_entry_points()
+        return sorted(self._items.items())
+
+
+def import_code(refs: tuple[str, ...] | list[str]) -> None:
+    """Import what a plan needs beyond the installed entry points: module names
+    (`my_lab.methods`) and study files (`path:/abs/study.py`), in every process that runs a
+    trial, before methods are looked up."""
+    for ref in refs:
+        if ref.startswith("path:"):
+            exec_file(Path(ref.removeprefix("path:")))
+        else:
+            try:
+                importlib.import_module(ref)
+            except Exception as err:
+                raise GenbenchError(f"cannot import {ref!r} named by the study: "
+                                    f"{type(err).__name__}: {err}") from None
+
+
+def exec_file(path: Path) -> Any:
+    """Execute a Python file as module `_genbench_study_<stem>` (re-executing it is harmless:
+    its registrations replace themselves). Errors become one line naming the file."""
+    name = f"_genbench_study_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise GenbenchError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        sys.modules.pop(name, None)
+        raise GenbenchError(f"{path}:{err.lineno}: syntax error: {err.msg}") from None
+    except GenbenchError as err:
+        sys.modules.pop(name, None)
+        raise GenbenchError(f"{path}: {err}") from None
+    except Exception as err:
+        sys.modules.pop(name, None)
+        tb = err.__traceback__
+        line = None
+        while tb is not None:  # the innermost frame inside the study file
+            if tb.tb_frame.f_code.co_filename == str(path):
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        where = f"{path}:{line}" if line else str(path)
+        raise GenbenchError(f"{where}: {type(err).__name__}: {err}") from None
+    return module

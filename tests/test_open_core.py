@@ -1,0 +1,232 @@
+"""The open core: a method defined in a study file and one from an installed plugin package run
+through Ray; several methods side by side as arms; per-arm --set; budgets in images seen;
+metrics that fit the data; knobs the sampler ignores; broken study files."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.cli import main
+from harness.errors import GenbenchError
+from harness.results import read_results
+from harness.study import Arm, Scale, Study, load_study
+
+MEAN_IMAGE = '''
+from dataclasses import dataclass
+
+import torch
+
+from harness.method import Method, register
+from harness.seeding import PerSampleNoise
+
+
+@dataclass(frozen=True)
+class MeanConfig:
+    batch_size: int = 8  # examples per step
+
+
+@dataclass(frozen=True)
+class MeanKnobs:
+    noise: float = 0.1  # standard deviation around the mean image
+
+
+@register("{name}")
+class MeanImage(Method):
+    Config, Knobs = MeanConfig, MeanKnobs
+
+    def fit(self, data, budget, *, seed, device):
+        self.mean = data.x[: budget.steps * self.config.batch_size].mean(0)
+        if budget.callback:
+            budget.callback(budget.steps, {{"loss": 0.0}})
+
+    def sample(self, n, *, seed, labels=None, observation=None, **knobs):
+        k = self.knobs(**knobs)
+        return (self.mean + k.noise * PerSampleNoise(seed, range(n)).randn(*self.mean.shape)).clamp(-1, 1)
+
+    def state_dict(self):
+        return {{"mean": self.mean}}
+
+    def load_state_dict(self, state):
+        self.mean = state["mean"]
+'''
+
+
+def test_a_method_defined_in_the_study_file_runs_through_ray(tmp_path, ray_local):
+    f = tmp_path / "mine.py"
+    f.write_text(MEAN_IMAGE.format(name="mean_image") + textwrap.dedent("""
+        from harness.study import Scale, Study
+        STUDY = Study(name="mine", method="mean_image", data="mnist5k",
+                      sample_grid={"noise": [0.0, 0.2]},
+                      scales={"smoke": Scale(budget_steps=2, n_samples=4, log_every=1)})
+    """))
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out)]) == 0
+    df = read_results(out)
+    assert set(df.method) == {"mean_image"} and set(df.arm) == {"mean_image"}
+    assert len(df[df.metric == "nfe"]) == 2
+    assert load_study(str(f)).name == "mine"  # loading the file again is harmless
+
+
+@pytest.fixture
+def plugin_package(tmp_path):
+    """A tiny package that declares a method through the genbench.methods entry point,
+    installed into this environment for the test and removed afterwards."""
+    pkg = tmp_path / "plugin"
+    (pkg / "genbench_testplugin").mkdir(parents=True)
+    (pkg / "genbench_testplugin" / "__init__.py").write_text(MEAN_IMAGE.format(name="plugin_mean"))
+    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "genbench-testplugin"
+        version = "0.1"
+        [project.entry-points."genbench.methods"]
+        plugin_mean = "genbench_testplugin:MeanImage"
+    """))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", "--no-index", str(pkg)],
+                   check=True, capture_output=True)
+    yield
+    subprocess.run([*pip, "uninstall", "-y", "genbench-testplugin"], check=True, capture_output=True)
+
+
+def test_a_plugin_package_method_runs_through_ray(plugin_package, tmp_path, ray_local):
+    f = tmp_path / "uses_plugin.py"
+    f.write_text("from harness.study import Scale, Study\n"
+                 "STUDY = Study(name='uses_plugin', method='plugin_mean', data='mnist5k',"
+                 " scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out)]) == 0
+    assert set(read_results(out).method) == {"plugin_mean"}
+
+
+ARMS = dict(name="arms", data="mnist5k", seeds=(0,),
+            arms=(Arm("mean", "dummy", config={"batch_size": 16}, sample_grid={"noise": [0.1]}),
+                  Arm("ddpm", "ddpm", config=dict(T=20, n_feat=8, ch_mult=(1,), attention=False,
+                                                  batch_size=32),
+                      sample_grid={"steps": [5, 10]})),
+            scales={"smoke": Scale(budget_kimg=0.064, n_samples=2, log_every=1)})
+
+
+def test_an_arms_study_runs_both_methods_in_one_tune_run(tmp_path, ray_local, capsys):
+    f = tmp_path / "arms.py"
+    f.write_text("from harness.study import Arm, Scale, Study\n"
+                 f"STUDY = Study(**{ARMS!r})\n")
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out)]) == 0
+    assert "arms [smoke]: 2 trials with work left" in capsys.readouterr().out  # one Tune run
+    df = read_results(out)
+    assert set(df.arm) == {"mean", "ddpm"} and set(df.method) == {"dummy", "ddpm"}
+    fit = df[df.metric == "train_s"].set_index("arm")
+    assert fit.train_steps.to_dict() == {"mean": 4, "ddpm": 2}  # 64 images each
+    assert fit.images_seen.to_dict() == {"mean": 64, "ddpm": 64}
+    settings = df[df.metric == "nfe"]
+    assert len(settings) == 3 and settings.cell_key.nunique() == 3
+    assert set(df[df.arm == "mean"].cell_key).isdisjoint(df[df.arm == "ddpm"].cell_key)
+
+
+def test_set_one_arm_or_every_arm_that_has_the_field():
+    s = Study(**ARMS)
+    plan = s.resolve("smoke", {"ddpm.n_feat": 4, "config.batch_size": 8})
+    cfg = {t.arm: t.config for t in plan.trials}
+    assert cfg["ddpm"]["n_feat"] == 4 and cfg["ddpm"]["batch_size"] == 8 == cfg["mean"]["batch_size"]
+    assert {t.arm: t.budget_steps for t in plan.trials} == {"mean": 8, "ddpm": 8}
+    assert s.resolve("smoke", {"budget_steps": 3}).trials[0].budget_steps == 3
+    with pytest.raises(GenbenchError, match="unknown key 'n_layers'"):
+        s.resolve("smoke", {"n_layers": 2})
+    with pytest.raises(GenbenchError, match="unknown key 'ddpm.diverge_at'"):
+        s.resolve("smoke", {"ddpm.diverge_at": 2})  # dummy has it, the ddpm arm does not
+
+
+def test_budget_kimg_gives_steps_from_the_batch_size():
+    s = Study(name="k", data="mnist5k", method="dummy",
+              scales={"smoke": Scale(n_samples=2, budget_kimg=1.0),
+                      "both": Scale(n_samples=2, budget_steps=2, budget_kimg=1.0)})
+    assert s.resolve("smoke").trials[0].budget_steps == 1000 // 16 + 1  # ceil(1000 / 16)
+    with pytest.raises(GenbenchError, match="exactly one of budget_steps and budget_kimg"):
+        s.resolve("both")
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    rng = np.random.RandomState(0)
+    d = tmp_path / "cats"
+    d.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return d
+
+
+def test_metrics_that_need_labels_are_refused_on_an_image_folder(image_folder, capsys, tmp_path):
+    argv = ["run", "ddpm_respacing", "--set", f"data=folder:{image_folder}", "--out",
+            str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fid_domain" in err and "need a labelled data set" in err
+    assert "metrics that apply: fid_inception" in err and not (tmp_path / "out").exists()
+    assert main(["plan", "ddpm_respacing", "--set", f"data=folder:{image_folder}",
+                 "--set", "metrics=[fid_inception,kid_inception]"]) == 0
+
+
+@pytest.mark.parametrize("sets,study,match", [
+    ({"eta": 0.5}, "quickstart", "--set eta: ignored by sampler 'ddpm' in every sample setting"),
+    ({}, dict(sample_grid={"eta": [0.0, 1.0]}), "sample grid axis 'eta' .* is ignored by sampler "
+                                                 "'ddpm'; it is used by sampler ddim, dps"),
+])
+def test_a_knob_the_sampler_ignores_is_refused(sets, study, match):
+    if isinstance(study, str):
+        s = load_study(study)
+    else:
+        s = Study(name="t", method="ddpm", data="mnist5k",
+                  scales={"smoke": Scale(budget_steps=2, n_samples=2)}, **study)
+    with pytest.raises(GenbenchError, match=match):
+        s.resolve("smoke", sets)
+    ok = load_study("ddim_vs_ddpm").resolve("smoke", {"eta": 1.0})  # the DDIM settings use it
+    assert {st.knobs["eta"] for st in ok.samples} == {1.0}
+
+
+@pytest.mark.parametrize("text,match", [
+    ("STUDY = Study(name='x'\n", "broken.py:1: syntax error"),
+    ("import nonexistent_module_xyz\n", "broken.py:1: ModuleNotFoundError"),
+    ("x = 1\n", "defines no `STUDY"),
+])
+def test_a_broken_study_file_is_one_line(text, match, tmp_path, capsys):
+    f = tmp_path / "broken.py"
+    f.write_text(text)
+    assert main(["run", str(f), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err and not (tmp_path / "out").exists()
+
+
+def test_a_path_that_is_not_a_python_file(tmp_path, capsys):
+    f = tmp_path / "study.txt"
+    f.write_text("nothing")
+    assert main(["plan", str(f)]) == 2
+    assert "not a Python file" in capsys.readouterr().err
+
+
+def test_list_marks_a_broken_study_and_lists_the_rest(tmp_path, monkeypatch, capsys):
+    import studies
+
+    (tmp_path / "zz_broken.py").write_text("STUDY = (\n")
+    monkeypatch.setattr(studies, "__path__", [*studies.__path__, str(tmp_path)])
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "zz_broken" in out and "BROKEN" in out and "quickstart" in out
+
+
+def test_plan_records_the_imports_workers_need(tmp_path):
+    f = tmp_path / "mine2.py"
+    f.write_text(MEAN_IMAGE.format(name="mean_image2") +
+                 "from harness.study import Scale, Study\n"
+                 "STUDY = Study(name='mine2', method='mean_image2', data='mnist5k',"
+                 " imports=('json',), scales={'smoke': Scale(budget_steps=1, n_samples=1)})\n")
+    plan = load_study(str(f)).resolve("smoke")
+    assert plan.imports == ("json", f"path:{f.resolve()}")
+    assert json.loads(plan.to_json())["imports"] == list(plan.imports)
