@@ -2,7 +2,7 @@
 own domain feature extractors, cached reference statistics).
 
 `$GENBENCH_ASSETS` (default `~/.cache/genbench/assets`) is looked up on every node, so on a
-cluster point it at a shared path; nothing is written inside site-packages (PITFALLS: clean-fid's
+cluster point it at a shared path; nothing is written inside site-packages (docs/pitfalls.md: clean-fid's
 `make_custom_stats` does that). A run never downloads: `genbench assets fetch` does, on a
 connected machine, and records the file's sha256 beside it.
 

@@ -1,4 +1,4 @@
-"""Denoising diffusion probabilistic models and their sampling family (SPEC M1, M2, M3, M5,
+"""Denoising diffusion probabilistic models and their sampling family (docs/methods.md M1, M2, M3, M5,
 M6, M7).
 
 Training (Ho et al. 2020, arXiv 2006.11239): an eps-prediction U-Net with the L2 (or L1) loss
@@ -39,7 +39,7 @@ Sampler = Literal["ddpm", "ddim", "dps", "sds", "vsd"]
 @dataclass(frozen=True)
 class DDPMConfig:
     T: int = 1000  # diffusion steps
-    schedule: Literal["linear", "cosine"] = "linear"  # beta schedule (SPEC M1 / M2)
+    schedule: Literal["linear", "cosine"] = "linear"  # beta schedule (docs/methods.md M1 / M2)
     beta_min: float = 1e-4  # linear schedule: beta_0
     beta_max: float = 0.02  # linear schedule: beta_{T-1}
     rescale_betas: bool = False  # linear: scale beta_min, beta_max by 1000/T (keeps terminal SNR)
@@ -63,6 +63,9 @@ class DDPMConfig:
             raise ValueError(f"T must be >= 2, got {self.T}")
         if not 0 < self.beta_min <= self.beta_max < 1:
             raise ValueError("need 0 < beta_min <= beta_max < 1")
+        if self.rescale_betas and self.schedule == "linear" and self.beta_max * 1000 / self.T >= 1:
+            raise ValueError(f"rescale_betas scales beta_max by 1000/T to {self.beta_max * 1000 / self.T:g}"
+                             f" >= 1 at T={self.T}; use T > {self.beta_max * 1000:g}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.p_uncond <= 1:
@@ -254,7 +257,7 @@ class DDPM(Method):
     def figures(self, data: TrainData, *, seed: int) -> dict[str, tuple[torch.Tensor, int]]:
         """The forward process of one batch at 0, 25, 50, 75, 99 % of T (step round(f (T - 1)))
         and the backward process (default knobs: ancestral, full chain) from each of those
-        noised images (SPEC M2)."""
+        noised images (docs/methods.md M2)."""
         n = min(8, len(data.x))
         x0 = data.x[:n].to(self.device)
         noise = PerSampleNoise(seed, range(n), self.device)
@@ -331,21 +334,21 @@ class DDPM(Method):
 # grid axes under it.
 
 def _ancestral(eps_fn, sched, i, x, t, c, z, obs, k: DDPMKnobs) -> torch.Tensor:
-    """SPEC M1/M2: ancestral step, beta or posterior variance, optional x0 clamping."""
+    """docs/methods.md M1/M2: ancestral step, beta or posterior variance, optional x0 clamping."""
     with torch.no_grad():
         eps = guided_eps(eps_fn, x, t, c, k.guidance)
         return ddpm_step(sched, i, x, eps, z, variance=k.variance, clip_x0=k.clip_x0)
 
 
 def _ddim(eps_fn, sched, i, x, t, c, z, obs, k: DDPMKnobs) -> torch.Tensor:
-    """SPEC M3: DDIM step with eta."""
+    """docs/methods.md M3: DDIM step with eta."""
     with torch.no_grad():
         eps = guided_eps(eps_fn, x, t, c, k.guidance)
         return ddim_step(sched, i, x, eps, z, eta=k.eta, clip_x0=k.clip_x0)
 
 
 def _dps(eps_fn, sched, i, x, t, c, z, obs, k: DDPMKnobs) -> torch.Tensor:
-    """SPEC M6: DDIM step, then the DPS measurement-gradient correction."""
+    """docs/methods.md M6: DDIM step, then the DPS measurement-gradient correction."""
     return dps_step(eps_fn, sched, i, x, t, c, z, obs, zeta=k.dps_zeta, eta=k.eta,
                     guidance=k.guidance, clip_x0=k.clip_x0).detach()
 
@@ -355,7 +358,7 @@ def _draw_chain(model: DDPM, net, eps_fn, noise, c, obs, k: DDPMKnobs) -> torch.
 
 
 def _draw_distill(model: DDPM, net, eps_fn, noise, c, obs, k: DDPMKnobs) -> torch.Tensor:
-    """SPEC M7: score distillation (SDS or VSD) with the trained model as the prior."""
+    """docs/methods.md M7: score distillation (SDS or VSD) with the trained model as the prior."""
     opts = DistillOptions(k.sampler, k.sds_iters, k.sds_lr, k.guidance, k.sds_t_min,
                           k.sds_t_max, k.vsd_lr)
     return distill(net, eps_fn, model.schedule, noise, model.data_shape, c, opts)

@@ -1,4 +1,4 @@
-"""Diffusion posterior sampling for inpainting (Chung et al. 2023, arXiv 2209.14687; SPEC M6).
+"""Diffusion posterior sampling for inpainting (Chung et al. 2023, arXiv 2209.14687; docs/methods.md M6).
 
 After each DDIM step from x_t:
     x_{t-1} <- x_{t-1} - zeta * grad_{x_t} || y - A(x0_hat(x_t)) ||_2,

@@ -2,18 +2,18 @@
 `scheduling_ddpm.py`). Every step takes a `NoiseSchedule` and a step index k, so respaced
 schedules use their recomputed betas automatically.
 
-- `ddpm_step`, SPEC M1 (direct form):
+- `ddpm_step`, docs/methods.md M1 (direct form):
   `x_{t-1} = (x_t - (1 - alpha_t)/sqrt(1 - alphabar_t) eps) / sqrt(alpha_t) + sigma_t z`.
-- with `clip_x0`, SPEC M2 (through the posterior mean):
+- with `clip_x0`, docs/methods.md M2 (through the posterior mean):
   `x0_hat = clamp((x_t - sqrt(1 - alphabar_t) eps) / sqrt(alphabar_t), -1, 1)`,
   `mu~ = sqrt(alpha_t)(1 - alphabar_{t-1})/(1 - alphabar_t) x_t + sqrt(alphabar_{t-1}) beta_t/(1 - alphabar_t) x0_hat`.
 - `sigma_t^2` is `beta_t` (variance="beta") or `beta~_t` (variance="posterior"); no noise is
   added at the last step.
-- `ddim_step`, SPEC M3 (Song et al. 2021, arXiv 2010.02502; diffusers `scheduling_ddim.py`):
+- `ddim_step`, docs/methods.md M3 (Song et al. 2021, arXiv 2010.02502; diffusers `scheduling_ddim.py`):
   `x_prev = sqrt(alphabar_prev) x0_hat + sqrt(1 - alphabar_prev - sigma^2) eps + sigma z`,
   `sigma = eta sqrt((1 - alphabar_prev)/(1 - alphabar_t)) sqrt(1 - alphabar_t/alphabar_prev)`;
   eta = 0 is deterministic and eta = 1 has the DDPM posterior variance.
-- `guided_eps`, SPEC M5 (Ho & Salimans 2022): `(1 + w) eps(x, t, c) - w eps(x, t, null)`; with
+- `guided_eps`, docs/methods.md M5 (Ho & Salimans 2022): `(1 + w) eps(x, t, c) - w eps(x, t, null)`; with
   w = 0 the unconditional pass is skipped, so the result is the conditional model bit for bit.
 """
 
@@ -71,7 +71,7 @@ def ddim_step(sched: NoiseSchedule, k: int, x_t: torch.Tensor, eps: torch.Tensor
     if clip_x0:
         x0_hat = x0_hat.clamp(-1, 1)
     sigma = ddim_sigma(sched, k, eta)
-    # 1 - alphabar_prev - sigma^2 >= 0 for eta <= 1; never clamp it silently (PITFALLS)
+    # 1 - alphabar_prev - sigma^2 >= 0 for eta <= 1; never clamp it silently (docs/pitfalls.md)
     direction = max(0.0, 1 - ab_prev - sigma ** 2) ** 0.5 * eps  # max(): rounding at eta = 1
     out = ab_prev ** 0.5 * x0_hat + direction
     return out + sigma * z if sigma > 0 else out

@@ -1,9 +1,9 @@
 """Discrete diffusion noise schedules and strided respacing.
 
-- Linear betas (Ho et al. 2020, SPEC M1): `beta_t = beta_min + t (beta_max - beta_min)/(T - 1)`;
+- Linear betas (Ho et al. 2020, docs/methods.md M1): `beta_t = beta_min + t (beta_max - beta_min)/(T - 1)`;
   optionally rescaled by 1000/T (improved-diffusion `get_named_beta_schedule("linear")`) so
   that a timesteps ablation keeps the terminal noise level.
-- Cosine (Nichol & Dhariwal 2021, SPEC M2): `alphabar(t) = f(t)/f(0)`,
+- Cosine (Nichol & Dhariwal 2021, docs/methods.md M2): `alphabar(t) = f(t)/f(0)`,
   `f(t) = cos^2(((t/T + s)/(1 + s)) pi/2)`, `s = 0.008`, betas clipped to 0.999. As in
   improved-diffusion's `betas_for_alpha_bar`, code index i (0-based) ends at time (i+1)/T.
 - Respacing (improved-diffusion `respace.py`): keep K timesteps `s_0 < ... < s_{K-1}` of T and
@@ -36,7 +36,7 @@ def linear_betas(T: int, beta_min: float = 1e-4, beta_max: float = 0.02,
 
 
 def cosine_f(t: torch.Tensor, T: int, s: float = 0.008) -> torch.Tensor:
-    """`f(t) = cos^2(((t/T + s)/(1 + s)) pi/2)` of SPEC M2."""
+    """`f(t) = cos^2(((t/T + s)/(1 + s)) pi/2)` of docs/methods.md M2."""
     return torch.cos(((t / T + s) / (1 + s)) * math.pi / 2) ** 2
 
 
@@ -78,7 +78,7 @@ class NoiseSchedule:
 
     @property
     def posterior_variance(self) -> torch.Tensor:
-        """beta~_t = (1 - alphabar_{t-1}) / (1 - alphabar_t) beta_t (SPEC M2)."""
+        """beta~_t = (1 - alphabar_{t-1}) / (1 - alphabar_t) beta_t (docs/methods.md M2)."""
         return (1 - self.alphabar_prev) / (1 - self.alphabar) * self.betas
 
     @property

@@ -1,4 +1,4 @@
-"""Score distillation in image space with the harness's own conditional prior (SPEC M7).
+"""Score distillation in image space with the harness's own conditional prior (docs/methods.md M7).
 
 - SDS (Poole et al. 2022, arXiv 2209.14988): optimise an image x directly (dx/dtheta = 1) with
   the gradient `w(t) (eps_phi(x_t; y, t) - eps)`, `w(t) = sigma_t^2 = 1 - alphabar_t`,

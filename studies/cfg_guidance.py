@@ -1,4 +1,4 @@
-"""cfg_guidance (SPEC M5): a class-conditional DDPM trained with label dropout (p_uncond = 0.1)
+"""cfg_guidance (docs/methods.md M5): a class-conditional DDPM trained with label dropout (p_uncond = 0.1)
 sampled with classifier-free guidance w in {0, 0.5, 1, 2, 5}, x0 thresholding off and on: 10
 settings per seed from one fit. Reports quality and `class_match`, the fraction of samples the
 domain classifier assigns to their conditioning class. w = 0 is the plain conditional model.

@@ -1,4 +1,4 @@
-"""ddim_vs_ddpm (SPEC M3): one DDPM (T = 1000) sampled by the ancestral sampler with all 1000
+"""ddim_vs_ddpm (docs/methods.md M3): one DDPM (T = 1000) sampled by the ancestral sampler with all 1000
 steps against deterministic DDIM (eta = 0) with 10, 20, 50 and 100 steps: sample quality and
 wall time per image. DDIM is a sampling-time choice: each seed trains once.
 

@@ -1,4 +1,4 @@
-"""ddpm_fid_curve (SPEC M2): DDPM with the cosine schedule, L1 loss and T = 50, sampled with x0
+"""ddpm_fid_curve (docs/methods.md M2): DDPM with the cosine schedule, L1 loss and T = 50, sampled with x0
 clamping through the posterior mean and the posterior variance; FID (domain features; Inception
 where the weights are present) and the loss along training, with the forward and backward
 process figures. Reference defaults: batch 32, lr 1e-3, U-Net base width 16, FID every 100 steps.

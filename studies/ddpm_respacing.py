@@ -1,4 +1,4 @@
-"""ddpm_respacing (SPEC M1): one DDPM trained with T = 1000, sampled with a strided schedule of
+"""ddpm_respacing (docs/methods.md M1): one DDPM trained with T = 1000, sampled with a strided schedule of
 K = 50 and 100 steps against the full 1000. Respacing recomputes
 beta'_k = 1 - alphabar_{s_k} / alphabar_{s_{k-1}} on the kept steps; it is a sampling-time knob,
 so each seed trains once and samples three times from the same initial noise.

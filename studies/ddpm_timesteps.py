@@ -1,4 +1,4 @@
-"""ddpm_timesteps (SPEC M1): train DDPM with T in {500, 1000 (baseline), 2000} on a fixed beta
+"""ddpm_timesteps (docs/methods.md M1): train DDPM with T in {500, 1000 (baseline), 2000} on a fixed beta
 range and compare sample quality. With a fixed range the terminal noise level changes with T
 (sqrt(alphabar_T) is about 8e-2, 6e-3, 4e-5): every trial records `terminal_snr`; add
 `--set rescale_betas=true` to keep it fixed instead.

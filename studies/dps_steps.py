@@ -1,4 +1,4 @@
-"""dps_steps (SPEC M6): inpainting the central square of held-out digits with diffusion
+"""dps_steps (docs/methods.md M6): inpainting the central square of held-out digits with diffusion
 posterior sampling on top of DDIM, at several step counts, against plain DDIM from the same
 noise (which ignores the observation). Rows: `mse_hidden` and `psnr_hidden` on the hidden region,
 `sample_s_per_image` of both (the extra cost of DPS), and quality.

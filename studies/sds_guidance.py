@@ -1,4 +1,4 @@
-"""sds_guidance (SPEC M7): score distillation in image space with the harness's own
+"""sds_guidance (docs/methods.md M7): score distillation in image space with the harness's own
 class-conditional DDPM as the prior: SDS at guidance 7.5 and 100, and VSD at 7.5 with a copy of
 the prior fitted online to the particles. Each image is optimised towards a requested class;
 rows report quality, `class_match` and the cost (NFE, time per image).

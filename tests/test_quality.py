@@ -46,7 +46,7 @@ def test_kernel_distance_mean_std_and_small_samples():
     assert same_std > 0 and far_mean > 100 * abs(same_mean)
     assert kernel_distance(x, y) == (same_mean, same_std)  # seeded subsets
     state = np.random.get_state()[1].copy()
-    kernel_distance(x[:5], y)  # subset size larger than n must not crash (PITFALLS)
+    kernel_distance(x[:5], y)  # subset size larger than n must not crash (docs/pitfalls.md)
     assert (np.random.get_state()[1] == state).all()  # the global generator is left alone
 
 

@@ -1,4 +1,4 @@
-"""The DDPM reverse step (SPEC M1, M2) and the DDPM sampler's knobs on a real network."""
+"""The DDPM reverse step (docs/methods.md M1, M2) and the DDPM sampler's knobs on a real network."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""The diffusion sampling family against SPEC M3, M5, M6, M7: DDIM, classifier-free guidance
+"""The diffusion sampling family against docs/methods.md M3, M5, M6, M7: DDIM, classifier-free guidance
 with thresholding, DPS inpainting, SDS/VSD, and the forward/backward figures."""
 
 import pytest
@@ -51,7 +51,7 @@ def test_ddim_eta1_has_the_ddpm_posterior_variance(sched, respaced):
     s = sched.respace(10) if respaced else sched
     for k in range(len(s)):
         assert ddim_sigma(s, k, 1.0) ** 2 == pytest.approx(float(s.posterior_variance[k]), abs=1e-12)
-    # and the variance term is really used (PITFALLS: not clamped to zero)
+    # and the variance term is really used (docs/pitfalls.md: not clamped to zero)
     x, eps, z = torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
     out = ddim_step(s, 5, x, eps, z, eta=1.0)
     assert torch.allclose(out, torch.full_like(out, float(s.posterior_variance[5]) ** 0.5))

@@ -1,4 +1,4 @@
-"""Noise schedules and respacing against SPEC M1/M2, term by term."""
+"""Noise schedules and respacing against docs/methods.md M1/M2, term by term."""
 
 import math
 
@@ -26,7 +26,7 @@ def test_alphabar_is_cumulative_product():
 
 @pytest.mark.parametrize("T,expected", [(500, 8.0e-2), (1000, 6.4e-3), (2000, 4.0e-5)])
 def test_terminal_noise_level_depends_on_T(T, expected):
-    # PITFALLS: with a fixed beta range sqrt(alphabar_T) is ~8e-2, 6.4e-3, 4e-5
+    # docs/pitfalls.md: with a fixed beta range sqrt(alphabar_T) is ~8e-2, 6.4e-3, 4e-5
     s = NoiseSchedule.from_betas(linear_betas(T))
     assert math.sqrt(s.alphabar[-1].item()) == pytest.approx(expected, rel=0.1)
 
@@ -68,7 +68,7 @@ def test_respaced_betas_are_alphabar_ratios():
         expected = 1 - full.alphabar[keep[k]] / full.alphabar[keep[k - 1]]
         assert r.betas[k].item() == pytest.approx(expected.item())
     assert r.betas[0].item() == pytest.approx(full.betas[0].item())
-    # reusing the original betas at the kept steps would be wrong (PITFALLS)
+    # reusing the original betas at the kept steps would be wrong (docs/pitfalls.md)
     assert not torch.allclose(r.betas[1:], full.betas[keep[1:]])
 
 
@@ -80,7 +80,7 @@ def test_respacing_to_T_is_the_full_chain():
 
 
 def test_spacings():
-    assert timestep_subsequence(1000, 50, "leading")[-1] == 980  # PITFALLS: not 999
+    assert timestep_subsequence(1000, 50, "leading")[-1] == 980  # docs/pitfalls.md: not 999
     assert timestep_subsequence(1000, 50, "trailing")[-1] == 999
     assert timestep_subsequence(1000, 50, "linspace")[-1] == 999
     for sp in ("linspace", "leading", "trailing"):

@@ -61,6 +61,7 @@ def test_list_grid_and_prefixes():
     (dict(), {"cpu": "abc"}, "invalid value 'abc' for cpu; expected a number"),
     (dict(task="denoise"), {}, "invalid value 'denoise' for task; valid: 'generate', 'inpaint'"),
     (dict(), {"T": 1}, "T must be >= 2"),
+    (dict(), {"T": 10, "rescale_betas": True}, "rescale_betas scales beta_max by 1000/T to 2 >= 1"),
 ])
 def test_bad_input_fails_before_running(study, sets, match):
     with pytest.raises(GenbenchError, match=match):

@@ -211,7 +211,7 @@ class InceptionExtractor:
         feats = []
         for chunk in images.split(batch_size):
             x = quantize(chunk)
-            if x.shape[1] == 1:  # grayscale -> three channels (PITFALLS)
+            if x.shape[1] == 1:  # grayscale -> three channels (docs/pitfalls.md)
                 x = x.repeat(1, 3, 1, 1)
             arr = x.permute(0, 2, 3, 1).numpy().astype(np.uint8)
             resized = np.stack([self.resize(img) for img in arr]).transpose(0, 3, 1, 2)

@@ -4,7 +4,7 @@
   near-singular products) on float64 means and covariances.
 - `kid_*`: `cleanfid.fid.kernel_distance` (cubic polynomial kernel MMD), evaluated one subset
   at a time over 100 seeded subsets so that the mean and its standard deviation are reported;
-  the subset size is min(1000, n, n_ref), so small samples never crash (PITFALLS).
+  the subset size is min(1000, n, n_ref), so small samples never crash (docs/pitfalls.md).
 - `precision_*`, `recall_*`: improved precision and recall (Kynkaenniemi et al. 2019,
   arXiv 1904.06991) with k = 3 nearest-neighbour manifolds in the same feature space.
 - `class_match`: the fraction of class-conditional samples the domain classifier assigns to

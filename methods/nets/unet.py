@@ -1,7 +1,7 @@
 """A compact DDPM U-Net (after Ho et al. 2020 and improved-diffusion's `unet.py`): residual
 blocks with GroupNorm and SiLU, a sinusoidal time embedding added in every block, optional
 self-attention at the lowest resolution, and an optional class embedding whose null token is
-the zero vector (for classifier-free guidance, SPEC M5).
+the zero vector (for classifier-free guidance, docs/methods.md M5).
 
 `n_feat` is the base channel count (the width knob of every study); level l has
 `n_feat * ch_mult[l]` channels. Any side length divisible by 2**(len(ch_mult) - 1) works
