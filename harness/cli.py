@@ -1,4 +1,4 @@
-"""The `genbench` command line: run | plan | list | assets.
+"""The `genbench` command line: run | plan | report | compare | list | assets.
 
 Bad input (unknown study, method, knob, value, data set, scale) is reported in one line on
 stderr with exit status 2, before any output directory is created.
@@ -31,6 +31,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="join an existing Ray cluster (e.g. auto or ray://host:10001)")
     run.add_argument("--storage", help="Tune storage path; must be shared across a cluster's "
                                       "nodes (default OUT/ray)")
+    run.add_argument("--no-report", action="store_true", help="do not refresh OUT/report")
+    report = sub.add_parser("report", help="write a page of tables and plots from run directories")
+    report.add_argument("runs", nargs="+", metavar="OUT", help="run directories (several: one "
+                        "comparison page)")
+    report.add_argument("--out", help="report directory (default: the first OUT/report)")
+    compare = sub.add_parser("compare", help="regression verdicts of CUR against BASE")
+    compare.add_argument("base", metavar="BASE")
+    compare.add_argument("cur", metavar="CUR")
+    compare.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    compare.add_argument("--force", action="store_true",
+                         help="compare runs whose environments differ (still warns)")
+    compare.add_argument("--alpha", type=float, default=0.05,
+                         help="family-wise error rate over all comparisons (Holm)")
     plan = sub.add_parser("plan", help="show the cells, trials and resources of a study")
     study_args(plan)
     sub.add_parser("list", help="list methods, studies, data sets and metrics")
@@ -48,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "plan": cmd_plan, "list": cmd_list,
-                "assets": cmd_assets}[args.command](args)
+        return {"run": cmd_run, "plan": cmd_plan, "list": cmd_list, "assets": cmd_assets,
+                "report": cmd_report, "compare": cmd_compare}[args.command](args)
     except GenbenchError as err:
         print(f"genbench: error: {err}", file=sys.stderr)
         return 2
@@ -79,7 +92,38 @@ def cmd_run(args) -> int:
         print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
     ran = f"{len(outcomes) - len(failed)} of {len(outcomes)} trials ok" if outcomes else "nothing to run"
     print(f"{ran}; results in {out.resolve()}")
+    if not args.no_report and out.is_dir():
+        from reports import write_report
+
+        print(f"report: {write_report([out]).resolve()}")
     return 1 if failed else 0
+
+
+def _run_dirs(paths: list[str]) -> list[Path]:
+    dirs = [Path(p) for p in paths]
+    for d in dirs:
+        if not (d / "results").is_dir() and not (d / "study.json").is_file():
+            raise GenbenchError(f"{d} is not a genbench run directory (no results/ or study.json)")
+    return dirs
+
+
+def cmd_report(args) -> int:
+    from reports import write_report
+
+    dirs = _run_dirs(args.runs)
+    print(f"report: {write_report(dirs, Path(args.out) if args.out else None).resolve()}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from harness.compare import compare, render_json, render_markdown
+
+    base, cur = _run_dirs([args.base, args.cur])
+    result = compare(base, cur, alpha=args.alpha, force=args.force)
+    for warning in result.warnings:
+        print(f"genbench: warning: {warning}", file=sys.stderr)
+    print(render_json(result) if args.json else render_markdown(result))
+    return 1 if result.regressions else 0
 
 
 def cmd_plan(args) -> int:

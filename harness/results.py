@@ -50,6 +50,7 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "sample_json": (pa.string(), "sampling knobs and sampler facts as JSON; {} for per-trial rows"),
     "metric": (pa.string(), "metric name (see `genbench list`)"),
     "value": (pa.float64(), "the measurement"),
+    "higher_is_better": (pa.bool_(), "the metric's good direction"),
     "std": (pa.float64(), "its standard deviation within the run where defined (e.g. KID)"),
     "n_samples": (pa.int64(), "generated samples behind the value"),
     "n_ref": (pa.int64(), "reference samples behind the value (quality metrics)"),

@@ -28,6 +28,7 @@ from harness.ledger import Unit, Work
 from harness.results import (SCHEMA_VERSION, atomic_write_bytes, fit_file, unit_file,
                              write_curve, write_rows)
 from harness.seeding import seed_everything
+from harness.metrics import higher_is_better
 from harness.registry import import_code
 from harness.tasks import TaskInputs, get_task
 from harness.study import Plan, SampleSetting, Trial
@@ -103,7 +104,8 @@ class Rows:
 
     def write(self, path: Path, rows: list[dict[str, Any]]) -> None:
         now = datetime.now(timezone.utc)
-        write_rows(path, [{**self.base, "created_at": now, **r} for r in rows])
+        write_rows(path, [{**self.base, "created_at": now,
+                           "higher_is_better": higher_is_better(r["metric"]), **r} for r in rows])
         self.count += len(rows)
 
     def fit_row(self, metric: str, value: float, steps: int, **extra: Any) -> dict[str, Any]:

@@ -1,2 +1,5 @@
-"""Report generators: pure functions from the Parquet results tables to figures and a page.
-They import `harness.results` for the schema only, never training code."""
+"""Reports: pure functions from the Parquet results tables (and the sample grids and figures
+saved beside them) to PNG figures and a self-contained page. They import `harness.results` for
+the schema only, never training code or torch (`tests/test_layers.py`)."""
+
+from reports.page import write_report  # noqa: F401

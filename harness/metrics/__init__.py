@@ -44,6 +44,7 @@ class QualityMetric:
     higher_is_better: bool
     description: str
     needs_labels: bool = False  # needs a labelled data set (domain classifier, class match)
+    tolerance: float = 0.10  # relative change one seed cannot tell from noise (compare)
 
 
 QUALITY_METRICS: Registry[QualityMetric] = Registry("quality metric", "genbench.metrics")
@@ -69,16 +70,31 @@ def _load_quality_metrics() -> None:
     QUALITY_METRICS.load_entry_points()
 
 
-def higher_is_better(name: str) -> bool:
-    """Direction of metric `name`, for comparisons and reports."""
-    _load_quality_metrics()
+def higher_is_better(name: str) -> bool | None:
+    """Direction of metric `name`, for comparisons and reports; None for a fact without a good
+    direction (a method's own `info()` values, such as `terminal_snr`)."""
     if name in COST_METRICS:
         return COST_METRICS[name][0]
     if name in TASK_METRICS:
         return TASK_METRICS[name][0]
     if name in QUALITY_METRICS:
         return QUALITY_METRICS.get(name).higher_is_better
-    raise GenbenchError(f"unknown metric {name!r}; valid: {', '.join(metric_names())}")
+    return None
+
+
+# relative tolerance of a single-seed comparison when the metric has no uncertainty of its own
+# (`genbench compare`): exact counts none, quality 10 %, wall-clock and memory wider
+TOLERANCE: dict[str, float] = {"n_params": 0.0, "nfe": 0.0, "diverged_at_step": 0.0,
+                               "train_s": 0.5, "train_images_per_s": 0.5,
+                               "sample_s_per_image": 0.5, "peak_mem_mb": 0.25,
+                               "sample_peak_mem_mb": 0.25}
+
+
+def tolerance(name: str) -> float:
+    """The relative change of `name` that one seed cannot tell from noise (default 10 %)."""
+    if name in QUALITY_METRICS:
+        return QUALITY_METRICS.get(name).tolerance
+    return TOLERANCE.get(name, 0.10)
 
 
 def metric_names() -> list[str]:

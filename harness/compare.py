@@ -1,0 +1,223 @@
+"""`genbench compare BASE CUR`: is CUR a regression of BASE beyond the noise between seeds?
+(After Go's benchstat and asv's `compare`: intervals, not single numbers; refuse to compare
+runs of different environments.)
+
+Rows are joined on `cell_key` (stable across commits: study, scale, arm, method and grid
+values) and metric. For each pair:
+
+- two or more seeds on both sides: Welch's t-test across seeds, and the Welch interval of the
+  difference of the means (`exact` when neither side varies: a deterministic metric);
+- one seed, and the metric has a within-run standard deviation (KID's `std`): a z-test on it;
+- otherwise the metric's declared tolerance (`harness.metrics.tolerance`): a relative change
+  beyond it counts as a change.
+
+The p-values of all tests are corrected together with Holm's step-down method (family-wise
+error rate `alpha`). A difference that is significant and larger than the metric's tolerance
+is a `regression` or an `improvement` in the metric's own good direction; one within the
+tolerance that is significant, or whose interval lies within the tolerance, is `no change`, and
+so is a run compared with itself (the same values); anything else is `inconclusive`. Facts
+without a direction (a method's `terminal_snr`) are not judged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import GenbenchError
+from harness.metrics import higher_is_better, tolerance
+from harness.results import read_results
+
+# library versions that change numbers; others (pandas, ray) do not
+NUMERIC_LIBRARIES = ("torch", "torchvision", "numpy", "clean-fid", "torch_cuda")
+
+
+@dataclass
+class Verdict:
+    study: str
+    arm: str
+    cell: str  # train-grid values
+    setting: str  # sample-grid values ("" for per-fit metrics)
+    metric: str
+    base: float  # mean over seeds
+    cur: float
+    diff: float  # cur - base
+    lo: float  # 95 % interval of the difference (NaN where none)
+    hi: float
+    n_base: int
+    n_cur: int
+    test: str  # welch | exact (no noise either side) | z (within-run std) | tolerance
+    p: float  # raw p-value (NaN for tolerance)
+    verdict: str  # regression | improvement | no change | inconclusive
+
+
+@dataclass
+class Comparison:
+    base: str
+    cur: str
+    verdicts: list[Verdict] = field(default_factory=list)
+    only_base: int = 0  # (cell, metric) pairs missing from CUR
+    only_cur: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.verdict == "regression"]
+
+
+def _device_kind(device: str) -> str:
+    return re.sub(r"x\d+$", "", device or "")  # "cpu:x86_64x2" -> "cpu:x86_64": threads vary
+
+
+def _fingerprint(rows: pd.DataFrame) -> dict[str, set]:
+    versions = rows.versions_json.dropna().map(json.loads)
+    out = {"dataset": set(rows.dataset.dropna()),
+           "device": set(rows.device.dropna().map(_device_kind))}
+    for lib in NUMERIC_LIBRARIES:
+        out[f"{lib} version"] = {v.get(lib) for v in versions}
+    return out
+
+
+def _protocols(rows: pd.DataFrame) -> dict[str, set]:
+    """Per metric: how it was measured (protocol, feature extractor, reference, sample count)."""
+    cols = ["protocol", "feature_extractor", "ref_split", "n_samples"]
+    out = {}
+    for metric, g in rows.groupby("metric"):
+        for col in cols:
+            vals = {v for v in g[col].tolist() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+            out[(metric, col)] = vals
+    return out
+
+
+def check_comparable(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
+    """The differences that make BASE and CUR not comparable, one line each."""
+    problems = []
+    fb, fc = _fingerprint(base), _fingerprint(cur)
+    for key in fb:
+        if fb[key] != fc[key]:
+            problems.append(f"{key} differs: {sorted(map(str, fb[key]))} vs {sorted(map(str, fc[key]))}")
+    pb, pc = _protocols(base), _protocols(cur)
+    for key in sorted(set(pb) & set(pc)):
+        if pb[key] and pc[key] and pb[key] != pc[key]:
+            metric, col = key
+            problems.append(f"{metric} {col} differs: {sorted(map(str, pb[key]))} vs "
+                            f"{sorted(map(str, pc[key]))}")
+    return problems
+
+
+def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool = False) -> Comparison:
+    """Verdicts of every (cell, setting, metric) both runs measured."""
+    quiet = []
+    base, cur = read_results(base_dir, warn=quiet.append), read_results(cur_dir, warn=quiet.append)
+    if base.empty or cur.empty:
+        raise GenbenchError(f"nothing to compare: {base_dir if base.empty else cur_dir} has no rows")
+    result = Comparison(str(base_dir), str(cur_dir), warnings=quiet)
+    problems = check_comparable(base, cur)
+    if problems and not force:
+        raise GenbenchError(f"not comparable: {problems[0]} (--force compares anyway)")
+    result.warnings += [f"not comparable (--force): {p}" for p in problems]
+    keys = ["cell_key", "metric"]
+    gb = {k: g for k, g in base.dropna(subset=["cell_key"]).groupby(keys)}
+    gc = {k: g for k, g in cur.dropna(subset=["cell_key"]).groupby(keys)}
+    result.only_base, result.only_cur = len(set(gb) - set(gc)), len(set(gc) - set(gb))
+    pending = []
+    for key in sorted(set(gb) & set(gc)):
+        b, c = gb[key], gc[key]
+        direction = b.higher_is_better.dropna()  # rows before it was recorded: the registry
+        higher = bool(direction.iloc[0]) if len(direction) else higher_is_better(key[1])
+        vb, vc = b.value.to_numpy(dtype=float), c.value.to_numpy(dtype=float)
+        vb, vc = vb[np.isfinite(vb)], vc[np.isfinite(vc)]
+        if higher is None or not len(vb) or not len(vc):
+            continue  # a fact without a good direction, or a metric that was skipped
+        pending.append((b, c, vb, vc, higher))
+    tested = [_test(b, c, vb, vc) for b, c, vb, vc, _ in pending]
+    rejected = _holm([t[0] for t in tested], alpha)
+    for (b, c, vb, vc, higher), (p, lo, hi, test), reject in zip(pending, tested, rejected):
+        metric = b.metric.iloc[0]
+        diff = vc.mean() - vb.mean()
+        tol = tolerance(metric) * max(abs(vb.mean()), 1e-12)
+        # a change must be beyond the noise (the test) and beyond the metric's tolerance
+        changed = abs(diff) > tol and (test in ("tolerance", "exact") or reject)
+        if changed:
+            verdict = "improvement" if (diff > 0) == higher else "regression"
+        elif (test in ("tolerance", "exact") or sorted(vb) == sorted(vc)
+              or (abs(diff) <= tol and (reject or max(abs(lo), abs(hi)) <= tol))):
+            verdict = "no change"
+        else:
+            verdict = "inconclusive"
+        result.verdicts.append(Verdict(
+            study=str(b.study.iloc[0]), arm=str(b.arm.iloc[0]), cell=_axes(b.cell_json.iloc[0]),
+            setting=_axes(b.setting_json.iloc[0]), metric=metric, base=float(vb.mean()),
+            cur=float(vc.mean()), diff=float(diff), lo=float(lo), hi=float(hi), n_base=len(vb),
+            n_cur=len(vc), test=test, p=float(p), verdict=verdict))
+    order = {"regression": 0, "inconclusive": 1, "improvement": 2, "no change": 3}
+    result.verdicts.sort(key=lambda v: (order[v.verdict], v.arm, v.cell, v.setting, v.metric))
+    return result
+
+
+def _test(b: pd.DataFrame, c: pd.DataFrame, vb: np.ndarray, vc: np.ndarray):
+    """(p, interval low, interval high, test name) for the difference of the means."""
+    from scipy import stats
+
+    diff = vc.mean() - vb.mean()
+    if len(vb) >= 2 and len(vc) >= 2:
+        sb, sc = vb.var(ddof=1) / len(vb), vc.var(ddof=1) / len(vc)
+        se = math.sqrt(sb + sc)
+        if se == 0:  # no noise on either side: exact, and not part of the corrected family
+            return float("nan"), diff, diff, "exact"
+        dof = (sb + sc) ** 2 / (sb ** 2 / (len(vb) - 1) + sc ** 2 / (len(vc) - 1))
+        p = 2 * stats.t.sf(abs(diff) / se, dof)
+        half = stats.t.ppf(0.975, dof) * se
+        return p, diff - half, diff + half, "welch"
+    sd_b, sd_c = b["std"].dropna().to_numpy(dtype=float), c["std"].dropna().to_numpy(dtype=float)
+    if len(vb) == len(vc) == 1 and len(sd_b) and len(sd_c):
+        se = math.sqrt(sd_b[0] ** 2 + sd_c[0] ** 2)
+        if se > 0:
+            return 2 * stats.norm.sf(abs(diff) / se), diff - 1.96 * se, diff + 1.96 * se, "z"
+    return float("nan"), float("nan"), float("nan"), "tolerance"
+
+
+def _holm(pvalues: list[float], alpha: float) -> list[bool]:
+    """Holm's step-down rejections at family-wise error rate alpha (NaN: not a test)."""
+    idx = sorted((p, i) for i, p in enumerate(pvalues) if np.isfinite(p))
+    m, out = len(idx), [False] * len(pvalues)
+    for rank, (p, i) in enumerate(idx):
+        if p > alpha / (m - rank):
+            break
+        out[i] = True
+    return out
+
+
+def _axes(text) -> str:
+    if not isinstance(text, str) or not text:
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in json.loads(text).items()) or "(base)"
+
+
+def render_markdown(result: Comparison) -> str:
+    counts = {v: sum(x.verdict == v for x in result.verdicts)
+              for v in ("regression", "improvement", "inconclusive", "no change")}
+    head = (f"**genbench compare** `{result.base}` → `{result.cur}`: "
+            + ", ".join(f"{n} {k}" for k, n in counts.items())
+            + (f"; {result.only_base} only in base, {result.only_cur} only in current"
+               if result.only_base or result.only_cur else ""))
+    lines = [head, "", "| verdict | arm | cell | setting | metric | base | current | diff "
+             "(95 % CI) | seeds | test |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for v in result.verdicts:
+        ci = f" [{v.lo:+.3g}, {v.hi:+.3g}]" if np.isfinite(v.lo) else ""
+        lines.append(f"| {v.verdict} | {v.arm} | {v.cell or '-'} | {v.setting or '-'} | {v.metric} "
+                     f"| {v.base:.4g} | {v.cur:.4g} | {v.diff:+.3g}{ci} | {v.n_base}/{v.n_cur} "
+                     f"| {v.test}{'' if not np.isfinite(v.p) else f' p={v.p:.2g}'} |")
+    return "\n".join(lines)
+
+
+def render_json(result: Comparison) -> str:
+    d = asdict(result)
+    d["regressions"] = len(result.regressions)
+    return json.dumps(d, indent=1, default=float, allow_nan=True)

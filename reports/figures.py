@@ -1,0 +1,182 @@
+"""Report figures as PNG files, with matplotlib's Agg backend (no display): each metric against
+each ablation axis (mean over seeds with 95 % intervals, the seeds as points), quality against
+cost with the Pareto front marked, and training curves. One colour per arm throughout a page;
+log axes where values span decades; every axis labelled.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from reports.tables import ci95, pareto  # noqa: E402
+
+UNITS = {"train_s": "s", "sample_s_per_image": "s / image", "peak_mem_mb": "MiB",
+         "sample_peak_mem_mb": "MiB", "train_images_per_s": "images / s", "nfe": "evaluations",
+         "psnr_hidden": "dB"}
+MARKERS = ("o", "s", "^", "D", "v", "P")
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def palette(arms: list[str]) -> dict[str, str]:
+    """One colour per arm (or method), the same in every figure of a page."""
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {arm: colors[i % len(colors)] for i, arm in enumerate(arms)}
+
+
+def label(metric: str) -> str:
+    unit = UNITS.get(metric)
+    return f"{metric} ({unit})" if unit else metric
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+               for v in values)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def _value(v) -> str:
+    """An axis value as the study wrote it (pandas turns integer axes with gaps into floats)."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _spans_decades(values, factor: float = 10.0) -> bool:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    return len(v) > 1 and (v > 0).all() and v.max() / v.min() >= factor
+
+
+def _finish(fig, ax, path: Path, *, title: str, xlabel: str, ylabel: str, xs, ys) -> Path:
+    """Labels, log axes where the values span decades (x: 10x, y: 100x), grid, legend; save."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if _spans_decades(xs):
+        ax.set_xscale("log")
+    if _spans_decades(ys, 100.0):
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str, str],
+                   path: Path, multi_run: bool) -> Path | None:
+    """`metric` against grid axis `axis`: one line per arm and combination of the other axes
+    (and run, on a comparison page), mean over seeds with 95 % intervals, seeds as points."""
+    d = rows[(rows.metric == metric) & rows[axis].notna() & rows.value.notna()]
+    if d.empty:
+        return None
+    others = [c for c in rows.columns if c.startswith(("train.", "sample.")) and c != axis
+              and d[c].notna().any()]
+    xs_all = sorted(d[axis].unique().tolist(), key=lambda v: (str(type(v)), v))
+    numeric = _numeric(xs_all)
+    pos = {v: (float(v) if numeric else i) for i, v in enumerate(xs_all)}
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    series = d.groupby(["run", "arm", *others], dropna=False, sort=True)
+    styles = itertools.cycle(LINESTYLES)
+    style_of: dict[tuple, str] = {}
+    for key, g in series:
+        run, arm, *rest = key
+        rest_key = tuple(rest)
+        style_of.setdefault(rest_key, next(styles))
+        means, cis, xs = [], [], []
+        for x, gx in g.groupby(axis, sort=False):
+            vals = gx.value.to_numpy(dtype=float)
+            xs.append(pos[x])
+            means.append(vals.mean())
+            cis.append(ci95(vals))
+            jitter = np.linspace(-0.04, 0.04, len(vals)) * (1 if not numeric else 0)
+            ax.scatter(pos[x] + jitter, vals, s=10, alpha=0.35, color=colors.get(arm, "k"),
+                       linewidths=0)
+        order = np.argsort(xs)
+        xs, means, cis = np.array(xs)[order], np.array(means)[order], np.array(cis)[order]
+        name = ", ".join([arm] + [f"{o.split('.', 1)[1]}={_value(v)}" for o, v in zip(others, rest)
+                                  if not _missing(v)])
+        if multi_run:
+            name = f"run {run}: {name}"
+        ax.errorbar(xs, means, yerr=np.nan_to_num(cis), color=colors.get(arm, "k"),
+                    linestyle=style_of[rest_key], marker=MARKERS[run % len(MARKERS)],
+                    capsize=3, label=name)
+    if not numeric:
+        ax.set_xticks(range(len(xs_all)), [_value(v) for v in xs_all])
+    return _finish(fig, ax, path, title=f"{metric} against {axis.split('.', 1)[1]}",
+                   xlabel=axis.replace(".", " axis: ", 1), ylabel=label(metric),
+                   xs=xs_all if numeric else [], ys=d.value)
+
+
+def quality_vs_cost(rows: pd.DataFrame, quality: str, cost: str, colors: dict[str, str],
+                    path: Path, multi_run: bool) -> Path | None:
+    """Mean quality against mean cost of every (run, arm, cell and setting), the Pareto front
+    (nothing cheaper is better) marked: method families compared at matched compute."""
+    keys = ["run", "arm", "cell_key"]
+    q = rows[rows.metric == quality].groupby(keys).agg(q=("value", "mean"),
+                                                      hib=("higher_is_better", "first"),
+                                                      setting=("setting", "first"))
+    c = rows[rows.metric == cost].groupby(keys).value.mean().rename("c")
+    d = q.join(c, how="inner").dropna(subset=["q", "c"]).reset_index()
+    if d.empty:
+        return None
+    higher = bool(d.hib.iloc[0]) if d.hib.notna().any() else False
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for (run, arm), g in d.groupby(["run", "arm"]):
+        name = f"run {run}: {arm}" if multi_run else arm
+        ax.scatter(g.c, g.q, color=colors.get(arm, "k"), marker=MARKERS[run % len(MARKERS)],
+                   label=name, zorder=3)
+        for _, r in g.iterrows():
+            ax.annotate(r.setting, (r.c, r.q), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+    front = d.iloc[pareto(list(zip(d.c, d.q)), higher)].sort_values("c")
+    ax.plot(front.c, front.q, color="0.3", linestyle="--", linewidth=1, zorder=2)
+    ax.scatter(front.c, front.q, s=140, facecolors="none", edgecolors="0.3", zorder=4,
+               label="Pareto front")
+    ax.margins(x=0.15, y=0.12)  # room for the labels
+    return _finish(fig, ax, path, title=f"{quality} against {cost}", xlabel=label(cost),
+                   ylabel=f"{label(quality)} ({'higher' if higher else 'lower'} is better)",
+                   xs=d.c, ys=d.q)
+
+
+def training_curves(curves: pd.DataFrame, arms_of: dict[str, str], colors: dict[str, str],
+                    path: Path) -> Path | None:
+    """Loss along training of every trial (and metrics along training where measured), one
+    colour per arm."""
+    if curves.empty:
+        return None
+    metrics = ["loss"] + sorted(m for m in curves.metric.unique() if m != "loss")
+    metrics = [m for m in metrics if (curves.metric == m).any()]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        d = curves[curves.metric == metric]
+        seen = set()
+        for trial_id, g in d.groupby("trial_id"):
+            arm = arms_of.get(trial_id, "?")
+            ax.plot(g.step, g.value, color=colors.get(arm, "k"), alpha=0.8, linewidth=1,
+                    label=None if arm in seen else arm)
+            seen.add(arm)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label(metric))
+        if _spans_decades(d.value, 100.0):
+            ax.set_yscale("log")
+        ax.set_title(f"{metric} along training")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -1,0 +1,268 @@
+"""The report page: `write_report(runs, dest)` turns one or more run directories into
+`dest/index.html` with its figures and images beside it in `dest/img/`, a self-contained page
+that opens from disk with no network (after lm-evaluation-harness's `make_table`, kept apart
+from the evaluator).
+
+Per study, in order: what was asked and the answer in one table (mean ± 95 % interval over
+seeds, the best value of each metric marked); each metric against each ablation axis; quality
+against cost across arms; training curves; the sample grid of every setting side by side; the
+method figures; the command that reruns each cell; and what of the plan is still missing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from harness.results import atomic_write_bytes
+from reports import figures
+from reports.tables import MAIN_METRICS, Run, axes_of, load_runs, quality_metric, summarize
+
+COST_AXES = ("nfe", "sample_s_per_image")
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#f3f3f3} td.l{text-align:left} .best{font-weight:bold;background:#e6f4e6}
+img{max-width:100%} figure{display:inline-block;margin:.3em;vertical-align:top}
+figure img{width:560px}
+figcaption{font-size:12px;color:#555;max-width:300px;overflow-wrap:anywhere}
+.grids img{width:180px;image-rendering:pixelated} code{background:#f5f5f5;padding:1px 3px}
+.note{color:#8a5a00}
+"""
+# a self-check a browser runs: how many images loaded, for tests and for readers
+CHECK = """<script>
+window.addEventListener('load', () => {
+  const imgs = [...document.images], ok = imgs.filter(i => i.complete && i.naturalWidth > 0);
+  document.body.dataset.images = ok.length + '/' + imgs.length;
+});
+</script>"""
+
+
+def write_report(paths: list[Path], dest: Path | None = None) -> Path:
+    """Write the report of the run directories `paths` (one comparison page for several) to
+    `dest` (default `paths[0]/report`); return the path of index.html."""
+    runs = load_runs([Path(p) for p in paths])
+    dest = Path(dest) if dest else Path(paths[0]) / "report"
+    img = dest / "img"
+    if img.is_dir():
+        shutil.rmtree(img)  # figures of an earlier report of the same runs
+    img.mkdir(parents=True, exist_ok=True)
+    rows = pd.concat([r.rows.assign(run=r.index) for r in runs], ignore_index=True)
+    curves = pd.concat([r.curves.assign(run=r.index) for r in runs], ignore_index=True)
+    arms = list(dict.fromkeys(rows.arm.dropna().tolist())) if len(rows) else []
+    colors = figures.palette(arms)
+    multi = len(runs) > 1
+    parts = [f"<h1>genbench report: {html.escape(', '.join(sorted({r.label.split(' @')[0] for r in runs})))}</h1>"]
+    parts.append(_runs_table(runs))
+    if rows.empty:
+        parts.append("<p>No results yet.</p>")
+    else:
+        parts.append(_summary(rows, runs))
+        parts.append(_axes_section(rows, colors, img, multi))
+        parts.append(_cost_section(rows, colors, img, multi))
+        arms_of = dict(zip(rows.trial_id, rows.arm))
+        path = figures.training_curves(curves, arms_of, colors, img / "curves.png")
+        parts.append("<h2>Training curves</h2>" + (_fig(path, dest, "loss (and metrics along "
+                     "training) of every trial, one colour per arm") if path else "<p>No curves.</p>"))
+    parts.append(_grids(runs, img, dest))
+    parts.append(_rerun(runs))
+    parts.append(_missing(runs))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>genbench report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}{CHECK}</body></html>")
+    atomic_write_bytes(dest / "index.html", page.encode())
+    return dest / "index.html"
+
+
+def _fig(path: Path, dest: Path, caption: str) -> str:
+    rel = path.relative_to(dest).as_posix()
+    return (f"<figure><img src='{html.escape(rel)}' alt='{html.escape(caption)}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _runs_table(runs: list[Run]) -> str:
+    out = ["<h2>Runs</h2><table><tr><th>run</th><th class='l'>study</th><th class='l'>directory"
+           "</th><th>rows</th><th class='l'>device</th><th class='l'>data</th></tr>"]
+    for r in runs:
+        devices = ", ".join(sorted(set(r.rows.device.dropna()))) or "-"
+        data = ", ".join(sorted(set(r.rows.dataset.dropna()))) or r.plan.get("data", "-")
+        out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(r.label)}</td>"
+                   f"<td class='l'><code>{html.escape(str(r.path))}</code></td><td>{len(r.rows)}</td>"
+                   f"<td class='l'>{html.escape(devices)}</td><td class='l'>{html.escape(data)}</td></tr>")
+    out.append("</table>")
+    for r in runs:
+        for w in r.warnings:
+            out.append(f"<p class='note'>{html.escape(w)}</p>")
+    return "".join(out)
+
+
+def _fmt(mean: float, ci: float) -> str:
+    if pd.isna(mean):
+        return "n/a"
+    text = f"{mean:.4g}"
+    return text + (f" ± {ci:.2g}" if pd.notna(ci) else "")
+
+
+def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
+    """Every cell and setting with its main metrics, mean ± 95 % interval over seeds; the best
+    value of each metric (in its good direction) marked."""
+    settings = rows[rows.setting_json.notna()]
+    fits = rows[rows.setting_json.isna()]
+    s = summarize(settings, ["run", "arm", "cell_json", "setting_json"])
+    f = summarize(fits, ["run", "arm", "cell_json"])
+    stats = {(r.run, r.arm, r.cell_json, r.setting_json, r.metric): (r["mean"], r.ci, r.n)
+             for _, r in s.iterrows()}
+    stats.update({(r.run, r.arm, r.cell_json, None, r.metric): (r["mean"], r.ci, r.n)
+                  for _, r in f.iterrows()})
+    metrics = [m for m in MAIN_METRICS if m in set(s.metric) | set(f.metric)]
+    best = {}
+    for m in metrics:
+        d = pd.concat([s[s.metric == m], f[f.metric == m]]).dropna(subset=["mean"])
+        if len(d) > 1 and d.higher_is_better.notna().any():
+            higher = bool(d.higher_is_better.dropna().iloc[0])
+            best[m] = d["mean"].max() if higher else d["mean"].min()
+    out = ["<h2>Summary</h2><p>Mean ± 95 % interval over seeds; bold: the best value of each "
+           "metric in its good direction. Training metrics belong to the fit and repeat on each "
+           "of its settings.</p><table><tr><th>run</th><th class='l'>arm</th><th class='l'>"
+           "train cell</th><th class='l'>sample setting</th><th>seeds</th>"]
+    out += [f"<th>{html.escape(m)}</th>" for m in metrics] + ["</tr>"]
+    groups = settings[["run", "arm", "cell_json", "setting_json"]].drop_duplicates()
+    for run, arm, cell, setting in groups.itertuples(index=False):
+        n = max((v[2] for k, v in stats.items() if k[:4] == (run, arm, cell, setting)), default=0)
+        cells = [f"<td>{run}</td><td class='l'>{html.escape(str(arm))}</td>"
+                 f"<td class='l'>{html.escape(_axes_text(cell))}</td>"
+                 f"<td class='l'>{html.escape(_axes_text(setting))}</td><td>{int(n)}</td>"]
+        for m in metrics:
+            mean, ci, _ = stats.get((run, arm, cell, setting, m),
+                                    stats.get((run, arm, cell, None, m), (float("nan"),) * 3))
+            cls = " class='best'" if m in best and pd.notna(mean) and mean == best[m] else ""
+            cells.append(f"<td{cls}>{_fmt(mean, ci)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _axes_text(text) -> str:
+    if not isinstance(text, str) or not text:
+        return "-"
+    d = json.loads(text)
+    return ", ".join(f"{k}={v}" for k, v in d.items()) or "(base)"
+
+
+def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
+    out = ["<h2>Metrics against each ablation axis</h2>"]
+    metrics = [m for m in MAIN_METRICS if m in set(rows.metric)]
+    axes = [a for a in axes_of(rows) if rows[a].dropna().astype(str).nunique() > 1]
+    if not axes:
+        return out[0] + "<p>The study has no axis with more than one value.</p>"
+    for axis in axes:
+        figs = []
+        for m in metrics:
+            path = figures.metric_vs_axis(rows, m, axis, colors, img / f"{m}_vs_{_safe(axis)}.png",
+                                          multi)
+            if path:
+                figs.append(_fig(path, img.parent, f"{m} against {axis}: mean over seeds, "
+                                 "95 % interval, seeds as points"))
+        out.append(f"<h3>{html.escape(axis)}</h3>" + "".join(figs))
+    return "".join(out)
+
+
+def _cost_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
+    quality = quality_metric(rows)
+    out = ["<h2>Quality against cost</h2>"]
+    if quality is None:
+        return out[0] + "<p>No quality metric was measured.</p>"
+    for cost in COST_AXES:
+        path = figures.quality_vs_cost(rows, quality, cost, colors,
+                                       img / f"{quality}_vs_{cost}.png", multi)
+        if path:
+            out.append(_fig(path, img.parent, f"{quality} against {cost} for every arm, cell and "
+                            "setting; circled and dashed: the Pareto front"))
+    return "".join(out)
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)
+
+
+def _grids(runs: list[Run], img: Path, dest: Path) -> str:
+    """Sample grids of every setting side by side (first seed of each cell), and the figures
+    the methods saved, copied next to the page so it stands alone."""
+    out = ["<h2>Samples</h2>"]
+    for r in runs:
+        trials = r.plan.get("trials", [])
+        firsts = {}
+        for t in trials:
+            firsts.setdefault((t.get("arm", ""), json.dumps(t["cell"], sort_keys=True)), t)
+        for (arm, cell), t in firsts.items():
+            tdir = r.path / "samples" / t["trial_id"]
+            files = [tdir / f"{s['key']}.png" for s in r.plan.get("samples", [])
+                     if s.get("arm", arm) == arm]
+            files = ([tdir / "observation.png"] if (tdir / "observation.png").is_file() else []) + files
+            figs = [_copy(p, img / f"run{r.index}" / t["trial_id"] / p.name, dest,
+                          p.stem.replace("_", " ")) for p in files if p.is_file()]
+            if figs:
+                out.append(f"<h3>run {r.index}, {html.escape(arm)}, {html.escape(_axes_text(cell))}, "
+                           f"seed {t['seed']}</h3><div class='grids'>{''.join(figs)}</div>")
+            fdir = r.path / "figures" / t["trial_id"]
+            method_figs = [_copy(p, img / f"run{r.index}" / t["trial_id"] / f"fig_{p.name}", dest,
+                                 p.stem.replace("_", " ")) for p in sorted(fdir.glob("*.png"))]
+            if method_figs:
+                out.append(f"<h4>method figures</h4>{''.join(method_figs)}")
+    return "".join(out) if len(out) > 1 else out[0] + "<p>No sample grids yet.</p>"
+
+
+def _copy(src: Path, dst: Path, dest: Path, caption: str) -> str:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return _fig(dst, dest, caption)
+
+
+def _rerun(runs: list[Run]) -> str:
+    """The command that reruns each cell (its grid values and seeds pinned with --set) into a
+    fresh directory; in an arms study the other arms run too."""
+    out = ["<h2>Rerun a cell</h2><table><tr><th>run</th><th class='l'>arm</th>"
+           "<th class='l'>cell</th><th class='l'>command</th></tr>"]
+    for r in runs:
+        seen = set()
+        multi_arm = len({t.get("arm") for t in r.plan.get("trials", [])}) > 1
+        for t in r.plan.get("trials", []):
+            key = (t.get("arm"), json.dumps(t["cell"], sort_keys=True))
+            if key in seen:
+                continue
+            seen.add(key)
+            prefix = f"{t.get('arm')}." if multi_arm else ""
+            seeds = sorted(x["seed"] for x in r.plan["trials"]
+                           if (x.get("arm"), json.dumps(x["cell"], sort_keys=True)) == key)
+            sets = " ".join(f"--set {prefix}{k}={_cli(v)}" for k, v in t["cell"].items())
+            cmd = " ".join(f"genbench run {r.study_ref()} --scale {r.plan.get('scale', 'smoke')} "
+                           f"{sets} --set seeds={_cli(seeds)} --out {r.path}-rerun".split())
+            out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(str(t.get('arm')))}</td>"
+                       f"<td class='l'>{html.escape(_axes_text(key[1]))}</td>"
+                       f"<td class='l'><code>{html.escape(cmd)}</code></td></tr>")
+    return "".join(out) + "</table>"
+
+
+def _cli(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_cli(v) for v in value) + "]"
+    return str(value)
+
+
+def _missing(runs: list[Run]) -> str:
+    out = ["<h2>Still to run</h2>"]
+    for r in runs:
+        missing = r.missing()
+        if missing:
+            out.append(f"<p class='note'>run {r.index}: {len(missing)} missing (rerun the same "
+                       "command to resume):</p><ul>" +
+                       "".join(f"<li>{html.escape(m)}</li>" for m in missing) + "</ul>")
+        else:
+            out.append(f"<p>run {r.index}: everything in its plan is done.</p>")
+    return "".join(out)

@@ -1,0 +1,142 @@
+"""From run directories to the tables a report shows: every row and curve, the plan each run
+followed, what is still missing, and per-cell summaries with a 95 % interval over seeds
+(Student's t, as Go's benchstat and asv report benchmark intervals).
+
+Pure pandas: no torch, no methods. The only genbench import is `harness.results`, the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.results import read_curves, read_results
+
+# the metrics a summary table leads with, when present (quality first, then cost)
+MAIN_METRICS = ("fid_domain", "kid_domain", "fid_inception", "kid_inception", "precision_domain",
+                "recall_domain", "class_match", "mse_hidden", "psnr_hidden", "nfe",
+                "sample_s_per_image", "train_s", "final_loss")
+QUALITY_PREFERENCE = ("fid_domain", "fid_inception", "kid_domain", "kid_inception", "mse_hidden")
+
+
+@dataclass
+class Run:
+    """One output directory: its rows, curves and latest plan."""
+
+    index: int  # position on the command line: several runs give one comparison page
+    path: Path
+    rows: pd.DataFrame
+    curves: pd.DataFrame
+    plan: dict  # study.json ({} when absent)
+    warnings: list[str] = field(default_factory=list)  # unreadable files skipped
+
+    @property
+    def label(self) -> str:
+        """How the page names this run: the study and scale, and which commit wrote it."""
+        sha = sorted({s[:10] for s in self.rows.git_sha.dropna()}) if len(self.rows) else []
+        study = self.plan.get("study") or (self.rows.study.iloc[0] if len(self.rows) else "?")
+        scale = self.plan.get("scale", "")
+        return f"{study} [{scale}] @ {', '.join(sha) or 'no rows yet'}"
+
+    def missing(self) -> list[str]:
+        """Fits and sample settings of the latest plan that have no rows yet."""
+        out = []
+        done_fits = set(self.rows[self.rows.setting_json.isna()].trial_id)
+        done_settings = set(zip(self.rows.trial_id, self.rows.setting_json.fillna("")))
+        for t in self.plan.get("trials", []):
+            if t["trial_id"] not in done_fits:
+                out.append(f"fit {t['trial_id']} ({t.get('arm', '')} seed {t['seed']} {t['cell']})")
+                continue
+            for s in self.plan.get("samples", []):
+                if s.get("arm", t.get("arm")) != t.get("arm"):
+                    continue
+                if (t["trial_id"], _canonical(s["cell"])) not in done_settings:
+                    out.append(f"setting {s['key']} of {t['trial_id']}")
+        return out
+
+    def study_ref(self) -> str:
+        """How to name this run's study on the command line (a name or a file path)."""
+        for ref in self.plan.get("imports", []):
+            if ref.startswith("path:"):
+                return ref.removeprefix("path:")
+            if ref.startswith("studies."):
+                return ref.removeprefix("studies.")
+        return self.plan.get("study", "STUDY")
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    runs = []
+    for i, p in enumerate(paths):
+        p = Path(p)
+        warnings: list[str] = []
+        rows = read_results(p, warn=warnings.append)
+        plan = {}
+        if (p / "study.json").is_file():
+            plan = json.loads((p / "study.json").read_text())
+        runs.append(Run(i, p, with_axes(rows), read_curves(p), plan, warnings))
+    return runs
+
+
+def with_axes(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows with one column per grid axis (`train.<axis>`, `sample.<axis>`) and a `run`
+    position, so metrics can be plotted against any axis."""
+    rows = rows.copy()
+    for prefix, col in (("train.", "cell_json"), ("sample.", "setting_json")):
+        parsed = rows[col].map(lambda s: json.loads(s) if isinstance(s, str) and s else {})
+        for axis in sorted({k for d in parsed for k in d}):
+            rows[prefix + axis] = parsed.map(lambda d, a=axis: d.get(a))
+    rows["setting"] = rows["sample_json"].map(
+        lambda s: json.loads(s).get("setting", "") if isinstance(s, str) else "")
+    return rows
+
+
+def axes_of(rows: pd.DataFrame) -> list[str]:
+    return [c for c in rows.columns if c.startswith(("train.", "sample."))]
+
+
+def ci95(values: np.ndarray) -> float:
+    """Half-width of the 95 % Student-t interval of the mean; NaN for fewer than two values."""
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return float("nan")
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def summarize(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean, 95 % interval and seed count of every metric per group of `keys`."""
+    if rows.empty:
+        return pd.DataFrame(columns=[*keys, "metric", "mean", "ci", "n", "higher_is_better"])
+    grouped = rows.groupby([*keys, "metric"], dropna=False, sort=False)
+    out = grouped.value.agg(mean="mean", n="count").reset_index()
+    out["ci"] = grouped.value.apply(lambda v: ci95(v.to_numpy(dtype=float))).to_numpy()
+    hib = grouped.higher_is_better.first().to_numpy()
+    out["higher_is_better"] = hib
+    return out
+
+
+def quality_metric(rows: pd.DataFrame) -> str | None:
+    """The quality metric a quality-against-cost figure uses: the first present and finite."""
+    present = set(rows[rows.value.notna()].metric)
+    return next((m for m in QUALITY_PREFERENCE if m in present), None)
+
+
+def pareto(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:
+    """Indices of the points no other point beats in both cost (lower) and quality."""
+    front = []
+    for i, (c, q) in enumerate(points):
+        beaten = any((c2 <= c and (q2 >= q if higher_is_better else q2 <= q))
+                     and (c2, q2) != (c, q) for j, (c2, q2) in enumerate(points) if j != i)
+        if not beaten:
+            front.append(i)
+    return front

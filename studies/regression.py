@@ -1,0 +1,32 @@
+"""regression: the regression suite. Every method family at a tiny scale, two seeds, so that
+`genbench compare` can tell a change from the noise between seeds. Its baseline lives in
+benchmarks/baselines/regression/ (see the README for the commands that refresh it and gate a
+change on it).
+
+    genbench run regression --out /tmp/cur            # ~2 min on a 2-core CPU (4 trials)
+    genbench compare benchmarks/baselines/regression /tmp/cur
+
+It has a single scale worth running anywhere: `full` is the same study at a GPU-sized sample
+count, for a GPU baseline of its own (baselines are only compared on the same device kind).
+"""
+
+from harness.study import Arm, Scale, Study
+
+TINY_DDPM = dict(T=100, n_feat=8, ch_mult=(1, 2), attention=False, batch_size=32, lr=2e-3)
+
+STUDY = Study(
+    name="regression",
+    description="every method family at a tiny scale, two seeds: the regression suite",
+    data="mnist5k",
+    arms=(
+        Arm("ddpm", "ddpm", config=TINY_DDPM,
+            sample_grid=[{"sampler": "ddpm"}, {"sampler": "ddim", "steps": 20}]),
+        Arm("dummy", "dummy", config=dict(batch_size=32), sample_grid={"noise": [0.3]}),
+    ),
+    seeds=(0, 1),
+    metrics=("fid_domain", "kid_domain", "precision_domain", "recall_domain"),
+    scales={
+        "smoke": Scale(budget_kimg=9.6, n_samples=128, log_every=50),  # 300 steps of 32
+        "full": Scale(budget_kimg=64, n_samples=2000, log_every=100),
+    },
+)

@@ -1,0 +1,187 @@
+"""Reports and regression verdicts on tables made by real smoke runs: every figure exists and is
+a valid PNG, the page links only files that exist and loads in a real headless browser with
+every image, partial runs and two-directory comparisons render; `genbench compare` finds no
+regression in a run against itself, exactly the one planted in a copy, and refuses runs of
+another data set."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from harness.cli import main
+from harness.results import atomic_write_table, read_results, results_files
+
+STUDY = """from harness.study import Arm, Scale, Study
+STUDY = Study(name="rep", data={data!r}, seeds=(0, 1, 2),
+    arms=(Arm("ddpm", "ddpm", config=dict(T=20, n_feat=8, ch_mult=(1,), attention=False,
+                                          batch_size=16),
+              sample_grid={{"steps": [5, 20]}}),
+          Arm("mean", "dummy", sample_grid={{"noise": [0.1, 0.5]}})),
+    metrics={metrics!r},
+    scales={{"smoke": Scale(budget_steps=6, n_samples=24, log_every=2)}})
+"""
+
+
+def run_study(tmp: Path, name: str, data="mnist5k", metrics=("fid_domain", "kid_domain")) -> Path:
+    f = tmp / f"{name}.py"
+    f.write_text(STUDY.format(data=data, metrics=metrics))
+    out = tmp / name
+    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, ray_local, domain_extractor):
+    return run_study(tmp_path_factory.mktemp("rep"), "run")
+
+
+def links(index: Path) -> list[str]:
+    return re.findall(r"(?:src|href)='([^']+)'", index.read_text())
+
+
+def test_report_has_every_figure_and_links_only_existing_files(run_dir, tmp_path, capsys):
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "rep")]) == 0
+    index = tmp_path / "rep" / "index.html"
+    assert str(index.resolve()) in capsys.readouterr().out
+    html = index.read_text()
+    for section in ("Summary", "Metrics against each ablation axis", "Quality against cost",
+                    "Training curves", "Samples", "Rerun a cell", "Still to run"):
+        assert f">{section}<" in html, section
+    src = links(index)
+    expected = {"img/curves.png", "img/fid_domain_vs_nfe.png",
+                "img/fid_domain_vs_sample_s_per_image.png",
+                "img/fid_domain_vs_sample.steps.png", "img/fid_domain_vs_sample.noise.png"}
+    assert expected <= set(src)
+    for rel in src:
+        path = index.parent / rel
+        assert path.is_file(), rel
+        with Image.open(path) as im:
+            im.verify()  # a valid PNG
+    assert html.count("class='best'") >= 2  # best values marked
+    assert "everything in its plan is done" in html
+    assert "genbench run " in html and "--set seeds=[0,1,2]" in html
+
+
+def test_partial_run_and_two_directory_comparison(run_dir, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(run_dir, partial)
+    victim = next(p for p in results_files(partial) if ".fit." not in p.name)
+    victim.unlink()  # a setting that has not run yet
+    (partial / "results" / "broken.parquet").write_bytes(b"not parquet")
+    index = Path(_report([str(partial)], tmp_path / "p"))
+    html = index.read_text()
+    assert "1 missing" in html and "skipping" in html
+    both = Path(_report([str(run_dir), str(partial)], tmp_path / "both")).read_text()
+    assert "run 0" in both and "run 1" in both
+    assert all((tmp_path / "both" / rel).is_file() for rel in links(tmp_path / "both" / "index.html"))
+
+
+def _report(dirs, out):
+    from reports import write_report
+
+    return write_report([Path(d) for d in dirs], out)
+
+
+def chromium() -> str:
+    """Debian's chromium, installed here when missing (the page test needs a real browser)."""
+    path = shutil.which("chromium")
+    if path is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True,
+                       capture_output=True, env={"DEBIAN_FRONTEND": "noninteractive",
+                                                 "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        path = shutil.which("chromium")
+    assert path, "chromium could not be installed"
+    return path
+
+
+def test_the_page_loads_in_a_real_browser(run_dir, tmp_path):
+    index = Path(_report([str(run_dir)], tmp_path / "r"))
+    proc = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                           "--allow-file-access-from-files", "--enable-logging=stderr", "--v=0",
+                           "--virtual-time-budget=5000", "--dump-dom", index.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = re.search(r'data-images="(\d+)/(\d+)"', proc.stdout)
+    assert loaded, "the page's load handler did not run"
+    ok, total = map(int, loaded.groups())
+    assert total >= 8 and ok == total  # every image has a natural width > 0
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln]
+    assert not console, console
+
+
+def test_compare_a_run_with_itself_and_with_a_planted_regression(run_dir, tmp_path, capsys):
+    assert main(["compare", str(run_dir), str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "0 regression" in out and "| regression |" not in out
+    worse = tmp_path / "worse"
+    shutil.copytree(run_dir, worse)
+    df = read_results(worse)
+    cell = df[(df.metric == "fid_domain") & (df.arm == "mean")].cell_key.iloc[0]
+    base_mean = df[(df.metric == "fid_domain") & (df.cell_key == cell)].value.mean()
+    for f in results_files(worse):
+        table = pq.read_table(f)
+        hit = [m == "fid_domain" and k == cell for m, k in
+               zip(table.column("metric").to_pylist(), table.column("cell_key").to_pylist())]
+        if any(hit):  # clearly worse: the same noise around a mean three times as high
+            values = [v + 2 * base_mean if h else v
+                      for v, h in zip(table.column("value").to_pylist(), hit)]
+            table = table.set_column(table.schema.get_field_index("value"), "value",
+                                     pa.array(values, pa.float64()))
+            atomic_write_table(table, f)
+    assert main(["compare", str(run_dir), str(worse), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    regressions = [v for v in result["verdicts"] if v["verdict"] == "regression"]
+    assert result["regressions"] == 1 and len(regressions) == 1
+    assert regressions[0]["metric"] == "fid_domain" and regressions[0]["arm"] == "mean"
+    assert regressions[0]["test"] == "welch" and regressions[0]["n_base"] == 3
+
+
+def test_compare_refuses_another_data_set(run_dir, tmp_path, capsys):
+    other = run_study(tmp_path, "other", data="fewshot:mnist5k:500", metrics=())
+    assert main(["compare", str(run_dir), str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "dataset differs" in err and "--force" in err
+    assert main(["compare", str(run_dir), str(other), "--force"]) in (0, 1)
+    assert "warning: not comparable" in capsys.readouterr().err
+
+
+def test_run_refreshes_the_report(tmp_path, ray_local):
+    f = tmp_path / "r.py"
+    f.write_text("from harness.study import Scale, Study\n"
+                 "STUDY = Study(name='r', method='dummy', data='mnist5k',"
+                 " scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
+    assert main(["run", str(f), "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "report" / "index.html").is_file()
+
+
+BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines" / "regression"
+
+
+def test_the_regression_suite_passes_against_its_baseline(tmp_path, ray_local, capsys):
+    """What a CI job gating a change runs (README, Regression verdicts)."""
+    cur = tmp_path / "cur"
+    assert main(["run", "regression", "--out", str(cur), "--no-report"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(BASELINE), str(cur)]) == 0
+    out = capsys.readouterr().out
+    assert "0 regression" in out and "only in" not in out
+
+
+def test_reports_need_no_torch(tmp_path):
+    """The report layer runs without importing torch (or any method)."""
+    code = ("import sys; from reports import write_report; "
+            f"write_report([{str(BASELINE)!r}], {str(tmp_path / 'r')!r}); "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('methods')]; "
+            "sys.exit(f'imported {bad}' if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert (tmp_path / "r" / "index.html").is_file()
