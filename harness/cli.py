@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     except GenbenchError as err:
         print(f"genbench: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `genbench plan ... | head`: the reader left; nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _resolve(args):

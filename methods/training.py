@@ -62,8 +62,9 @@ class LossLog:
         self.count = 0
         self.last = float("nan")
 
-    def add(self, step: int, loss: torch.Tensor) -> None:
-        """Record the loss of 1-based `step`; report to the budget's callback when due."""
+    def add(self, step: int, loss: torch.Tensor, **schedule: float) -> None:
+        """Record the loss of 1-based `step`; report it to the budget's callback when due,
+        with the current values of any `schedule` quantities (e.g. a consistency model's N(k))."""
         loss = loss.detach().float()
         self.total = loss if self.total is None else self.total + loss
         self.count += 1
@@ -74,4 +75,4 @@ class LossLog:
                 raise DivergedError(step, mean)
             self.last = mean
             if self.budget.callback is not None:
-                self.budget.callback(step, {"loss": mean})
+                self.budget.callback(step, {"loss": mean, **schedule})

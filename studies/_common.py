@@ -1,6 +1,7 @@
-"""Settings shared by the DDPM studies: U-Net sizes, the quality metrics they report, and the
-smoke and full scales most of them run at (so every smoke scale trains the same small network
-for the same budget, and every full scale the same paper-sized one)."""
+"""Settings shared by the studies: U-Net sizes, the quality metrics they report, and the smoke
+and full scales most of them run at (so every smoke scale trains the same small network for the
+same budget, and every full scale the same paper-sized one). Consistency models share the
+DDPM U-Net sizes as F_theta."""
 
 from typing import Any
 
@@ -30,3 +31,9 @@ def ddpm_scales(*, smoke: dict[str, Any] | None = None,
         "full": Scale(**{**dict(budget_steps=30_000, n_samples=10_000, config=FULL_UNET,
                                 log_every=500), **(full or {})}),
     }
+
+
+# consistency training (docs/methods.md M4): the DDPM nets as F_theta. At smoke scale N(k)
+# grows to s1 + 1 = 41 steps (150 over a paper-length run); a sampling EMA is kept at full
+SMOKE_CM = dict(SMOKE_UNET, s1=40)
+FULL_CM = dict(FULL_UNET, lr=4e-4, ema_decay=0.9999)

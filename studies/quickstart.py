@@ -1,32 +1,39 @@
-"""quickstart: the README's main job. DDPM (linear schedule, T = 1000) on the 5,000 embedded
-MNIST digits, sampled with 50 and 250 respaced steps, with and without x0 clamping, from one
-fitted model. It is written as an arms study, so that other method families (consistency
-models, GANs) join it as further arms at the same budget.
+"""quickstart: the README's main job. Two method families on the 5,000 embedded MNIST digits at
+matched training images (budget_kimg): a DDPM (linear schedule, T = 1000) sampled with 50 and
+250 respaced steps, with and without x0 clamping, and a consistency model trained by
+consistency training, sampled with 1, 2 and 5 steps. The report's quality-against-NFE plot puts
+both families on one axis.
 
-    genbench run quickstart                  # smoke: ~6 min on a 2-core CPU (+1 min, once, for the
-                                             # domain classifier of the quality metrics)
-    genbench run quickstart --scale full     # ~15 min on one GPU
+    genbench run quickstart                  # smoke: ~7 min on a 2-core CPU, the two arms
+                                             # side by side (+1 min, once, for the domain
+                                             # classifier of the quality metrics)
+    genbench run quickstart --scale full     # ~1 h on one GPU
 
-Results land in results/quickstart/<scale>/ (Parquet rows, loss curve, sample grids).
+Results land in results/quickstart/<scale>/ (Parquet rows, loss curves, sample grids, report).
 """
 
 from harness.study import Arm, Resources, Scale, Study
-from studies._common import FULL_UNET, QUALITY, SMOKE_UNET
+from studies._common import FULL_CM, FULL_UNET, QUALITY, SMOKE_CM
 
 STUDY = Study(
     name="quickstart",
-    description="DDPM on the embedded digits; 50 vs 250 respaced steps, x0 clamping off/on",
+    description="DDPM (50/250 steps, clamping) vs consistency model (1/2/5 steps) at equal images",
     data="mnist5k",
     arms=(
         Arm("ddpm", "ddpm", config=dict(T=1000, schedule="linear"),
             sample_grid={"steps": [50, 250], "clip_x0": [False, True]}),
+        Arm("consistency", "consistency", sample_grid={"steps": [1, 2, 5]}),
     ),
     seeds=(0,),
     metrics=QUALITY,
     missing_assets="skip",  # Inception weights absent offline: rows say so
-    resources=Resources(cpu=2, gpu=0.5),
+    resources=Resources(cpu=1, gpu=0.5),  # the two arms train side by side
     scales={
-        "smoke": Scale(budget_steps=1500, n_samples=64, config=SMOKE_UNET, log_every=50),
-        "full": Scale(budget_steps=20_000, n_samples=1000, config=FULL_UNET, log_every=200),
+        # 20k images each: 625 steps of 32; one net size for both families
+        "smoke": Scale(budget_kimg=20, n_samples=64, log_every=50, config=SMOKE_CM),
+        "full": Scale(budget_kimg=2560, n_samples=1000, log_every=200,
+                      config={**FULL_UNET, "consistency.lr": FULL_CM["lr"],
+                              "consistency.ema_decay": FULL_CM["ema_decay"]},
+                      sample_config={"consistency.weights": "ema"}),
     },
 )

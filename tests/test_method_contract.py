@@ -14,6 +14,8 @@ from harness.method import Budget, Method, get_method, list_methods, register
 TINY = {
     "ddpm": dict(T=10, n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, ema_decay=0.9),
     "dummy": dict(batch_size=4),
+    "consistency": dict(n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, s1=10,
+                        ema_decay=0.9),
 }
 
 

@@ -29,15 +29,15 @@ def test_study_smoke(name, tmp_path, ray_local):
         assert PER_TRIAL <= set(rows.metric)
         assert (rows.seed == trial.seed).all()
         setting_rows = rows[rows.metric.isin(PER_SETTING)]
-        assert len(setting_rows) == len(PER_SETTING) * len(plan.samples)
+        assert len(setting_rows) == len(PER_SETTING) * len(plan.settings_for(trial))
         assert sorted(json.loads(s)["setting"] for s in setting_rows.sample_json.unique()) == \
-            sorted(s.key for s in plan.samples)
-        for s in plan.samples:
+            sorted(s.key for s in plan.settings_for(trial))
+        for s in plan.settings_for(trial):
             assert (out / "samples" / trial.trial_id / f"{s.key}.png").is_file()
         quality = rows[rows.metric.isin(plan.metrics)]
-        assert len(quality) == len(plan.metrics) * len(plan.samples)
+        assert len(quality) == len(plan.metrics) * len(plan.settings_for(trial))
         domain = quality[quality.metric.isin(["fid_domain", "kid_domain"])]
-        assert len(domain) == 2 * len(plan.samples) and domain.value.notna().all()
+        assert len(domain) == 2 * len(plan.settings_for(trial)) and domain.value.notna().all()
         for col in ("feature_extractor", "ref_split", "protocol", "n_ref", "n_samples"):
             assert domain[col].notna().all(), col
         assert domain[domain.metric == "kid_domain"]["std"].notna().all()
@@ -84,7 +84,7 @@ def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
     assert main(args) == 0
     first = read_results(out)
     assert main(args) == 0
-    assert "1 of 1 fits and 1 of 1 sample settings already done; to run: 0 fits" in \
+    assert "2 of 2 fits and 2 of 2 sample settings already done; to run: 0 fits" in \
         capsys.readouterr().out
     pd.testing.assert_frame_equal(first, read_results(out))
     # a new seed runs only the new trial, keeping the old rows
@@ -116,5 +116,8 @@ def test_metrics_along_training_go_to_curves(tmp_path, ray_local):
                  "--set", "steps=2", "--set", "clip_x0=false"]) == 0
     curves = read_curves(out)
     fid = curves[curves.metric == "fid_domain"]
-    assert fid.step.tolist() == [2, 4] and fid.value.notna().all()
+    for trial_id in set(read_results(out).trial_id):  # both arms: DDPM and consistency
+        assert fid[fid.trial_id == trial_id].step.tolist() == [2, 4]
+    assert fid.trial_id.nunique() == 2 and fid.value.notna().all()
+    assert set(curves[curves.metric == "N"].step) == {2, 4}  # the consistency schedules
     assert set(curves[curves.metric == "loss"].step) == {2, 4}
