@@ -3,7 +3,7 @@
 benchmarks/baselines/regression/ (see the README for the commands that refresh it and gate a
 change on it).
 
-    genbench run regression --out /tmp/cur            # ~2 min on a 2-core CPU (4 trials)
+    genbench run regression --out /tmp/cur            # ~2 min on a 2-core CPU (6 trials)
     genbench compare benchmarks/baselines/regression /tmp/cur
 
 It has a single scale worth running anywhere: `full` is the same study at a GPU-sized sample
@@ -13,6 +13,7 @@ count, for a GPU baseline of its own (baselines are only compared on the same de
 from harness.study import Arm, Scale, Study
 
 TINY_DDPM = dict(T=100, n_feat=8, ch_mult=(1, 2), attention=False, batch_size=32, lr=2e-3)
+TINY_NET = {k: v for k, v in TINY_DDPM.items() if k != "T"}
 
 STUDY = Study(
     name="regression",
@@ -21,6 +22,8 @@ STUDY = Study(
     arms=(
         Arm("ddpm", "ddpm", config=TINY_DDPM,
             sample_grid=[{"sampler": "ddpm"}, {"sampler": "ddim", "steps": 20}]),
+        Arm("consistency", "consistency", config=dict(TINY_NET, s1=20),
+            sample_grid={"steps": [1, 2]}),
         Arm("dummy", "dummy", config=dict(batch_size=32), sample_grid={"noise": [0.3]}),
     ),
     seeds=(0, 1),
