@@ -57,8 +57,10 @@ def _spans_decades(values, factor: float = 10.0) -> bool:
     return len(v) > 1 and (v > 0).all() and v.max() / v.min() >= factor
 
 
-def _finish(fig, ax, path: Path, *, title: str, xlabel: str, ylabel: str, xs, ys) -> Path:
-    """Labels, log axes where the values span decades (x: 10x, y: 100x), grid, legend; save."""
+def _finish(fig, ax, path: Path | None, *, title: str, xlabel: str, ylabel: str, xs,
+            ys) -> Path | None:
+    """Labels, log axes where the values span decades (x: 10x, y: 100x), grid, legend; save
+    (unless `path` is None: the caller adds more first)."""
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -68,7 +70,7 @@ def _finish(fig, ax, path: Path, *, title: str, xlabel: str, ylabel: str, xs, ys
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    return None if path is None else _save(fig, path)
 
 
 def _save(fig, path: Path) -> Path:
@@ -131,7 +133,7 @@ def quality_vs_cost(rows: pd.DataFrame, quality: str, cost: str, colors: dict[st
     keys = ["run", "arm", "cell_key"]
     q = rows[rows.metric == quality].groupby(keys).agg(q=("value", "mean"),
                                                       hib=("higher_is_better", "first"),
-                                                      setting=("setting", "first"))
+                                                      setting_json=("setting_json", "first"))
     c = rows[rows.metric == cost].groupby(keys).value.mean().rename("c")
     d = q.join(c, how="inner").dropna(subset=["q", "c"]).reset_index()
     if d.empty:
@@ -142,17 +144,59 @@ def quality_vs_cost(rows: pd.DataFrame, quality: str, cost: str, colors: dict[st
         name = f"run {run}: {arm}" if multi_run else arm
         ax.scatter(g.c, g.q, color=colors.get(arm, "k"), marker=MARKERS[run % len(MARKERS)],
                    label=name, zorder=3)
-        for _, r in g.iterrows():
-            ax.annotate(r.setting, (r.c, r.q), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
     front = d.iloc[pareto(list(zip(d.c, d.q)), higher)].sort_values("c")
     ax.plot(front.c, front.q, color="0.3", linestyle="--", linewidth=1, zorder=2)
     ax.scatter(front.c, front.q, s=140, facecolors="none", edgecolors="0.3", zorder=4,
                label="Pareto front")
-    ax.margins(x=0.15, y=0.12)  # room for the labels
-    return _finish(fig, ax, path, title=f"{quality} against {cost}", xlabel=label(cost),
-                   ylabel=f"{label(quality)} ({'higher' if higher else 'lower'} is better)",
-                   xs=d.c, ys=d.q)
+    ax.margins(x=0.3, y=0.15)  # room for the labels
+    out = _finish(fig, ax, None, title=f"{quality} against {cost}", xlabel=label(cost),
+                  ylabel=f"{label(quality)} ({'higher' if higher else 'lower'} is better)",
+                  xs=d.c, ys=d.q)
+    _place_labels(fig, ax, list(zip(d.c, d.q)), [_setting_label(t) for t in d.setting_json])
+    return _save(fig, path) if out is None else out
+
+
+def _setting_label(setting_json) -> str:
+    """A point's label: its sample-grid values, e.g. "steps=50, clip_x0=True"."""
+    import json
+
+    if not isinstance(setting_json, str):
+        return ""
+    return ", ".join(f"{k}={_value(v)}" for k, v in json.loads(setting_json).items())
+
+
+def _place_labels(fig, ax, points, texts) -> None:
+    """Annotate points so that no label overlaps a marker, another label or the axes' edge:
+    each label takes the first free position around its point (right side first); a point with
+    no free position stays unlabelled (the summary table has every value)."""
+    fig.tight_layout()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    placed = []  # the markers, then each label placed
+    for x, y in points:
+        px, py = ax.transData.transform((x, y))
+        placed.append(Bbox.from_extents(px - 10, py - 10, px + 10, py + 10))  # ring included
+    offsets = [(9, 2), (9, -8), (9, 10), (9, -16), (-9, 2), (-9, -8), (-9, 10), (-9, -16),
+               (9, 18), (-9, 18), (9, -24), (-9, -24)]
+    for (x, y), text in zip(points, texts):
+        if not text:
+            continue
+        for dx, dy in offsets:
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
+                              fontsize=6, ha="left" if dx > 0 else "right", va="center",
+                              arrowprops=dict(arrowstyle="-", lw=0.5, color="0.45",
+                                              shrinkA=0, shrinkB=4))
+            ann.update_positions(renderer)
+            box = Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
+            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
+                      and box.y1 <= frame.y1)
+            if inside and not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            ann.remove()
 
 
 def training_curves(curves: pd.DataFrame, arms_of: dict[str, str], colors: dict[str, str],
