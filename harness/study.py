@@ -135,6 +135,7 @@ class _Resolver:
         self.arms = study.all_arms()
         self.classes = {a.name: get_method(a.method) for a in self.arms}
         self.merged: list[str] = []
+        self.typed_knobs: dict[str, list] = {}
 
     # -- steps ----------------------------------------------------------------------------
     def plan(self) -> "Plan":
@@ -314,6 +315,7 @@ class _Resolver:
         sampler ignores cannot be an axis or a --set."""
         cls = self.classes[arm.name]
         settings: list[SampleSetting] = []
+        self.typed_knobs[arm.name] = []  # each setting's Knobs, for the method's plan-time check
         ignored_everywhere = set(set_knobs)
         for cell in grid:
             _check_axes(cell, _field_names(cls.Knobs), "sample grid axis", arm.method)
@@ -332,6 +334,7 @@ class _Resolver:
                 continue
             settings.append(SampleSetting(key=_label(arm.name if len(self.arms) > 1 else "", cell),
                                           arm=arm.name, cell=cell, knobs=to_dict(knobs)))
+            self.typed_knobs[arm.name].append(knobs)
         if ignored_everywhere:
             name = sorted(ignored_everywhere)[0]
             knobs = build_config(cls.Knobs, {**knob_base, **grid[0]}, what="knob")
@@ -350,8 +353,7 @@ class _Resolver:
             _check_axes(cell, _field_names(cls.Config), "train grid axis", arm.method)
             config = build_config(cls.Config, {**config_base, **cell},
                                   what=f"config field of {arm.method}")
-            for s in settings:  # combinations that cannot run fail now, not after training
-                knobs = build_config(cls.Knobs, s.knobs, what="knob")
+            for knobs in self.typed_knobs[arm.name]:  # what cannot run fails now, not after training
                 cls.check(config, knobs, task=self.study.task, num_classes=num_classes)
             cfg = to_dict(config)
             steps = _budget_steps(top, cfg, arm)

@@ -25,7 +25,7 @@ from reports.tables import MAIN_METRICS, Run, axes_of, load_runs, quality_metric
 COST_AXES = ("nfe", "sample_s_per_image")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em;display:block;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f3f3f3} td.l{text-align:left} .best{font-weight:bold;background:#e6f4e6}
 img{max-width:100%} figure{display:inline-block;margin:.3em;vertical-align:top}

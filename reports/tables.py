@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.config import canonical_json
 from harness.results import read_curves, read_results
 
 # the metrics a summary table leads with, when present (quality first, then cost)
@@ -55,7 +56,7 @@ class Run:
             for s in self.plan.get("samples", []):
                 if s.get("arm", t.get("arm")) != t.get("arm"):
                     continue
-                if (t["trial_id"], _canonical(s["cell"])) not in done_settings:
+                if (t["trial_id"], canonical_json(s["cell"])) not in done_settings:
                     out.append(f"setting {s['key']} of {t['trial_id']}")
         return out
 
@@ -67,10 +68,6 @@ class Run:
             if ref.startswith("studies."):
                 return ref.removeprefix("studies.")
         return self.plan.get("study", "STUDY")
-
-
-def _canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 def load_runs(paths: list[Path]) -> list[Run]:
