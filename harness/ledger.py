@@ -33,7 +33,7 @@ from typing import Callable
 
 from harness.config import config_hash
 from harness.errors import GenbenchError
-from harness.results import fit_file, read_file, results_files
+from harness.results import cross_file, fit_file, read_file, results_files
 from harness.study import Plan, Trial
 
 LOCK_NAME = "genbench.lock"
@@ -78,6 +78,7 @@ class Ledger:
     fits_done: int = 0
     units_done: int = 0  # (trial, setting) pairs with every metric present
     diverged: list[str] = field(default_factory=list)  # trial ids recorded as diverged
+    cross: list[tuple[Trial, Trial]] = field(default_factory=list)  # pairs still to measure
     quarantined: list[str] = field(default_factory=list)  # one line per file moved aside
 
     def summary(self, plan: Plan) -> str:
@@ -87,6 +88,8 @@ class Ledger:
         line = (f"ledger: {self.fits_done} of {len(plan.trials)} fits and {self.units_done} of "
                 f"{n_units} sample settings already done; to run: {fits} fits, {units} "
                 f"sample-setting measurements")
+        if self.cross:
+            line += f", {len(self.cross)} cross-seed evaluations"
         if self.diverged:
             line += f"; diverged earlier: {', '.join(self.diverged)}"
         return line
@@ -158,6 +161,11 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledg
         ledger.fits_done += not fit_needed
         if fit_needed or units:
             ledger.work.append(Work(trial, fit_needed, tuple(units)))
+    diverged = set(ledger.diverged)
+    for trial, partner in plan.cross_pairs():
+        if not {trial.trial_id, partner.trial_id} & diverged and \
+                cross_file(out_dir, trial.trial_id, partner.trial_id).name not in metrics_by_file:
+            ledger.cross.append((trial, partner))
     return ledger
 
 

@@ -19,6 +19,12 @@ changes sampling, so a sample grid never retrains). The contract:
   timesteps used; `info()` gives scalars about the trained model (e.g. `terminal_snr`).
 - `state_dict()` / `load_state_dict()` round-trip the trained model, config included, and
   `to(device)` moves a loaded one to the device it samples on.
+- `losses` names the losses `fit` logs (through `methods.training.LossLog`), the first being the
+  one `final_loss` reports: `("loss",)` for one network, `("loss_D", "loss_G")` for a GAN.
+- `cross_metrics` / `cross_evaluate(other, real, seed=)`: metrics of a fitted model measured
+  against another fit of the same cell (another seed), such as a GAN's discriminator judging a
+  generator it never trained against. The runner pairs each seed with the next one after the
+  trials end.
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ class Method(abc.ABC):
     Config: ClassVar[type]  # frozen dataclass of training options
     Knobs: ClassVar[type]  # frozen dataclass of sampling-time options, all with defaults
     output: ClassVar[str] = "images"  # "images" (N, C, H, W) or "points" (N, D)
+    losses: ClassVar[tuple[str, ...]] = ("loss",)  # logged losses; the first is `final_loss`
+    cross_metrics: ClassVar[tuple[str, ...]] = ()  # names `cross_evaluate` returns
 
     def __init__(self, config: Any | None = None):
         self.config = config if config is not None else self.Config()
@@ -140,6 +148,12 @@ class Method(abc.ABC):
     def n_params(self) -> int:
         """Number of trainable parameters."""
         return 0
+
+    def cross_evaluate(self, other: "Method", real: torch.Tensor, *,
+                       seed: int) -> dict[str, dict[str, Any]]:
+        """`cross_metrics` of this fit against `other`, a fit of the same cell with another
+        seed, using `real` test images: name -> row fields (value, protocol)."""
+        return {}
 
     def to(self, device: torch.device) -> "Method":
         """Move a loaded model to `device` for sampling (after `load_state_dict`); returns self."""

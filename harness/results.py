@@ -5,6 +5,7 @@ Layout of a run's output directory (one study per directory; `harness.ledger` en
   results/<trial_id>.fit.parquet          the fit's rows (training cost, model facts)
   results/<trial_id>.<unit>.parquet       one sampling unit's rows: a sample setting measured
                                           with a set of metrics (`unit_file` names it)
+  results/<trial_id>.x<partner>.parquet   a fit measured against another seed's fit
   curves/<trial_id>.parquet               training curves: trial_id, step, metric, value, wall_s
   samples/<trial_id>/<setting>.png        a grid of the first samples of each setting
   checkpoints/<trial_id>.pt               the fitted model's state_dict
@@ -129,6 +130,12 @@ def unit_file(out_dir: Path, trial_id: str, sampling_key: str, metrics_key: str)
     """results/<trial_id>.<sampling_key>.<metrics_key>.parquet: the rows of one sample setting
     measured with one set of metrics (a metric added later gets a file of its own)."""
     return Path(out_dir) / "results" / f"{trial_id}.{sampling_key}.{metrics_key}.parquet"
+
+
+def cross_file(out_dir: Path, trial_id: str, partner_id: str) -> Path:
+    """results/<trial_id>.x<partner_id>.parquet: rows of one fit measured against another fit
+    of its cell (`Method.cross_evaluate`)."""
+    return Path(out_dir) / "results" / f"{trial_id}.x{partner_id}.parquet"
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -129,12 +129,35 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
                     out_dir.rmdir()
                 raise
         echo(ledger.summary(plan))
-        if not ledger.work:
+        if not ledger.work and not ledger.cross:
             return []
         record_plan(out_dir, plan)
-        return _tune(plan, ledger.work, out_dir, address, storage, echo)
+        outcomes = _tune(plan, ledger.work, out_dir, address, storage, echo) if ledger.work else []
+        _cross(plan, ledger.cross, out_dir, echo)
+        return outcomes
     finally:
         lock.release()
+
+
+def _env() -> Env:
+    return Env(git_sha=git_sha(), versions_json=versions_json(),
+               assets_dir=str(assets_dir().resolve()), umask=current_umask())
+
+
+def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
+    """Cross-seed evaluations (`Method.cross_evaluate`), in the driver on its CPU once every
+    fit is done: small models judged on a few thousand images at most."""
+    if not pairs:
+        return
+    import torch
+
+    from harness.trial import execute_cross
+
+    env, done = _env(), 0
+    for trial, partner in pairs:
+        done += bool(execute_cross(plan, trial, partner, out_dir, env, torch.device("cpu")))
+    echo(f"cross-seed evaluations: {done} of {len(pairs)} written"
+         + ("" if done == len(pairs) else " (the others lack a fit: diverged or failed)"))
 
 
 def _tune(plan: Plan, work: list[Work], out_dir: Path, address: str | None,
@@ -149,8 +172,7 @@ def _tune(plan: Plan, work: list[Work], out_dir: Path, address: str | None,
     resources = {"cpu": plan.resources.cpu, "gpu": plan.resources.gpu if use_gpu else 0}
     echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, {resources} per "
          f"trial, {concurrency(plan, cluster.get('CPU', 1), gpus)} at once")
-    env = Env(git_sha=git_sha(), versions_json=versions_json(),
-              assets_dir=str(assets_dir().resolve()), umask=current_umask())
+    env = _env()
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), use_gpu=use_gpu)
     cells = [{"trial": dataclasses.asdict(w.trial), "work": w.to_dict()} for w in work]

@@ -63,6 +63,7 @@ class Scale:
     eval_every: int = 0  # quality metrics along training every this many steps; 0 = off
     eval_samples: int = 0  # samples per evaluation along training; 0 = n_samples
     resources: Resources | None = None  # None = the study's resources
+    data: str = ""  # "" = the study's data set (e.g. the embedded digits at smoke scale)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class _Resolver:
         top = {"budget_steps": sc.budget_steps, "budget_kimg": sc.budget_kimg,
                "n_samples": sc.n_samples, "log_every": sc.log_every, "eval_every": sc.eval_every,
                "eval_samples": sc.eval_samples or sc.n_samples,
-               "seeds": study.seeds if sc.seeds is None else sc.seeds, "data": study.data,
+               "seeds": study.seeds if sc.seeds is None else sc.seeds, "data": sc.data or study.data,
                "resolution": study.resolution, "metrics": study.metrics}
         res = sc.resources or study.resources
         set_knobs = self._apply_sets(top, arm_config, arm_knobs, train_grids, sample_grids)
@@ -474,6 +475,23 @@ class Plan:
         return config_hash({"fit": trial.trial_id, "knobs": setting.knobs,
                             "n_samples": self.n_samples, "task": self.task, "mask": self.mask,
                             "obs_noise": self.obs_noise, "ref_split": self.ref_split})
+
+    def cross_pairs(self) -> list[tuple[Trial, Trial]]:
+        """(trial, partner) pairs for methods with `cross_metrics`: within each train cell of
+        an arm, every seed is paired with the next seed (the last with the first), so each
+        fit is judged against one fit it never saw. Cells with one seed have no pair."""
+        from harness.method import get_method
+
+        groups: dict[str, list[Trial]] = {}
+        for t in self.trials:
+            if get_method(t.method).cross_metrics:
+                groups.setdefault(self.cell_key(t), []).append(t)
+        pairs = []
+        for trials in groups.values():
+            trials = sorted(trials, key=lambda t: t.seed)
+            if len(trials) > 1:
+                pairs += [(t, trials[(i + 1) % len(trials)]) for i, t in enumerate(trials)]
+        return pairs
 
     def cell_key(self, trial: Trial, setting: SampleSetting | None = None) -> str:
         """Stable key of a point of the study: study, scale, arm, method and the grid values of

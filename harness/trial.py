@@ -1,8 +1,9 @@
 """One trial, in plain Python, as the ledger (`harness.ledger.Work`) asks: fit a method on a
 train-grid cell (or load the fit's checkpoint), then draw each sample setting still to measure
 from the same fitted model and the same initial noise, measure cost, task and quality metrics,
-and write rows, curve, sample grids and checkpoint atomically. `harness.runner` wraps this for
-Ray Tune; tests call it directly.
+and write rows, curve, sample grids and checkpoint atomically; and, once every seed is fitted,
+measure fits against each other (`execute_cross`). `harness.runner` wraps this for Ray Tune;
+tests call it directly.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from harness.config import build_config, canonical_json
 from harness.errors import DivergedError
 from harness.method import Budget, Method, Observation, get_method
 from harness.ledger import Unit, Work
-from harness.results import (SCHEMA_VERSION, atomic_write_bytes, fit_file, unit_file,
-                             write_curve, write_rows)
+from harness.results import (SCHEMA_VERSION, atomic_write_bytes, cross_file, fit_file,
+                             unit_file, write_curve, write_rows)
 from harness.seeding import seed_everything
 from harness.metrics import higher_is_better
 from harness.registry import import_code
@@ -116,6 +117,28 @@ class Rows:
                 **extra}
 
 
+def execute_cross(plan: Plan, trial: Trial, partner: Trial, out_dir: Path, env: Env,
+                  device: torch.device) -> int:
+    """Measure `trial`'s fit against `partner`'s (`Method.cross_evaluate`) on the data set's
+    test images and write the rows; returns their count (0 when a checkpoint is missing)."""
+    out_dir = Path(out_dir)
+    if not all((out_dir / "checkpoints" / f"{t.trial_id}.pt").is_file() for t in (trial, partner)):
+        return 0
+    import_code(plan.imports)
+    seed_everything(trial.seed)
+    method, other = _load(plan, trial, out_dir, device), _load(plan, partner, out_dir, device)
+    real = datasets.load(plan.data, "test", plan.resolution).x[:plan.n_samples]
+    values = method.cross_evaluate(other, real, seed=partner.seed)
+    rows = Rows(plan, trial, env, device)
+    note = f"against the fit of seed {partner.seed} ({partner.trial_id})"
+    rows.write(cross_file(out_dir, trial.trial_id, partner.trial_id),
+               [{**rows.fit_row(name, v["value"], trial.budget_steps, note=note),
+                 "protocol": v.get("protocol"), "n_samples": len(real),
+                 "run_key": f"{trial.trial_id}x{partner.trial_id}"}
+                for name, v in values.items()])
+    return rows.count
+
+
 def _evaluator(plan: Plan, device: torch.device):
     if not plan.metrics:
         return None
@@ -175,10 +198,12 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
            rows.fit_row("train_images_per_s", steps * trial.config.get("batch_size", 1) / train_s,
                         steps, protocol="budget_steps * batch_size / train_s"),
            rows.fit_row("n_params", method.n_params(), steps)]
-    losses = [p["value"] for p in curve if p["metric"] == "loss"]
-    if losses:
-        out.append(rows.fit_row("final_loss", losses[-1], steps,
-                                protocol=f"mean over the last {plan.log_every} steps"))
+    for i, name in enumerate(type(method).losses):  # the first is the method's final_loss
+        values = [p["value"] for p in curve if p["metric"] == name]
+        if values:
+            out.append(rows.fit_row("final_loss" if i == 0 else f"final_{name}", values[-1],
+                                    steps, protocol=f"mean of {name} over the last "
+                                                    f"{plan.log_every} steps"))
     out += [rows.fit_row(name, value, steps) for name, value in method.info().items()]
     out.append(rows.fit_row("peak_mem_mb", _peak_mem_mb(device), steps,
                             protocol=_peak_mem_protocol(device, "fit()")))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from typing import Iterator
 
 import torch
@@ -51,28 +52,43 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 
 class LossLog:
-    """Running mean of the loss between log points; raises DivergedError on a non-finite mean.
+    """Running means of one or several named losses between log points; raises DivergedError
+    at the first step whose loss is non-finite.
 
-    The loss stays on the device between log points so the hot loop never synchronises.
+    Losses stay on the device between log points so the hot loop never synchronises; a
+    non-finite mean at a log point is traced back to its step from the values kept since the
+    last one (one host copy per log interval).
     """
 
     def __init__(self, budget: Budget):
         self.budget = budget
-        self.total: torch.Tensor | None = None
-        self.count = 0
-        self.last = float("nan")
+        self.history: dict[str, list[torch.Tensor]] = {}
+        self.first_step = 1
+        self.last: dict[str, float] = {}
 
-    def add(self, step: int, loss: torch.Tensor, **schedule: float) -> None:
-        """Record the loss of 1-based `step`; report it to the budget's callback when due,
-        with the current values of any `schedule` quantities (e.g. a consistency model's N(k))."""
-        loss = loss.detach().float()
-        self.total = loss if self.total is None else self.total + loss
-        self.count += 1
-        if self.budget.should_log(step):
-            mean = float(self.total) / self.count
-            self.total, self.count = None, 0
-            if mean != mean or mean in (float("inf"), float("-inf")):
-                raise DivergedError(step, mean)
-            self.last = mean
-            if self.budget.callback is not None:
-                self.budget.callback(step, {"loss": mean, **schedule})
+    def add(self, step: int, losses: torch.Tensor | dict[str, torch.Tensor],
+            **schedule: float) -> None:
+        """Record the losses of 1-based `step` (one tensor is named "loss"); report their means
+        to the budget's callback when due, with the current values of any `schedule`
+        quantities (e.g. a consistency model's N(k))."""
+        if not isinstance(losses, dict):
+            losses = {"loss": losses}
+        if not self.history:
+            self.first_step = step
+        for name, value in losses.items():
+            self.history.setdefault(name, []).append(value.detach().float().reshape(()))
+        if not self.budget.should_log(step):
+            return
+        means = {}
+        for name, values in self.history.items():
+            stacked = torch.stack(values)
+            mean = float(stacked.mean())
+            if not math.isfinite(mean):
+                bad = (~torch.isfinite(stacked)).nonzero()
+                at = self.first_step + int(bad[0]) if len(bad) else step
+                raise DivergedError(at, float(stacked[at - self.first_step]))
+            means[name] = mean
+        self.history = {}
+        self.last = means
+        if self.budget.callback is not None:
+            self.budget.callback(step, {**means, **schedule})
