@@ -16,6 +16,8 @@ TINY = {
     "dummy": dict(batch_size=4),
     "consistency": dict(n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, s1=10,
                         ema_decay=0.9),
+    "gan": dict(z_dim=8, n_feat=4, batch_size=8, r1_gamma=1.0, diffaug="color,translation,cutout"),
+    "dcgan": dict(noise_dim=8, d_blocks=1, g_blocks=1, batch_size=8),
 }
 
 

@@ -7,6 +7,11 @@
   the subset size is min(1000, n, n_ref), so small samples never crash (docs/pitfalls.md).
 - `precision_*`, `recall_*`: improved precision and recall (Kynkaenniemi et al. 2019,
   arXiv 1904.06991) with k = 3 nearest-neighbour manifolds in the same feature space.
+- `duplicate_rate_*`: mode collapse in one number: the fraction of samples whose nearest other
+  sample is closer than a threshold calibrated on real data, the `DUP_QUANTILE` quantile of the
+  nearest-neighbour distances among as many real images (real data scores about `DUP_QUANTILE`
+  by construction; a collapsed generator approaches 1). Both sets are cut to the same size m,
+  because nearest-neighbour distances shrink as a set grows.
 - `class_match`: the fraction of class-conditional samples the domain classifier assigns to
   their conditioning class.
 
@@ -34,8 +39,9 @@ from harness.results import atomic_write_bytes
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 PR_K = 3
+DUP_QUANTILE = 0.05
 # fewest samples (and reference samples) each metric family is defined for
-MIN_SAMPLES = {"fid": 2, "kid": 2, "precision": PR_K + 1, "recall": PR_K + 1}
+MIN_SAMPLES = {"fid": 2, "kid": 2, "precision": PR_K + 1, "recall": PR_K + 1, "duplicate": 3}
 CLEAN_PROTOCOL = {"inception": "clean-fid clean mode: uint8, gray->RGB, PIL bicubic 299",
                   "domain": "uint8-quantised, native resolution, domain classifier features"}
 
@@ -117,6 +123,18 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K) -> tuple
     return precision, recall
 
 
+def duplicate_rate(real: np.ndarray, fake: np.ndarray,
+                   q: float = DUP_QUANTILE) -> tuple[float, float, int]:
+    """(rate, threshold, m): the fraction of the first m fakes whose nearest other fake lies
+    closer than the q-quantile of the nearest-neighbour distances among the first m reals,
+    m = min(len(real), len(fake))."""
+    m = min(len(real), len(fake))
+    r = torch.from_numpy(np.asarray(real[:m], dtype=np.float32))
+    f = torch.from_numpy(np.asarray(fake[:m], dtype=np.float32))
+    threshold = float(torch.quantile(_kth_nn_radii(r, 1), q))
+    return float((_kth_nn_radii(f, 1) < threshold).float().mean()), threshold, m
+
+
 def _fid_note(n: int, dim: int) -> str | None:
     stable = max(2000, 2 * dim)
     if n < stable:
@@ -147,6 +165,13 @@ def _register_space(space: str) -> None:
                                 f"{CLEAN_PROTOCOL[space]}"}
         return fn
 
+    def dup(m: MetricInput) -> dict[str, Any]:
+        rate, threshold, n = duplicate_rate(m.ref.feats, m.feats)
+        return {"value": rate,
+                "protocol": f"nearest other sample closer than the {DUP_QUANTILE:g} quantile of "
+                            f"real nearest-neighbour distances ({threshold:.4g}), {n} vs {n}; "
+                            f"{CLEAN_PROTOCOL[space]}"}
+
     register_metric(f"fid_{space}", space=space, higher_is_better=False,
                     description=f"Frechet distance of {space} features")(fid)
     register_metric(f"kid_{space}", space=space, higher_is_better=False,
@@ -155,6 +180,9 @@ def _register_space(space: str) -> None:
                     description=f"improved precision, k={PR_K}, {space} features")(pr(0))
     register_metric(f"recall_{space}", space=space, higher_is_better=True,
                     description=f"improved recall, k={PR_K}, {space} features")(pr(1))
+    register_metric(f"duplicate_rate_{space}", space=space, higher_is_better=False,
+                    description=f"fraction of near-duplicate samples (mode collapse), {space} "
+                                "features")(dup)
 
 
 for _space in ("inception", "domain"):
