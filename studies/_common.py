@@ -37,3 +37,8 @@ def ddpm_scales(*, smoke: dict[str, Any] | None = None,
 # grows to s1 + 1 = 41 steps (150 over a paper-length run); a sampling EMA is kept at full
 SMOKE_CM = dict(SMOKE_UNET, s1=40)
 FULL_CM = dict(FULL_UNET, lr=4e-4, ema_decay=0.9999)
+
+# GANs (docs/methods.md M8, M9): sample quality plus the collapse numbers every GAN reports
+GAN_QUALITY = (*QUALITY, "duplicate_rate_domain")
+SMOKE_GAN = dict(n_feat=16, batch_size=32)
+FULL_GAN = dict(n_feat=64, batch_size=64, ema_decay=0.999)

@@ -1,8 +1,9 @@
-"""quickstart: the README's main job. Two method families on the 5,000 embedded MNIST digits at
-matched training images (budget_kimg): a DDPM (linear schedule, T = 1000) sampled with 50 and
-250 respaced steps, with and without x0 clamping, and a consistency model trained by
-consistency training, sampled with 1, 2 and 5 steps. The report's quality-against-NFE plot puts
-both families on one axis.
+"""quickstart: the README's main job. Three method families on the 5,000 embedded MNIST digits
+at matched training images (budget_kimg): a DDPM (linear schedule, T = 1000) sampled with 50 and
+250 respaced steps, with and without x0 clamping; a consistency model trained by consistency
+training, sampled with 1, 2 and 5 steps; and a GAN with the StyleGAN loss, one network
+evaluation per image. The report's quality-against-NFE plot puts the three families on one
+axis.
 
     genbench run quickstart                  # smoke: ~7 min on a 2-core CPU, the two arms
                                              # side by side (+1 min, once, for the domain
@@ -17,20 +18,23 @@ from studies._common import FULL_CM, FULL_UNET, QUALITY, SMOKE_CM
 
 STUDY = Study(
     name="quickstart",
-    description="DDPM (50/250 steps, clamping) vs consistency model (1/2/5 steps) at equal images",
+    description="DDPM (50/250 steps, clamping) vs consistency model (1/2/5 steps) vs GAN at "
+                "equal images",
     data="mnist5k",
     arms=(
         Arm("ddpm", "ddpm", config=dict(T=1000, schedule="linear"),
             sample_grid={"steps": [50, 250], "clip_x0": [False, True]}),
         Arm("consistency", "consistency", sample_grid={"steps": [1, 2, 5]}),
+        Arm("gan", "gan"),
     ),
     seeds=(0,),
     metrics=QUALITY,
     missing_assets="skip",  # Inception weights absent offline: rows say so
-    resources=Resources(cpu=1, gpu=0.5),  # the two arms train side by side
+    resources=Resources(cpu=1, gpu=0.25),  # the arms train side by side
     scales={
-        # 20k images each: 625 steps of 32; one net size for both families
-        "smoke": Scale(budget_kimg=20, n_samples=64, log_every=50, config=SMOKE_CM),
+        # 20k images each: 625 steps of 32; one width for every family (the GAN keeps its lr)
+        "smoke": Scale(budget_kimg=20, n_samples=64, log_every=50,
+                       config={**SMOKE_CM, "gan.lr": 2e-4}),
         "full": Scale(budget_kimg=2560, n_samples=1000, log_every=200,
                       config={**FULL_UNET, "consistency.lr": FULL_CM["lr"],
                               "consistency.ema_decay": FULL_CM["ema_decay"]},

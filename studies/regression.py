@@ -3,7 +3,7 @@
 benchmarks/baselines/regression/ (see the README for the commands that refresh it and gate a
 change on it).
 
-    genbench run regression --out /tmp/cur            # ~2 min on a 2-core CPU (6 trials)
+    genbench run regression --out /tmp/cur            # ~2.5 min on a 2-core CPU (8 trials)
     genbench compare benchmarks/baselines/regression /tmp/cur
 
 It has a single scale worth running anywhere: `full` is the same study at a GPU-sized sample
@@ -24,10 +24,12 @@ STUDY = Study(
             sample_grid=[{"sampler": "ddpm"}, {"sampler": "ddim", "steps": 20}]),
         Arm("consistency", "consistency", config=dict(TINY_NET, s1=20),
             sample_grid={"steps": [1, 2]}),
+        Arm("gan", "gan", config=dict(n_feat=8, batch_size=32)),
         Arm("dummy", "dummy", config=dict(batch_size=32), sample_grid={"noise": [0.3]}),
     ),
     seeds=(0, 1),
-    metrics=("fid_domain", "kid_domain", "precision_domain", "recall_domain"),
+    metrics=("fid_domain", "kid_domain", "precision_domain", "recall_domain",
+             "duplicate_rate_domain"),
     scales={
         "smoke": Scale(budget_kimg=9.6, n_samples=128, log_every=50),  # 300 steps of 32
         "full": Scale(budget_kimg=64, n_samples=2000, log_every=100),

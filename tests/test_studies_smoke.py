@@ -68,6 +68,25 @@ def test_study_smoke(name, tmp_path, ray_local):
         for trial in plan.trials:
             for fig in ("forward_process", "backward_process"):
                 assert (out / "figures" / trial.trial_id / f"{fig}.png").is_file()
+    if name in ("gan_regularisation", "dcgan_svhn", "quickstart"):  # both losses of each GAN
+        for trial in plan.trials:
+            if trial.method in ("gan", "dcgan"):
+                rows = df[df.trial_id == trial.trial_id]
+                assert {"final_loss", "final_loss_G", "n_params_G", "n_params_D"} <= set(rows.metric)
+                assert {"loss_D", "loss_G", "d_real", "d_fake"} <= set(
+                    curves[curves.trial_id == trial.trial_id].metric)
+    if name == "gan_regularisation":  # baseline, +R1, +R1+DiffAugment, each at every seed
+        assert set(df.arm) == {"baseline", "r1", "r1_diffaug"}
+        assert "duplicate_rate_domain" in plan.metrics
+        assert df.drop_duplicates("trial_id").groupby("arm").seed.nunique().eq(3).all()
+    if name in ("gan_regularisation", "dcgan_svhn"):  # D judged against another seed's G
+        cross = df[df.metric.isin(["d_accuracy", "d_precision", "d_recall"])]
+        assert len(cross) == 3 * len(plan.trials)
+        assert cross.note.str.startswith("against the fit of seed").all()
+        assert (cross.n_samples == 2).all() and cross.protocol.notna().all()
+        assert cross[cross.metric == "d_accuracy"].value.between(0, 1).all()
+    if name == "dcgan_svhn":  # the smoke scale runs on the embedded digits
+        assert (df.dataset == "mnist5k").all()
     if name == "ddpm_timesteps":  # rows for T = 500, 1000, 2000 for every seed
         configs = df.drop_duplicates("trial_id")
         got = {(json.loads(c)["config"]["T"], s) for c, s in zip(configs.config_json, configs.seed)}
