@@ -5,9 +5,9 @@ training, sampled with 1, 2 and 5 steps; and a GAN with the StyleGAN loss, one n
 evaluation per image. The report's quality-against-NFE plot puts the three families on one
 axis.
 
-    genbench run quickstart                  # smoke: ~7 min on a 2-core CPU, the two arms
-                                             # side by side (+1 min, once, for the domain
-                                             # classifier of the quality metrics)
+    genbench run quickstart                  # smoke: ~5 min on a 2-core CPU, two arms at a
+                                             # time (+1 min, once, for the domain classifier
+                                             # of the quality metrics)
     genbench run quickstart --scale full     # ~1 h on one GPU
 
 Results land in results/quickstart/<scale>/ (Parquet rows, loss curves, sample grids, report).
