@@ -9,6 +9,10 @@ that installed packages extend through the `genbench.datasets` entry point group
 - `folder:PATH`: every image file under PATH (AFHQ-style), converted to RGB and resized.
 - `fewshot:NAME:N[:class=K]`: the first N training images of NAME (of class K), for few-shot
   GAN studies (Karras et al. 2020, arXiv 2006.06676; Zhao et al. 2020, arXiv 2006.10738).
+- `mixture[:w,mean,std;...]`: points of a 1-D Gaussian mixture with an exact law
+  (`harness.mixture`); `mixture` alone is the VP-SDE toy's two components. Point data sets have
+  `kind="points"`, load as (N, D) float32 and give `law(name)`, which the point metrics measure
+  samples against.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class DatasetInfo:
     num_classes: int  # 0 when unlabelled
     source: str  # where it comes from, one line
     domain: str = ""  # data set whose classifier gives the domain features ("" = this one)
+    kind: str = "images"  # "images" (N, C, H, W) or "points" (N, D): D = channels
 
 
 def data_dir() -> Path:
@@ -56,7 +61,7 @@ class Dataset(abc.ABC):
     new data set touches only its own class."""
 
     usage: str = ""  # how to name it, e.g. "folder:PATH"; default its registered name
-    takes_arg: bool = False  # whether a ":ARG" follows the name
+    takes_arg: bool | None = False  # whether a ":ARG" follows the name (None: optionally)
 
     @abc.abstractmethod
     def info(self, arg: str) -> DatasetInfo:
@@ -67,7 +72,12 @@ class Dataset(abc.ABC):
 
     @abc.abstractmethod
     def load_split(self, arg: str, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(N, C, H, W) uint8 images and (N,) int64 labels (None when unlabelled)."""
+        """(N, C, H, W) uint8 images (or (N, D) float32 points) and (N,) int64 labels (None
+        when unlabelled)."""
+
+    def law(self, arg: str):
+        """The data distribution in closed form (cdf, pdf, sample), when it is known."""
+        return None
 
 
 DATASETS: Registry[Dataset] = Registry("data set", "genbench.datasets")
@@ -86,7 +96,7 @@ def register_dataset(name: str) -> Callable[[type[Dataset]], type[Dataset]]:
 def _parse(name: str) -> tuple[Dataset, str]:
     head, _, arg = name.partition(":")
     ds = DATASETS.get(head) if head in DATASETS else None
-    if ds is None or ds.takes_arg != bool(arg):
+    if ds is None or (ds.takes_arg is not None and ds.takes_arg != bool(arg)):
         raise GenbenchError(f"unknown data set {name!r}; valid: {', '.join(dataset_names())}")
     return ds, arg
 
@@ -100,6 +110,16 @@ def info(name: str) -> DatasetInfo:
     """Static facts about data set `name`; unknown names list the valid ones."""
     ds, arg = _parse(name)
     return ds.info(arg)
+
+
+def law(name: str):
+    """The exact law of data set `name`; fails in one line when it has none."""
+    ds, arg = _parse(name)
+    found = ds.law(arg)
+    if found is None:
+        raise GenbenchError(f"data set {name!r} has no exact law; point metrics need one "
+                            "(e.g. mixture)")
+    return found
 
 
 def resolution_of(name: str, requested: int | None = None) -> int:
@@ -121,6 +141,8 @@ def load(name: str, split: str = "train", resolution: int | None = None) -> Trai
     meta = ds.info(arg)
     ds.check_available(arg)
     x_uint8, y = ds.load_split(arg, split)  # (N, C, H, W) uint8
+    if meta.kind == "points":
+        return TrainData(name=name, x=x_uint8.float().contiguous(), y=y, num_classes=0)
     res = resolution_of(name, resolution)
     x = x_uint8.float().div(127.5).sub(1.0)
     if x.shape[-1] != res or x.shape[-2] != res:
@@ -247,6 +269,32 @@ class FewShot(Dataset):
                 raise GenbenchError(f"fewshot:{arg} asks for {n} images; {base} has {len(x)}")
             x, y = x[:n], None if y is None else y[:n]
         return x, y
+
+
+@register_dataset("mixture")
+class GaussianMixture(Dataset):
+    """`mixture[:w,mean,std;...]`: 10,000 training and 20,000 test points of a 1-D Gaussian
+    mixture (seeds 0 and 1), whose law is known exactly."""
+
+    usage, takes_arg = "mixture[:w,mean,std;...]", None
+    SIZES = {"train": (10_000, 0), "test": (20_000, 1)}
+
+    def info(self, arg: str) -> DatasetInfo:
+        from harness.mixture import Mixture
+
+        mix = Mixture.parse(arg)
+        return DatasetInfo(f"mixture:{arg}" if arg else "mixture", 1, 1, 0,
+                           f"1-D Gaussian mixture, weights {mix.weights}, means {mix.means}, "
+                           f"stds {mix.stds}", kind="points")
+
+    def law(self, arg: str):
+        from harness.mixture import Mixture
+
+        return Mixture.parse(arg)
+
+    def load_split(self, arg: str, split: str) -> tuple[torch.Tensor, None]:
+        n, seed = self.SIZES[split]
+        return self.law(arg).sample(n, seed), None
 
 
 def _load_mnist5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -160,6 +160,11 @@ class _Resolver:
         datasets.check_available(top["data"])
         meta = datasets.info(top["data"])
         metrics = self._check_metrics(top["metrics"], meta)
+        for arm in self.arms:  # image methods on image data, point methods on point data
+            out = self.classes[arm.name].output
+            if out != meta.kind:
+                raise GenbenchError(f"method {arm.method!r} generates {out} and data set "
+                                    f"{meta.name!r} holds {meta.kind}")
         task = self._check_study_fields()
         task.check(data=top["data"], resolution=resolution, n_samples=top["n_samples"],
                    mask=study.mask)
@@ -291,6 +296,12 @@ class _Resolver:
             metrics = (metrics,)
         metrics = tuple(coerce(metrics, tuple[str, ...], name="metrics"))
         check_metric_names(metrics)
+        wrong = [m for m in metrics if (QUALITY_METRICS.get(m).space == "exact") != (meta.kind == "points")]
+        if wrong:
+            fits = [n for n, m in QUALITY_METRICS.items()
+                    if (m.space == "exact") == (meta.kind == "points")]
+            raise GenbenchError(f"{', '.join(wrong)} cannot measure {meta.kind} ({meta.name}); "
+                                f"metrics that apply: {', '.join(fits)}")
         if not meta.num_classes:
             need = [m for m in metrics if QUALITY_METRICS.get(m).needs_labels]
             if need:

@@ -23,7 +23,7 @@ import torch
 
 from harness import data as datasets
 from harness.config import build_config, canonical_json
-from harness.errors import DivergedError
+from harness.errors import DivergedError, GenbenchError
 from harness.method import Budget, Method, Observation, get_method
 from harness.ledger import Unit, Work
 from harness.results import (SCHEMA_VERSION, atomic_write_bytes, cross_file, fit_file,
@@ -191,7 +191,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     _save_checkpoint(out_dir, trial.trial_id, method)
     if plan.figures:
         for name, (images, nrow) in method.figures(train, seed=trial.seed).items():
-            _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, method, nrow)
+            _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, nrow)
 
     steps = trial.budget_steps
     out = [rows.fit_row("train_s", train_s, steps, protocol="wall clock around fit()"),
@@ -229,7 +229,7 @@ def _task_inputs(plan: Plan, trial: Trial, out_dir: Path, method: Method) -> Tas
     if inputs.observation is not None:
         obs = inputs.observation
         _save_grid(out_dir / "samples" / trial.trial_id / "observation.png",
-                   obs.y + (obs.mask - 1), method)
+                   obs.y + (obs.mask - 1))
     return inputs
 
 
@@ -255,7 +255,11 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
     if quality:
         for r in evaluator.evaluate(quality, samples, labels):
             values[r.pop("metric")] = r
-    _save_grid(out_dir / "samples" / trial.trial_id / f"{setting.key}.png", samples, method)
+    path = out_dir / "samples" / trial.trial_id / f"{setting.key}.png"
+    if method.output == "images":
+        _save_grid(path, samples)
+    else:
+        _save_histogram(path, samples, plan.data, sample_json)
     common = {"sample_json": sample_json, "setting_json": canonical_json(setting.cell),
               "cell_key": plan.cell_key(trial, setting), "run_key": unit.sampling_key}
     out = [{"n_samples": n, **values[m], "metric": m, **common} for m in unit.metrics]
@@ -283,19 +287,51 @@ def _sample(method: Method, setting: SampleSetting, n: int, seed: int,
     return canonical_json({**setting.knobs, **facts, "setting": setting.key}), samples, sample_s
 
 
-def _save_grid(path: Path, samples: torch.Tensor, method: Method, nrow: int = 8) -> None:
-    """A PNG grid of the first samples (images only; point samples get no grid)."""
-    if method.output != "images":
-        return
+def _save_grid(path: Path, samples: torch.Tensor, nrow: int = 8) -> None:
+    """A PNG grid of the first images."""
     from torchvision.utils import make_grid
-    from PIL import Image
 
     grid = make_grid(samples[:GRID_IMAGES].float(), nrow=nrow, normalize=True,
                      value_range=(-1, 1))
-    arr = grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    _save_png(path, grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+
+
+def _save_png(path: Path, rgb) -> None:
+    from PIL import Image
+
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    Image.fromarray(rgb).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _save_histogram(path: Path, samples: torch.Tensor, data: str, sample_json: str) -> None:
+    """What a grid is for images, for 1-D points: their histogram, over the data set's exact
+    density when it has one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = samples[:, 0].double().numpy()
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+    lo, hi = np.quantile(x, [0.001, 0.999])
+    lo, hi = min(lo, -4.0), max(hi, 4.0)
+    ax.hist(x, bins=120, range=(lo, hi), density=True, color="#4477aa", alpha=0.8,
+            label=f"{len(x)} samples")
+    try:
+        law = datasets.law(data)
+        grid = np.linspace(lo, hi, 600)
+        ax.plot(grid, law.pdf(grid), color="black", lw=1.2, label="exact p_0")
+    except GenbenchError:
+        pass
+    ax.set_title(json.loads(sample_json).get("setting", ""), fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    _save_png(path, rgb)
 
 
 def _save_checkpoint(out_dir: Path, trial_id: str, method: Method) -> None:

@@ -63,10 +63,11 @@ class Reference:
 
 @dataclass(frozen=True)
 class MetricInput:
-    feats: np.ndarray  # (N, D) float64 features of the generated samples
-    ref: Reference
+    feats: np.ndarray  # (N, D) float64 features of the generated samples (points: the samples)
+    ref: Reference | None  # None in the "exact" space
     logits: np.ndarray | None  # (N, K) domain classifier logits (domain space only)
     labels: np.ndarray | None  # (N,) conditioning labels of class-conditional samples
+    law: Any = None  # the data set's exact law ("exact" space: `harness.data.law`)
 
 
 def gaussian_fit(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -266,7 +267,7 @@ class Evaluator:
         from harness.metrics import features
 
         skipped = []
-        for space in sorted({QUALITY_METRICS.get(n).space for n in names}):
+        for space in sorted({QUALITY_METRICS.get(n).space for n in names} - {"exact"}):
             if space == "domain" and not features.domain_extractor_exists(self.domain, self.resolution):
                 echo(f"building the domain feature extractor of {self.domain} "
                      f"(once; cached under {assets_dir()})")
@@ -288,6 +289,14 @@ class Evaluator:
         for name in names:
             spec = QUALITY_METRICS.get(name)
             base = {"metric": name, "n_samples": len(samples), "ref_split": None}
+            if spec.space == "exact":  # points against the data set's law, no features
+                from harness import data as datasets
+
+                law = datasets.law(self.dataset)
+                out = spec.fn(MetricInput(samples.double().numpy(), None, None, None, law))
+                rows.append({**base, "ref_split": f"exact law of {self.dataset}",
+                             "feature_extractor": "none (the points themselves)", **out})
+                continue
             try:
                 ex = self.extractor(spec.space)
                 ref = self.reference(spec.space)
