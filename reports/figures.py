@@ -133,7 +133,8 @@ def quality_vs_cost(rows: pd.DataFrame, quality: str, cost: str, colors: dict[st
     keys = ["run", "arm", "cell_key"]
     q = rows[rows.metric == quality].groupby(keys).agg(q=("value", "mean"),
                                                       hib=("higher_is_better", "first"),
-                                                      setting_json=("setting_json", "first"))
+                                                      setting_json=("setting_json", "first"),
+                                                      cell_json=("cell_json", "first"))
     c = rows[rows.metric == cost].groupby(keys).value.mean().rename("c")
     d = q.join(c, how="inner").dropna(subset=["q", "c"]).reset_index()
     if d.empty:
@@ -152,12 +153,14 @@ def quality_vs_cost(rows: pd.DataFrame, quality: str, cost: str, colors: dict[st
     out = _finish(fig, ax, None, title=f"{quality} against {cost}", xlabel=label(cost),
                   ylabel=f"{label(quality)} ({'higher' if higher else 'lower'} is better)",
                   xs=d.c, ys=d.q)
-    _place_labels(fig, ax, list(zip(d.c, d.q)), [_setting_label(t) for t in d.setting_json])
+    _place_labels(fig, ax, list(zip(d.c, d.q)),
+                  [", ".join(filter(None, (_setting_label(c), _setting_label(t))))
+                   for c, t in zip(d.cell_json, d.setting_json)])
     return _save(fig, path) if out is None else out
 
 
 def _setting_label(setting_json) -> str:
-    """A point's label: its sample-grid values, e.g. "steps=50, clip_x0=True"."""
+    """Grid values as a label, e.g. "steps=50, clip_x0=True" (a train cell's or a setting's)."""
     import json
 
     if not isinstance(setting_json, str):

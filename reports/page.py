@@ -20,7 +20,7 @@ import pandas as pd
 
 from harness.results import atomic_write_bytes
 from reports import figures
-from reports.tables import MAIN_METRICS, Run, axes_of, load_runs, quality_metric, summarize
+from reports.tables import Run, axes_of, load_runs, main_metrics, quality_metrics, summarize
 
 COST_AXES = ("nfe", "sample_s_per_image")
 STYLE = """
@@ -118,7 +118,7 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
              for _, r in s.iterrows()}
     stats.update({(r.run, r.arm, r.cell_json, None, r.metric): (r["mean"], r.ci, r.n)
                   for _, r in f.iterrows()})
-    metrics = [m for m in MAIN_METRICS if m in set(s.metric) | set(f.metric)]
+    metrics = main_metrics(rows)
     best = {}
     for m in metrics:
         d = pd.concat([s[s.metric == m], f[f.metric == m]]).dropna(subset=["mean"])
@@ -155,7 +155,7 @@ def _axes_text(text) -> str:
 
 def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
     out = ["<h2>Metrics against each ablation axis</h2>"]
-    metrics = [m for m in MAIN_METRICS if m in set(rows.metric)]
+    metrics = main_metrics(rows)
     axes = [a for a in axes_of(rows) if rows[a].dropna().astype(str).nunique() > 1]
     if not axes:
         return out[0] + "<p>The study has no axis with more than one value.</p>"
@@ -172,16 +172,17 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
 
 
 def _cost_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
-    quality = quality_metric(rows)
+    qualities = quality_metrics(rows)
     out = ["<h2>Quality against cost</h2>"]
-    if quality is None:
+    if not qualities:
         return out[0] + "<p>No quality metric was measured.</p>"
-    for cost in COST_AXES:
-        path = figures.quality_vs_cost(rows, quality, cost, colors,
-                                       img / f"{quality}_vs_{cost}.png", multi)
-        if path:
-            out.append(_fig(path, img.parent, f"{quality} against {cost} for every arm, cell and "
-                            "setting; circled and dashed: the Pareto front"))
+    for quality in qualities:
+        for cost in COST_AXES:
+            path = figures.quality_vs_cost(rows, quality, cost, colors,
+                                           img / f"{quality}_vs_{cost}.png", multi)
+            if path:
+                out.append(_fig(path, img.parent, f"{quality} against {cost} for every arm, cell "
+                                "and setting; circled and dashed: the Pareto front"))
     return "".join(out)
 
 

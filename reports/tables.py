@@ -18,10 +18,11 @@ import pandas as pd
 from harness.config import canonical_json
 from harness.results import read_curves, read_results
 
-# the metrics a summary table leads with, when present (quality first, then cost)
-MAIN_METRICS = ("fid_domain", "kid_domain", "fid_inception", "kid_inception", "precision_domain",
-                "recall_domain", "class_match", "mse_hidden", "psnr_hidden", "nfe",
-                "sample_s_per_image", "train_s", "final_loss")
+# the metrics a summary table leads with, when present: these quality and task metrics, then
+# any other quality metric in the rows (a row with a feature extractor), then these costs
+MAIN_QUALITY = ("fid_domain", "kid_domain", "fid_inception", "kid_inception", "precision_domain",
+                "recall_domain", "class_match", "mse_hidden", "psnr_hidden")
+MAIN_COST = ("nfe", "sample_s_per_image", "train_s", "final_loss")
 QUALITY_PREFERENCE = ("fid_domain", "fid_inception", "kid_domain", "kid_inception", "mse_hidden")
 
 
@@ -122,10 +123,26 @@ def summarize(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out
 
 
-def quality_metric(rows: pd.DataFrame) -> str | None:
-    """The quality metric a quality-against-cost figure uses: the first present and finite."""
+def _other_quality(rows: pd.DataFrame) -> list[str]:
+    """Quality metrics in the rows beyond MAIN_QUALITY (registered by plugins, or for points
+    such as `w1_exact`), known by their feature-extractor column."""
+    measured = rows.loc[rows.feature_extractor.notna(), "metric"].unique()
+    return sorted(m for m in measured if m not in MAIN_QUALITY)
+
+
+def main_metrics(rows: pd.DataFrame) -> list[str]:
+    """The metrics summary tables and per-axis figures show, in order."""
+    present = set(rows.metric)
+    return ([m for m in MAIN_QUALITY if m in present] + _other_quality(rows)
+            + [m for m in MAIN_COST if m in present])
+
+
+def quality_metrics(rows: pd.DataFrame) -> list[str]:
+    """The quality metrics quality-against-cost figures use: the first present and finite of
+    QUALITY_PREFERENCE, else every other quality metric present (e.g. W1 and KS for points)."""
     present = set(rows[rows.value.notna()].metric)
-    return next((m for m in QUALITY_PREFERENCE if m in present), None)
+    first = next((m for m in QUALITY_PREFERENCE if m in present), None)
+    return [first] if first else [m for m in _other_quality(rows) if m in present]
 
 
 def pareto(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:

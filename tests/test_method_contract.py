@@ -8,7 +8,7 @@ import torch
 
 from harness.config import build_config
 from harness.errors import DivergedError, GenbenchError
-from harness.method import Budget, Method, get_method, list_methods, register
+from harness.method import Budget, Method, TrainData, get_method, list_methods, register
 
 # the smallest config of each method that still exercises its code paths
 TINY = {
@@ -18,6 +18,7 @@ TINY = {
                         ema_decay=0.9),
     "gan": dict(z_dim=8, n_feat=4, batch_size=8, r1_gamma=1.0, diffaug="color,translation,cutout"),
     "dcgan": dict(noise_dim=8, d_blocks=1, g_blocks=1, batch_size=8),
+    "vpsde": dict(score="learned", hidden=8, layers=1, batch_size=8),
 }
 
 
@@ -33,12 +34,21 @@ def test_every_method_has_a_tiny_config(name):
     assert name in TINY, f"add a tiny config for {name} to the contract test"
 
 
+@pytest.fixture
+def tiny_points():
+    from harness.mixture import Mixture
+
+    return TrainData(name="mixture", x=Mixture.parse("").sample(32, seed=0))
+
+
 @pytest.mark.parametrize("name", list_methods())
-def test_contract(name, tiny_images):
-    m = fitted(name, tiny_images)
+def test_contract(name, tiny_images, tiny_points):
+    data = tiny_points if get_method(name).output == "points" else tiny_images
+    m = fitted(name, data)
     x = m.sample(5, seed=3)
-    assert x.shape == (5, *tiny_images.shape)
-    assert x.min() >= -1 and x.max() <= 1 and torch.isfinite(x).all()
+    assert x.shape == (5, *data.shape) and torch.isfinite(x).all()
+    if m.output == "images":
+        assert x.min() >= -1 and x.max() <= 1
     assert torch.equal(x, m.sample(5, seed=3))
     assert not torch.equal(x, m.sample(5, seed=4))
     # sample i has the same noise whatever the batch and however many are drawn

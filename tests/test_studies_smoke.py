@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
+from harness.data import info
 from harness.results import COLUMNS, read_curves, read_results
 from harness.study import load_study, study_names
 
@@ -36,6 +37,11 @@ def test_study_smoke(name, tmp_path, ray_local):
             assert (out / "samples" / trial.trial_id / f"{s.key}.png").is_file()
         quality = rows[rows.metric.isin(plan.metrics)]
         assert len(quality) == len(plan.metrics) * len(plan.settings_for(trial))
+        if info(plan.data).kind == "points":  # against the exact law, no features
+            exact = quality[quality.metric.isin(["w1_exact", "ks_exact"])]
+            assert len(exact) == 2 * len(plan.settings_for(trial)) and exact.value.notna().all()
+            assert exact.protocol.notna().all() and exact.ref_split.str.startswith("exact law").all()
+            continue
         domain = quality[quality.metric.isin(["fid_domain", "kid_domain"])]
         assert len(domain) == 2 * len(plan.settings_for(trial)) and domain.value.notna().all()
         for col in ("feature_extractor", "ref_split", "protocol", "n_ref", "n_samples"):
@@ -87,6 +93,13 @@ def test_study_smoke(name, tmp_path, ray_local):
         assert cross[cross.metric == "d_accuracy"].value.between(0, 1).all()
     if name == "dcgan_svhn":  # the smoke scale runs on the embedded digits
         assert (df.dataset == "mnist5k").all()
+    if name == "sde_toy":  # {sde, ode} x 3 step counts from each fit, exact and learned scores
+        assert {json.loads(c)["score"] for c in df.cell_json.unique()} == {"exact", "learned"}
+        assert len(plan.settings_for(plan.trials[0])) == 6
+        for trial in plan.trials:
+            assert (out / "figures" / trial.trial_id / "trajectories.png").is_file()
+        nfe = df[df.metric == "nfe"]
+        assert set(nfe.value) == {10.0, 100.0, 1000.0}
     if name == "ddpm_timesteps":  # rows for T = 500, 1000, 2000 for every seed
         configs = df.drop_duplicates("trial_id")
         got = {(json.loads(c)["config"]["T"], s) for c, s in zip(configs.config_json, configs.seed)}

@@ -89,7 +89,12 @@ def test_every_study_resolves_at_every_scale(name):
     assert {"smoke", "full"} <= set(study.scales)
     assert study.description and load_study(name).name == name
     for scale in study.scales:
-        plan = study.resolve(scale)
+        try:
+            plan = study.resolve(scale)
+        except GenbenchError as err:  # a data set that is not shipped (SVHN): one clear line
+            assert "is not in" in str(err) and "copy the torchvision" in str(err), err
+            assert "\n" not in str(err)
+            continue
         assert plan.trials and plan.samples
 
 
