@@ -21,6 +21,9 @@ changes sampling, so a sample grid never retrains). The contract:
   `to(device)` moves a loaded one to the device it samples on.
 - `losses` names the losses `fit` logs (through `methods.training.LossLog`), the first being the
   one `final_loss` reports: `("loss",)` for one network, `("loss_D", "loss_G")` for a GAN.
+- `resumable`: `fit` saves its training state through `budget.save` every
+  `budget.checkpoint_every` steps and continues from `budget.resume`, so a trial that fails is
+  retried from its last checkpoint with the same result as an uninterrupted run.
 - `cross_metrics` / `cross_evaluate(other, real, seed=)`: metrics of a fitted model measured
   against another fit of the same cell (another seed), such as a GAN's discriminator judging a
   generator it never trained against. The runner pairs each seed with the next one after the
@@ -63,6 +66,11 @@ class Budget:
     log_every: int = 50  # call `callback` every this many steps (and at the last step)
     # callback(step, {"loss": ...}) for curves and metrics along training; may call `sample`
     callback: Callable[[int, dict[str, float]], None] | None = None
+    # resumable methods (`Method.resumable`) hand their training state to save(step, state)
+    # every checkpoint_every steps, and start from `resume` ({"step", "state"}) when given
+    checkpoint_every: int = 0
+    save: Callable[[int, dict[str, Any]], None] | None = None
+    resume: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.steps < 1:
@@ -95,6 +103,7 @@ class Method(abc.ABC):
     output: ClassVar[str] = "images"  # "images" (N, C, H, W) or "points" (N, D)
     losses: ClassVar[tuple[str, ...]] = ("loss",)  # logged losses; the first is `final_loss`
     cross_metrics: ClassVar[tuple[str, ...]] = ()  # names `cross_evaluate` returns
+    resumable: ClassVar[bool] = False  # fit() checkpoints and resumes (methods.training.TrainState)
 
     def __init__(self, config: Any | None = None):
         self.config = config if config is not None else self.Config()

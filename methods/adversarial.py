@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from harness.config import build_config, to_dict
 from harness.method import Budget, Method, Observation, TrainData
 from harness.seeding import PerSampleNoise
-from methods.training import EMA, LossLog, minibatches
+from methods.training import EMA, LossLog, TrainState, minibatches
 
 
 def d_loss_softplus(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -81,6 +81,7 @@ class AdversarialMethod(Method):
     the training loop, sampling, state and the discriminator evaluation live here."""
 
     loss_form: ClassVar[str] = "softplus"
+    resumable = True
     losses = ("loss_D", "loss_G")
     cross_metrics = ("d_accuracy", "d_precision", "d_recall")
 
@@ -136,7 +137,9 @@ class AdversarialMethod(Method):
         batches = minibatches(len(x_all), cfg.batch_size, g)
         log = LossLog(budget)
         B = cfg.batch_size
-        for step in range(1, budget.steps + 1):
+        state = TrainState(budget, G=self.G, D=self.D, opt_g=opt_g, opt_d=opt_d, gen=g,
+                           batches=batches, **({"ema": self.ema} if self.ema is not None else {}))
+        for step in range(state.start(), budget.steps + 1):
             # discriminator step: real against fresh fakes, plus R1 when due
             real = x_all[next(batches).to(device)]
             with torch.no_grad():
@@ -167,6 +170,7 @@ class AdversarialMethod(Method):
             log.add(step, {"loss_D": loss_d, "loss_G": loss_g, **logged,
                            "d_real": real_logits.detach().mean(),
                            "d_fake": fake_logits.detach().mean()})
+            state.after(step)
         self.G.eval()
         self.D.eval()
 

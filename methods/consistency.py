@@ -36,7 +36,7 @@ from harness.errors import GenbenchError
 from harness.method import Budget, Method, Observation, TrainData, register
 from harness.seeding import PerSampleNoise
 from methods.nets.unet import UNet
-from methods.training import EMA, LossLog, autocast, minibatches
+from methods.training import EMA, LossLog, TrainState, autocast, minibatches
 
 Distance = Literal["l2", "l1", "pseudo_huber", "lpips"]
 
@@ -132,6 +132,7 @@ def distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
 class ConsistencyModel(Method):
     Config = CMConfig
     Knobs = CMKnobs
+    resumable = True
 
     def __init__(self, config: CMConfig | None = None):
         super().__init__(config)
@@ -183,7 +184,9 @@ class ConsistencyModel(Method):
         x_all = data.x.to(device)
         log = LossLog(budget)
         K = budget.steps
-        for step in range(1, K + 1):
+        state = TrainState(budget, net=self.net, target=self.target, opt=opt, gen=g,
+                           batches=batches, **({"ema": self.ema} if self.ema is not None else {}))
+        for step in range(state.start(), K + 1):
             N = n_schedule(step - 1, K, cfg.s0, cfg.s1)
             mu = mu_schedule(N, cfg.s0, cfg.mu0)
             ts = karras_times(N, cfg.eps, cfg.T, cfg.rho)
@@ -206,6 +209,7 @@ class ConsistencyModel(Method):
             if self.ema is not None:
                 self.ema.update(self.net)
             log.add(step, loss, N=N, mu=mu)
+            state.after(step)
         self.net.eval()
 
     def _weights(self, k: CMKnobs) -> UNet:

@@ -31,7 +31,7 @@ from methods.nets.unet import UNet
 from methods.samplers import Variance, ddim_step, ddpm_step, guided_eps
 from methods.schedules import NoiseSchedule, Spacing, cosine_betas, linear_betas
 from methods.score_distillation import DistillOptions, distill
-from methods.training import EMA, LossLog, autocast, minibatches
+from methods.training import EMA, LossLog, TrainState, autocast, minibatches
 
 Sampler = Literal["ddpm", "ddim", "dps", "sds", "vsd"]
 
@@ -117,6 +117,7 @@ FIGURE_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.99)  # of T, for the forward/backwar
 class DDPM(Method):
     Config = DDPMConfig
     Knobs = DDPMKnobs
+    resumable = True
 
     def __init__(self, config: DDPMConfig | None = None):
         super().__init__(config)
@@ -174,7 +175,9 @@ class DDPM(Method):
         log = LossLog(budget)
         batches = minibatches(len(x_all), cfg.batch_size, g)
         self.net.train()
-        for step in range(1, budget.steps + 1):
+        state = TrainState(budget, net=self.net, opt=opt, gen=g, batches=batches,
+                           **({"ema": self.ema} if self.ema is not None else {}))
+        for step in range(state.start(), budget.steps + 1):
             idx = next(batches)
             x0 = x_all[idx.to(device)]
             t = torch.randint(0, cfg.T, (len(x0),), generator=g).to(device)
@@ -193,6 +196,7 @@ class DDPM(Method):
             if self.ema is not None:
                 self.ema.update(self.net)
             log.add(step, loss)
+            state.after(step)
         self.net.eval()
 
     def sampling_schedule(self, k: DDPMKnobs) -> NoiseSchedule:

@@ -1,6 +1,7 @@
 """A dummy method for harness tests (after lm-evaluation-harness `models/dummy.py`): it "trains"
 by averaging the data and samples the mean image plus scaled per-sample noise, in milliseconds.
-`diverge_at` makes it produce a non-finite loss at that step to exercise the divergence path.
+`diverge_at` makes it produce a non-finite loss at that step to exercise the divergence path;
+`fail_at` makes it raise there in its first `fail_times` attempts, to exercise retries.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from harness.config import build_config, to_dict
 from harness.method import Budget, Method, Observation, TrainData, register
 from harness.seeding import PerSampleNoise
-from methods.training import LossLog
+from methods.training import LossLog, TrainState
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class DummyConfig:
     lr: float = 0.5  # step size of the running mean towards the data mean
     batch_size: int = 16  # examples per step
     diverge_at: int = 0  # 0 = never; else the loss becomes NaN at this step
+    fail_at: int = 0  # 0 = never; else fit raises at this step ...
+    fail_times: int = 1  # ... in its first fail_times attempts in this process
 
 
 @dataclass(frozen=True)
@@ -29,26 +32,39 @@ class DummyKnobs:
     steps: int = 1  # pretend number of network evaluations per sample
 
 
+_FAILURES: dict[str, int] = {}  # attempts that raised, per config and seed, in this process
+
+
 @register("dummy")
 class Dummy(Method):
     Config = DummyConfig
     Knobs = DummyKnobs
+    resumable = True
 
     def __init__(self, config: DummyConfig | None = None):
         super().__init__(config)
         self.mean: torch.Tensor | None = None
 
     def fit(self, data: TrainData, budget: Budget, *, seed: int, device: torch.device) -> None:
+        cfg = self.config
         g = torch.Generator().manual_seed(seed)
         self.mean = torch.zeros(data.shape)
         log = LossLog(budget)
-        for step in range(1, budget.steps + 1):
-            batch = data.x[torch.randint(0, len(data.x), (self.config.batch_size,), generator=g)]
+        state = TrainState(budget, mean=self.mean, gen=g)
+        for step in range(state.start(), budget.steps + 1):
+            batch = data.x[torch.randint(0, len(data.x), (cfg.batch_size,), generator=g)]
             loss = (batch - self.mean).pow(2).mean()
-            if step == self.config.diverge_at:
+            if step == cfg.diverge_at:
                 loss = loss * float("nan")
-            self.mean += self.config.lr * (batch.mean(0) - self.mean)
+            if step == cfg.fail_at and _FAILURES.get(self._key(seed), 0) < cfg.fail_times:
+                _FAILURES[self._key(seed)] = _FAILURES.get(self._key(seed), 0) + 1
+                raise RuntimeError(f"planted failure at step {step}")
+            self.mean += cfg.lr * (batch.mean(0) - self.mean)
             log.add(step, loss)
+            state.after(step)
+
+    def _key(self, seed: int) -> str:
+        return f"{to_dict(self.config)}/{seed}"
 
     def sample(self, n: int, *, seed: int, labels: torch.Tensor | None = None,
                observation: Observation | None = None, **knobs: Any) -> torch.Tensor:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from typing import Iterator
-
 import torch
 import torch.nn as nn
 
@@ -17,15 +15,92 @@ from harness.errors import DivergedError
 from harness.method import Budget
 
 
-def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless (batch_size,) index tensors: reshuffled epochs drawn from `generator`."""
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        if n < batch_size:  # tiny data sets: sample with replacement
-            yield torch.randint(0, n, (batch_size,), generator=generator)
-            continue
-        for start in range(0, n - batch_size + 1, batch_size):
-            yield perm[start:start + batch_size]
+class minibatches:
+    """Endless (batch_size,) index tensors: reshuffled epochs drawn from `generator` (tiny
+    data sets, smaller than a batch, are sampled with replacement). Its position is part of a
+    training checkpoint (`state_dict`), so a resumed run draws the batches it would have."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.perm: torch.Tensor | None = None
+        self.pos = 0
+
+    def __iter__(self) -> "minibatches":
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self.n < self.batch_size:
+            torch.randperm(self.n, generator=self.generator)  # as every epoch draws one
+            return torch.randint(0, self.n, (self.batch_size,), generator=self.generator)
+        if self.perm is None or self.pos + self.batch_size > self.n:
+            self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
+        batch = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.perm, self.pos = state["perm"], state["pos"]
+
+
+class TrainState:
+    """What a training loop must restore to resume exactly where a checkpoint left it: modules,
+    optimisers, EMAs, tensors, generators and the minibatch position, plus torch's global
+    generator (dropout). A method that uses it declares `resumable = True`:
+
+        state = TrainState(budget, net=net, opt=opt, gen=g, batches=batches)
+        for step in range(state.start(), budget.steps + 1):
+            ...
+            log.add(step, loss)
+            state.after(step)
+
+    `start()` loads `budget.resume` (if any) and returns the first step to run; `after(step)`
+    hands the state to `budget.save` every `budget.checkpoint_every` steps.
+    """
+
+    def __init__(self, budget: Budget, **objects):
+        self.budget, self.objects = budget, objects
+
+    def start(self) -> int:
+        resume = self.budget.resume
+        if resume is None:
+            return 1
+        saved = resume["state"]
+        for name, obj in self.objects.items():
+            _restore(obj, saved[name])
+        torch.set_rng_state(saved["_torch_rng"])
+        return resume["step"] + 1
+
+    def after(self, step: int) -> None:
+        b = self.budget
+        if b.save is None or not b.checkpoint_every or step % b.checkpoint_every or step >= b.steps:
+            return
+        state = {name: _snapshot(obj) for name, obj in self.objects.items()}
+        state["_torch_rng"] = torch.get_rng_state()
+        b.save(step, state)
+
+
+def _snapshot(obj):
+    if isinstance(obj, torch.Generator):
+        return obj.get_state()
+    if isinstance(obj, EMA):
+        return copy.deepcopy(obj.net.state_dict())
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    return copy.deepcopy(obj.state_dict())
+
+
+def _restore(obj, state) -> None:
+    if isinstance(obj, torch.Generator):
+        obj.set_state(state)
+    elif isinstance(obj, EMA):
+        obj.net.load_state_dict(state)
+    elif isinstance(obj, torch.Tensor):
+        obj.copy_(state)
+    else:
+        obj.load_state_dict(state)
 
 
 class EMA:

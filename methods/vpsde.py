@@ -36,7 +36,7 @@ from harness.errors import GenbenchError
 from harness.method import Budget, Method, Observation, TrainData, register
 from harness.mixture import Mixture, score as mixture_score
 from harness.seeding import PerSampleNoise
-from methods.training import LossLog, minibatches
+from methods.training import LossLog, TrainState, minibatches
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ class VPSDE(Method):
     Config = VPSDEConfig
     Knobs = VPSDEKnobs
     output = "points"
+    resumable = True
 
     def __init__(self, config: VPSDEConfig | None = None):
         super().__init__(config)
@@ -156,7 +157,8 @@ class VPSDE(Method):
         x_all = data.x.to(device)
         batches = minibatches(len(x_all), cfg.batch_size, g)
         log = LossLog(budget)
-        for step in range(1, budget.steps + 1):
+        state = TrainState(budget, net=self.net, opt=opt, gen=g, batches=batches)
+        for step in range(state.start(), budget.steps + 1):
             x0 = x_all[next(batches).to(device)]
             t = (cfg.eps + (1 - cfg.eps) * torch.rand(len(x0), generator=g)).to(device)
             z = torch.randn(x0.shape, generator=g).to(device)
@@ -172,6 +174,7 @@ class VPSDE(Method):
                 loss.backward()
                 opt.step()
             log.add(step, loss)
+            state.after(step)
         self.net.eval()
 
     # -- sampling -------------------------------------------------------------------------
