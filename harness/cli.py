@@ -28,10 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a study on Ray Tune into Parquet")
     study_args(run)
     run.add_argument("--out", help="output directory (default results/<study>/<scale>)")
-    run.add_argument("--address", help="join an existing Ray cluster (e.g. auto or ray://host:10001)")
+    run.add_argument("--address", help="join an existing Ray cluster: HOST:PORT of its head, auto "
+                                      "(the latest `ray start` here) or ray://HOST:10001; "
+                                      "default $RAY_ADDRESS, else a local Ray")
     run.add_argument("--storage", help="Tune storage path; must be shared across a cluster's "
                                       "nodes (default OUT/ray)")
     run.add_argument("--no-report", action="store_true", help="do not refresh OUT/report")
+    run.add_argument("--max-failures", type=int, default=1, metavar="N",
+                     help="retry a trial that raises up to N times (default 1)")
     report = sub.add_parser("report", help="write a page of tables and plots from run directories")
     report.add_argument("runs", nargs="+", metavar="OUT", help="run directories (several: one "
                         "comparison page)")
@@ -87,21 +91,39 @@ def _resolve(args):
 
 
 def cmd_run(args) -> int:
-    from harness.runner import run_study
+    import signal
 
+    from harness.runner import run_study, study_status
+
+    if args.max_failures < 0:
+        raise GenbenchError(f"--max-failures must be >= 0, got {args.max_failures}")
     plan = _resolve(args)
     out = Path(args.out or Path("results") / plan.study / plan.scale)
-    outcomes = run_study(plan, out, address=args.address, storage=args.storage)
-    failed = [o for o in outcomes if o.status != "ok"]
-    for o in failed:
-        print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
-    ran = f"{len(outcomes) - len(failed)} of {len(outcomes)} trials ok" if outcomes else "nothing to run"
-    print(f"{ran}; results in {out.resolve()}")
+
+    def terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: lock released, Ray stopped
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        outcomes = run_study(plan, out, address=args.address, storage=args.storage,
+                             max_failures=args.max_failures)
+    except KeyboardInterrupt:
+        print(f"genbench: interrupted; rerun the same command to finish {plan.study} "
+              "(done work is kept)", file=sys.stderr)
+        return 130
+    for o in outcomes:
+        if o.status != "ok":
+            print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
+    ran = sum(o.status == "ok" for o in outcomes)
+    status = study_status(plan, out)
+    this_run = f"this run: {ran} of {len(outcomes)} trials ok" if outcomes else "nothing to run"
+    print(f"{this_run}; study {plan.study} [{plan.scale}]: {status.line()}; results in "
+          f"{out.resolve()}")
     if not args.no_report and out.is_dir():
         from reports import write_report
 
         print(f"report: {write_report([out]).resolve()}")
-    return 1 if failed else 0
+    return 0 if status.complete else 1
 
 
 def _run_dirs(paths: list[str]) -> list[Path]:

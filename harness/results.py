@@ -6,6 +6,8 @@ Layout of a run's output directory (one study per directory; `harness.ledger` en
   results/<trial_id>.<unit>.parquet       one sampling unit's rows: a sample setting measured
                                           with a set of metrics (`unit_file` names it)
   results/<trial_id>.x<partner>.parquet   a fit measured against another seed's fit
+  results/<trial_id>.failed.parquet       the status row of a trial that failed (class, message)
+  errors/<trial_id>.txt                   the full traceback of that failure
   curves/<trial_id>.parquet               training curves: trial_id, step, metric, value, wall_s
   samples/<trial_id>/<setting>.png        a grid of the first samples of each setting
   checkpoints/<trial_id>.pt               the fitted model's state_dict
@@ -130,6 +132,12 @@ def unit_file(out_dir: Path, trial_id: str, sampling_key: str, metrics_key: str)
     """results/<trial_id>.<sampling_key>.<metrics_key>.parquet: the rows of one sample setting
     measured with one set of metrics (a metric added later gets a file of its own)."""
     return Path(out_dir) / "results" / f"{trial_id}.{sampling_key}.{metrics_key}.parquet"
+
+
+def failed_file(out_dir: Path, trial_id: str) -> Path:
+    """results/<trial_id>.failed.parquet: the status row of a trial whose last attempt raised
+    (removed when a later attempt succeeds)."""
+    return Path(out_dir) / "results" / f"{trial_id}.failed.parquet"
 
 
 def cross_file(out_dir: Path, trial_id: str, partner_id: str) -> Path:

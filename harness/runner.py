@@ -13,31 +13,56 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.assets import assets_dir
+from harness.cluster import connect, requested_address
 from harness.provenance import git_sha, versions_json
-from harness.results import current_umask
+from harness.results import current_umask, failed_file
 from harness.ledger import OutputLock, Work, check_study, record_plan, scan
 from harness.study import Plan
 from harness.trial import Env, TrialOutcome
 
 
-def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict, use_gpu: bool) -> None:
+def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict, use_gpu: bool,
+              max_failures: int = 1) -> None:
     """The Tune trainable: `config["cell"]` holds one trial of the plan and the work the ledger
-    says it must still do; execute it, report."""
+    says it must still do; execute it, retrying up to `max_failures` times what is still
+    missing, and report. A failure is recorded (status row, traceback file) and reported as
+    a result, never raised: Tune prints nothing and the other trials go on."""
+    import socket
+    import traceback
+
+    import ray
     import torch
     from ray import tune
 
     from harness.provenance import pick_device
     from harness.study import Trial
-    from harness.trial import execute_trial
+    from harness.trial import execute_trial, record_failure
 
     plan = Plan.from_json(plan_json)
-    work = Work.from_dict(Trial(**config["cell"]["trial"]), config["cell"]["work"])
+    trial = Trial(**config["cell"]["trial"])
+    work = Work.from_dict(trial, config["cell"]["work"])
     torch.set_num_threads(max(1, int(plan.resources.cpu)))
     device = pick_device("cuda" if use_gpu else "cpu")
-    outcome = execute_trial(plan, work, Path(out_dir), Env(**env), device)
+    os.environ["GENBENCH_NODE"] = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+    for attempt in range(1, max_failures + 2):
+        try:
+            outcome = execute_trial(plan, work, Path(out_dir), Env(**env), device)
+            break
+        except Exception as err:  # noqa: BLE001 - recorded with its traceback
+            if attempt > max_failures:
+                outcome = record_failure(plan, trial, Path(out_dir), Env(**env), device, err,
+                                         attempt, traceback.format_exc())
+                break
+            again = [w for w in scan(Path(out_dir), plan, echo=lambda _: None).work
+                     if w.trial.trial_id == trial.trial_id]  # what the failed attempt left
+            if not again:
+                outcome = TrialOutcome(trial.trial_id, "ok", "", 0)
+                break
+            work = again[0]
     tune.report({"status": outcome.status, "rows": outcome.n_rows, "message": outcome.message})
 
 
@@ -46,29 +71,47 @@ def _trial_id(trial) -> str:
 
 
 def _progress_callback(total: int, echo):
-    """A Tune callback printing one line as each trial starts and ends (Tune itself is
-    silenced with verbose=0, so logs stay readable with hundreds of trials)."""
+    """A Tune callback printing one line as each trial starts and ends, the ending line with
+    how many are done, running and pending and an estimate of the time left (Tune itself is
+    silenced, so logs stay readable with hundreds of trials)."""
+    import time
+
     from ray import tune
 
     class Progress(tune.Callback):
         def __init__(self):
-            self.ended = 0
+            self.ended, self.running, self.start = 0, 0, time.monotonic()
 
         def on_trial_start(self, iteration, trials, trial, **info):
+            self.running += 1
             echo(f"  started  {_trial_id(trial)}  {trial.config['cell']['trial']['cell'] or ''}")
 
-        def on_trial_complete(self, iteration, trials, trial, **info):
+        def _end(self, trial, status: str, message: str) -> None:
             self.ended += 1
+            self.running = max(0, self.running - 1)
+            pending = total - self.ended - self.running
+            elapsed = time.monotonic() - self.start
+            left = elapsed / self.ended * (total - self.ended) if self.ended < total else 0.0
+            extra = f": {message}" if message else ""
+            echo(f"  [{self.ended}/{total}] {_trial_id(trial)} {status}{extra} | "
+                 f"{self.running} running, {pending} pending, ~{_duration(left)} left")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
             res = trial.last_result or {}
-            extra = f": {res['message']}" if res.get("message") else ""
-            echo(f"  [{self.ended}/{total}] {_trial_id(trial)} {res.get('status', '?')} "
-                 f"in {res.get('time_total_s', 0):.0f}s{extra}")
+            self._end(trial, res.get("status", "?"), res.get("message", ""))
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self.ended += 1
-            echo(f"  [{self.ended}/{total}] {_trial_id(trial)} error")
+            self._end(trial, "error", "its worker died (see the failed row)")
 
     return Progress()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def prepare_metrics(plan: Plan, echo=print) -> None:
@@ -95,25 +138,21 @@ def concurrency(plan: Plan, cpus: float, gpus: float) -> int:
 
 
 def init_ray(address: str | None) -> None:
-    """Join the cluster at `address`, or start a local Ray sized to this machine."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=os.cpu_count(), **kwargs)
+    """Join the cluster at `address`, or start a local Ray sized to this machine
+    (`harness.cluster.connect`)."""
+    connect(address)
 
 
 def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
-              storage: str | None = None, echo=None) -> list[TrialOutcome]:
+              storage: str | None = None, echo=None, max_failures: int = 1) -> list[TrialOutcome]:
     """Run what the ledger says is missing of `plan` on Ray Tune; one outcome per trial run.
-    Refuses, before writing anything, a directory of another study or one in use."""
+    Refuses, before writing anything, a directory of another study or one in use, and an
+    address where no cluster answers (`--address` or `RAY_ADDRESS`)."""
     echo = echo or (lambda line: print(line, flush=True))
     out_dir = Path(out_dir).resolve()  # trials chdir into their own directory
+    address = requested_address(address)
+    if address:
+        connect(address)  # one line within seconds when it cannot: before anything is written
     check_study(out_dir, plan)
     created = not out_dir.exists()
     lock = OutputLock(out_dir)
@@ -132,11 +171,41 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         if not ledger.work and not ledger.cross:
             return []
         record_plan(out_dir, plan)
-        outcomes = _tune(plan, ledger.work, out_dir, address, storage, echo) if ledger.work else []
+        outcomes = (_tune(plan, ledger.work, out_dir, address, storage, echo, max_failures)
+                    if ledger.work else [])
         _cross(plan, ledger.cross, out_dir, echo)
         return outcomes
     finally:
         lock.release()
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """Where every trial of a plan stands in an output directory."""
+
+    ok: list[str]
+    diverged: list[str]
+    failed: list[str]  # their last attempt raised (a status row says why)
+    missing: list[str]  # never ran, or interrupted
+
+    @property
+    def complete(self) -> bool:
+        return not (self.diverged or self.failed or self.missing)
+
+    def line(self) -> str:
+        return (f"{len(self.ok)} ok, {len(self.diverged)} diverged, {len(self.failed)} failed, "
+                f"{len(self.missing)} missing")
+
+
+def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
+    """The whole study's status in `out_dir`, whatever this run did."""
+    ledger = scan(Path(out_dir), plan, echo=lambda _: None)
+    left = {w.trial.trial_id for w in ledger.work}
+    failed = sorted(t for t in left if failed_file(out_dir, t).is_file())
+    ids = [t.trial_id for t in plan.trials]
+    return StudyStatus(ok=[t for t in ids if t not in left and t not in ledger.diverged],
+                       diverged=list(ledger.diverged), failed=failed,
+                       missing=sorted(left - set(failed)))
 
 
 def _env() -> Env:
@@ -161,40 +230,45 @@ def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
 
 
 def _tune(plan: Plan, work: list[Work], out_dir: Path, address: str | None,
-          storage: str | None, echo) -> list[TrialOutcome]:
-    import ray
+          storage: str | None, echo, max_failures: int) -> list[TrialOutcome]:
+    import torch
     from ray import tune
 
-    init_ray(address)
-    cluster = ray.cluster_resources()
-    gpus = cluster.get("GPU", 0.0)
-    use_gpu = plan.resources.gpu > 0 and gpus > 0
+    from harness.study import Trial
+    from harness.trial import record_failure
+
+    cluster = connect(address)
+    use_gpu = plan.resources.gpu > 0 and cluster.gpus > 0
     resources = {"cpu": plan.resources.cpu, "gpu": plan.resources.gpu if use_gpu else 0}
     echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, {resources} per "
-         f"trial, {concurrency(plan, cluster.get('CPU', 1), gpus)} at once")
+         f"trial, {concurrency(plan, cluster.cpus, cluster.gpus)} at once on "
+         f"{cluster.nodes} node{'s' * (cluster.nodes != 1)}")
     env = _env()
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
-                                     env=dataclasses.asdict(env), use_gpu=use_gpu)
+                                     env=dataclasses.asdict(env), use_gpu=use_gpu,
+                                     max_failures=max_failures)
     cells = [{"trial": dataclasses.asdict(w.trial), "work": w.to_dict()} for w in work]
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         param_space={"cell": tune.grid_search(cells)},
         tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_id,
-                                    trial_dirname_creator=_trial_id),
+                                    trial_dirname_creator=_trial_id, reuse_actors=True),
         run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
                                   storage_path=storage or str(out_dir / "ray"), verbose=0,
                                   callbacks=[_progress_callback(len(work), echo)],
-                                  failure_config=tune.FailureConfig(max_failures=0)),
+                                  # a worker that dies (killed, lost node) is started again
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)),
     )
     grid = tuner.fit()
     outcomes = []
     for result in grid:
-        trial_id = result.config["cell"]["trial"]["trial_id"]
-        if result.error is not None:
-            lines = str(result.error).strip().splitlines()
-            outcomes.append(TrialOutcome(trial_id, "error", lines[-1] if lines else "error", 0))
+        trial = Trial(**result.config["cell"]["trial"])
+        if result.error is not None:  # the worker itself died, every attempt
+            err = result.error
+            outcomes.append(record_failure(plan, trial, out_dir, env, torch.device("cpu"), err,
+                                           max_failures + 1, str(err)))
         else:
             m = result.metrics
-            outcomes.append(TrialOutcome(trial_id, m.get("status", "error"),
+            outcomes.append(TrialOutcome(trial.trial_id, m.get("status", "error"),
                                          m.get("message", ""), m.get("rows", 0)))
     return outcomes

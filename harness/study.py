@@ -305,7 +305,8 @@ class _Resolver:
         if not meta.num_classes:
             need = [m for m in metrics if QUALITY_METRICS.get(m).needs_labels]
             if need:
-                fits = [n for n, m in QUALITY_METRICS.items() if not m.needs_labels]
+                fits = [n for n, m in QUALITY_METRICS.items() if not m.needs_labels
+                        and (m.space == "exact") == (meta.kind == "points")]
                 raise GenbenchError(f"{', '.join(need)} need a labelled data set and {meta.name} "
                                     f"has no labels; metrics that apply: {', '.join(fits)} "
                                     "(--set metrics=[...])")

@@ -26,8 +26,8 @@ from harness.config import build_config, canonical_json
 from harness.errors import DivergedError, GenbenchError
 from harness.method import Budget, Method, Observation, get_method
 from harness.ledger import Unit, Work
-from harness.results import (SCHEMA_VERSION, atomic_write_bytes, cross_file, fit_file,
-                             unit_file, write_curve, write_rows)
+from harness.results import (SCHEMA_VERSION, atomic_write_bytes, cross_file, failed_file,
+                             fit_file, unit_file, write_curve, write_rows)
 from harness.seeding import seed_everything
 from harness.metrics import higher_is_better
 from harness.registry import import_code
@@ -50,7 +50,7 @@ class Env:
 @dataclass(frozen=True)
 class TrialOutcome:
     trial_id: str
-    status: str  # "ok" or "diverged"
+    status: str  # "ok", "diverged", or a failure class (`FAILURE_CLASSES`)
     message: str
     n_rows: int
 
@@ -78,7 +78,39 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
     for unit in work.units:
         _measure(plan, trial, settings[unit.setting], unit, method, evaluator, labels, inputs,
                  out_dir, rows, device)
+    failed_file(out_dir, trial.trial_id).unlink(missing_ok=True)  # an earlier failure is over
     return TrialOutcome(trial.trial_id, "ok", "", rows.count)
+
+
+FAILURE_CLASSES = ("out of memory", "data", "error")
+
+
+def classify(err: BaseException) -> str:
+    """The class of a trial's failure: out of memory (host or GPU), data (a missing or bad input,
+    reported by genbench in one line), or error (anything else: a bug, a lost worker)."""
+    text = f"{type(err).__name__}: {err}".lower()
+    if isinstance(err, MemoryError) or "outofmemory" in text or "out of memory" in text:
+        return "out of memory"
+    if isinstance(err, (GenbenchError, FileNotFoundError)):
+        return "data"
+    return "error"
+
+
+def record_failure(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: torch.device,
+                   err: BaseException, attempts: int, trace: str) -> TrialOutcome:
+    """Keep the full traceback under errors/ and a status row (class, message, attempts) in
+    results/, so tables and reports show the failure; the trial runs again on the next run."""
+    out_dir = Path(out_dir)
+    kind = classify(err)
+    first = (str(err).strip().splitlines() or [""])[0]
+    message = f"{type(err).__name__}: {first}" if first else type(err).__name__
+    trace_path = out_dir / "errors" / f"{trial.trial_id}.txt"
+    atomic_write_bytes(trace_path, trace.encode())
+    rows = Rows(plan, trial, env, device)
+    rows.write(failed_file(out_dir, trial.trial_id),
+               [{**rows.fit_row("failed", attempts, 0, protocol=kind,
+                                note=f"{kind}: {message}; traceback: {trace_path}")}])
+    return TrialOutcome(trial.trial_id, kind, f"{message} (traceback: {trace_path})", rows.count)
 
 
 class Rows:
@@ -99,7 +131,8 @@ class Rows:
                                                     "cell": trial.cell}),
                      "cell_json": canonical_json(trial.cell), "device": device_name(device),
                      "git_sha": env.git_sha, "versions_json": env.versions_json,
-                     "node": socket.gethostname(), "plan_id": plan.plan_id}
+                     "node": os.environ.get("GENBENCH_NODE") or socket.gethostname(),
+                     "plan_id": plan.plan_id}
         self.count = 0
         self.note = ""
 
@@ -160,6 +193,12 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     curve: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     eval_s = 0.0  # time spent evaluating along training, kept out of train_s
+    resume_path = out_dir / "checkpoints" / f"{trial.trial_id}.resume.pt"
+    resume = _load_resume(resume_path, trial) if method_cls.resumable else None
+    if resume is not None:  # an earlier attempt's progress: its curve and time count too
+        curve = resume.pop("curve")
+        t_start -= resume["train_s"]
+        eval_s = resume["eval_s"]
 
     def on_log(step: int, values: dict[str, float]) -> None:
         nonlocal eval_s
@@ -177,7 +216,15 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
                               "value": r["value"], "wall_s": wall})
             eval_s += time.perf_counter() - t0
 
-    budget = Budget(trial.budget_steps, log_every=plan.log_every, callback=on_log)
+    def save(step: int, state: dict[str, Any]) -> None:
+        buf = io.BytesIO()
+        torch.save({"trial_id": trial.trial_id, "step": step, "state": state, "curve": curve,
+                    "train_s": time.perf_counter() - t_start, "eval_s": eval_s}, buf)
+        atomic_write_bytes(resume_path, buf.getvalue())
+
+    budget = Budget(trial.budget_steps, log_every=plan.log_every, callback=on_log,
+                    checkpoint_every=checkpoint_every(trial.budget_steps, plan.log_every),
+                    save=save if method_cls.resumable else None, resume=resume)
     try:
         method.fit(train, budget, seed=trial.seed, device=device)
     except DivergedError as err:
@@ -189,12 +236,14 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     train_s = time.perf_counter() - t_start - eval_s
     write_curve(out_dir, trial.trial_id, curve)
     _save_checkpoint(out_dir, trial.trial_id, method)
+    resume_path.unlink(missing_ok=True)
     if plan.figures:
         for name, (images, nrow) in method.figures(train, seed=trial.seed).items():
             _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, nrow)
 
     steps = trial.budget_steps
-    out = [rows.fit_row("train_s", train_s, steps, protocol="wall clock around fit()"),
+    resumed = f"resumed from the step-{resume['step']} checkpoint of a failed attempt" if resume else None
+    out = [rows.fit_row("train_s", train_s, steps, protocol="wall clock around fit()", note=resumed),
            rows.fit_row("train_images_per_s", steps * trial.config.get("batch_size", 1) / train_s,
                         steps, protocol="budget_steps * batch_size / train_s"),
            rows.fit_row("n_params", method.n_params(), steps)]
@@ -209,6 +258,28 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
                             protocol=_peak_mem_protocol(device, "fit()")))
     rows.write(fit_file(out_dir, trial.trial_id), out)
     return method
+
+
+CHECKPOINTS_PER_FIT = 10
+
+
+def checkpoint_every(steps: int, log_every: int) -> int:
+    """Training checkpoints of a resumable method: about CHECKPOINTS_PER_FIT per fit, at log
+    points (so a resumed loss log starts clean)."""
+    every = max(1, steps // CHECKPOINTS_PER_FIT)
+    return -(-every // log_every) * log_every
+
+
+def _load_resume(path: Path, trial: Trial) -> dict[str, Any] | None:
+    """The last training checkpoint of this very trial, or None (absent, another trial's, or
+    unreadable: then training starts over)."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a torn or foreign file: start over
+        return None
+    return saved if saved.get("trial_id") == trial.trial_id else None
 
 
 def _load(plan: Plan, trial: Trial, out_dir: Path, device: torch.device) -> Method:
@@ -287,13 +358,23 @@ def _sample(method: Method, setting: SampleSetting, n: int, seed: int,
     return canonical_json({**setting.knobs, **facts, "setting": setting.key}), samples, sample_s
 
 
-def _save_grid(path: Path, samples: torch.Tensor, nrow: int = 8) -> None:
-    """A PNG grid of the first images."""
-    from torchvision.utils import make_grid
+def _save_grid(path: Path, samples: torch.Tensor, nrow: int = 8, pad: int = 2) -> None:
+    """A PNG grid of the first images (torchvision's `make_grid` layout, values mapped from
+    [-1, 1]; written with numpy so that a trial does not import torchvision)."""
+    import numpy as np
 
-    grid = make_grid(samples[:GRID_IMAGES].float(), nrow=nrow, normalize=True,
-                     value_range=(-1, 1))
-    _save_png(path, grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+    x = ((samples[:GRID_IMAGES].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    n, c, h, w = x.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.uint8)
+    for i, img in enumerate(x):
+        r, k = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + k * (w + pad)
+        grid[top:top + h, left:left + w] = img.transpose(1, 2, 0)
+    _save_png(path, grid)
 
 
 def _save_png(path: Path, rgb) -> None:

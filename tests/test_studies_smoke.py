@@ -116,15 +116,18 @@ def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
     assert main(args) == 0
     first = read_results(out)
     assert main(args) == 0
-    assert "2 of 2 fits and 2 of 2 sample settings already done; to run: 0 fits" in \
+    assert "3 of 3 fits and 3 of 3 sample settings already done; to run: 0 fits" in \
         capsys.readouterr().out
     pd.testing.assert_frame_equal(first, read_results(out))
-    # a new seed runs only the new trial, keeping the old rows
+    # a new seed runs only the new trials, keeping the old rows (and adds the GAN's
+    # cross-seed evaluation, which needs two seeds)
     assert main([*args, "--set", "seeds=[0,1]"]) == 0
     both = read_results(out)
     assert set(both.seed) == {0, 1}
-    pd.testing.assert_frame_equal(both[both.seed == 0].reset_index(drop=True),
-                                  first.reset_index(drop=True))
+    old = both[(both.seed == 0) & ~both.metric.str.startswith("d_")]
+    pd.testing.assert_frame_equal(old.reset_index(drop=True), first.reset_index(drop=True))
+    assert set(both[both.metric.str.startswith("d_")].metric) == {"d_accuracy", "d_precision",
+                                                                  "d_recall"}
 
 
 def test_diverging_trial_is_reported(tmp_path, ray_local, capsys):
@@ -148,8 +151,8 @@ def test_metrics_along_training_go_to_curves(tmp_path, ray_local):
                  "--set", "steps=2", "--set", "clip_x0=false"]) == 0
     curves = read_curves(out)
     fid = curves[curves.metric == "fid_domain"]
-    for trial_id in set(read_results(out).trial_id):  # both arms: DDPM and consistency
+    for trial_id in set(read_results(out).trial_id):  # every arm: DDPM, consistency, GAN
         assert fid[fid.trial_id == trial_id].step.tolist() == [2, 4]
-    assert fid.trial_id.nunique() == 2 and fid.value.notna().all()
+    assert fid.trial_id.nunique() == 3 and fid.value.notna().all()
     assert set(curves[curves.metric == "N"].step) == {2, 4}  # the consistency schedules
     assert set(curves[curves.metric == "loss"].step) == {2, 4}

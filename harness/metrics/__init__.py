@@ -24,6 +24,7 @@ COST_METRICS: dict[str, tuple[bool, str]] = {
     "nfe": (False, "network evaluations per sample"),
     "sample_peak_mem_mb": (False, "peak memory while sampling: CUDA max allocated, else process max RSS"),
     "diverged_at_step": (False, "step at which the loss became non-finite (row only if it did)"),
+    "failed": (False, "attempts of a trial whose every attempt raised; note: class and message"),
 }
 
 # the cost metrics recorded once per sample setting (the rest once per fit)
@@ -84,7 +85,7 @@ def higher_is_better(name: str) -> bool | None:
 
 # relative tolerance of a single-seed comparison when the metric has no uncertainty of its own
 # (`genbench compare`): exact counts none, quality 10 %, wall-clock and memory wider
-TOLERANCE: dict[str, float] = {"n_params": 0.0, "nfe": 0.0, "diverged_at_step": 0.0,
+TOLERANCE: dict[str, float] = {"n_params": 0.0, "nfe": 0.0, "diverged_at_step": 0.0, "failed": 0.0,
                                "train_s": 0.5, "train_images_per_s": 0.5,
                                "sample_s_per_image": 0.5, "peak_mem_mb": 0.25,
                                "sample_peak_mem_mb": 0.25}

@@ -1,0 +1,169 @@
+"""Joining Ray (docs/architecture.md, "Clusters"): a local Ray bound to loopback and sized to
+this machine, or an existing cluster at `--address` / `RAY_ADDRESS`, with one-line failures in
+bounded time instead of Ray's endless reconnection.
+
+- The address is resolved as Ray resolves it (`auto` reads the latest `ray start` on this
+  machine) and its GCS port is probed with a plain TCP connection first: an address where
+  nothing listens fails in `PROBE_TIMEOUT_S`, naming the address and what to check.
+- `ray.init` then runs under a deadline (`CONNECT_TIMEOUT_S`); a refused authentication token
+  (Ray 2.60 token authentication: `RAY_AUTH_MODE=token` with the cluster's token in
+  `RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`) fails in one line that says so.
+  Environment variables of the driver reach Ray's workers through Ray itself, so the token set
+  for genbench is the token its trials use.
+- A local Ray is started with this machine's CPUs and GPUs and Ray's own defaults otherwise;
+  its start-up messages are kept to errors, and a watchdog (`harness.reaper`) kills its
+  processes within a second of the driver's death, SIGKILL included.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+from harness.errors import GenbenchError
+
+PROBE_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 30.0
+# Ray's own warnings stay; Tune's trial-error tracebacks go (genbench prints one line per
+# failure and keeps the traceback under errors/)
+QUIET_LOGGERS = {"ray": logging.ERROR, "ray.tune": logging.CRITICAL,
+                 "ray.train": logging.CRITICAL, "ray.air": logging.CRITICAL}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str | None  # None: a local Ray started by genbench
+    nodes: int  # alive nodes
+    cpus: float
+    gpus: float
+
+
+def requested_address(address: str | None) -> str | None:
+    """`--address`, else `RAY_ADDRESS`, else None (a local Ray)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    from ray._private.services import canonicalize_bootstrap_address
+
+    text = address.removeprefix("ray://")
+    if address.startswith("ray://"):  # Ray Client: probe the client server's port
+        host, _, port = text.rpartition(":")
+        return host, int(port or 10001)
+    try:
+        resolved = canonicalize_bootstrap_address(text)
+    except Exception as err:  # noqa: BLE001 - Ray's own parsing errors
+        raise GenbenchError(f"cannot resolve the Ray address {address!r}: {err}") from None
+    if resolved is None:
+        raise GenbenchError(f"no Ray cluster found for address {address!r}: start one with "
+                            "`ray start --head` or give --address HOST:PORT")
+    host, _, port = resolved.rpartition(":")
+    return host, int(port)
+
+
+def probe(address: str) -> None:
+    """Fail in one line, within PROBE_TIMEOUT_S, when nothing listens at `address`."""
+    try:
+        host, port = _host_port(address)
+    except ValueError:
+        raise GenbenchError(f"malformed Ray address {address!r}; expected HOST:PORT, auto or "
+                            "ray://HOST:PORT") from None
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise GenbenchError(f"no Ray cluster answers at {address} ({host}:{port}: {reason}); "
+                            "check that `ray start --head` runs there, that this machine can "
+                            "reach the port, and the address (--address or RAY_ADDRESS)") from None
+    if not address.startswith("ray://"):
+        _check_token(address, f"{host}:{port}")
+
+
+def _check_token(address: str, gcs: str) -> None:
+    """Ask the GCS for its cluster id, as `ray status` does: a missing or wrong token is refused
+    at once with Ray's AuthenticationError (whose C++ log line is kept off the terminal)."""
+    from ray._raylet import GcsClient
+
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        GcsClient(address=gcs).get_cluster_id()
+    except Exception as err:  # noqa: BLE001 - only the authentication verdict matters here
+        if type(err).__name__ == "AuthenticationError":
+            raise GenbenchError(_auth_message(address)) from None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _auth_message(address: str) -> str:
+    mode = os.environ.get("RAY_AUTH_MODE", "unset")
+    return (f"the Ray cluster at {address} refused genbench's authentication token "
+            f"(RAY_AUTH_MODE is {mode}); the cluster uses token authentication: set "
+            "RAY_AUTH_MODE=token and give its token as RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+            "~/.ray/auth_token")
+
+
+def quiet() -> None:
+    """Keep Ray and Tune to warnings that matter: no configuration box, no TensorBoard hint."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def connect(address: str | None) -> Cluster:
+    """Join the cluster at `address` (None: start a local Ray); idempotent."""
+    import ray
+
+    quiet()
+    if not ray.is_initialized():
+        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        if address:
+            probe(address)
+            _init_with_deadline(address, kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count(), **kwargs)
+            from ray._private import worker
+
+            from harness.reaper import watch
+
+            watch(os.getpid(), worker._global_node.get_session_dir_path())  # see harness.reaper
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    res = ray.cluster_resources()
+    return Cluster(address, len(nodes), res.get("CPU", 0.0), res.get("GPU", 0.0))
+
+
+def _init_with_deadline(address: str, kwargs: dict) -> None:
+    import ray
+
+    outcome: dict[str, BaseException | None] = {}
+
+    def target() -> None:
+        try:
+            ray.init(address=address, **kwargs)
+            outcome["error"] = None
+        except BaseException as err:  # noqa: BLE001 - reported in one line below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name="genbench-ray-init", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S)
+    if thread.is_alive():
+        raise GenbenchError(f"the Ray cluster at {address} accepted a connection but did not "
+                            f"answer within {CONNECT_TIMEOUT_S:.0f} s; check that it is a Ray "
+                            "GCS port and that the cluster is healthy (`ray status`)")
+    err = outcome.get("error")
+    if err is None:
+        return
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if type(err).__name__ == "AuthenticationError" or "auth" in first.lower():
+        raise GenbenchError(_auth_message(address)) from None
+    raise GenbenchError(f"cannot join the Ray cluster at {address}: {first}") from None

@@ -1,0 +1,178 @@
+"""Faults as a user meets them: an unreachable cluster fails in one line within seconds, a
+trial that raises once succeeds on retry from its training checkpoint, a trial that always
+raises is recorded (class, message, traceback file) while the others finish, and the exit
+status and summary describe the whole study, not only what this run did."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from harness.cli import main
+from harness.results import read_results
+
+STUDY = """
+from harness.study import Scale, Study
+STUDY = Study(name="faults", method="dummy", data="mnist5k", seeds=(0,),
+              train_grid={{"fail_at": [0, 6]}}, config={config},
+              scales={{"smoke": Scale(budget_steps=10, n_samples=2, log_every=1)}})
+"""
+
+
+def write(tmp_path, **config):
+    f = tmp_path / "faults.py"
+    f.write_text(STUDY.format(config=repr(config)))
+    return str(f)
+
+
+def test_unreachable_address_fails_in_one_line_before_writing(tmp_path):
+    out = tmp_path / "out"
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "ddpm_timesteps",
+                           "--out", str(out), "--address", "127.0.0.1:1"],
+                          capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 30
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genbench: error: no Ray cluster answers at "
+                                                   "127.0.0.1:1"), proc.stderr
+    assert not out.exists()
+
+
+def test_a_trial_that_fails_once_resumes_from_its_checkpoint(tmp_path, ray_local, capsys):
+    out = tmp_path / "once"
+    assert main(["run", write(tmp_path, fail_times=1), "--out", str(out), "--no-report"]) == 0
+    df = read_results(out)
+    assert "failed" not in set(df.metric) and not (out / "errors").exists()
+    fits = df[df.metric == "train_s"]
+    planted = fits.cell_json.map(lambda c: json.loads(c)["fail_at"] == 6)
+    assert (fits[planted].note == "resumed from the step-5 checkpoint of a failed attempt").all()
+    assert planted.sum() == 1 and fits[~planted].note.isna().all()
+    assert not list((out / "checkpoints").glob("*.resume.pt"))  # removed once the fit is done
+    # the resumed fit equals an uninterrupted one: the cell that never fails trains the same
+    losses = df[df.metric == "final_loss"].value
+    assert len(losses) == 2 and losses.iloc[0] == losses.iloc[1]
+    means = [torch.load(p, weights_only=True)["mean"] for p in (out / "checkpoints").glob("*.pt")]
+    assert len(means) == 2 and torch.equal(means[0], means[1])
+    assert "study faults [smoke]: 2 ok, 0 diverged, 0 failed, 0 missing" in capsys.readouterr().out
+
+
+def test_a_trial_that_always_fails_is_recorded_and_the_rest_finish(tmp_path, ray_local, capsys):
+    out = tmp_path / "always"
+    args = ["run", write(tmp_path, fail_times=99), "--out", str(out), "--no-report"]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    df = read_results(out)
+    failed = df[df.metric == "failed"]
+    assert len(failed) == 1 and (failed.value == 2).all()  # two attempts (max_failures=1)
+    assert failed.note.str.startswith("error: RuntimeError: planted failure at step 6").all()
+    assert (failed.protocol == "error").all()
+    for trial_id in failed.trial_id:
+        trace = (out / "errors" / f"{trial_id}.txt").read_text()
+        assert "Traceback" in trace and "planted failure" in trace
+    ok = df[(df.metric == "nfe")]
+    assert len(ok) == 1 and not set(ok.trial_id) & set(failed.trial_id)
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and all("RuntimeError: planted failure at step 6 (traceback: " in e
+                                 for e in err)
+    assert "Traceback" not in captured.err  # Tune's tracebacks stay out of the terminal
+    assert "1 ok, 0 diverged, 1 failed, 0 missing" in captured.out
+    # a rerun that gives up at once still reports the whole study, and fails
+    assert main([*args, "--max-failures", "0"]) == 1
+    assert "1 ok, 0 diverged, 1 failed, 0 missing" in capsys.readouterr().out
+
+
+LONG = """
+from harness.study import Scale, Study
+STUDY = Study(name="long", method="dummy", data="mnist5k", seeds=(0, 1, 2, 3),
+              scales={"smoke": Scale(budget_steps=3000, n_samples=2, log_every=100)})
+"""
+
+
+def _stable(df):
+    """The rows that do not depend on timing, in a fixed order."""
+    keep = df[df.metric.isin(["final_loss", "n_params", "nfe"])]
+    return keep.sort_values(["trial_id", "metric"])[["trial_id", "metric", "value"]].reset_index(drop=True)
+
+
+def test_sigkill_of_the_driver_leaves_no_process_and_a_rerun_finishes(tmp_path, ray_local):
+    from harness.reaper import session_processes
+
+    study = tmp_path / "long.py"
+    study.write_text(LONG)
+    out = tmp_path / "killed"
+    before = set(Path("/tmp/ray").glob("session_2*"))
+    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study), "--out",
+                               str(out), "--no-report"], stdout=subprocess.PIPE, text=True)
+    for line in driver.stdout:  # kill it once the first trial is done and others run
+        if line.lstrip().startswith("[1/4]"):
+            break
+    sessions = set(Path("/tmp/ray").glob("session_2*")) - before
+    assert len(sessions) == 1
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    session = str(next(iter(sessions)))
+    while session_processes(session) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not session_processes(session), "a process of the run outlived its driver by 10 s"
+    done = set(read_results(out).trial_id)
+    assert 1 <= len(done) < 4
+    assert main(["run", str(study), "--out", str(out), "--no-report"]) == 0  # the rest only
+    ref = tmp_path / "ref"
+    assert main(["run", str(study), "--out", str(ref), "--no-report"]) == 0
+    pd.testing.assert_frame_equal(_stable(read_results(out)), _stable(read_results(ref)))
+
+
+def test_a_two_node_cluster_with_token_authentication(tmp_path):
+    """Two Ray nodes started with `ray start` on this machine, token authentication on: without
+    the token genbench fails in one line, with it the study runs on both nodes."""
+    import secrets
+    import shutil
+    import tempfile
+
+    from harness.reaper import kill_session
+
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    token = secrets.token_hex(32)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="gbray", dir="/tmp")  # short: Ray's socket paths live here
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    no_token = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    study = tmp_path / "two.py"
+    study.write_text(STUDY.format(config="{}").replace("fail_at", "lr").replace("[0, 6]", "[0.5]")
+                     .replace("seeds=(0,)", "seeds=(0, 1, 2, 3)"))
+    try:
+        common = ["--num-cpus=1", "--disable-usage-stats"]
+        subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                        f"--temp-dir={temp}", *common], env=env, check=True, timeout=120,
+                       capture_output=True)
+        subprocess.run([ray_cli, "start", f"--address=127.0.0.1:{port}", *common], env=env,
+                       check=True, timeout=120, capture_output=True)
+        run = [sys.executable, "-m", "harness.cli", "run", str(study), "--no-report",
+               "--address", f"127.0.0.1:{port}"]
+        refused = subprocess.run([*run, "--out", str(tmp_path / "refused")], env=no_token,
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+        assert "refused genbench's authentication token" in refused.stderr
+        assert not (tmp_path / "refused").exists()
+        out = tmp_path / "two"
+        ok = subprocess.run([*run, "--out", str(out)], env=env, capture_output=True, text=True,
+                            timeout=300)
+        assert ok.returncode == 0, ok.stderr[-2000:]
+        assert "on 2 nodes" in ok.stdout
+        df = read_results(out)
+        assert df.node.nunique() == 2 and df.trial_id.nunique() == 4
+        assert "Traceback" not in ok.stderr and "tensorboard" not in ok.stdout.lower()
+    finally:
+        kill_session(temp)
+        shutil.rmtree(temp, ignore_errors=True)
