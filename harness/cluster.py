@@ -10,6 +10,9 @@ bounded time instead of Ray's endless reconnection.
   `RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`) fails in one line that says so.
   Environment variables of the driver reach Ray's workers through Ray itself, so the token set
   for genbench is the token its trials use.
+- On a cluster of several nodes, `--out` (and `--storage`) must be seen by every node:
+  `check_shared` asks a task on each node to find a marker file, and refuses a node-local path
+  in one line before any trial starts.
 - A local Ray is started with this machine's CPUs and GPUs and Ray's own defaults otherwise;
   its start-up messages are kept to errors, and a watchdog (`harness.reaper`) kills its
   processes within a second of the driver's death, SIGKILL included.
@@ -22,6 +25,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.errors import GenbenchError
 
@@ -167,3 +171,36 @@ def _init_with_deadline(address: str, kwargs: dict) -> None:
     if type(err).__name__ == "AuthenticationError" or "auth" in first.lower():
         raise GenbenchError(_auth_message(address)) from None
     raise GenbenchError(f"cannot join the Ray cluster at {address}: {first}") from None
+
+
+def check_shared(path: Path, what: str = "--out") -> None:
+    """On a cluster of several nodes every node must see `path`: a marker file written next to
+    it is looked for by a task pinned to each alive node, and a node that cannot see it fails
+    the run in one line, before any trial starts. A URI (s3://...) is left to pyarrow."""
+    import uuid
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if "://" in str(path):
+        return
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) < 2:
+        return
+    anchor = Path(path).resolve()
+    while not anchor.exists():
+        anchor = anchor.parent
+    marker = anchor / f".genbench-shared-{uuid.uuid4().hex}"
+    marker.write_text("genbench: is this path shared by every node?\n")
+    try:
+        exists = ray.remote(num_cpus=0)(os.path.exists)
+        refs = [exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            n["NodeID"], soft=False)).remote(str(marker)) for n in nodes]
+        seen = ray.get(refs, timeout=CONNECT_TIMEOUT_S)
+    finally:
+        marker.unlink(missing_ok=True)
+    blind = sorted({n.get("NodeManagerAddress", "?") for n, ok in zip(nodes, seen) if not ok})
+    if blind:
+        raise GenbenchError(f"{what} {path} is not visible from {len(blind)} of {len(nodes)} "
+                            f"nodes ({', '.join(blind)}); on a cluster give a path every node "
+                            "mounts (NFS or similar)")

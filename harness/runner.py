@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.assets import assets_dir
-from harness.cluster import connect, requested_address
+from harness.cluster import check_shared, connect, requested_address
 from harness.provenance import git_sha, versions_json
 from harness.results import current_umask, failed_file
 from harness.ledger import OutputLock, Work, check_study, record_plan, scan
@@ -153,6 +153,9 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
     address = requested_address(address)
     if address:
         connect(address)  # one line within seconds when it cannot: before anything is written
+        check_shared(out_dir, "--out")
+        if storage:
+            check_shared(Path(storage), "--storage")
     check_study(out_dir, plan)
     created = not out_dir.exists()
     lock = OutputLock(out_dir)

@@ -172,6 +172,8 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
         assert "on 2 nodes" in ok.stdout
         df = read_results(out)
         assert df.node.nunique() == 2 and df.trial_id.nunique() == 4
+        # every node was asked to see --out (one machine: they do), and the marker is gone
+        assert not list(tmp_path.rglob(".genbench-shared-*"))
         assert "Traceback" not in ok.stderr and "tensorboard" not in ok.stdout.lower()
     finally:
         kill_session(temp)
