@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from harness.config import build_config, to_dict
 from harness.method import Budget, Method, Observation, TrainData
 from harness.seeding import PerSampleNoise
-from methods.training import EMA, LossLog, TrainState, minibatches
+from methods.training import EMA, LossLog, TrainState, cpu_state, minibatches, move_nets
 
 
 def d_loss_softplus(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -221,17 +221,13 @@ class AdversarialMethod(Method):
                 "n_params_D": float(sum(p.numel() for p in self.D.parameters()))}
 
     def to(self, device: torch.device) -> "AdversarialMethod":
-        self.device = torch.device(device)
-        for net in (self.G, self.D, None if self.ema is None else self.ema.net):
-            if net is not None:
-                net.to(self.device)
+        self.device = move_nets(device, self.G, self.D, self.ema and self.ema.net)
         return self
 
     def state_dict(self) -> dict[str, Any]:
-        cpu = lambda net: {k: v.cpu() for k, v in net.state_dict().items()}  # noqa: E731
         return {"config": to_dict(self.config), "data_shape": list(self.data_shape),
-                "G": cpu(self.G), "D": cpu(self.D),
-                "ema": None if self.ema is None else cpu(self.ema.net)}
+                "G": cpu_state(self.G), "D": cpu_state(self.D),
+                "ema": cpu_state(self.ema and self.ema.net)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.config = build_config(self.Config, state["config"], what=f"{self.name} config")

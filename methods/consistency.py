@@ -36,7 +36,8 @@ from harness.errors import GenbenchError
 from harness.method import Budget, Method, Observation, TrainData, register
 from harness.seeding import PerSampleNoise
 from methods.nets.unet import UNet
-from methods.training import EMA, LossLog, TrainState, autocast, minibatches
+from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, minibatches,
+                              move_nets)
 
 Distance = Literal["l2", "l1", "pseudo_huber", "lpips"]
 
@@ -265,17 +266,13 @@ class ConsistencyModel(Method):
         return sum(p.numel() for p in self.net.parameters()) if self.net is not None else 0
 
     def to(self, device: torch.device) -> "ConsistencyModel":
-        self.device = torch.device(device)
-        for net in (self.net, self.target, None if self.ema is None else self.ema.net):
-            if net is not None:
-                net.to(self.device)
+        self.device = move_nets(device, self.net, self.target, self.ema and self.ema.net)
         return self
 
     def state_dict(self) -> dict[str, Any]:
-        cpu = lambda net: {k: v.cpu() for k, v in net.state_dict().items()}  # noqa: E731
         return {"config": to_dict(self.config), "data_shape": list(self.data_shape),
-                "net": cpu(self.net), "target": cpu(self.target),
-                "ema": None if self.ema is None else cpu(self.ema.net)}
+                "net": cpu_state(self.net), "target": cpu_state(self.target),
+                "ema": cpu_state(self.ema and self.ema.net)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.config = build_config(CMConfig, state["config"], what="consistency config")

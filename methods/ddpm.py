@@ -31,7 +31,8 @@ from methods.nets.unet import UNet
 from methods.samplers import Variance, ddim_step, ddpm_step, guided_eps
 from methods.schedules import NoiseSchedule, Spacing, cosine_betas, linear_betas
 from methods.score_distillation import DistillOptions, distill
-from methods.training import EMA, LossLog, TrainState, autocast, minibatches
+from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, minibatches,
+                              move_nets)
 
 Sampler = Literal["ddpm", "ddim", "dps", "sds", "vsd"]
 
@@ -307,18 +308,13 @@ class DDPM(Method):
         return sum(p.numel() for p in self.net.parameters()) if self.net is not None else 0
 
     def to(self, device: torch.device) -> "DDPM":
-        self.device = torch.device(device)
-        for net in (self.net, None if self.ema is None else self.ema.net):
-            if net is not None:
-                net.to(self.device)
+        self.device = move_nets(device, self.net, self.ema and self.ema.net)
         return self
 
     def state_dict(self) -> dict[str, Any]:
         return {"config": to_dict(self.config), "data_shape": list(self.data_shape),
-                "num_classes": self.num_classes,
-                "net": {k: v.cpu() for k, v in self.net.state_dict().items()},
-                "ema": None if self.ema is None else
-                {k: v.cpu() for k, v in self.ema.net.state_dict().items()}}
+                "num_classes": self.num_classes, "net": cpu_state(self.net),
+                "ema": cpu_state(self.ema and self.ema.net)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.config = build_config(DDPMConfig, state["config"], what="DDPM config")

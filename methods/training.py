@@ -103,6 +103,20 @@ def _restore(obj, state) -> None:
         obj.load_state_dict(state)
 
 
+def cpu_state(net: nn.Module | None) -> dict[str, torch.Tensor] | None:
+    """`net`'s weights on the CPU, for a method's `state_dict` (None for no network)."""
+    return None if net is None else {k: v.cpu() for k, v in net.state_dict().items()}
+
+
+def move_nets(device: torch.device | str, *nets: nn.Module | None) -> torch.device:
+    """Move the networks that exist to `device` (a loaded method's `to`); returns the device."""
+    device = torch.device(device)
+    for net in nets:
+        if net is not None:
+            net.to(device)
+    return device
+
+
 class EMA:
     """theta_ema <- decay * theta_ema + (1 - decay) * theta, on a frozen copy of `net`."""
 

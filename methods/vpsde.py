@@ -36,7 +36,7 @@ from harness.errors import GenbenchError
 from harness.method import Budget, Method, Observation, TrainData, register
 from harness.mixture import Mixture, score as mixture_score
 from harness.seeding import PerSampleNoise
-from methods.training import LossLog, TrainState, minibatches
+from methods.training import LossLog, TrainState, cpu_state, minibatches, move_nets
 
 
 @dataclass(frozen=True)
@@ -289,16 +289,14 @@ class VPSDE(Method):
         return sum(p.numel() for p in self.net.parameters())
 
     def to(self, device: torch.device) -> "VPSDE":
-        self.device = torch.device(device)
-        if self.net is not None:
-            self.net.to(self.device)
+        self.device = move_nets(device, self.net)
         return self
 
     def state_dict(self) -> dict[str, Any]:
         law = self.law
         return {"config": to_dict(self.config),
                 "law": [list(law.weights), list(law.means), list(law.stds)],
-                "net": {k: v.cpu() for k, v in self.net.state_dict().items()}}
+                "net": cpu_state(self.net)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.config = build_config(VPSDEConfig, state["config"], what="vpsde config")
