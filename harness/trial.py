@@ -228,6 +228,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     try:
         method.fit(train, budget, seed=trial.seed, device=device)
     except DivergedError as err:
+        resume_path.unlink(missing_ok=True)  # a diverged fit is final: nothing to resume
         write_curve(out_dir, trial.trial_id, curve)
         rows.note = str(err)
         rows.write(fit_file(out_dir, trial.trial_id),

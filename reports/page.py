@@ -259,6 +259,12 @@ def _cli(value) -> str:
 def _missing(runs: list[Run]) -> str:
     out = ["<h2>Still to run</h2>"]
     for r in runs:
+        failures = r.failures()
+        if failures:
+            out.append(f"<p class='note'>run {r.index}: {len(failures)} failed or diverged "
+                       "(a failed trial runs again on the next run; its traceback is under "
+                       "errors/):</p><ul>" +
+                       "".join(f"<li>{html.escape(f)}</li>" for f in failures) + "</ul>")
         missing = r.missing()
         if missing:
             out.append(f"<p class='note'>run {r.index}: {len(missing)} missing (rerun the same "

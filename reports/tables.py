@@ -23,6 +23,7 @@ from harness.results import read_curves, read_results
 MAIN_QUALITY = ("fid_domain", "kid_domain", "fid_inception", "kid_inception", "precision_domain",
                 "recall_domain", "class_match", "mse_hidden", "psnr_hidden")
 MAIN_COST = ("nfe", "sample_s_per_image", "train_s", "final_loss")
+STATUS_METRICS = ("failed", "diverged_at_step")  # rows that say a fit did not finish
 QUALITY_PREFERENCE = ("fid_domain", "fid_inception", "kid_domain", "kid_inception", "mse_hidden")
 
 
@@ -48,9 +49,13 @@ class Run:
     def missing(self) -> list[str]:
         """Fits and sample settings of the latest plan that have no rows yet."""
         out = []
-        done_fits = set(self.rows[self.rows.setting_json.isna()].trial_id)
+        status = self.rows.metric.isin(STATUS_METRICS)
+        done_fits = set(self.rows[self.rows.setting_json.isna() & ~status].trial_id)
+        ended = set(self.rows[self.rows.metric == "diverged_at_step"].trial_id)
         done_settings = set(zip(self.rows.trial_id, self.rows.setting_json.fillna("")))
         for t in self.plan.get("trials", []):
+            if t["trial_id"] in ended:  # diverged: final, listed under failures
+                continue
             if t["trial_id"] not in done_fits:
                 out.append(f"fit {t['trial_id']} ({t.get('arm', '')} seed {t['seed']} {t['cell']})")
                 continue
@@ -60,6 +65,15 @@ class Run:
                 if (t["trial_id"], canonical_json(s["cell"])) not in done_settings:
                     out.append(f"setting {s['key']} of {t['trial_id']}")
         return out
+
+    def failures(self) -> list[str]:
+        """Trials of the latest plan that diverged or whose last attempt failed, with why."""
+        ids = {t["trial_id"] for t in self.plan.get("trials", [])}
+        rows = self.rows[self.rows.metric.isin(STATUS_METRICS) & self.rows.trial_id.isin(ids)]
+        return [f"{r.trial_id} ({r.arm} seed {r.seed}): "
+                + (f"diverged at step {int(r.value)}" if r.metric == "diverged_at_step"
+                   else f"failed after {int(r.value)} attempts: {r.note}")
+                for r in rows.itertuples()]
 
     def study_ref(self) -> str:
         """How to name this run's study on the command line (a name or a file path)."""

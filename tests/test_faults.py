@@ -84,6 +84,11 @@ def test_a_trial_that_always_fails_is_recorded_and_the_rest_finish(tmp_path, ray
                                  for e in err)
     assert "Traceback" not in captured.err  # Tune's tracebacks stay out of the terminal
     assert "1 ok, 0 diverged, 1 failed, 0 missing" in captured.out
+    from reports import write_report
+
+    page = write_report([out]).read_text()  # the report lists the failure, not as missing work
+    assert "failed after 2 attempts: error: RuntimeError: planted failure at step 6" in page
+    assert f"fit {failed.trial_id.iloc[0]}" in page  # ... and still to run
     # a rerun that gives up at once still reports the whole study, and fails
     assert main([*args, "--max-failures", "0"]) == 1
     assert "1 ok, 0 diverged, 1 failed, 0 missing" in capsys.readouterr().out
