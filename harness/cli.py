@@ -97,6 +97,10 @@ def cmd_run(args) -> int:
 
     if args.max_failures < 0:
         raise GenbenchError(f"--max-failures must be >= 0, got {args.max_failures}")
+    for flag, value in (("--out", args.out), ("--storage", args.storage)):
+        if value and "://" in value:  # never a local directory named "s3:"
+            raise GenbenchError(f"{flag} {value}: URIs are not supported yet; give a filesystem "
+                                "path every node mounts (NFS or similar)")
     plan = _resolve(args)
     out = Path(args.out or Path("results") / plan.study / plan.scale)
 

@@ -185,8 +185,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
          device: torch.device) -> Method | None:
     """Train the trial's method; write its fit rows, curve, checkpoint and figures. None when
     the loss turned non-finite (the rows then record where)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    _reset_peak_mem(device)
     train = datasets.load(plan.data, "train", plan.resolution)
     method_cls = get_method(trial.method)
     method = method_cls(build_config(method_cls.Config, trial.config))
@@ -309,8 +308,7 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
              evaluator, labels: torch.Tensor | None, inputs: TaskInputs, out_dir: Path,
              rows: Rows, device: torch.device) -> None:
     """Draw one setting's samples and write the rows of the metrics `unit` asks for."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    _reset_peak_mem(device)
     sample_json, samples, sample_s = _sample(method, setting, plan.n_samples, trial.seed,
                                              labels, inputs.observation)
     n = plan.n_samples
@@ -422,13 +420,42 @@ def _save_checkpoint(out_dir: Path, trial_id: str, method: Method) -> None:
     atomic_write_bytes(out_dir / "checkpoints" / f"{trial_id}.pt", buf.getvalue())
 
 
+# Linux keeps a process's peak RSS (VmHWM) and resets it when "5" is written to clear_refs, so
+# a trial in a reused worker process measures its own peak, not an earlier trial's
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def _reset_peak_mem(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        pass
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _peak_mem_protocol(device: torch.device, around: str) -> str:
     if device.type == "cuda":
         return f"torch.cuda.max_memory_allocated during {around}"
+    if _vm_hwm_mb() is not None and _CLEAR_REFS.exists():
+        return f"peak RSS of the trial process during {around} (VmHWM reset before; imports included)"
     return "ru_maxrss of the trial process (imports and earlier work included)"
 
 
 def _peak_mem_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    hwm = _vm_hwm_mb() if _CLEAR_REFS.exists() else None
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -46,6 +46,15 @@ def test_unreachable_address_fails_in_one_line_before_writing(tmp_path):
     assert not out.exists()
 
 
+def test_a_uri_output_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "ddpm_timesteps", "--out", "s3://bucket/run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["genbench: error: --out s3://bucket/run: URIs are not supported yet; give a "
+                   "filesystem path every node mounts (NFS or similar)"]
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_trial_that_fails_once_resumes_from_its_checkpoint(tmp_path, ray_local, capsys):
     out = tmp_path / "once"
     assert main(["run", write(tmp_path, fail_times=1), "--out", str(out), "--no-report"]) == 0

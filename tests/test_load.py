@@ -1,10 +1,14 @@
-"""The load test: 200 tiny trials through `genbench run` finish with every row present, and the
-driver's memory stays bounded (benchmarks/bench_load.py prints the figures; about 35 s)."""
+"""The load test (slow, outside the default suite: `pytest -m slow tests/test_load.py`, about
+8 min on 2 cores): 200 tiny trials through `genbench run` finish with every row present, and
+the driver's memory stays bounded (benchmarks/bench_load.py prints the figures)."""
 
 import importlib.util
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_two_hundred_trials():
     spec = importlib.util.spec_from_file_location(
         "bench_load", Path(__file__).resolve().parent.parent / "benchmarks" / "bench_load.py")
