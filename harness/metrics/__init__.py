@@ -83,12 +83,14 @@ def higher_is_better(name: str) -> bool | None:
     return None
 
 
-# relative tolerance of a single-seed comparison when the metric has no uncertainty of its own
-# (`genbench compare`): exact counts none, quality 10 %, wall-clock and memory wider
+# relative tolerance of a comparison (`genbench compare`): a change must be significant and
+# beyond it. Exact counts none, quality 10 %, wall-clock and memory 50 %: on CPU the peak memory
+# is the process's RSS, imports included, and the same study measured 200 MB (about 27 %) apart
+# when run from the command line and from the test suite
 TOLERANCE: dict[str, float] = {"n_params": 0.0, "nfe": 0.0, "diverged_at_step": 0.0, "failed": 0.0,
                                "train_s": 0.5, "train_images_per_s": 0.5,
-                               "sample_s_per_image": 0.5, "peak_mem_mb": 0.25,
-                               "sample_peak_mem_mb": 0.25}
+                               "sample_s_per_image": 0.5, "peak_mem_mb": 0.5,
+                               "sample_peak_mem_mb": 0.5}
 
 
 def tolerance(name: str) -> float:
