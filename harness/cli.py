@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="override a config field or sampling knob (ARM.KEY for one arm), "
                              "budget_steps, budget_kimg, n_samples, seeds, metrics, log_every, "
                              "data, resolution, cpu or gpu (repeatable)")
+        sp.add_argument("--gpus-per-trial", type=float, metavar="G",
+                        help="GPUs (or a fraction: 0.25 packs four) every trial asks for, "
+                             "whatever the study and its arms declare")
 
     run = sub.add_parser("run", help="run a study on Ray Tune into Parquet")
     study_args(run)
@@ -48,8 +51,14 @@ def _parser() -> argparse.ArgumentParser:
                          help="compare runs whose environments differ (still warns)")
     compare.add_argument("--alpha", type=float, default=0.05,
                          help="family-wise error rate over all comparisons (Holm)")
-    plan = sub.add_parser("plan", help="show the cells, trials and resources of a study")
+    plan = sub.add_parser("plan", help="show the cells and trials of a study and how they pack "
+                                       "onto this machine or a cluster")
     study_args(plan)
+    plan.add_argument("--address", help="show the packing on the Ray cluster there (HOST:PORT, "
+                                        "auto, ray://...; default $RAY_ADDRESS, else this machine)")
+    plan.add_argument("--calibrate", nargs="?", type=int, const=20, default=0, metavar="STEPS",
+                      help="time STEPS (default 20) optimiser steps and 64 samples of each train "
+                           "cell (on the cluster with --address) and estimate the wall time")
     sub.add_parser("list", help="list methods, studies, data sets and metrics")
     assets = sub.add_parser("assets", help="list, fetch or build metric assets "
                                            "(Inception weights, domain feature extractors)")
@@ -83,7 +92,10 @@ def _resolve(args):
     from harness.study import load_study, parse_sets
 
     study = load_study(args.study)
-    plan = study.resolve(args.scale, parse_sets(args.sets))
+    sets = parse_sets(args.sets)
+    if args.gpus_per_trial is not None:
+        sets["gpu"] = args.gpus_per_trial
+    plan = study.resolve(args.scale, sets)
     if plan.missing_assets == "error" and any(QUALITY_METRICS.get(m).space == "inception"
                                               for m in plan.metrics):
         require_inception()
@@ -158,13 +170,19 @@ def cmd_compare(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    import os
+    from harness.cluster import connect, requested_address
+    from harness.packing import cluster_nodes, effective, simulate, this_machine
+    from harness.runner import _duration, calibrate
 
-    import torch
-
-    from harness.runner import concurrency
-
+    if args.calibrate < 0:
+        raise GenbenchError(f"--calibrate must be a positive number of steps, got {args.calibrate}")
     plan = _resolve(args)
+    address = requested_address(args.address)
+    if address:
+        cluster = connect(address)  # one line within seconds when it cannot
+        nodes, where = cluster_nodes(), f"the cluster at {address} ({cluster.nodes} nodes)"
+    else:
+        nodes, where = this_machine(), "this machine"
     print(f"study {plan.study} [{plan.scale}] on {plan.data}, {plan.n_samples} samples per setting")
     for arm in plan.arms:
         trials = [t for t in plan.trials if t.arm == arm]
@@ -174,16 +192,42 @@ def cmd_plan(args) -> int:
               f"{len(cells)} train cells x {len(trials) // max(1, len(cells))} seeds = "
               f"{len(trials)} trials; {len(settings)} sample settings each")
         for t in trials:
-            print(f"  trial {t.trial_id}  seed {t.seed}  {t.cell or '(base config)'}")
+            print(f"  trial {t.trial_id}  seed {t.seed}  {effective(t.resources, nodes)}  "
+                  f"{t.cell or '(base config)'}")
         for s in settings:
             print(f"  sample {s.key}  {s.cell or '(default knobs)'}")
     for line in plan.merged:
         print(f"merged: {line}")
-    gpus = torch.cuda.device_count()
-    print(f"resources per trial: {plan.resources.cpu:g} CPU, {plan.resources.gpu:g} GPU"
-          + ("" if gpus or not plan.resources.gpu else " (no GPU here: CPU only)"))
-    print(f"on this machine ({os.cpu_count()} CPUs, {gpus} GPUs): "
-          f"{concurrency(plan, os.cpu_count() or 1, gpus)} trials at once")
+    durations = None
+    if args.calibrate:
+        print(f"calibrating {len({t.config_hash for t in plan.trials})} train cells "
+              f"({args.calibrate} steps, {min(64, plan.n_samples)} samples per setting) on {where}")
+        timed = calibrate(plan, address, steps=args.calibrate, echo=print)
+        durations = {t.trial_id: timed[t.config_hash]["estimate_s"] for t in plan.trials}
+        for h, c in timed.items():
+            t = next(t for t in plan.trials if t.config_hash == h)
+            print(f"  {t.arm} {t.cell or '(base config)'}: setup {c['setup_s']:.1f} s, "
+                  f"{c['step_s'] * 1000:.1f} ms/step, {c['sample_s_per_image'] * 1000:.2f} ms/image "
+                  f"sampling + {c['metric_s_per_image'] * 1000:.2f} ms/image metrics "
+                  f"-> ~{_duration(c['estimate_s'])} per trial")
+    schedule = simulate(plan.trials, nodes, durations)
+    print(f"packing on {where}:")
+    for n in nodes:
+        print(f"  node {n.name}: {n.cpu:g} CPU, {n.gpu:g} GPU: up to {schedule.per_node[n.name]} "
+              "trials at once")
+    for t, why in schedule.pending:
+        print(f"  pending forever: trial {t.trial_id} (arm {t.arm}) {why}")
+    placed = len(plan.trials) - len(schedule.pending)
+    line = f"  {placed} trials, {schedule.at_once} at once"
+    if durations:
+        line += f"; estimated wall time ~{_duration(schedule.wall)} (from the calibration)"
+    elif placed:
+        line += f", {schedule.wall:.0f} waves (--calibrate estimates the wall time)"
+    print(line)
+    if schedule.pending:
+        print(f"genbench run would refuse this plan: {len(schedule.pending)} trials can never "
+              "start", file=sys.stderr)
+        return 1
     return 0
 
 

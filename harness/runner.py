@@ -11,21 +11,23 @@ time holds the output directory.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.assets import assets_dir
+from harness.errors import GenbenchError
 from harness.cluster import check_shared, connect, requested_address
 from harness.provenance import git_sha, versions_json
 from harness.results import current_umask, failed_file
 from harness.ledger import OutputLock, Work, check_study, record_plan, scan
-from harness.study import Plan
+from harness.packing import (Node, cluster_nodes, effective, refuse_unplaceable, simulate,
+                             this_machine)
+from harness.study import Plan, Trial
 from harness.trial import Env, TrialOutcome
 
 
-def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict, use_gpu: bool,
+def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
               max_failures: int = 1) -> None:
     """The Tune trainable: `config["cell"]` holds one trial of the plan and the work the ledger
     says it must still do; execute it, retrying up to `max_failures` times what is still
@@ -39,14 +41,14 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict, use_gpu:
     from ray import tune
 
     from harness.provenance import pick_device
-    from harness.study import Trial
     from harness.trial import execute_trial, record_failure
 
     plan = Plan.from_json(plan_json)
-    trial = Trial(**config["cell"]["trial"])
+    trial = Trial.from_dict(config["cell"]["trial"])
     work = Work.from_dict(trial, config["cell"]["work"])
-    torch.set_num_threads(max(1, int(plan.resources.cpu)))
-    device = pick_device("cuda" if use_gpu else "cpu")
+    torch.set_num_threads(max(1, int(trial.resources.cpu)))
+    # a GPU share when Ray gave one (none on a cluster without GPUs: then the CPU)
+    device = pick_device("cuda" if ray.get_gpu_ids() else "cpu")
     os.environ["GENBENCH_NODE"] = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
     for attempt in range(1, max_failures + 2):
         try:
@@ -129,12 +131,60 @@ def prepare_metrics(plan: Plan, echo=print) -> None:
              "(see `genbench assets`); rows record the reason")
 
 
-def concurrency(plan: Plan, cpus: float, gpus: float) -> int:
-    """How many trials of `plan` run at once on `cpus` CPUs and `gpus` GPUs."""
-    res = plan.resources
-    by_cpu = math.floor(cpus / res.cpu) if res.cpu > 0 else len(plan.trials)
-    by_gpu = math.floor(gpus / res.gpu + 1e-9) if (res.gpu > 0 and gpus > 0) else by_cpu
-    return max(1, min(len(plan.trials) or 1, by_cpu, by_gpu))
+def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
+              echo=None) -> dict[str, dict[str, float]]:
+    """Time a short run of each train cell (`harness.trial.calibrate_trial`): on the cluster at
+    `address` as Ray tasks with the trial's resources, else here in this process. Returns the
+    timings by config hash."""
+    import torch
+
+    from harness.trial import calibrate_trial
+
+    firsts = list({t.config_hash: t for t in reversed(plan.trials)}.values())[::-1]
+    out: dict[str, dict[str, float]] = {}
+    if not address:
+        for t in firsts:
+            torch.set_num_threads(max(1, int(t.resources.cpu)))
+            use_gpu = t.resources.gpu > 0 and torch.cuda.is_available()
+            try:
+                out[t.config_hash] = calibrate_trial(plan, t, torch.device("cuda" if use_gpu
+                                                                          else "cpu"), steps, n)
+            except GenbenchError:
+                raise
+            except Exception as err:  # noqa: BLE001 - one line
+                raise GenbenchError(f"calibrating trial {t.trial_id} (arm {t.arm}) failed: "
+                                    f"{type(err).__name__}: {err}") from None
+            if echo:
+                echo(f"  calibrated {t.arm} {t.cell or '(base config)'}")
+        return out
+    import ray
+
+    nodes = cluster_nodes()
+
+    def remote(plan_json: str, trial: dict, steps: int, n: int, env: dict) -> dict:
+        from harness.provenance import pick_device
+
+        os.environ["GENBENCH_ASSETS"] = env["assets_dir"]
+        trial = Trial.from_dict(trial)
+        torch.set_num_threads(max(1, int(trial.resources.cpu)))
+        device = pick_device("cuda" if ray.get_gpu_ids() else "cpu")
+        return calibrate_trial(Plan.from_json(plan_json), trial, device, steps, n)
+
+    env = dataclasses.asdict(_env())
+    refs = {t.config_hash: ray.remote(remote).options(
+        num_cpus=effective(t.resources, nodes).cpu, num_gpus=effective(t.resources, nodes).gpu,
+        max_retries=0).remote(plan.to_json(), dataclasses.asdict(t), steps, n, env) for t in firsts}
+    for t in firsts:
+        try:
+            out[t.config_hash] = ray.get(refs[t.config_hash])
+        except Exception as err:  # noqa: BLE001 - one line, the cause's first line
+            cause = getattr(err, "cause", None) or err
+            first = (str(cause).strip().splitlines() or [type(cause).__name__])[-1]
+            raise GenbenchError(f"calibrating trial {t.trial_id} (arm {t.arm}) failed on the "
+                                f"cluster: {first}") from None
+        if echo:
+            echo(f"  calibrated {t.arm} {t.cell or '(base config)'}")
+    return out
 
 
 def init_ray(address: str | None) -> None:
@@ -156,6 +206,9 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         check_shared(out_dir, "--out")
         if storage:
             check_shared(Path(storage), "--storage")
+    # a trial no node can hold would wait forever: refused now, in one line
+    refuse_unplaceable(plan, cluster_nodes() if address else this_machine(),
+                       f"the cluster at {address}" if address else "this machine")
     check_study(out_dir, plan)
     created = not out_dir.exists()
     lock = OutputLock(out_dir)
@@ -237,22 +290,23 @@ def _tune(plan: Plan, work: list[Work], out_dir: Path, address: str | None,
     import torch
     from ray import tune
 
-    from harness.study import Trial
     from harness.trial import record_failure
 
     cluster = connect(address)
-    use_gpu = plan.resources.gpu > 0 and cluster.gpus > 0
-    resources = {"cpu": plan.resources.cpu, "gpu": plan.resources.gpu if use_gpu else 0}
-    echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, {resources} per "
-         f"trial, {concurrency(plan, cluster.cpus, cluster.gpus)} at once on "
+    nodes = cluster_nodes()
+    trials = [w.trial for w in work]
+    kinds = sorted({str(effective(t.resources, nodes)) for t in trials})
+    echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, {' or '.join(kinds)} "
+         f"per trial, {simulate(trials, nodes).at_once} at once on "
          f"{cluster.nodes} node{'s' * (cluster.nodes != 1)}")
     env = _env()
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
-                                     env=dataclasses.asdict(env), use_gpu=use_gpu,
-                                     max_failures=max_failures)
+                                     env=dataclasses.asdict(env), max_failures=max_failures)
     cells = [{"trial": dataclasses.asdict(w.trial), "work": w.to_dict()} for w in work]
+    asks = {t.trial_id: dataclasses.asdict(effective(t.resources, nodes)) for t in trials}
     tuner = tune.Tuner(
-        tune.with_resources(trainable, resources),
+        # each trial asks for its own resources (Arm.resources): a bigger cell, a bigger share
+        tune.with_resources(trainable, lambda config: asks[config["cell"]["trial"]["trial_id"]]),
         param_space={"cell": tune.grid_search(cells)},
         tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_id,
                                     trial_dirname_creator=_trial_id),
@@ -265,7 +319,7 @@ def _tune(plan: Plan, work: list[Work], out_dir: Path, address: str | None,
     grid = tuner.fit()
     outcomes = []
     for result in grid:
-        trial = Trial(**result.config["cell"]["trial"])
+        trial = Trial.from_dict(result.config["cell"]["trial"])
         if result.error is not None:  # the worker itself died, every attempt
             err = result.error
             outcomes.append(record_failure(plan, trial, out_dir, env, torch.device("cpu"), err,

@@ -46,6 +46,13 @@ class Resources:
     cpu: float = 1.0  # CPU cores per trial
     gpu: float = 0.0  # GPUs per trial (0.25 packs four trials on one GPU); ignored without GPUs
 
+    def __str__(self) -> str:
+        return f"{self.cpu:g} CPU, {self.gpu:g} GPU"
+
+
+# an arm's resources: fixed, or chosen per train cell from its full config (a wider net, more GPU)
+ArmResources = typing.Union[Resources, typing.Callable[[dict[str, Any]], Resources], None]
+
 
 @dataclass(frozen=True)
 class Scale:
@@ -77,6 +84,8 @@ class Arm:
     train_grid: Grid = field(default_factory=dict)  # axes over Config fields: one fit per cell
     sample_grid: Grid = field(default_factory=dict)  # axes over Knobs: re-sample, no retrain
     sample_config: dict[str, Any] = field(default_factory=dict)  # base sampling knobs
+    # None = the study's (or scale's) resources; a callable gets each cell's full config
+    resources: ArmResources = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,7 @@ class Study:
     mask: str = "center"  # inpaint: see harness.tasks
     obs_noise: float = 0.0  # inpaint: std of the measurement noise n in y = A(x) + n
     figures: bool = False  # save the method's figures (e.g. forward/backward process)
-    resources: Resources = Resources()
+    resources: Resources = Resources()  # per trial, unless an arm or the scale says otherwise
     resolution: int | None = None  # None = the data set's native resolution
     description: str = ""  # one line for `genbench list`
     source: str = ""  # how workers import this study: "studies.NAME" or "path:/abs/file.py"
@@ -153,8 +162,8 @@ class _Resolver:
                "resolution": study.resolution, "metrics": study.metrics}
         res = sc.resources or study.resources
         set_knobs = self._apply_sets(top, arm_config, arm_knobs, train_grids, sample_grids)
-        res = dataclasses.replace(res, **{k: coerce(top.pop(k), float, name=k)
-                                          for k in ("cpu", "gpu") if k in top})
+        self.res_sets = {k: coerce(top.pop(k), float, name=k) for k in ("cpu", "gpu") if k in top}
+        res = _check_resources(dataclasses.replace(res, **self.res_sets), "the study")
         seeds = self._check_top(top)
         resolution = datasets.resolution_of(top["data"], top["resolution"])  # fails on unknown names
         datasets.check_available(top["data"])
@@ -174,7 +183,7 @@ class _Resolver:
                                           set_knobs[arm.name])
             settings += arm_settings
             trials += self._trials(arm, arm_config[arm.name], train_grids[arm.name], arm_settings,
-                                   seeds, top, resolution, meta.num_classes, metrics)
+                                   seeds, top, resolution, meta.num_classes, metrics, res)
         imports = tuple(study.imports) + ((study.source,) if study.source else ())
         return Plan(study=study.name, scale=self.scale_name, data=top["data"],
                     resolution=resolution, log_every=top["log_every"], n_samples=top["n_samples"],
@@ -358,7 +367,8 @@ class _Resolver:
 
     def _trials(self, arm: Arm, config_base: dict[str, Any], grid: list[dict[str, Any]],
                 settings: list["SampleSetting"], seeds: tuple[int, ...], top: dict[str, Any],
-                resolution: int, num_classes: int, metrics: tuple[str, ...]) -> list["Trial"]:
+                resolution: int, num_classes: int, metrics: tuple[str, ...],
+                default: Resources) -> list["Trial"]:
         """The arm's fits: one per train cell and seed; cells with equal configs merge."""
         cls = self.classes[arm.name]
         trials: list[Trial] = []
@@ -383,11 +393,35 @@ class _Resolver:
                 self.merged.append(f"{arm.name}: train cell {cell} gives the same config as "
                                    f"{same[0].cell}: merged")
                 continue
+            res = self._resources(arm, cfg, default)
             for seed in seeds:
                 trials.append(Trial(trial_id=f"{chash[:8]}-s{seed}", arm=arm.name,
                                     method=arm.method, cell=cell, config=cfg, config_hash=chash,
-                                    seed=seed, budget_steps=steps))
+                                    seed=seed, budget_steps=steps, resources=res))
         return trials
+
+    def _resources(self, arm: Arm, cfg: dict[str, Any], default: Resources) -> Resources:
+        """A cell's resources: the arm's (fixed, or from its config), else the study's or the
+        scale's; `--set cpu=/gpu=` (and `--gpus-per-trial`) override every trial."""
+        if self.sc.resources is not None or arm.resources is None:
+            return default  # a scale's resources are the whole study's at that scale
+        res = arm.resources(dict(cfg)) if callable(arm.resources) else arm.resources
+        if not isinstance(res, Resources):
+            raise GenbenchError(f"arm {arm.name!r}: resources must be a Resources (or a function "
+                                f"of the config returning one), got {res!r}")
+        return _check_resources(dataclasses.replace(res, **self.res_sets), f"arm {arm.name!r}")
+
+
+def _check_resources(res: Resources, who: str) -> Resources:
+    """Resources Ray can schedule: cpu > 0 (or 0 with a GPU), gpu >= 0, a GPU fraction above 1
+    only in whole GPUs (Ray's rule)."""
+    cpu, gpu = coerce(res.cpu, float, name="cpu"), coerce(res.gpu, float, name="gpu")
+    if cpu < 0 or gpu < 0 or (cpu == 0 and gpu == 0) or not (math.isfinite(cpu) and math.isfinite(gpu)):
+        raise GenbenchError(f"{who}: invalid resources per trial ({res}); expected cpu >= 0 and "
+                            "gpu >= 0, not both 0")
+    if gpu > 1 and gpu != int(gpu):
+        raise GenbenchError(f"{who}: gpu={gpu:g} per trial: above 1, Ray takes whole GPUs only")
+    return Resources(cpu, gpu)
 
 
 def _budget_steps(top: dict[str, Any], cfg: dict[str, Any], arm: Arm) -> int:
@@ -412,6 +446,12 @@ class Trial:
     config_hash: str  # hash of study, scale, arm, method, data, resolution, config and budget
     seed: int
     budget_steps: int  # optimiser steps (from budget_steps, or budget_kimg and batch_size)
+    resources: Resources = Resources()  # what Ray reserves for it (see Arm.resources)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Trial":
+        """The inverse of `dataclasses.asdict` (plans in JSON, Tune configs)."""
+        return cls(**{**d, "resources": Resources(**d.get("resources", {}))})
 
 
 @dataclass(frozen=True)
@@ -456,7 +496,7 @@ class Plan:
     def from_json(cls, text: str) -> "Plan":
         d = json.loads(text)
         d["resources"] = Resources(**d["resources"])
-        d["trials"] = tuple(Trial(**t) for t in d["trials"])
+        d["trials"] = tuple(Trial.from_dict(t) for t in d["trials"])
         d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
         for name in ("metrics", "imports", "merged"):
             d[name] = tuple(d.get(name, ()))

@@ -82,6 +82,46 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
     return TrialOutcome(trial.trial_id, "ok", "", rows.count)
 
 
+def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int = 20,
+                    n: int = 64) -> dict[str, float]:
+    """Time a short version of `trial` without writing anything: setup (imports, data, metric
+    assets), `steps` optimiser steps, and n samples of each sample setting with the plan's
+    quality metrics. `estimate_s` extrapolates to the whole trial (its budget, n_samples)."""
+    t0 = time.perf_counter()
+    import_code(plan.imports)
+    seed_everything(trial.seed)
+    train = datasets.load(plan.data, "train", plan.resolution)
+    evaluator = _evaluator(plan, device)
+    if evaluator is not None:  # reference statistics load (or are built) once: setup, not metrics
+        evaluator.prepare(plan.metrics, echo=lambda _: None)
+    method_cls = get_method(trial.method)
+    method = method_cls(build_config(method_cls.Config, trial.config))
+    steps = max(1, min(steps, trial.budget_steps))
+    setup_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    try:
+        method.fit(train, Budget(steps, log_every=steps), seed=trial.seed, device=device)
+    except DivergedError as err:  # timing is all calibration wants; the real run records it
+        steps = max(1, err.step)
+    step_s = (time.perf_counter() - t0) / steps
+    n = max(1, min(n, plan.n_samples))
+    labels = _labels_for(method, n)
+    inputs = get_task(plan.task).inputs(data=plan.data, resolution=plan.resolution, n_samples=n,
+                                        mask=plan.mask, obs_noise=plan.obs_noise, seed=trial.seed)
+    settings = plan.settings_for(trial)
+    sample_s = metric_s = 0.0
+    for setting in settings:
+        _, samples, seconds = _sample(method, setting, n, trial.seed, labels, inputs.observation)
+        sample_s += seconds / n
+        if evaluator is not None and plan.metrics:
+            t0 = time.perf_counter()
+            evaluator.evaluate(plan.metrics, samples, labels)
+            metric_s += (time.perf_counter() - t0) / n
+    estimate = setup_s + trial.budget_steps * step_s + plan.n_samples * (sample_s + metric_s)
+    return {"setup_s": setup_s, "step_s": step_s, "sample_s_per_image": sample_s,
+            "metric_s_per_image": metric_s, "estimate_s": estimate, "steps": steps, "n": n}
+
+
 FAILURE_CLASSES = ("out of memory", "data", "error")
 
 

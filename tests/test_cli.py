@@ -50,4 +50,4 @@ def test_list_and_plan(capsys):
     assert "ddpm" in out and "quickstart" in out and "mnist5k" in out
     assert main(["plan", "ddpm_timesteps", "--set", "seeds=[0,1,2]"]) == 0
     out = capsys.readouterr().out
-    assert "3 train cells x 3 seeds = 9 trials" in out and "trials at once" in out
+    assert "3 train cells x 3 seeds = 9 trials" in out and "9 trials, 2 at once, 5 waves" in out

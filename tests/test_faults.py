@@ -5,6 +5,7 @@ status and summary describe the whole study, not only what this run did."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -170,8 +171,16 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
         subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false",
                         f"--temp-dir={temp}", *common], env=env, check=True, timeout=120,
                        capture_output=True)
-        subprocess.run([ray_cli, "start", f"--address=127.0.0.1:{port}", *common], env=env,
-                       check=True, timeout=120, capture_output=True)
+        # the worker node gets its own mount namespace where `hidden` is an empty tmpfs: a path
+        # under it is node-local, as a local disk is on a real cluster
+        hidden = tmp_path / "hidden"
+        hidden.mkdir()
+        worker = [ray_cli, "start", f"--address=127.0.0.1:{port}", *common]
+        private = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                  f'mount -t tmpfs none "{hidden}" && exec "$@"', "sh", *worker],
+                                 env=env, timeout=120, capture_output=True)
+        if private.returncode != 0:  # no mount namespaces here: a plain worker node
+            subprocess.run(worker, env=env, check=True, timeout=120, capture_output=True)
         run = [sys.executable, "-m", "harness.cli", "run", str(study), "--no-report",
                "--address", f"127.0.0.1:{port}"]
         refused = subprocess.run([*run, "--out", str(tmp_path / "refused")], env=no_token,
@@ -189,6 +198,31 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
         # every node was asked to see --out (one machine: they do), and the marker is gone
         assert not list(tmp_path.rglob(".genbench-shared-*"))
         assert "Traceback" not in ok.stderr and "tensorboard" not in ok.stdout.lower()
+        # the packing view of that cluster, with a calibration run on it
+        plan = [sys.executable, "-m", "harness.cli", "plan", str(study),
+                "--address", f"127.0.0.1:{port}"]
+        shown = subprocess.run([*plan, "--calibrate", "3"], env=env, capture_output=True,
+                               text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        assert shown.stdout.count("1 CPU, 0 GPU: up to 1 trials at once") == 2
+        assert "4 trials, 2 at once; estimated wall time ~" in shown.stdout
+        # a trial bigger than any node: the plan says why, a run refuses in one line
+        big = subprocess.run([*plan, "--set", "cpu=2"], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert big.returncode == 1 and big.stdout.count("pending forever") == 4
+        too_big = subprocess.run([*run, "--out", str(tmp_path / "big"), "--set", "cpu=2"],
+                                 env=env, capture_output=True, text=True, timeout=60)
+        assert too_big.returncode == 2 and len(too_big.stderr.strip().splitlines()) == 1
+        assert "can never start on the cluster at 127.0.0.1" in too_big.stderr
+        if private.returncode == 0:  # a node-local --out is refused before any trial starts
+            local = subprocess.run([*run, "--out", str(hidden / "out")], env=env,
+                                   capture_output=True, text=True, timeout=60)
+            assert local.returncode == 2, local.stderr[-2000:]
+            line, = local.stderr.strip().splitlines()
+            assert re.fullmatch(rf"genbench: error: --out {hidden / 'out'} is not visible from 1 "
+                                r"of 2 nodes \([0-9.]+\); on a cluster give a path every node "
+                                r"mounts \(NFS or similar\)", line), line
+            assert not (hidden / "out").exists() and not list(hidden.iterdir())
     finally:
         kill_session(temp)
         shutil.rmtree(temp, ignore_errors=True)

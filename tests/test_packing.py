@@ -1,0 +1,113 @@
+"""Resources per trial (study, arm, cell, `--gpus-per-trial`) and how trials pack onto nodes:
+Ray's placement rules (fractions within one GPU, whole GPUs, CPUs), trials that could never
+start refused before anything is written, and the wall time from calibrated durations."""
+
+import pytest
+
+from harness.cli import main
+from harness.errors import GenbenchError
+from harness.packing import Node, simulate, unplaceable
+from harness.study import Arm, Plan, Resources, Scale, Study, Trial
+
+
+def trials(*resources: Resources) -> list[Trial]:
+    return [Trial(trial_id=f"t{i}", arm="a", method="dummy", cell={}, config={}, config_hash=f"h{i}",
+                  seed=0, budget_steps=1, resources=r) for i, r in enumerate(resources)]
+
+
+def test_fractional_gpus_pack_within_one_gpu_and_cpus_bound_them():
+    node = [Node("n", cpu=16, gpu=2)]
+    quarter = simulate(trials(*[Resources(1, 0.25)] * 8), node)
+    assert quarter.at_once == 8 and quarter.wall == 1  # four per GPU, two GPUs
+    # 0.4 + 0.4 fill a GPU to 0.8: a third 0.4 cannot straddle two GPUs, so 2 per GPU
+    assert simulate(trials(*[Resources(1, 0.4)] * 6), node).at_once == 4
+    assert simulate(trials(*[Resources(1, 0.4)] * 6), node).wall == 2
+    assert simulate(trials(*[Resources(6, 0.25)] * 8), node).at_once == 2  # CPUs bind first
+    assert simulate(trials(*[Resources(1, 2)] * 3), node).at_once == 1  # whole GPUs
+
+
+def test_nodes_fill_in_order_and_durations_give_the_wall_time():
+    nodes = [Node("big", cpu=4, gpu=1), Node("small", cpu=1, gpu=0)]
+    # on a cluster with GPUs, a 0-GPU trial can land on a CPU-only node
+    s = simulate(trials(Resources(1, 0.5), Resources(1, 0.5), Resources(1, 0.5), Resources(1, 0)),
+                 nodes, durations={"t0": 10, "t1": 20, "t2": 5, "t3": 7})
+    assert s.placements["t0"][:2] == ("big", 0) and s.placements["t1"][:2] == ("big", 0)
+    assert s.placements["t2"][:2] == ("big", 10)  # waits for t0's half GPU
+    assert s.placements["t3"][:2] == ("big", 0)  # first fit: the big node still had CPUs
+    assert s.wall == 20 and s.at_once == 3 and s.per_node == {"big": 3, "small": 0}
+
+
+def test_a_trial_no_node_can_hold_is_named_with_why():
+    nodes = [Node("a", cpu=8, gpu=1), Node("b", cpu=2, gpu=0)]
+    bad = unplaceable(trials(Resources(1, 1), Resources(9, 0), Resources(1, 2)), nodes)
+    assert [t.trial_id for t, _ in bad] == ["t1", "t2"]
+    assert bad[0][1] == "asks 9 CPU, 0 GPU and the largest node has 8 CPU, 1 GPU"
+    # without any GPU in the cluster, GPU requests become CPU trials (as genbench run does)
+    assert unplaceable(trials(Resources(1, 4)), [Node("cpu", 2, 0)]) == []
+    s = simulate(trials(Resources(1, 0), Resources(3, 0)), [Node("c", 2, 0)])
+    assert [t.trial_id for t, _ in s.pending] == ["t1"] and list(s.placements) == ["t0"]
+
+
+def _study(**arm_resources) -> Study:
+    return Study(name="res", data="mnist5k", seeds=(0, 1),
+                 arms=(Arm("small", "dummy", train_grid={"lr": [0.1, 0.2]},
+                           resources=arm_resources.get("small")),
+                       Arm("big", "dummy", resources=arm_resources.get("big"))),
+                 resources=Resources(cpu=1, gpu=0.25),
+                 scales={"smoke": Scale(budget_steps=2, n_samples=2),
+                         "gpu": Scale(budget_steps=2, n_samples=2, resources=Resources(2, 0.5))})
+
+
+def test_resources_come_from_the_arm_or_its_cells_and_the_command_line_wins():
+    by_cell = lambda cfg: Resources(cpu=1, gpu=0.5 if cfg["lr"] > 0.15 else 0.25)  # noqa: E731
+    plan = _study(small=by_cell, big=Resources(cpu=2, gpu=1)).resolve("smoke")
+    got = {(t.arm, t.cell.get("lr"), t.seed): (t.resources.cpu, t.resources.gpu) for t in plan.trials}
+    assert got == {("small", 0.1, 0): (1, 0.25), ("small", 0.1, 1): (1, 0.25),
+                   ("small", 0.2, 0): (1, 0.5), ("small", 0.2, 1): (1, 0.5),
+                   ("big", None, 0): (2, 1), ("big", None, 1): (2, 1)}
+    # an arm without resources takes the study's; a scale's resources are the whole study's
+    assert {t.resources for t in _study().resolve("smoke").trials} == {Resources(1, 0.25)}
+    assert {t.resources for t in _study(big=Resources(2, 1)).resolve("gpu").trials} == {Resources(2, 0.5)}
+    # --set gpu= (and --gpus-per-trial) override every trial, arms included
+    sets = _study(big=Resources(cpu=2, gpu=1)).resolve("smoke", {"gpu": 0.125})
+    assert {t.resources.gpu for t in sets.trials} == {0.125}
+    assert {t.resources.cpu for t in sets.trials if t.arm == "big"} == {2}
+    # the plan round-trips through JSON with each trial's resources
+    assert Plan.from_json(plan.to_json()).trials == plan.trials
+
+
+@pytest.mark.parametrize("res, msg", [
+    (Resources(cpu=0, gpu=0), "invalid resources per trial (0 CPU, 0 GPU)"),
+    (Resources(cpu=1, gpu=1.5), "gpu=1.5 per trial: above 1, Ray takes whole GPUs only"),
+    ("two GPUs", "resources must be a Resources"),
+])
+def test_bad_resources_are_refused_when_the_plan_resolves(res, msg):
+    with pytest.raises(GenbenchError, match="arm 'big'") as err:
+        _study(big=res).resolve("smoke")
+    assert msg in str(err.value)
+
+
+def test_a_plan_that_cannot_fit_this_machine_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "quickstart", "--out", str(out), "--set", "cpu=64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "can never start on this machine: it asks 64 CPU" in err[0]
+    assert not out.exists()
+    assert main(["plan", "quickstart", "--gpus-per-trial", "0.5", "--set", "cpu=64"]) == 1
+    text = capsys.readouterr()
+    assert text.out.count("pending forever") == 3 and "would refuse this plan" in text.err
+
+
+def test_calibration_estimates_each_cell_and_the_wall_time(tmp_path, capsys):
+    study = tmp_path / "cal.py"
+    study.write_text(
+        "from harness.study import Scale, Study\n"
+        "STUDY = Study(name='cal', method='dummy', data='mnist5k', seeds=(0, 1, 2),\n"
+        "              train_grid={'lr': [0.1, 0.2]},\n"
+        "              scales={'smoke': Scale(budget_steps=400, n_samples=128)})\n")
+    assert main(["plan", str(study), "--calibrate", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "calibrating 2 train cells (4 steps, 64 samples per setting) on this machine" in out
+    assert out.count("ms/step") == 2
+    assert "6 trials, 2 at once; estimated wall time ~" in out
+    assert not list(tmp_path.glob("results*"))  # calibration writes no rows
