@@ -30,12 +30,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a study on Ray Tune into Parquet")
     study_args(run)
-    run.add_argument("--out", help="output directory (default results/<study>/<scale>)")
+    run.add_argument("--out", help="output directory, or a URI pyarrow opens (s3://, gs://, "
+                                   "file://...; default results/<study>/<scale>)")
     run.add_argument("--address", help="join an existing Ray cluster: HOST:PORT of its head, auto "
                                       "(the latest `ray start` here) or ray://HOST:10001; "
                                       "default $RAY_ADDRESS, else a local Ray")
-    run.add_argument("--storage", help="Tune storage path; must be shared across a cluster's "
-                                      "nodes (default OUT/ray)")
+    run.add_argument("--storage", help="Tune storage path or URI; must be shared across a "
+                                      "cluster's nodes (default OUT/ray)")
     run.add_argument("--no-report", action="store_true", help="do not refresh OUT/report")
     run.add_argument("--max-failures", type=int, default=1, metavar="N",
                      help="retry a trial that raises up to N times (default 1)")
@@ -106,15 +107,12 @@ def cmd_run(args) -> int:
     import signal
 
     from harness.runner import run_study, study_status
+    from harness.storage import is_uri, local_run, publishing
 
     if args.max_failures < 0:
         raise GenbenchError(f"--max-failures must be >= 0, got {args.max_failures}")
-    for flag, value in (("--out", args.out), ("--storage", args.storage)):
-        if value and "://" in value:  # never a local directory named "s3:"
-            raise GenbenchError(f"{flag} {value}: URIs are not supported yet; give a filesystem "
-                                "path every node mounts (NFS or similar)")
     plan = _resolve(args)
-    out = Path(args.out or Path("results") / plan.study / plan.scale)
+    out = args.out or str(Path("results") / plan.study / plan.scale)  # a path or a URI
 
     def terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: lock released, Ray stopped
         raise KeyboardInterrupt(f"signal {signum}")
@@ -131,19 +129,25 @@ def cmd_run(args) -> int:
         if o.status != "ok":
             print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
     ran = sum(o.status == "ok" for o in outcomes)
-    status = study_status(plan, out)
+    local = local_run(out)  # the run directory, or the URI's fresh local mirror
+    status = study_status(plan, local)
     this_run = f"this run: {ran} of {len(outcomes)} trials ok" if outcomes else "nothing to run"
     print(f"{this_run}; study {plan.study} [{plan.scale}]: {status.line()}; results in "
-          f"{out.resolve()}")
-    if not args.no_report and out.is_dir():
+          f"{out if is_uri(out) else local.resolve()}")
+    if not args.no_report and local.is_dir():
         from reports import write_report
 
-        print(f"report: {write_report([out]).resolve()}")
+        with publishing(local):
+            page = write_report([local])
+        where = f"{out.rstrip('/')}/{page.relative_to(local)}" if is_uri(out) else page.resolve()
+        print(f"report: {where}" + (f" (local copy {page})" if is_uri(out) else ""))
     return 0 if status.complete else 1
 
 
 def _run_dirs(paths: list[str]) -> list[Path]:
-    dirs = [Path(p) for p in paths]
+    from harness.storage import local_run
+
+    dirs = [local_run(p, "run") for p in paths]  # a URI: its local mirror
     for d in dirs:
         if not (d / "results").is_dir() and not (d / "study.json").is_file():
             raise GenbenchError(f"{d} is not a genbench run directory (no results/ or study.json)")
@@ -153,8 +157,14 @@ def _run_dirs(paths: list[str]) -> list[Path]:
 def cmd_report(args) -> int:
     from reports import write_report
 
+    from harness.storage import publishing
+
     dirs = _run_dirs(args.runs)
-    print(f"report: {write_report(dirs, Path(args.out) if args.out else None).resolve()}")
+    if args.out:
+        print(f"report: {write_report(dirs, Path(args.out)).resolve()}")
+        return 0
+    with publishing(dirs[0]):  # into the first run (at its URI too, for a mirror)
+        print(f"report: {write_report(dirs).resolve()}")
     return 0
 
 

@@ -35,6 +35,7 @@ from harness.config import config_hash
 from harness.errors import GenbenchError
 from harness.results import cross_file, fit_file, read_file, results_files
 from harness.study import Plan, Trial
+from harness.storage import has_checkpoint
 
 LOCK_NAME = "genbench.lock"
 
@@ -143,7 +144,7 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledg
             ledger.fits_done += 1
             ledger.diverged.append(trial.trial_id)
             continue
-        checkpoint = (out_dir / "checkpoints" / f"{trial.trial_id}.pt").is_file()
+        checkpoint = has_checkpoint(out_dir, f"{trial.trial_id}.pt")
         fit_needed = fit_rows is None
         units = []
         settings = plan.settings_for(trial)

@@ -23,6 +23,7 @@ from harness.results import current_umask, failed_file
 from harness.ledger import OutputLock, Work, check_study, record_plan, scan
 from harness.packing import (Node, cluster_nodes, effective, refuse_unplaceable, simulate,
                              this_machine)
+from harness.storage import Remote, Stage, is_uri, mirror, publishing, pull_checkpoints
 from harness.study import Plan, Trial
 from harness.trial import Env, TrialOutcome
 
@@ -50,21 +51,25 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
     # a GPU share when Ray gave one (none on a cluster without GPUs: then the CPU)
     device = pick_device("cuda" if ray.get_gpu_ids() else "cpu")
     os.environ["GENBENCH_NODE"] = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
-    for attempt in range(1, max_failures + 2):
-        try:
-            outcome = execute_trial(plan, work, Path(out_dir), Env(**env), device)
-            break
-        except Exception as err:  # noqa: BLE001 - recorded with its traceback
-            if attempt > max_failures:
-                outcome = record_failure(plan, trial, Path(out_dir), Env(**env), device, err,
-                                         attempt, traceback.format_exc())
+    stage = Stage(out_dir, trial.trial_id)  # the run directory, or this trial's part of a URI's
+    try:
+        for attempt in range(1, max_failures + 2):
+            try:
+                outcome = execute_trial(plan, work, stage.path, Env(**env), device)
                 break
-            again = [w for w in scan(Path(out_dir), plan, echo=lambda _: None).work
-                     if w.trial.trial_id == trial.trial_id]  # what the failed attempt left
-            if not again:
-                outcome = TrialOutcome(trial.trial_id, "ok", "", 0)
-                break
-            work = again[0]
+            except Exception as err:  # noqa: BLE001 - recorded with its traceback
+                if attempt > max_failures:
+                    outcome = record_failure(plan, trial, stage.path, Env(**env), device, err,
+                                             attempt, traceback.format_exc())
+                    break
+                again = [w for w in scan(stage.path, plan, echo=lambda _: None).work
+                         if w.trial.trial_id == trial.trial_id]  # what the failed attempt left
+                if not again:
+                    outcome = TrialOutcome(trial.trial_id, "ok", "", 0)
+                    break
+                work = again[0]
+    finally:
+        stage.finish()
     tune.report({"status": outcome.status, "rows": outcome.n_rows, "message": outcome.message})
 
 
@@ -199,37 +204,47 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
     Refuses, before writing anything, a directory of another study or one in use, and an
     address where no cluster answers (`--address` or `RAY_ADDRESS`)."""
     echo = echo or (lambda line: print(line, flush=True))
-    out_dir = Path(out_dir).resolve()  # trials chdir into their own directory
+    uri = str(out_dir).rstrip("/") if is_uri(out_dir) else None
     address = requested_address(address)
+    if uri:
+        Remote(uri)  # a URI pyarrow cannot open fails here, in one line
+    if storage and is_uri(storage):
+        Remote(storage, "--storage")
     if address:
         connect(address)  # one line within seconds when it cannot: before anything is written
-        check_shared(out_dir, "--out")
+        check_shared(out_dir if uri else Path(out_dir).resolve(), "--out")
         if storage:
-            check_shared(Path(storage), "--storage")
+            check_shared(storage, "--storage")
     # a trial no node can hold would wait forever: refused now, in one line
     refuse_unplaceable(plan, cluster_nodes() if address else this_machine(),
                        f"the cluster at {address}" if address else "this machine")
-    check_study(out_dir, plan)
-    created = not out_dir.exists()
-    lock = OutputLock(out_dir)
+    # trials chdir into their own directory: an absolute path, or the URI's local mirror
+    local = mirror(uri) if uri else Path(out_dir).resolve()
+    check_study(local, plan)
+    created = not local.exists()
+    lock = OutputLock(local)
     lock.acquire(echo)
     try:
-        ledger = scan(out_dir, plan, echo)
+        ledger = scan(local, plan, echo)
         if any(w.units for w in ledger.work):
             try:
                 prepare_metrics(plan, echo)  # may fail: before any row is written
             except BaseException:
                 lock.release()
-                if created and not any(out_dir.iterdir()):
-                    out_dir.rmdir()
+                if created and not any(local.iterdir()):
+                    local.rmdir()
                 raise
         echo(ledger.summary(plan))
         if not ledger.work and not ledger.cross:
             return []
-        record_plan(out_dir, plan)
-        outcomes = (_tune(plan, ledger.work, out_dir, address, storage, echo, max_failures)
-                    if ledger.work else [])
-        _cross(plan, ledger.cross, out_dir, echo)
+        with publishing(local):
+            record_plan(local, plan)
+        outcomes = (_tune(plan, ledger.work, uri or str(local), address, storage, echo,
+                          max_failures) if ledger.work else [])
+        if uri and ledger.cross:
+            mirror(uri)  # what the trials pushed
+        with publishing(local):
+            _cross(plan, ledger.cross, local, echo)
         return outcomes
     finally:
         lock.release()
@@ -279,13 +294,14 @@ def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
     from harness.trial import execute_cross
 
     env, done = _env(), 0
+    pull_checkpoints(out_dir, sorted({f"{t.trial_id}.pt" for pair in pairs for t in pair}))
     for trial, partner in pairs:
         done += bool(execute_cross(plan, trial, partner, out_dir, env, torch.device("cpu")))
     echo(f"cross-seed evaluations: {done} of {len(pairs)} written"
          + ("" if done == len(pairs) else " (the others lack a fit: diverged or failed)"))
 
 
-def _tune(plan: Plan, work: list[Work], out_dir: Path, address: str | None,
+def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
           storage: str | None, echo, max_failures: int) -> list[TrialOutcome]:
     import torch
     from ray import tune
@@ -311,7 +327,7 @@ def _tune(plan: Plan, work: list[Work], out_dir: Path, address: str | None,
         tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_id,
                                     trial_dirname_creator=_trial_id),
         run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
-                                  storage_path=storage or str(out_dir / "ray"), verbose=0,
+                                  storage_path=storage or f"{out_dir}/ray", verbose=0,
                                   callbacks=[_progress_callback(len(work), echo)],
                                   # a worker that dies (killed, lost node) is started again
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
@@ -322,8 +338,12 @@ def _tune(plan: Plan, work: list[Work], out_dir: Path, address: str | None,
         trial = Trial.from_dict(result.config["cell"]["trial"])
         if result.error is not None:  # the worker itself died, every attempt
             err = result.error
-            outcomes.append(record_failure(plan, trial, out_dir, env, torch.device("cpu"), err,
-                                           max_failures + 1, str(err)))
+            stage = Stage(out_dir, trial.trial_id)
+            try:
+                outcomes.append(record_failure(plan, trial, stage.path, env, torch.device("cpu"),
+                                               err, max_failures + 1, str(err)))
+            finally:
+                stage.finish()
         else:
             m = result.metrics
             outcomes.append(TrialOutcome(trial.trial_id, m.get("status", "error"),

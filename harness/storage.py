@@ -1,0 +1,205 @@
+"""Run directories at a URI (`--out s3://bucket/run?region=eu-west-1`, `gs://`, `hdfs://`,
+`file://`), through pyarrow's file systems (`pyarrow.fs.FileSystem.from_uri`).
+
+genbench reads and writes a run directory as local files; for a URI it works on local copies
+and moves files, one by one, between them and the URI:
+
+- The driver keeps a *mirror* of the run (`GENBENCH_CACHE`, default ~/.cache/genbench, under
+  mirrors/): tables, curves, plans, errors, sample grids and reports, pulled before it reads
+  them and pushed after it writes them. Checkpoints stay at the URI; the mirror records which exist
+  (`has_checkpoint`) and pulls one only where the driver needs it (cross-seed evaluations).
+- A trial works in a node-local *stage* holding its own files (rows, curves, checkpoints and the
+  error file of its trial id), pulled when it starts, and pushes what it wrote or removed when
+  it ends: a file at the URI is always a whole file some trial finished.
+
+The lock that keeps two drivers off one run directory (`harness.ledger.OutputLock`) lives in
+the mirror, so it holds per machine only: start one driver per URI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from harness.errors import GenbenchError
+
+MARK = ".genbench-mirror.json"  # in a mirror: the URI and the checkpoints it has
+NOT_MIRRORED = ("checkpoints/", "ray/")  # large, or Tune's own
+
+
+def is_uri(path: str | os.PathLike) -> bool:
+    return "://" in str(path)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GENBENCH_CACHE", Path.home() / ".cache" / "genbench"))
+
+
+class Remote:
+    """A run directory at a URI."""
+
+    def __init__(self, uri: str, what: str = "--out"):
+        import pyarrow.fs as pafs
+
+        self.uri = uri.rstrip("/")
+        try:
+            self.fs, self.root = pafs.FileSystem.from_uri(self.uri)
+        except Exception as err:  # noqa: BLE001 - pyarrow's reasons, in one line
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise GenbenchError(f"cannot open {what} {uri}: {first}") from None
+        self.root = self.root.rstrip("/")
+
+    def listing(self) -> dict[str, tuple[int, int]]:
+        """Every file under the run: relative path -> (size, mtime in ns)."""
+        import pyarrow.fs as pafs
+
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True,
+                                                            allow_not_found=True))
+        except Exception as err:  # noqa: BLE001 - unreachable store, no permission
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise GenbenchError(f"cannot list {self.uri}: {first}") from None
+        return {i.path[len(self.root) + 1:]: (i.size, i.mtime_ns or 0) for i in infos
+                if i.type == pafs.FileType.File}
+
+    def pull(self, local: Path, where: Callable[[str], bool],
+             listing: dict[str, tuple[int, int]] | None = None) -> None:
+        """Copy the files `where(relative path)` accepts into `local`, skipping those already
+        there with the same size and a later modification time."""
+        from harness.results import atomic_write_bytes
+
+        for rel, (size, mtime) in (self.listing() if listing is None else listing).items():
+            if not where(rel):
+                continue
+            dest = local / rel
+            if dest.is_file() and dest.stat().st_size == size and dest.stat().st_mtime_ns >= mtime:
+                continue
+            with self.fs.open_input_stream(f"{self.root}/{rel}") as f:
+                atomic_write_bytes(dest, f.read())
+
+    def push(self, local: Path, before: dict[str, tuple[int, int]]) -> None:
+        """Upload what changed in `local` since the snapshot `before`; delete what was removed."""
+        after = snapshot(local)
+        for rel, stat in after.items():
+            if before.get(rel) != stat:
+                dest = f"{self.root}/{rel}"
+                self.fs.create_dir(dest.rpartition("/")[0], recursive=True)
+                tmp = f"{dest}.tmp-{os.getpid()}"  # whole files only, where renames exist
+                with self.fs.open_output_stream(tmp) as f:
+                    f.write((local / rel).read_bytes())
+                try:
+                    self.fs.move(tmp, dest)
+                except OSError:  # object stores without rename: write in place
+                    self.fs.delete_file(tmp)
+                    with self.fs.open_output_stream(dest) as f:
+                        f.write((local / rel).read_bytes())
+        for rel in set(before) - set(after):
+            try:
+                self.fs.delete_file(f"{self.root}/{rel}")
+            except FileNotFoundError:
+                pass
+
+
+def snapshot(local: Path) -> dict[str, tuple[int, int]]:
+    """Relative path -> (size, mtime in ns) of every file under `local`."""
+    from harness.ledger import LOCK_NAME
+
+    out = {}
+    for p in Path(local).rglob("*"):
+        if p.is_file() and p.name not in (MARK, LOCK_NAME):  # local to this machine
+            st = p.stat()
+            out[p.relative_to(local).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def mirror(uri: str, what: str = "--out") -> Path:
+    """Pull the run at `uri` into its local mirror (created if new) and return the mirror."""
+    remote = Remote(uri, what)
+    local = cache_dir() / "mirrors" / hashlib.sha256(remote.uri.encode()).hexdigest()[:16]
+    local.mkdir(parents=True, exist_ok=True)
+    listing = remote.listing()
+    mirrored = lambda rel: not rel.startswith(NOT_MIRRORED)  # noqa: E731
+    remote.pull(local, mirrored, listing)
+    for rel in snapshot(local):  # gone at the URI (a failure row a retry removed): gone here
+        if mirrored(rel) and rel not in listing:
+            (local / rel).unlink(missing_ok=True)
+    checkpoints = sorted(rel.removeprefix("checkpoints/") for rel in listing
+                         if rel.startswith("checkpoints/"))
+    (local / MARK).write_text(json.dumps({"uri": remote.uri, "checkpoints": checkpoints}))
+    return local
+
+
+def mirrored_uri(local: Path) -> str | None:
+    """The URI a mirror stands for, None for a plain directory."""
+    mark = Path(local) / MARK
+    return json.loads(mark.read_text())["uri"] if mark.is_file() else None
+
+
+def has_checkpoint(out_dir: Path, name: str) -> bool:
+    """Whether checkpoints/<name> exists in the run: here, or at the URI of a mirror."""
+    if (Path(out_dir) / "checkpoints" / name).is_file():
+        return True
+    mark = Path(out_dir) / MARK
+    return mark.is_file() and name in json.loads(mark.read_text())["checkpoints"]
+
+
+def local_run(path: str | os.PathLike, what: str = "--out") -> Path:
+    """The local directory to read a run from: the path itself, or a URI's fresh mirror."""
+    return mirror(str(path), what) if is_uri(path) else Path(path)
+
+
+@contextmanager
+def publishing(local: Path) -> Iterator[None]:
+    """Around what the driver writes in a run directory: for a mirror, send what changed back
+    to its URI afterwards (a plain directory needs nothing)."""
+    uri = mirrored_uri(local)
+    before = snapshot(local) if uri else {}
+    yield
+    if uri is not None:
+        Remote(uri).push(local, before)
+
+
+def pull_checkpoints(local: Path, names: list[str]) -> None:
+    """Fetch these checkpoints of a mirror's run (for work the driver does itself)."""
+    uri = mirrored_uri(local)
+    if uri is not None:
+        wanted = {f"checkpoints/{n}" for n in names}
+        Remote(uri).pull(local, lambda rel: rel in wanted)
+
+
+def trial_files(trial_id: str) -> Callable[[str], bool]:
+    """The files of one trial a stage needs: its rows, curve, checkpoints and error file."""
+    def owned(rel: str) -> bool:
+        top, _, name = rel.partition("/")
+        return top in ("results", "curves", "checkpoints", "errors") and \
+            (name == trial_id or name.startswith(trial_id + "."))
+    return owned
+
+
+class Stage:
+    """A trial's node-local working directory for a run at a URI (a plain path is used as is)."""
+
+    def __init__(self, out_dir: str, trial_id: str):
+        self.remote = Remote(out_dir) if is_uri(out_dir) else None
+        if self.remote is None:
+            self.path, self.before = Path(out_dir), {}
+            return
+        self.path = Path(tempfile.mkdtemp(prefix=f"genbench-{trial_id}-"))
+        self.remote.pull(self.path, trial_files(trial_id))
+        self.before = snapshot(self.path)
+
+    def finish(self) -> None:
+        """Push the trial's work to the URI and remove the stage."""
+        if self.remote is None:
+            return
+        import shutil
+
+        try:
+            self.remote.push(self.path, self.before)
+        finally:
+            shutil.rmtree(self.path, ignore_errors=True)
