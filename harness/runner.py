@@ -21,7 +21,7 @@ from harness.cluster import check_shared, connect, requested_address
 from harness.provenance import git_sha, versions_json
 from harness.results import current_umask, failed_file
 from harness.ledger import OutputLock, Work, check_study, record_plan, scan
-from harness.packing import (Node, cluster_nodes, effective, refuse_unplaceable, simulate,
+from harness.packing import (cluster_nodes, effective, refuse_unplaceable, simulate,
                              this_machine)
 from harness.storage import Remote, Stage, is_uri, mirror, publishing, pull_checkpoints
 from harness.study import Plan, Trial
