@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from harness.config import build_config, to_dict
 from harness.method import Budget, Method, Observation, TrainData
 from harness.seeding import PerSampleNoise
-from methods.training import EMA, LossLog, TrainState, cpu_state, minibatches, move_nets
+from methods.training import (EMA, LossLog, TrainState, cpu_state, make_adam, minibatches,
+                              move_nets)
 
 
 def d_loss_softplus(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -113,8 +114,8 @@ class AdversarialMethod(Method):
     def optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         """(generator's, discriminator's) optimiser."""
         cfg = self.config
-        return (torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=tuple(cfg.betas)),
-                torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=tuple(cfg.betas)))
+        return (make_adam(self.G.parameters(), cfg.lr, self.device, betas=tuple(cfg.betas)),
+                make_adam(self.D.parameters(), cfg.lr, self.device, betas=tuple(cfg.betas)))
 
     def ema_decay(self) -> float:
         return 0.0

@@ -35,15 +35,15 @@ from harness.config import build_config, to_dict
 from harness.errors import GenbenchError
 from harness.method import Budget, Method, Observation, TrainData, register
 from harness.seeding import PerSampleNoise
-from methods.nets.unet import UNet
-from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, minibatches,
-                              move_nets)
+from methods.nets.unet import UNet, UNetTraining
+from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, make_adam,
+                              minibatches, move_nets, prepare_net)
 
 Distance = Literal["l2", "l1", "pseudo_huber", "lpips"]
 
 
 @dataclass(frozen=True)
-class CMConfig:
+class CMConfig(UNetTraining):
     sigma_data: float = 0.5  # data standard deviation of Appendix C (not 0.25)
     eps: float = 0.002  # smallest time; f(x, eps) = x
     T: float = 80.0  # largest time
@@ -52,26 +52,19 @@ class CMConfig:
     s1: int = 150  # N(k) at the end is s1 + 1
     mu0: float = 0.9  # EMA rate of the target network at N = s0
     distance: Distance = "l2"  # d: l2, l1, pseudo_huber (lpips: needs local weights)
-    n_feat: int = 64  # U-Net base width of F_theta
-    ch_mult: tuple[int, ...] = (1, 2, 2)  # width multiplier per U-Net level
-    num_res_blocks: int = 1  # residual blocks per level
-    attention: bool = True  # self-attention at the lowest resolution
-    dropout: float = 0.0  # dropout inside residual blocks
-    lr: float = 2e-4  # Adam learning rate
-    batch_size: int = 64  # training minibatch
-    grad_clip: float = 1.0  # max gradient norm; 0 = off
-    ema_decay: float = 0.0  # a separate EMA of theta for sampling; 0 = off
-    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
+    # F_theta, its optimiser and the fast paths: see UNetTraining (ema_decay: a separate EMA
+    # of theta for sampling, apart from the target theta^-)
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0 < self.eps < self.T:
             raise ValueError("need 0 < eps < T")
         if self.s0 < 2 or self.s1 < self.s0:
             raise ValueError("need 2 <= s0 <= s1")
-        if not 0 < self.mu0 < 1 or not 0 <= self.ema_decay < 1:
-            raise ValueError("need 0 < mu0 < 1 and 0 <= ema_decay < 1")
-        if self.n_feat < 1 or self.batch_size < 1 or self.sigma_data <= 0:
-            raise ValueError("n_feat, batch_size and sigma_data must be positive")
+        if not 0 < self.mu0 < 1:
+            raise ValueError("need 0 < mu0 < 1")
+        if self.sigma_data <= 0:
+            raise ValueError("sigma_data must be positive")
 
 
 @dataclass(frozen=True)
@@ -159,9 +152,8 @@ class ConsistencyModel(Method):
     def _build(self, data_shape: tuple[int, ...], device: torch.device) -> None:
         cfg = self.config
         self.data_shape, self.device = tuple(data_shape), device
-        self.net = UNet(in_ch=data_shape[0], n_feat=cfg.n_feat, ch_mult=cfg.ch_mult,
-                        num_res_blocks=cfg.num_res_blocks, attention=cfg.attention,
-                        dropout=cfg.dropout).to(device)
+        self.net = prepare_net(cfg.unet(data_shape[0]), device,
+                               channels_last=cfg.channels_last(device))
         self.target = copy.deepcopy(self.net).eval().requires_grad_(False)  # theta^-
         self.ema = EMA(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
@@ -180,7 +172,9 @@ class ConsistencyModel(Method):
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self._build(data.shape, device)
-        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        if cfg.compile:  # after the target and EMA copies: they stay eager
+            self.net.compile()
+        opt = make_adam(self.net.parameters(), cfg.lr, device)
         batches = minibatches(len(data.x), cfg.batch_size, g)
         x_all = data.x.to(device)
         log = LossLog(budget)

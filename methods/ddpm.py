@@ -27,18 +27,18 @@ from harness.errors import GenbenchError
 from harness.method import Budget, Method, Observation, TrainData, register
 from harness.seeding import PerSampleNoise
 from methods.dps import dps_step
-from methods.nets.unet import UNet
+from methods.nets.unet import UNet, UNetTraining
 from methods.samplers import Variance, ddim_step, ddpm_step, guided_eps
 from methods.schedules import NoiseSchedule, Spacing, cosine_betas, linear_betas
 from methods.score_distillation import DistillOptions, distill
-from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, minibatches,
-                              move_nets)
+from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, make_adam,
+                              minibatches, move_nets, prepare_net)
 
 Sampler = Literal["ddpm", "ddim", "dps", "sds", "vsd"]
 
 
 @dataclass(frozen=True)
-class DDPMConfig:
+class DDPMConfig(UNetTraining):
     T: int = 1000  # diffusion steps
     schedule: Literal["linear", "cosine"] = "linear"  # beta schedule (docs/methods.md M1 / M2)
     beta_min: float = 1e-4  # linear schedule: beta_0
@@ -48,18 +48,10 @@ class DDPMConfig:
     loss: Literal["l2", "l1"] = "l2"  # ||eps - eps_theta||^2 or |eps - eps_theta|
     class_cond: bool = False  # condition on labels (needs a labelled data set)
     p_uncond: float = 0.1  # class_cond: probability a label is replaced by the null token
-    n_feat: int = 64  # U-Net base width
-    ch_mult: tuple[int, ...] = (1, 2, 2)  # width multiplier per U-Net level
-    num_res_blocks: int = 1  # residual blocks per level
-    attention: bool = True  # self-attention at the lowest resolution
-    dropout: float = 0.0  # dropout inside residual blocks
-    lr: float = 2e-4  # Adam learning rate
-    batch_size: int = 64  # training minibatch
-    grad_clip: float = 1.0  # max gradient norm; 0 = off
-    ema_decay: float = 0.0  # EMA of the weights for sampling; 0 = off
-    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
+    # the network, its optimiser and the fast paths: see UNetTraining
 
     def __post_init__(self):
+        super().__post_init__()
         if self.T < 2:
             raise ValueError(f"T must be >= 2, got {self.T}")
         if not 0 < self.beta_min <= self.beta_max < 1:
@@ -67,12 +59,8 @@ class DDPMConfig:
         if self.rescale_betas and self.schedule == "linear" and self.beta_max * 1000 / self.T >= 1:
             raise ValueError(f"rescale_betas scales beta_max by 1000/T to {self.beta_max * 1000 / self.T:g}"
                              f" >= 1 at T={self.T}; use T > {self.beta_max * 1000:g}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.p_uncond <= 1:
             raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
-        if self.n_feat < 1 or self.batch_size < 1:
-            raise ValueError("n_feat and batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -147,9 +135,8 @@ class DDPM(Method):
     def _build(self, data_shape: tuple[int, ...], device: torch.device) -> None:
         cfg = self.config
         self.data_shape, self.device = tuple(data_shape), device
-        self.net = UNet(in_ch=data_shape[0], n_feat=cfg.n_feat, ch_mult=cfg.ch_mult,
-                        num_res_blocks=cfg.num_res_blocks, attention=cfg.attention,
-                        dropout=cfg.dropout, num_classes=self.num_classes).to(device)
+        self.net = prepare_net(cfg.unet(data_shape[0], self.num_classes), device,
+                               channels_last=cfg.channels_last(device))
         self.ema = EMA(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     def loss(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
@@ -169,8 +156,10 @@ class DDPM(Method):
         self.num_classes = data.num_classes if cfg.class_cond else 0
         torch.manual_seed(seed)  # weight init
         self._build(data.shape, device)
+        if cfg.compile:  # after the EMA copy: it stays eager
+            self.net.compile()
         g = torch.Generator().manual_seed(seed)
-        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        opt = make_adam(self.net.parameters(), cfg.lr, device)
         x_all = data.x.to(device)
         y_all = data.y.to(device) if self.num_classes else None
         log = LossLog(budget)

@@ -28,6 +28,7 @@ from harness.method import register
 from harness.seeding import PerSampleNoise
 from methods.adversarial import AdversarialMethod, lazy_adam_scale, start_side
 from methods.diffaugment import diff_augment, parse_policy
+from methods.training import make_adam
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,9 @@ class GAN(AdversarialMethod):
     def optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         cfg = self.config
         c = lazy_adam_scale(cfg.r1_every) if cfg.r1_gamma > 0 else 1.0
-        return (torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=tuple(cfg.betas)),
-                torch.optim.Adam(self.D.parameters(), lr=cfg.lr * c,
-                                 betas=tuple(b ** c for b in cfg.betas)))
+        return (make_adam(self.G.parameters(), cfg.lr, self.device, betas=tuple(cfg.betas)),
+                make_adam(self.D.parameters(), cfg.lr * c, self.device,
+                          betas=tuple(b ** c for b in cfg.betas)))
 
     def ema_decay(self) -> float:
         return self.config.ema_decay

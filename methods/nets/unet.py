@@ -11,6 +11,8 @@ the zero vector (for classifier-free guidance, docs/methods.md M5).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -122,3 +124,42 @@ class UNet(nn.Module):
             else:
                 h = layer(h)
         return self.conv_out(F.silu(self.norm_out(h)))
+
+
+@dataclass(frozen=True)
+class UNetTraining:
+    """The config fields every U-Net method shares (DDPM, consistency models): the network,
+    its optimiser and the fast paths. A method's Config inherits them."""
+
+    n_feat: int = 64  # U-Net base width
+    ch_mult: tuple[int, ...] = (1, 2, 2)  # width multiplier per U-Net level
+    num_res_blocks: int = 1  # residual blocks per level
+    attention: bool = True  # self-attention at the lowest resolution
+    dropout: float = 0.0  # dropout inside residual blocks
+    lr: float = 2e-4  # Adam learning rate (fused Adam on CUDA)
+    batch_size: int = 64  # training minibatch
+    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    ema_decay: float = 0.0  # EMA of the weights for sampling; 0 = off
+    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
+    # NHWC memory (the same arithmetic): "auto" = on CUDA, where cuDNN's bf16 convolutions want
+    # it; on the CPU it was within +-15 % of NCHW, either way, by size (benchmarks/bench_unet.py)
+    memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
+    compile: bool = False  # torch.compile the online network (off: on CPU it made steps slower)
+
+    def __post_init__(self):
+        if self.n_feat < 1 or self.batch_size < 1:
+            raise ValueError("n_feat and batch_size must be >= 1")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    def channels_last(self, device: torch.device) -> bool:
+        """Whether the network trains in channels-last memory on `device`."""
+        if self.memory_format == "auto":
+            return torch.device(device).type == "cuda"
+        return self.memory_format == "channels_last"
+
+    def unet(self, in_ch: int, num_classes: int = 0) -> UNet:
+        """The U-Net these fields describe."""
+        return UNet(in_ch=in_ch, n_feat=self.n_feat, ch_mult=self.ch_mult,
+                    num_res_blocks=self.num_res_blocks, attention=self.attention,
+                    dropout=self.dropout, num_classes=num_classes)
