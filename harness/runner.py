@@ -199,7 +199,8 @@ def init_ray(address: str | None) -> None:
 
 
 def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
-              storage: str | None = None, echo=None, max_failures: int = 1) -> list[TrialOutcome]:
+              storage: str | None = None, echo=None, max_failures: int = 1,
+              reuse_workers: bool = False) -> list[TrialOutcome]:
     """Run what the ledger says is missing of `plan` on Ray Tune; one outcome per trial run.
     Refuses, before writing anything, a directory of another study or one in use, and an
     address where no cluster answers (`--address` or `RAY_ADDRESS`)."""
@@ -240,7 +241,7 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         with publishing(local):
             record_plan(local, plan)
         outcomes = (_tune(plan, ledger.work, uri or str(local), address, storage, echo,
-                          max_failures) if ledger.work else [])
+                          max_failures, reuse_workers) if ledger.work else [])
         if uri and ledger.cross:
             mirror(uri)  # what the trials pushed
         with publishing(local):
@@ -279,9 +280,10 @@ def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
                        missing=sorted(left - set(failed)))
 
 
-def _env() -> Env:
+def _env(reuse_workers: bool = False) -> Env:
     return Env(git_sha=git_sha(), versions_json=versions_json(),
-               assets_dir=str(assets_dir().resolve()), umask=current_umask())
+               assets_dir=str(assets_dir().resolve()), umask=current_umask(),
+               reuse_workers=reuse_workers)
 
 
 def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
@@ -302,7 +304,8 @@ def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
 
 
 def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
-          storage: str | None, echo, max_failures: int) -> list[TrialOutcome]:
+          storage: str | None, echo, max_failures: int,
+          reuse_workers: bool = False) -> list[TrialOutcome]:
     import torch
     from ray import tune
 
@@ -315,7 +318,7 @@ def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
     echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, {' or '.join(kinds)} "
          f"per trial, {simulate(trials, nodes).at_once} at once on "
          f"{cluster.nodes} node{'s' * (cluster.nodes != 1)}")
-    env = _env()
+    env = _env(reuse_workers)
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), max_failures=max_failures)
     cells = [{"trial": dataclasses.asdict(w.trial), "work": w.to_dict()} for w in work]
@@ -325,7 +328,10 @@ def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
         tune.with_resources(trainable, lambda config: asks[config["cell"]["trial"]["trial_id"]]),
         param_space={"cell": tune.grid_search(cells)},
         tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_id,
-                                    trial_dirname_creator=_trial_id),
+                                    trial_dirname_creator=_trial_id,
+                                    # a fresh process per trial (its memory rows are its own),
+                                    # or shared ones, which saves process start and imports
+                                    reuse_actors=reuse_workers),
         run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
                                   storage_path=storage or f"{out_dir}/ray", verbose=0,
                                   callbacks=[_progress_callback(len(work), echo)],

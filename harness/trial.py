@@ -45,6 +45,7 @@ class Env:
     versions_json: str
     assets_dir: str  # absolute GENBENCH_ASSETS, so every node looks in the same place
     umask: int = 0o022  # the driver's umask: files written by workers get the user's modes
+    reuse_workers: bool = False  # trials share worker processes (`genbench run --reuse-workers`)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class Rows:
     def __init__(self, plan: Plan, trial: Trial, env: Env, device: torch.device):
         from harness.provenance import device_name
 
-        self.plan, self.trial = plan, trial
+        self.plan, self.trial, self.env = plan, trial, env
         self.base = {"schema_version": SCHEMA_VERSION, "study": plan.study, "scale": plan.scale,
                      "trial_id": trial.trial_id, "arm": trial.arm, "method": trial.method,
                      "dataset": plan.data,
@@ -295,7 +296,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
                                                     f"{plan.log_every} steps"))
     out += [rows.fit_row(name, value, steps) for name, value in method.info().items()]
     out.append(rows.fit_row("peak_mem_mb", _peak_mem_mb(device), steps,
-                            protocol=_peak_mem_protocol(device, "fit()")))
+                            protocol=_peak_mem_protocol(device, "fit()", rows.env)))
     rows.write(fit_file(out_dir, trial.trial_id), out)
     return method
 
@@ -356,7 +357,7 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
         "sample_s_per_image": {"value": sample_s / n, "protocol": "wall clock around sample()"},
         "nfe": {"value": json.loads(sample_json)["nfe"], "protocol": "network evaluations per sample"},
         "sample_peak_mem_mb": {"value": _peak_mem_mb(device),
-                               "protocol": _peak_mem_protocol(device, "sample()")},
+                               "protocol": _peak_mem_protocol(device, "sample()", rows.env)},
     }
     task = get_task(plan.task)
     if set(task.metrics) & set(unit.metrics):
@@ -486,12 +487,14 @@ def _vm_hwm_mb() -> float | None:
     return None
 
 
-def _peak_mem_protocol(device: torch.device, around: str) -> str:
+def _peak_mem_protocol(device: torch.device, around: str, env: Env) -> str:
     if device.type == "cuda":
         return f"torch.cuda.max_memory_allocated during {around}"
+    shared = "; the worker process ran earlier trials too, whose retained memory counts" \
+        if env.reuse_workers else ""
     if _vm_hwm_mb() is not None and _CLEAR_REFS.exists():
-        return f"peak RSS of the trial process during {around} (VmHWM reset before; imports included)"
-    return "ru_maxrss of the trial process (imports and earlier work included)"
+        return f"peak RSS of the trial process during {around} (VmHWM reset before; imports included{shared})"
+    return f"ru_maxrss of the trial process (imports and earlier work included{shared})"
 
 
 def _peak_mem_mb(device: torch.device) -> float:

@@ -107,6 +107,22 @@ def test_a_trial_that_fails_once_resumes_from_its_checkpoint(tmp_path, ray_local
     assert "study faults [smoke]: 2 ok, 0 diverged, 0 failed, 0 missing" in capsys.readouterr().out
 
 
+def test_shared_workers_write_the_same_rows_and_say_so(tmp_path, ray_local):
+    """--reuse-workers (Tune's reuse_actors) saves process starts; the rows are those of fresh
+    processes, and CPU memory rows say that earlier trials shared the process."""
+    study = tmp_path / "shared.py"
+    study.write_text(STUDY.format(config="{}").replace("seeds=(0,)", "seeds=(0, 1, 2)"))
+    shared, fresh = tmp_path / "shared", tmp_path / "fresh"
+    assert main(["run", str(study), "--out", str(shared), "--no-report", "--reuse-workers"]) == 0
+    assert main(["run", str(study), "--out", str(fresh), "--no-report"]) == 0
+    a, b = read_results(shared), read_results(fresh)
+    pd.testing.assert_frame_equal(_stable(a), _stable(b))
+    assert len(a) == len(b) and a.trial_id.nunique() == 6
+    mem = a[a.metric.isin(["peak_mem_mb", "sample_peak_mem_mb"])].protocol
+    assert len(mem) == 12 and mem.str.contains("ran earlier trials too").all()
+    assert not b[b.metric == "peak_mem_mb"].protocol.str.contains("earlier trials").any()
+
+
 def test_a_trial_that_always_fails_is_recorded_and_the_rest_finish(tmp_path, ray_local, capsys):
     out = tmp_path / "always"
     args = ["run", write(tmp_path, fail_times=99), "--out", str(out), "--no-report"]
