@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: quickstart test
+.PHONY: quickstart test bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,3 +17,12 @@ quickstart: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# the performance benchmarks (README, "Performance"); each prints its figures and ratios
+bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/bench_unet.py
+	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/bench_sampling.py
+	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_flops.py
