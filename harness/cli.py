@@ -184,7 +184,7 @@ def cmd_compare(args) -> int:
 
 def cmd_plan(args) -> int:
     from harness.cluster import connect, requested_address
-    from harness.packing import cluster_nodes, effective, simulate, this_machine
+    from harness.packing import cluster_nodes, effective, memory_risks, simulate, this_machine
     from harness.runner import _duration, calibrate
 
     if args.calibrate < 0:
@@ -222,7 +222,9 @@ def cmd_plan(args) -> int:
             print(f"  {t.arm} {t.cell or '(base config)'}: setup {c['setup_s']:.1f} s, "
                   f"{c['step_s'] * 1000:.1f} ms/step, {c['sample_s_per_image'] * 1000:.2f} ms/image "
                   f"sampling + {c['metric_s_per_image'] * 1000:.2f} ms/image metrics "
-                  f"-> ~{_duration(c['estimate_s'])} per trial")
+                  f"-> ~{_duration(c['estimate_s'])} per trial; fit peak {c['peak_mem_mb']:.0f} MB")
+        for line in memory_risks(plan.trials, nodes, timed):
+            print(f"  packing risk: {line}")
     schedule = simulate(plan.trials, nodes, durations)
     print(f"packing on {where}:")
     for n in nodes:

@@ -6,6 +6,9 @@ request (`gpu=0.25`) must fit on a single GPU of that node, a request of whole G
 many free GPUs (Ray's GPU instances). A trial that fits no node even when the node is empty
 would stay pending forever: `unplaceable` names it and why, and `genbench run` refuses the plan.
 
+`memory_risks` reads a calibration's peak memory (`--calibrate`) and names cells whose trials
+would share a GPU without room for all of them.
+
 `simulate` replays Tune's order (trials start in plan order as resources free up) on the
 nodes: with estimated durations per trial (`genbench plan --calibrate`) it gives the estimated
 wall time of the study; without, every trial counts as one unit of time, which shows the waves.
@@ -121,6 +124,24 @@ def refuse_unplaceable(plan_or_trials, nodes: list[Node], where: str) -> None:
         raise GenbenchError(f"trial {t.trial_id} (arm {t.arm}) can never start on {where}: "
                             f"it {why}{more}; lower its resources (Arm.resources, --set cpu=/gpu=, "
                             "--gpus-per-trial) or add a bigger node")
+
+
+def memory_risks(trials, nodes: list[Node], timed: dict[str, dict[str, float]]) -> list[str]:
+    """Calibrated cells whose trials would share a GPU (a fraction `gpu` < 1: floor(1/gpu) of
+    them on one GPU) without room: their fit peaks add up to more than 90 % of its memory.
+    `timed` is `runner.calibrate`'s result (peak_mem_mb, device_mem_mb per config hash)."""
+    out = []
+    for h, c in timed.items():
+        t = next(t for t in trials if t.config_hash == h)
+        share = effective(t.resources, nodes).gpu
+        if not c.get("device_mem_mb") or not 0 < share < 1:
+            continue
+        per_gpu = math.floor(1 / share + EPS)
+        if per_gpu * c["peak_mem_mb"] > 0.9 * c["device_mem_mb"]:
+            out.append(f"{per_gpu} trials of {t.arm} {t.cell or '(base config)'} share a GPU "
+                       f"(gpu={share:g}) and need {per_gpu} x {c['peak_mem_mb']:.0f} MB of its "
+                       f"{c['device_mem_mb']:.0f} MB; give them a larger gpu share")
+    return out
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,9 @@ def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int =
                     n: int = 64) -> dict[str, float]:
     """Time a short version of `trial` without writing anything: setup (imports, data, metric
     assets), `steps` optimiser steps, and n samples of each sample setting with the plan's
-    quality metrics. `estimate_s` extrapolates to the whole trial (its budget, n_samples)."""
+    quality metrics. `estimate_s` extrapolates to the whole trial (its budget, n_samples);
+    `peak_mem_mb` is the fit's peak memory (GPU memory allocated on CUDA, RSS on the CPU), what
+    decides how many trials can share a GPU; `device_mem_mb` the GPU's total, 0 on the CPU."""
     t0 = time.perf_counter()
     import_code(plan.imports)
     seed_everything(trial.seed)
@@ -99,12 +101,15 @@ def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int =
     method = method_cls(build_config(method_cls.Config, trial.config))
     steps = max(1, min(steps, trial.budget_steps))
     setup_s = time.perf_counter() - t0
+    _reset_peak_mem(device)
     t0 = time.perf_counter()
     try:
         method.fit(train, Budget(steps, log_every=steps), seed=trial.seed, device=device)
     except DivergedError as err:  # timing is all calibration wants; the real run records it
         steps = max(1, err.step)
     step_s = (time.perf_counter() - t0) / steps
+    peak = _peak_mem_mb(device)
+    total = torch.cuda.get_device_properties(device).total_memory / 2**20 if device.type == "cuda" else 0.0
     n = max(1, min(n, plan.n_samples))
     labels = _labels_for(method, n)
     inputs = get_task(plan.task).inputs(data=plan.data, resolution=plan.resolution, n_samples=n,
@@ -120,7 +125,8 @@ def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int =
             metric_s += (time.perf_counter() - t0) / n
     estimate = setup_s + trial.budget_steps * step_s + plan.n_samples * (sample_s + metric_s)
     return {"setup_s": setup_s, "step_s": step_s, "sample_s_per_image": sample_s,
-            "metric_s_per_image": metric_s, "estimate_s": estimate, "steps": steps, "n": n}
+            "metric_s_per_image": metric_s, "estimate_s": estimate, "steps": steps, "n": n,
+            "peak_mem_mb": peak, "device_mem_mb": total}
 
 
 FAILURE_CLASSES = ("out of memory", "data", "error")

@@ -6,7 +6,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import GenbenchError
-from harness.packing import Node, simulate, unplaceable
+from harness.packing import Node, memory_risks, simulate, unplaceable
 from harness.study import Arm, Plan, Resources, Scale, Study, Trial
 
 
@@ -46,6 +46,18 @@ def test_a_trial_no_node_can_hold_is_named_with_why():
     assert unplaceable(trials(Resources(1, 4)), [Node("cpu", 2, 0)]) == []
     s = simulate(trials(Resources(1, 0), Resources(3, 0)), [Node("c", 2, 0)])
     assert [t.trial_id for t, _ in s.pending] == ["t1"] and list(s.placements) == ["t0"]
+
+
+def test_calibrated_peaks_that_do_not_fit_a_shared_gpu_are_named():
+    ts = trials(Resources(1, 0.25), Resources(1, 0.5), Resources(1, 1))
+    ts = [t.__class__(**{**t.__dict__, "arm": f"arm{i}"}) for i, t in enumerate(ts)]
+    gpu_node = [Node("g", 16, 1)]
+    timed = {f"h{i}": {"peak_mem_mb": 30_000, "device_mem_mb": 80_000} for i in range(3)}
+    risks = memory_risks(ts, gpu_node, timed)  # 4 x 30 GB do not fit; 2 x 30 GB and 1 GPU do
+    assert risks == ["4 trials of arm0 (base config) share a GPU (gpu=0.25) and need 4 x 30000 MB "
+                     "of its 80000 MB; give them a larger gpu share"]
+    cpu = {h: {**c, "device_mem_mb": 0.0} for h, c in timed.items()}  # calibrated on a CPU
+    assert memory_risks(ts, gpu_node, cpu) == []
 
 
 def _study(**arm_resources) -> Study:
@@ -108,6 +120,6 @@ def test_calibration_estimates_each_cell_and_the_wall_time(tmp_path, capsys):
     assert main(["plan", str(study), "--calibrate", "4"]) == 0
     out = capsys.readouterr().out
     assert "calibrating 2 train cells (4 steps, 64 samples per setting) on this machine" in out
-    assert out.count("ms/step") == 2
+    assert out.count("ms/step") == 2 and out.count("fit peak") == 2
     assert "6 trials, 2 at once; estimated wall time ~" in out
     assert not list(tmp_path.glob("results*"))  # calibration writes no rows
