@@ -111,15 +111,15 @@ def test_shared_workers_write_the_same_rows_and_say_so(tmp_path, ray_local):
     """--reuse-workers (Tune's reuse_actors) saves process starts; the rows are those of fresh
     processes, and CPU memory rows say that earlier trials shared the process."""
     study = tmp_path / "shared.py"
-    study.write_text(STUDY.format(config="{}").replace("seeds=(0,)", "seeds=(0, 1, 2)"))
+    study.write_text(STUDY.format(config="{}").replace("seeds=(0,)", "seeds=(0, 1)"))
     shared, fresh = tmp_path / "shared", tmp_path / "fresh"
     assert main(["run", str(study), "--out", str(shared), "--no-report", "--reuse-workers"]) == 0
     assert main(["run", str(study), "--out", str(fresh), "--no-report"]) == 0
     a, b = read_results(shared), read_results(fresh)
     pd.testing.assert_frame_equal(_stable(a), _stable(b))
-    assert len(a) == len(b) and a.trial_id.nunique() == 6
+    assert len(a) == len(b) and a.trial_id.nunique() == 4
     mem = a[a.metric.isin(["peak_mem_mb", "sample_peak_mem_mb"])].protocol
-    assert len(mem) == 12 and mem.str.contains("ran earlier trials too").all()
+    assert len(mem) == 8 and mem.str.contains("ran earlier trials too").all()
     assert not b[b.metric == "peak_mem_mb"].protocol.str.contains("earlier trials").any()
 
 
@@ -255,10 +255,7 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
         assert shown.returncode == 0, shown.stderr[-2000:]
         assert shown.stdout.count("1 CPU, 0 GPU: up to 1 trials at once") == 2
         assert "4 trials, 2 at once; estimated wall time ~" in shown.stdout
-        # a trial bigger than any node: the plan says why, a run refuses in one line
-        big = subprocess.run([*plan, "--set", "cpu=2"], env=env, capture_output=True, text=True,
-                             timeout=60)
-        assert big.returncode == 1 and big.stdout.count("pending forever") == 4
+        # a trial bigger than any node (tests/test_packing.py shows the plan's why): refused
         too_big = subprocess.run([*run, "--out", str(tmp_path / "big"), "--set", "cpu=2"],
                                  env=env, capture_output=True, text=True, timeout=60)
         assert too_big.returncode == 2 and len(too_big.stderr.strip().splitlines()) == 1

@@ -20,7 +20,8 @@ PER_SETTING = {"sample_s_per_image", "nfe"}
 @pytest.mark.parametrize("name", study_names())
 def test_study_smoke(name, tmp_path, ray_local):
     out = tmp_path / name
-    assert main(["run", name, "--out", str(out), *FAST]) == 0
+    # shared worker processes: these runs check rows, not memory, and save ~4 s per trial
+    assert main(["run", name, "--out", str(out), *FAST, "--reuse-workers"]) == 0
     plan = load_study(name).resolve("smoke", {"budget_steps": 4, "n_samples": 2, "log_every": 2})
     df = read_results(out)
     assert list(df.columns) == list(COLUMNS)
@@ -112,7 +113,7 @@ def test_study_smoke(name, tmp_path, ray_local):
 def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
     out = tmp_path / "q"
     args = ["run", "quickstart", "--out", str(out), *FAST, "--set", "steps=2", "--set",
-            "clip_x0=false"]
+            "clip_x0=false", "--reuse-workers"]
     assert main(args) == 0
     first = read_results(out)
     assert main(args) == 0

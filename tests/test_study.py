@@ -48,7 +48,7 @@ def test_list_grid_and_prefixes():
 
 
 @pytest.mark.parametrize("study,sets,match", [
-    (dict(train_grid={"nope": [1]}), {}, "unknown train grid axis 'nope'.*valid: T"),
+    (dict(train_grid={"nope": [1]}), {}, "unknown train grid axis 'nope' for ddpm; valid: .*\\bT\\b"),
     (dict(sample_grid={"nope": [1]}), {}, "unknown sample grid axis"),
     (dict(config={"schedule": "quad"}), {}, "invalid value 'quad' for schedule; valid"),
     (dict(config={"T": "ten"}), {}, "expected an integer"),
