@@ -108,14 +108,23 @@ def test_a_trial_that_fails_once_resumes_from_its_checkpoint(tmp_path, ray_local
 
 
 def test_shared_workers_write_the_same_rows_and_say_so(tmp_path, ray_local):
-    """--reuse-workers (Tune's reuse_actors) saves process starts; the rows are those of fresh
-    processes, and CPU memory rows say that earlier trials shared the process."""
+    """--reuse-workers (Tune's reuse_actors) saves process starts; the rows are those of the
+    same trials run one by one in this process, and CPU memory rows say that earlier trials
+    shared the worker process."""
+    from harness.ledger import scan
+    from harness.runner import _env
+    from harness.study import load_study
+    from harness.trial import execute_trial
+
     study = tmp_path / "shared.py"
-    study.write_text(STUDY.format(config="{}").replace("seeds=(0,)", "seeds=(0, 1)"))
-    shared, fresh = tmp_path / "shared", tmp_path / "fresh"
+    study.write_text(STUDY.format(config="{}").replace("fail_at", "lr").replace("[0, 6]", "[0.5, 0.25]")
+                     .replace("seeds=(0,)", "seeds=(0, 1)"))
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
     assert main(["run", str(study), "--out", str(shared), "--no-report", "--reuse-workers"]) == 0
-    assert main(["run", str(study), "--out", str(fresh), "--no-report"]) == 0
-    a, b = read_results(shared), read_results(fresh)
+    plan = load_study(str(study)).resolve("smoke")
+    for work in scan(alone, plan, echo=lambda _: None).work:
+        execute_trial(plan, work, alone, _env(), torch.device("cpu"))
+    a, b = read_results(shared), read_results(alone)
     pd.testing.assert_frame_equal(_stable(a), _stable(b))
     assert len(a) == len(b) and a.trial_id.nunique() == 4
     mem = a[a.metric.isin(["peak_mem_mb", "sample_peak_mem_mb"])].protocol
