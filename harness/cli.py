@@ -110,7 +110,7 @@ def cmd_run(args) -> int:
     import signal
 
     from harness.runner import run_study, study_status
-    from harness.storage import is_uri, local_run, publishing
+    from harness.storage import is_uri, mirror_dir, publishing
 
     if args.max_failures < 0:
         raise GenbenchError(f"--max-failures must be >= 0, got {args.max_failures}")
@@ -132,7 +132,7 @@ def cmd_run(args) -> int:
         if o.status != "ok":
             print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
     ran = sum(o.status == "ok" for o in outcomes)
-    local = local_run(out)  # the run directory, or the URI's fresh local mirror
+    local = mirror_dir(out) if is_uri(out) else Path(out)  # run_study left the mirror fresh
     status = study_status(plan, local)
     this_run = f"this run: {ran} of {len(outcomes)} trials ok" if outcomes else "nothing to run"
     print(f"{this_run}; study {plan.study} [{plan.scale}]: {status.line()}; results in "
@@ -185,7 +185,7 @@ def cmd_compare(args) -> int:
 def cmd_plan(args) -> int:
     from harness.cluster import connect, requested_address
     from harness.packing import cluster_nodes, effective, memory_risks, simulate, this_machine
-    from harness.runner import _duration, calibrate
+    from harness.runner import calibrate, duration_text
 
     if args.calibrate < 0:
         raise GenbenchError(f"--calibrate must be a positive number of steps, got {args.calibrate}")
@@ -222,7 +222,7 @@ def cmd_plan(args) -> int:
             print(f"  {t.arm} {t.cell or '(base config)'}: setup {c['setup_s']:.1f} s, "
                   f"{c['step_s'] * 1000:.1f} ms/step, {c['sample_s_per_image'] * 1000:.2f} ms/image "
                   f"sampling + {c['metric_s_per_image'] * 1000:.2f} ms/image metrics "
-                  f"-> ~{_duration(c['estimate_s'])} per trial; fit peak {c['peak_mem_mb']:.0f} MB")
+                  f"-> ~{duration_text(c['estimate_s'])} per trial; fit peak {c['peak_mem_mb']:.0f} MB")
         for line in memory_risks(plan.trials, nodes, timed):
             print(f"  packing risk: {line}")
     schedule = simulate(plan.trials, nodes, durations)
@@ -233,12 +233,13 @@ def cmd_plan(args) -> int:
     for t, why in schedule.pending:
         print(f"  pending forever: trial {t.trial_id} (arm {t.arm}) {why}")
     placed = len(plan.trials) - len(schedule.pending)
-    line = f"  {placed} trials, {schedule.at_once} at once"
-    if durations:
-        line += f"; estimated wall time ~{_duration(schedule.wall)} (from the calibration)"
-    elif placed:
-        line += f", {schedule.wall:.0f} waves (--calibrate estimates the wall time)"
-    print(line)
+    if placed:
+        line = f"  {placed} trials, {schedule.at_once} at once"
+        if durations:
+            line += f"; estimated wall time ~{duration_text(schedule.wall)} (from the calibration)"
+        else:
+            line += f", {schedule.wall:.0f} waves (--calibrate estimates the wall time)"
+        print(line)
     if schedule.pending:
         print(f"genbench run would refuse this plan: {len(schedule.pending)} trials can never "
               "start", file=sys.stderr)

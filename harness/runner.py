@@ -101,7 +101,7 @@ def _progress_callback(total: int, echo):
             left = elapsed / self.ended * (total - self.ended) if self.ended < total else 0.0
             extra = f": {message}" if message else ""
             echo(f"  [{self.ended}/{total}] {_trial_id(trial)} {status}{extra} | "
-                 f"{self.running} running, {pending} pending, ~{_duration(left)} left")
+                 f"{self.running} running, {pending} pending, ~{duration_text(left)} left")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             res = trial.last_result or {}
@@ -113,7 +113,8 @@ def _progress_callback(total: int, echo):
     return Progress()
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """A duration as people say it: 42s, 17 min, 3.5 h."""
     if seconds < 90:
         return f"{seconds:.0f}s"
     if seconds < 5400:
@@ -140,53 +141,49 @@ def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
               echo=None) -> dict[str, dict[str, float]]:
     """Time a short run of each train cell (`harness.trial.calibrate_trial`): on the cluster at
     `address` as Ray tasks with the trial's resources, else here in this process. Returns the
-    timings by config hash."""
+    timings by config hash; a cell whose calibration fails stops it, in one line."""
     import torch
 
     from harness.trial import calibrate_trial
 
     firsts = list({t.config_hash: t for t in reversed(plan.trials)}.values())[::-1]
-    out: dict[str, dict[str, float]] = {}
-    if not address:
-        for t in firsts:
+    if address:
+        import ray
+
+        nodes = cluster_nodes()
+
+        def remote(plan_json: str, trial: dict, steps: int, n: int, env: dict) -> dict:
+            from harness.provenance import pick_device
+
+            os.environ["GENBENCH_ASSETS"] = env["assets_dir"]
+            trial = Trial.from_dict(trial)
+            torch.set_num_threads(max(1, int(trial.resources.cpu)))
+            device = pick_device("cuda" if ray.get_gpu_ids() else "cpu")
+            return calibrate_trial(Plan.from_json(plan_json), trial, device, steps, n)
+
+        env = dataclasses.asdict(_env())
+        refs = {t.config_hash: ray.remote(remote).options(
+            num_cpus=effective(t.resources, nodes).cpu, num_gpus=effective(t.resources, nodes).gpu,
+            max_retries=0).remote(plan.to_json(), dataclasses.asdict(t), steps, n, env)
+            for t in firsts}
+        timing, where = (lambda t: ray.get(refs[t.config_hash])), " on the cluster"
+    else:
+        def timing(t: Trial) -> dict[str, float]:
             torch.set_num_threads(max(1, int(t.resources.cpu)))
             use_gpu = t.resources.gpu > 0 and torch.cuda.is_available()
-            try:
-                out[t.config_hash] = calibrate_trial(plan, t, torch.device("cuda" if use_gpu
-                                                                          else "cpu"), steps, n)
-            except GenbenchError:
-                raise
-            except Exception as err:  # noqa: BLE001 - one line
-                raise GenbenchError(f"calibrating trial {t.trial_id} (arm {t.arm}) failed: "
-                                    f"{type(err).__name__}: {err}") from None
-            if echo:
-                echo(f"  calibrated {t.arm} {t.cell or '(base config)'}")
-        return out
-    import ray
-
-    nodes = cluster_nodes()
-
-    def remote(plan_json: str, trial: dict, steps: int, n: int, env: dict) -> dict:
-        from harness.provenance import pick_device
-
-        os.environ["GENBENCH_ASSETS"] = env["assets_dir"]
-        trial = Trial.from_dict(trial)
-        torch.set_num_threads(max(1, int(trial.resources.cpu)))
-        device = pick_device("cuda" if ray.get_gpu_ids() else "cpu")
-        return calibrate_trial(Plan.from_json(plan_json), trial, device, steps, n)
-
-    env = dataclasses.asdict(_env())
-    refs = {t.config_hash: ray.remote(remote).options(
-        num_cpus=effective(t.resources, nodes).cpu, num_gpus=effective(t.resources, nodes).gpu,
-        max_retries=0).remote(plan.to_json(), dataclasses.asdict(t), steps, n, env) for t in firsts}
+            return calibrate_trial(plan, t, torch.device("cuda" if use_gpu else "cpu"), steps, n)
+        where = ""
+    out: dict[str, dict[str, float]] = {}
     for t in firsts:
         try:
-            out[t.config_hash] = ray.get(refs[t.config_hash])
-        except Exception as err:  # noqa: BLE001 - one line, the cause's first line
-            cause = getattr(err, "cause", None) or err
-            first = (str(cause).strip().splitlines() or [type(cause).__name__])[-1]
-            raise GenbenchError(f"calibrating trial {t.trial_id} (arm {t.arm}) failed on the "
-                                f"cluster: {first}") from None
+            out[t.config_hash] = timing(t)
+        except Exception as err:  # noqa: BLE001 - one line
+            cause = getattr(err, "cause", None) or err  # a Ray task's error carries the original
+            if isinstance(cause, GenbenchError) and not address:
+                raise cause from None
+            first = (str(cause).strip().splitlines() or [""])[0]
+            raise GenbenchError(f"calibrating trial {t.trial_id} (arm {t.arm}) failed{where}: "
+                                f"{type(cause).__name__}: {first}") from None
         if echo:
             echo(f"  calibrated {t.arm} {t.cell or '(base config)'}")
     return out
@@ -203,7 +200,8 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
               reuse_workers: bool = False) -> list[TrialOutcome]:
     """Run what the ledger says is missing of `plan` on Ray Tune; one outcome per trial run.
     Refuses, before writing anything, a directory of another study or one in use, and an
-    address where no cluster answers (`--address` or `RAY_ADDRESS`)."""
+    address where no cluster answers (`--address` or `RAY_ADDRESS`). For a URI, its local
+    mirror (`harness.storage.mirror_dir`) holds everything the run wrote when this returns."""
     echo = echo or (lambda line: print(line, flush=True))
     uri = str(out_dir).rstrip("/") if is_uri(out_dir) else None
     address = requested_address(address)
@@ -242,8 +240,8 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
             record_plan(local, plan)
         outcomes = (_tune(plan, ledger.work, uri or str(local), address, storage, echo,
                           max_failures, reuse_workers) if ledger.work else [])
-        if uri and ledger.cross:
-            mirror(uri)  # what the trials pushed
+        if uri and ledger.work:
+            mirror(uri)  # what the trials pushed: the mirror is up to date from here on
         with publishing(local):
             _cross(plan, ledger.cross, local, echo)
         return outcomes

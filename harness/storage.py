@@ -54,18 +54,22 @@ class Remote:
             raise GenbenchError(f"cannot open {what} {uri}: {first}") from None
         self.root = self.root.rstrip("/")
 
-    def listing(self) -> dict[str, tuple[int, int]]:
-        """Every file under the run: relative path -> (size, mtime in ns)."""
+    def listing(self, under: tuple[str, ...] = ("",)) -> dict[str, tuple[int, int]]:
+        """Every file under the run, or under these folders of it: relative path -> (size,
+        mtime in ns)."""
         import pyarrow.fs as pafs
 
-        try:
-            infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True,
-                                                            allow_not_found=True))
-        except Exception as err:  # noqa: BLE001 - unreachable store, no permission
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise GenbenchError(f"cannot list {self.uri}: {first}") from None
-        return {i.path[len(self.root) + 1:]: (i.size, i.mtime_ns or 0) for i in infos
-                if i.type == pafs.FileType.File}
+        out = {}
+        for top in under:
+            try:
+                infos = self.fs.get_file_info(pafs.FileSelector(
+                    f"{self.root}/{top}".rstrip("/"), recursive=True, allow_not_found=True))
+            except Exception as err:  # noqa: BLE001 - unreachable store, no permission
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise GenbenchError(f"cannot list {self.uri}: {first}") from None
+            out.update({i.path[len(self.root) + 1:]: (i.size, i.mtime_ns or 0) for i in infos
+                        if i.type == pafs.FileType.File})
+        return out
 
     def pull(self, local: Path, where: Callable[[str], bool],
              listing: dict[str, tuple[int, int]] | None = None) -> None:
@@ -117,10 +121,15 @@ def snapshot(local: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+def mirror_dir(uri: str) -> Path:
+    """Where the local mirror of the run at `uri` lives (nothing is pulled)."""
+    return cache_dir() / "mirrors" / hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:16]
+
+
 def mirror(uri: str, what: str = "--out") -> Path:
     """Pull the run at `uri` into its local mirror (created if new) and return the mirror."""
     remote = Remote(uri, what)
-    local = cache_dir() / "mirrors" / hashlib.sha256(remote.uri.encode()).hexdigest()[:16]
+    local = mirror_dir(remote.uri)
     local.mkdir(parents=True, exist_ok=True)
     listing = remote.listing()
     mirrored = lambda rel: not rel.startswith(NOT_MIRRORED)  # noqa: E731
@@ -169,15 +178,18 @@ def pull_checkpoints(local: Path, names: list[str]) -> None:
     uri = mirrored_uri(local)
     if uri is not None:
         wanted = {f"checkpoints/{n}" for n in names}
-        Remote(uri).pull(local, lambda rel: rel in wanted)
+        remote = Remote(uri)
+        remote.pull(local, lambda rel: rel in wanted, remote.listing(("checkpoints",)))
+
+
+TRIAL_FOLDERS = ("results", "curves", "checkpoints", "errors")  # where a trial's own files live
 
 
 def trial_files(trial_id: str) -> Callable[[str], bool]:
     """The files of one trial a stage needs: its rows, curve, checkpoints and error file."""
     def owned(rel: str) -> bool:
         top, _, name = rel.partition("/")
-        return top in ("results", "curves", "checkpoints", "errors") and \
-            (name == trial_id or name.startswith(trial_id + "."))
+        return top in TRIAL_FOLDERS and (name == trial_id or name.startswith(trial_id + "."))
     return owned
 
 
@@ -190,7 +202,8 @@ class Stage:
             self.path, self.before = Path(out_dir), {}
             return
         self.path = Path(tempfile.mkdtemp(prefix=f"genbench-{trial_id}-"))
-        self.remote.pull(self.path, trial_files(trial_id))
+        # only the folders a trial's files live in: not Tune's ray/ or the report's images
+        self.remote.pull(self.path, trial_files(trial_id), self.remote.listing(TRIAL_FOLDERS))
         self.before = snapshot(self.path)
 
     def finish(self) -> None:

@@ -91,7 +91,7 @@ def _runs_table(runs: list[Run]) -> str:
         devices = ", ".join(sorted(set(r.rows.device.dropna()))) or "-"
         data = ", ".join(sorted(set(r.rows.dataset.dropna()))) or r.plan.get("data", "-")
         out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(r.label)}</td>"
-                   f"<td class='l'><code>{html.escape(str(r.path))}</code></td><td>{len(r.rows)}</td>"
+                   f"<td class='l'><code>{html.escape(r.location)}</code></td><td>{len(r.rows)}</td>"
                    f"<td class='l'>{html.escape(devices)}</td><td class='l'>{html.escape(data)}</td></tr>")
     out.append("</table>")
     for r in runs:
@@ -241,7 +241,7 @@ def _rerun(runs: list[Run]) -> str:
                            if (x.get("arm"), json.dumps(x["cell"], sort_keys=True)) == key)
             sets = " ".join(f"--set {prefix}{k}={_cli(v)}" for k, v in t["cell"].items())
             cmd = " ".join(f"genbench run {r.study_ref()} --scale {r.plan.get('scale', 'smoke')} "
-                           f"{sets} --set seeds={_cli(seeds)} --out {r.path}-rerun".split())
+                           f"{sets} --set seeds={_cli(seeds)} --out {r.rerun_location()}".split())
             out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(str(t.get('arm')))}</td>"
                        f"<td class='l'>{html.escape(_axes_text(key[1]))}</td>"
                        f"<td class='l'><code>{html.escape(cmd)}</code></td></tr>")

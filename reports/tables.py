@@ -46,6 +46,19 @@ class Run:
         scale = self.plan.get("scale", "")
         return f"{study} [{scale}] @ {', '.join(sha) or 'no rows yet'}"
 
+    @property
+    def location(self) -> str:
+        """Where the run lives: its URI for a local mirror of one, else its directory."""
+        from harness.storage import mirrored_uri
+
+        return mirrored_uri(self.path) or str(self.path)
+
+    def rerun_location(self) -> str:
+        """A fresh place beside this run for a rerun: DIR-rerun, or the URI's path plus -rerun
+        (its query, such as ?region=, kept)."""
+        where, q, query = self.location.partition("?")
+        return f"{where.rstrip('/')}-rerun{q}{query}"
+
     def missing(self) -> list[str]:
         """Fits and sample settings of the latest plan that have no rows yet."""
         out = []

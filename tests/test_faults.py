@@ -65,6 +65,8 @@ def test_a_run_at_a_uri_matches_a_local_run_and_resumes(tmp_path, ray_local, cap
     out = capsys.readouterr().out
     assert f"2 ok, 0 diverged, 0 failed, 0 missing; results in {uri}" in out
     assert f"report: {uri}/report/index.html" in out and (remote / "report" / "index.html").is_file()
+    page = (remote / "report" / "index.html").read_text()  # names the URI, not the local mirror
+    assert f"<code>{uri}</code>" in page and f"--out {uri}-rerun" in page and "mirrors" not in page
     assert not failed[0].exists() and not resume[0].exists()  # removed at the URI too
     assert len(list((remote / "checkpoints").glob("*.pt"))) == 2 and (remote / "ray").is_dir()
     assert not list(remote.rglob("*.tmp-*")) and not list(remote.rglob("genbench.lock"))
