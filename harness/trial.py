@@ -83,13 +83,25 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
     return TrialOutcome(trial.trial_id, "ok", "", rows.count)
 
 
+WARMUP_STEPS = 2  # the first optimiser steps calibration leaves out of a step's time
+
+
+def _sync(device: torch.device) -> float:
+    """The time once the device's queued work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int = 20,
                     n: int = 64) -> dict[str, float]:
     """Time a short version of `trial` without writing anything: setup (imports, data, metric
     assets), `steps` optimiser steps, and n samples of each sample setting with the plan's
     quality metrics. `estimate_s` extrapolates to the whole trial (its budget, n_samples);
     `peak_mem_mb` is the fit's peak memory (GPU memory allocated on CUDA, RSS on the CPU), what
-    decides how many trials can share a GPU; `device_mem_mb` the GPU's total, 0 on the CPU."""
+    decides how many trials can share a GPU; `device_mem_mb` the GPU's total, 0 on the CPU.
+    `step_s` leaves the first WARMUP_STEPS steps out, whose one-off costs a short run would
+    otherwise spread over every step of the estimate."""
     t0 = time.perf_counter()
     import_code(plan.imports)
     seed_everything(trial.seed)
@@ -102,12 +114,22 @@ def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int =
     steps = max(1, min(steps, trial.budget_steps))
     setup_s = time.perf_counter() - t0
     _reset_peak_mem(device)
-    t0 = time.perf_counter()
+    # a step's time: from the end of the warm-up steps (kernel selection, caches, lazy
+    # allocation) to the end of the fit, the steps' ends told by the budget's callback; a
+    # method that reports less often is timed over its whole fit
+    ends: list[tuple[int, float]] = []
+    start = time.perf_counter()
     try:
-        method.fit(train, Budget(steps, log_every=steps), seed=trial.seed, device=device)
+        method.fit(train, Budget(steps, log_every=1,
+                                 callback=lambda step, _: ends.append((step, _sync(device)))),
+                   seed=trial.seed, device=device)
+        done = steps
     except DivergedError as err:  # timing is all calibration wants; the real run records it
-        steps = max(1, err.step)
-    step_s = (time.perf_counter() - t0) / steps
+        done = max(1, err.step)
+    end = _sync(device)
+    warm = [(s, t) for s, t in ends if s == min(WARMUP_STEPS, done - 1)]
+    step_0, t_0 = warm[0] if warm else (0, start)
+    step_s = (end - t_0) / (done - step_0)
     peak = _peak_mem_mb(device)
     total = torch.cuda.get_device_properties(device).total_memory / 2**20 if device.type == "cuda" else 0.0
     n = max(1, min(n, plan.n_samples))

@@ -123,3 +123,27 @@ def test_calibration_estimates_each_cell_and_the_wall_time(tmp_path, capsys):
     assert out.count("ms/step") == 2 and out.count("fit peak") == 2
     assert "6 trials, 2 at once; estimated wall time ~" in out
     assert not list(tmp_path.glob("results*"))  # calibration writes no rows
+
+
+def test_calibration_leaves_the_first_steps_one_off_costs_out(monkeypatch):
+    """A short calibration must not spread the first steps' one-off costs (kernel selection,
+    lazy allocation) over the whole budget: here step 1 costs 30 times a later step."""
+    import time
+
+    import torch
+
+    from harness.trial import WARMUP_STEPS, calibrate_trial
+    from methods.training import LossLog
+
+    real_add = LossLog.add
+
+    def add(self, step, losses, **schedule):
+        time.sleep(0.3 if step == 1 else 0.01)
+        real_add(self, step, losses, **schedule)
+
+    monkeypatch.setattr(LossLog, "add", add)
+    plan = Study(name="warm", method="dummy", data="mnist5k", metrics=(),
+                 scales={"smoke": Scale(budget_steps=1000, n_samples=8)}).resolve("smoke")
+    timed = calibrate_trial(plan, plan.trials[0], torch.device("cpu"), steps=WARMUP_STEPS + 4, n=8)
+    assert 0.01 <= timed["step_s"] < 0.02  # not (0.3 + 5 * 0.01) / 6 = 0.058
+    assert 10 < timed["estimate_s"] < 25
