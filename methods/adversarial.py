@@ -34,7 +34,7 @@ from harness.config import build_config, to_dict
 from harness.method import Budget, Method, Observation, TrainData
 from harness.seeding import PerSampleNoise
 from methods.training import (EMA, LossLog, TrainState, cpu_state, make_adam, minibatches,
-                              move_nets)
+                              move_nets, to_device)
 
 
 def d_loss_softplus(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -142,9 +142,9 @@ class AdversarialMethod(Method):
                            batches=batches, **({"ema": self.ema} if self.ema is not None else {}))
         for step in range(state.start(), budget.steps + 1):
             # discriminator step: real against fresh fakes, plus R1 when due
-            real = x_all[next(batches).to(device)]
+            real = x_all[to_device(next(batches), device)]
             with torch.no_grad():
-                fake = self.G(self.prior(g, B).to(device))
+                fake = self.G(to_device(self.prior(g, B), device))
             r1_weight = self.r1_due(step)
             real = real.detach().requires_grad_(r1_weight > 0)
             real_logits = self.D(self.augment(real, g))
@@ -161,7 +161,7 @@ class AdversarialMethod(Method):
             opt_d.step()
             # generator step: fresh fakes through the (frozen) discriminator
             self.D.requires_grad_(False)
-            loss_g = g_loss(self.D(self.augment(self.G(self.prior(g, B).to(device)), g)))
+            loss_g = g_loss(self.D(self.augment(self.G(to_device(self.prior(g, B), device)), g)))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()

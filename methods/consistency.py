@@ -37,7 +37,7 @@ from harness.method import Budget, Method, Observation, TrainData, register
 from harness.seeding import PerSampleNoise
 from methods.nets.unet import UNet, UNetTraining
 from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, make_adam,
-                              minibatches, move_nets, prepare_net)
+                              minibatches, move_nets, prepare_net, to_device)
 
 Distance = Literal["l2", "l1", "pseudo_huber", "lpips"]
 
@@ -185,10 +185,10 @@ class ConsistencyModel(Method):
             N = n_schedule(step - 1, K, cfg.s0, cfg.s1)
             mu = mu_schedule(N, cfg.s0, cfg.mu0)
             ts = karras_times(N, cfg.eps, cfg.T, cfg.rho)
-            x0 = x_all[next(batches).to(device)]
+            x0 = x_all[to_device(next(batches), device)]
             n = torch.randint(0, N - 1, (len(x0),), generator=g)  # 0-based: t_n, t_{n+1}
-            t_n, t_next = ts[n].to(device), ts[n + 1].to(device)
-            z = torch.randn(x0.shape, generator=g).to(device)
+            t_n, t_next = to_device(ts[n], device), to_device(ts[n + 1], device)
+            z = to_device(torch.randn(x0.shape, generator=g), device)
             online = self.f(self.net, x0 + t_next.float()[:, None, None, None] * z, t_next)
             with torch.no_grad():
                 target = self.f(self.target, x0 + t_n.float()[:, None, None, None] * z, t_n)

@@ -32,7 +32,7 @@ from methods.samplers import Variance, ddim_step, ddpm_step, guided_eps
 from methods.schedules import NoiseSchedule, Spacing, cosine_betas, linear_betas
 from methods.score_distillation import DistillOptions, distill
 from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, make_adam,
-                              minibatches, move_nets, prepare_net)
+                              minibatches, move_nets, prepare_net, to_device)
 
 Sampler = Literal["ddpm", "ddim", "dps", "sds", "vsd"]
 
@@ -160,8 +160,7 @@ class DDPM(Method):
             self.net.compile()
         g = torch.Generator().manual_seed(seed)
         opt = make_adam(self.net.parameters(), cfg.lr, device)
-        x_all = data.x.to(device)
-        y_all = data.y.to(device) if self.num_classes else None
+        x_all = data.x.to(device)  # the data set lives on the device; labels stay on the host
         log = LossLog(budget)
         batches = minibatches(len(x_all), cfg.batch_size, g)
         self.net.train()
@@ -169,13 +168,13 @@ class DDPM(Method):
                            **({"ema": self.ema} if self.ema is not None else {}))
         for step in range(state.start(), budget.steps + 1):
             idx = next(batches)
-            x0 = x_all[idx.to(device)]
-            t = torch.randint(0, cfg.T, (len(x0),), generator=g).to(device)
-            eps = torch.randn(x0.shape, generator=g).to(device)
+            x0 = x_all[to_device(idx, device)]
+            t = to_device(torch.randint(0, cfg.T, (len(x0),), generator=g), device)
+            eps = to_device(torch.randn(x0.shape, generator=g), device)
             c = None
             if self.num_classes:  # label dropout to the null token (zeros)
-                keep = (torch.rand(len(x0), generator=g) >= cfg.p_uncond).float().to(device)
-                c = F.one_hot(y_all[idx.to(device)], self.num_classes).float() * keep[:, None]
+                keep = (torch.rand(len(x0), generator=g) >= cfg.p_uncond).float()
+                c = to_device(F.one_hot(data.y[idx], self.num_classes).float() * keep[:, None], device)
             with autocast(device, cfg.amp):
                 loss = self.loss(x0, t, eps, c)
             opt.zero_grad(set_to_none=True)

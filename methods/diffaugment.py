@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import GenbenchError
+from methods.training import to_device
 
 
 def _uniform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    return torch.rand((x.shape[0], 1, 1, 1), generator=g).to(x.device, x.dtype)
+    return to_device(torch.rand((x.shape[0], 1, 1, 1), generator=g), x.device, x.dtype)
 
 
 def rand_brightness(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -46,7 +47,7 @@ def rand_contrast(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def _randint(low: int, high: int, n: int, g: torch.Generator, device) -> torch.Tensor:
     """(n, 1, 1) integers in [low, high)."""
-    return torch.randint(low, high, (n, 1, 1), generator=g).to(device)
+    return to_device(torch.randint(low, high, (n, 1, 1), generator=g), device)
 
 
 def rand_translation(x: torch.Tensor, g: torch.Generator, ratio: float = 0.125) -> torch.Tensor:

@@ -133,6 +133,19 @@ class EMA:
             b_ema.copy_(b)
 
 
+def to_device(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A host tensor drawn for this step (minibatch indices, noise, timesteps, latents) on
+    `device`, without making the host wait: on CUDA through pinned memory and an asynchronous
+    copy, queued behind the work already issued (a copy from pageable memory would wait for
+    that work to finish, a host synchronisation per step). The draws stay on the host
+    generator, so a CUDA run trains on the numbers of a CPU run; on the CPU it is `t` itself."""
+    if dtype is not None:
+        t = t.to(dtype)
+    if torch.device(device).type != "cuda":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def make_adam(params, lr: float, device: torch.device, **kwargs) -> torch.optim.Adam:
     """Adam; the fused kernel on CUDA (one launch for every parameter), PyTorch's default
     (foreach) elsewhere, whose numbers the CPU runs keep."""

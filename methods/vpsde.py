@@ -36,7 +36,7 @@ from harness.errors import GenbenchError
 from harness.method import Budget, Method, Observation, TrainData, register
 from harness.mixture import Mixture, score as mixture_score
 from harness.seeding import PerSampleNoise
-from methods.training import LossLog, TrainState, cpu_state, minibatches, move_nets
+from methods.training import LossLog, TrainState, cpu_state, make_adam, minibatches, move_nets, to_device
 
 
 @dataclass(frozen=True)
@@ -153,15 +153,15 @@ class VPSDE(Method):
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self.net = ScoreMLP(cfg.hidden, cfg.layers).to(device)
-        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        opt = make_adam(self.net.parameters(), cfg.lr, device)
         x_all = data.x.to(device)
         batches = minibatches(len(x_all), cfg.batch_size, g)
         log = LossLog(budget)
         state = TrainState(budget, net=self.net, opt=opt, gen=g, batches=batches)
         for step in range(state.start(), budget.steps + 1):
-            x0 = x_all[next(batches).to(device)]
-            t = (cfg.eps + (1 - cfg.eps) * torch.rand(len(x0), generator=g)).to(device)
-            z = torch.randn(x0.shape, generator=g).to(device)
+            x0 = x_all[to_device(next(batches), device)]
+            t = to_device(cfg.eps + (1 - cfg.eps) * torch.rand(len(x0), generator=g), device)
+            z = to_device(torch.randn(x0.shape, generator=g), device)
             m = self.mean_coef(t)[:, None]
             sigma = torch.sqrt(1 - m * m)
             xt = m * x0 + sigma * z

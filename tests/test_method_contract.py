@@ -123,3 +123,32 @@ def test_resuming_from_a_training_checkpoint_is_exact(name, tiny_images, tiny_po
     a, b, c = (dict(tensors(m.state_dict())) for m in (full, resumed, fresh))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     assert any(not torch.equal(a[k], c[k]) for k in a)  # the last 3 steps did change something
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["ddpm", "consistency", "gan", "vpsde"])
+def test_training_steps_never_make_the_host_wait_for_the_gpu(name, tiny_images, tiny_points,
+                                                            monkeypatch):
+    """Between log points a step only queues work: from the end of step 1 (set-up and the
+    data's upload are done) to the log point, any synchronising call (a copy from pageable
+    memory, `.item()`, a data-dependent shape) raises under torch's sync debug mode."""
+    from methods.training import LossLog
+
+    real_add = LossLog.add
+
+    def add(self, step, losses, **schedule):
+        if self.budget.should_log(step):  # the log point itself reads the losses back
+            torch.cuda.set_sync_debug_mode(0)
+        real_add(self, step, losses, **schedule)
+        if step == 1:
+            torch.cuda.set_sync_debug_mode("error")
+
+    monkeypatch.setattr(LossLog, "add", add)
+    cls = get_method(name)
+    cond = {"class_cond": True} if name == "ddpm" else {}
+    m = cls(build_config(cls.Config, {**TINY[name], **cond}))
+    data = tiny_points if cls.output == "points" else tiny_images
+    try:
+        m.fit(data, Budget(6, log_every=6), seed=0, device=torch.device("cuda"))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
