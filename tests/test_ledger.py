@@ -40,7 +40,7 @@ def snapshot(out: Path) -> dict[str, int]:
 
 
 def run(*argv) -> int:
-    return main(["run", *map(str, argv)])
+    return main(["run", *map(str, argv), "--no-report"])  # the ledger is under test, not pages
 
 
 @pytest.mark.parametrize("change", ["n_samples", "knob", "grid_value", "metric", "config"])

@@ -65,7 +65,7 @@ def test_a_method_defined_in_the_study_file_runs_through_ray(tmp_path, ray_local
                       scales={"smoke": Scale(budget_steps=2, n_samples=4, log_every=1)})
     """))
     out = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out)]) == 0
+    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0
     df = read_results(out)
     assert set(df.method) == {"mean_image"} and set(df.arm) == {"mean_image"}
     assert len(df[df.metric == "nfe"]) == 2
@@ -102,7 +102,7 @@ def test_a_plugin_package_method_runs_through_ray(plugin_package, tmp_path, ray_
                  "STUDY = Study(name='uses_plugin', method='plugin_mean', data='mnist5k',"
                  " scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
     out = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out)]) == 0
+    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0
     assert set(read_results(out).method) == {"plugin_mean"}
 
 

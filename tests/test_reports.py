@@ -30,9 +30,14 @@ STUDY = Study(name="rep", data={data!r}, seeds=(0, 1, 2),
 """
 
 
-def run_study(tmp: Path, name: str, data="mnist5k", metrics=("fid_domain", "kid_domain")) -> Path:
+def run_study(tmp: Path, name: str, data="mnist5k", metrics=("fid_domain", "kid_domain"),
+              arms=None) -> Path:
     f = tmp / f"{name}.py"
-    f.write_text(STUDY.format(data=data, metrics=metrics))
+    study = STUDY.format(data=data, metrics=metrics)
+    if arms is not None:  # only these arms
+        study += f"STUDY = dataclasses.replace(STUDY, arms=tuple(a for a in STUDY.arms if a.name in {arms!r}))\n"
+        study = "import dataclasses\n" + study
+    f.write_text(study)
     out = tmp / name
     assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0
     return out
@@ -146,7 +151,7 @@ def test_compare_a_run_with_itself_and_with_a_planted_regression(run_dir, tmp_pa
 
 
 def test_compare_refuses_another_data_set(run_dir, tmp_path, capsys):
-    other = run_study(tmp_path, "other", data="fewshot:mnist5k:500", metrics=())
+    other = run_study(tmp_path, "other", data="fewshot:mnist5k:500", metrics=(), arms=("mean",))
     assert main(["compare", str(run_dir), str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "dataset differs" in err and "--force" in err

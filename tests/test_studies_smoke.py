@@ -13,6 +13,9 @@ from harness.study import load_study, study_names
 
 # shrink budgets so the whole suite stays within minutes; the grids are the studies' own
 FAST = ["--set", "budget_steps=4", "--set", "n_samples=2", "--set", "log_every=2"]
+# and a full chain of T network calls per sample where a study has no sampling axis of its own:
+# the chain's sampler is the samplers' tests' subject, here it only costs minutes
+SHORT_CHAIN = {"ddpm_timesteps": {"steps": 20}}
 PER_TRIAL = {"train_s", "train_images_per_s", "n_params", "final_loss", "peak_mem_mb"}
 PER_SETTING = {"sample_s_per_image", "nfe"}
 
@@ -21,8 +24,11 @@ PER_SETTING = {"sample_s_per_image", "nfe"}
 def test_study_smoke(name, tmp_path, ray_local):
     out = tmp_path / name
     # shared worker processes: these runs check rows, not memory, and save ~4 s per trial
-    assert main(["run", name, "--out", str(out), *FAST, "--reuse-workers"]) == 0
-    plan = load_study(name).resolve("smoke", {"budget_steps": 4, "n_samples": 2, "log_every": 2})
+    extra = SHORT_CHAIN.get(name, {})
+    sets = [a for k, v in extra.items() for a in ("--set", f"{k}={v}")]
+    assert main(["run", name, "--out", str(out), *FAST, *sets, "--reuse-workers"]) == 0
+    plan = load_study(name).resolve("smoke", {"budget_steps": 4, "n_samples": 2, "log_every": 2,
+                                              **extra})
     df = read_results(out)
     assert list(df.columns) == list(COLUMNS)
     assert set(df.trial_id) == {t.trial_id for t in plan.trials}
@@ -113,7 +119,7 @@ def test_study_smoke(name, tmp_path, ray_local):
 def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
     out = tmp_path / "q"
     args = ["run", "quickstart", "--out", str(out), *FAST, "--set", "steps=2", "--set",
-            "clip_x0=false", "--reuse-workers"]
+            "clip_x0=false", "--reuse-workers", "--no-report"]
     assert main(args) == 0
     first = read_results(out)
     assert main(args) == 0
@@ -149,7 +155,7 @@ def test_diverging_trial_is_reported(tmp_path, ray_local, capsys):
 def test_metrics_along_training_go_to_curves(tmp_path, ray_local):
     out = tmp_path / "q"
     assert main(["run", "quickstart", "--out", str(out), *FAST, "--set", "eval_every=2",
-                 "--set", "steps=2", "--set", "clip_x0=false"]) == 0
+                 "--set", "steps=2", "--set", "clip_x0=false", "--reuse-workers", "--no-report"]) == 0
     curves = read_curves(out)
     fid = curves[curves.metric == "fid_domain"]
     for trial_id in set(read_results(out).trial_id):  # every arm: DDPM, consistency, GAN
