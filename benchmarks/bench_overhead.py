@@ -68,6 +68,25 @@ def main() -> None:
               f"{(t - t_alone) / n:.2f} s per trial")
     print(f"  (Tune's start included; Ray's, {t_ray:.1f} s once per run, not; the same rows in "
           f"all three: {same})")
+    # where the difference goes: the fits and samplings themselves (timed inside the trials,
+    # slower when Ray's processes share the cores) against everything around them
+    inside = {"alone": _inside(alone), **{reuse: _inside(Path(tmp) / f"tune-{reuse}")
+                                          for reuse in (False, True)}}
+    for key, label in ((False, "a fresh process per trial"), (True, "--reuse-workers")):
+        t = tuned[key]
+        print(f"  {label}: fits and samplings {inside[key]:.1f} s against {inside['alone']:.1f} s "
+              f"alone (x{inside[key] / inside['alone']:.3f}); around them "
+              f"{(t - inside[key]) / n:.2f} s per trial against {(t_alone - inside['alone']) / n:.2f} s")
+
+
+def _inside(out: Path) -> float:
+    """Seconds the trials spent fitting and sampling, from their own rows."""
+    from harness.results import read_results
+
+    df = read_results(out)
+    fit = df[df.metric == "train_s"].value.sum()
+    per_image = df[df.metric == "sample_s_per_image"]
+    return float(fit + (per_image.value * per_image.n_samples).sum())
 
 
 if __name__ == "__main__":
