@@ -182,8 +182,9 @@ def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
             if isinstance(cause, GenbenchError) and not address:
                 raise cause from None
             first = (str(cause).strip().splitlines() or [""])[0]
+            kind = "" if isinstance(cause, GenbenchError) else f"{type(cause).__name__}: "
             raise GenbenchError(f"calibrating trial {t.trial_id} (arm {t.arm}) failed{where}: "
-                                f"{type(cause).__name__}: {first}") from None
+                                f"{kind}{first}") from None
         if echo:
             echo(f"  calibrated {t.arm} {t.cell or '(base config)'}")
     return out
