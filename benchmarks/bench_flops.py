@@ -13,15 +13,11 @@ utilisation is a lower bound); the peak is the best of a few large square matmul
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from harness.provenance import device_clock
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int = 5) -> float:
@@ -30,11 +26,9 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int = 5)
     a @ b
     best = float("inf")
     for _ in range(reps):
-        sync(device)
-        t0 = time.perf_counter()
+        t0 = device_clock(device)
         a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, device_clock(device) - t0)
     return 2 * n**3 / best
 
 
@@ -72,12 +66,10 @@ def main() -> None:
         step()
     flops = counter.get_total_flops()
     step()
-    sync(device)
-    t0 = time.perf_counter()
+    t0 = device_clock(device)
     for _ in range(args.steps):
         step()
-    sync(device)
-    per_step = (time.perf_counter() - t0) / args.steps
+    per_step = (device_clock(device) - t0) / args.steps
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32,
                        8192 if device.type == "cuda" else 2048)
     achieved = flops / per_step

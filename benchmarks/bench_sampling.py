@@ -15,9 +15,10 @@ target is a network share of at least 0.9 at batch 256.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+
+from harness.provenance import device_clock
 
 SETTINGS = [("ddpm", "ddpm-1000", {"steps": 0}), ("ddpm", "strided-250", {"steps": 250}),
             ("ddpm", "strided-100", {"steps": 100}), ("ddpm", "strided-50", {"steps": 50}),
@@ -34,17 +35,11 @@ class Clock:
     def __init__(self, device: torch.device):
         self.device, self.seconds, self._t0 = device, 0.0, 0.0
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-
     def start(self, *_) -> None:
-        self._sync()
-        self._t0 = time.perf_counter()
+        self._t0 = device_clock(self.device)
 
     def stop(self, *_) -> None:
-        self._sync()
-        self.seconds += time.perf_counter() - self._t0
+        self.seconds += device_clock(self.device) - self._t0
 
 
 def build(method: str, scale: str, device: torch.device):
@@ -109,13 +104,9 @@ def main() -> None:
         kn = {**knobs, "batch_size": args.batch}
         m.sample(min(args.n, 8), seed=1, **kn)  # warm-up
         net_clock.seconds = noise_clock.seconds = 0.0
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0 = device_clock(device)
         m.sample(args.n, seed=0, **kn)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        total = time.perf_counter() - t0
+        total = device_clock(device) - t0
         for h in handles:
             h.remove()
         nfe = m.sampling_info(**kn)["nfe"]

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+
+from harness.provenance import device_clock
 
 
 def diffusers_unet(res: int, in_ch: int) -> torch.nn.Module:
@@ -68,14 +69,10 @@ class Trainer:
         self.opt.step()
 
     def time(self, steps: int) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0 = device_clock(self.device)
         for _ in range(steps):
             self.step()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return steps / (time.perf_counter() - t0)
+        return steps / (device_clock(self.device) - t0)
 
 
 def main() -> None:

@@ -51,6 +51,16 @@ def pick_device(prefer: str = "auto") -> torch.device:
     return torch.device(prefer)
 
 
+def device_clock(device: torch.device) -> float:
+    """`time.perf_counter()` once the work queued on `device` is done (a CUDA device runs
+    asynchronously: timing it without a synchronisation times the queueing)."""
+    import time
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def device_name(device: torch.device) -> str:
     """'cpu (N threads)' or the GPU's product name."""
     if device.type == "cuda":

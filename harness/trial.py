@@ -30,6 +30,7 @@ from harness.results import (SCHEMA_VERSION, atomic_write_bytes, cross_file, fai
                              fit_file, unit_file, write_curve, write_rows)
 from harness.seeding import seed_everything
 from harness.metrics import higher_is_better
+from harness.provenance import device_clock
 from harness.registry import import_code
 from harness.tasks import TaskInputs, get_task
 from harness.study import Plan, SampleSetting, Trial
@@ -86,13 +87,6 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
 WARMUP_STEPS = 2  # the first optimiser steps calibration leaves out of a step's time
 
 
-def _sync(device: torch.device) -> float:
-    """The time once the device's queued work is done."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
 def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int = 20,
                     n: int = 64) -> dict[str, float]:
     """Time a short version of `trial` without writing anything: setup (imports, data, metric
@@ -121,12 +115,12 @@ def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int =
     start = time.perf_counter()
     try:
         method.fit(train, Budget(steps, log_every=1,
-                                 callback=lambda step, _: ends.append((step, _sync(device)))),
+                                 callback=lambda step, _: ends.append((step, device_clock(device)))),
                    seed=trial.seed, device=device)
         done = steps
     except DivergedError as err:  # timing is all calibration wants; the real run records it
         done = max(1, err.step)
-    end = _sync(device)
+    end = device_clock(device)
     warm = [(s, t) for s, t in ends if s == min(WARMUP_STEPS, done - 1)]
     step_0, t_0 = warm[0] if warm else (0, start)
     step_s = (end - t_0) / (done - step_0)
