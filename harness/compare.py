@@ -3,7 +3,8 @@
 runs of different environments.)
 
 Rows are joined on `cell_key` (stable across commits: study, scale, arm, method and grid
-values) and metric. For each pair:
+values) and metric, after leaving out on each side the rows that later measurements of the same
+point replaced (`harness.results.current_rows`). For each pair:
 
 - two or more seeds on both sides: Welch's t-test across seeds, and the Welch interval of the
   difference of the means (`exact` when neither side varies: a deterministic metric);
@@ -32,7 +33,7 @@ import pandas as pd
 
 from harness.errors import GenbenchError
 from harness.metrics import higher_is_better, tolerance
-from harness.results import read_results
+from harness.results import read_current, read_plan
 
 # library versions that change numbers; others (pandas, ray) do not
 NUMERIC_LIBRARIES = ("torch", "torchvision", "numpy", "clean-fid", "torch_cuda")
@@ -114,7 +115,7 @@ def check_comparable(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
 def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool = False) -> Comparison:
     """Verdicts of every (cell, setting, metric) both runs measured."""
     quiet = []
-    base, cur = read_results(base_dir, warn=quiet.append), read_results(cur_dir, warn=quiet.append)
+    base, cur = (read_current(d, read_plan(d), warn=quiet.append)[0] for d in (base_dir, cur_dir))
     if base.empty or cur.empty:
         raise GenbenchError(f"nothing to compare: {base_dir if base.empty else cur_dir} has no rows")
     result = Comparison(str(base_dir), str(cur_dir), warnings=quiet)

@@ -33,7 +33,7 @@ from typing import Callable
 
 from harness.config import config_hash
 from harness.errors import GenbenchError
-from harness.results import cross_file, fit_file, read_file, results_files
+from harness.results import cross_file, fit_file, read_file, read_plan, results_files
 from harness.study import Plan, Trial
 from harness.storage import has_checkpoint
 
@@ -99,12 +99,7 @@ class Ledger:
 def check_study(out_dir: Path, plan: Plan) -> None:
     """Refuse an output directory that holds another study's results."""
     out_dir = Path(out_dir)
-    other = None
-    if (out_dir / "study.json").is_file():
-        try:
-            other = json.loads((out_dir / "study.json").read_text()).get("study")
-        except (OSError, ValueError):
-            other = None
+    other = read_plan(out_dir).get("study")
     if other is None:
         for f in results_files(out_dir):
             try:

@@ -33,6 +33,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.config import canonical_json
+
 SCHEMA_VERSION = 2
 
 # column: (arrow type, meaning)
@@ -207,6 +209,64 @@ def read_results(out_dir: Path, *, warn=None) -> pd.DataFrame:
     if not tables:
         return SCHEMA.empty_table().to_pandas()
     return pa.concat_tables(tables).to_pandas()
+
+
+def read_plan(out_dir: Path) -> dict:
+    """The latest plan that ran in `out_dir` (its study.json) as a dict; {} when absent or
+    unreadable."""
+    try:
+        return json.loads((Path(out_dir) / "study.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+POINT = ("scale", "arm", "cell_json", "seed")  # one fit's place in a study: a train cell and seed
+
+
+def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
+    """The rows no later measurement of the same point replaced, in their order.
+
+    Nothing written is ever deleted, so a directory keeps the rows of every plan that ran in
+    it; counting them all would average a point's old and new measurements as if they were
+    more seeds. Two rules (the ledger's keys, `harness.ledger`, decide what ran):
+
+    - A train cell and seed of an arm (`POINT`) counts the rows of one fit: the trial the
+      latest plan (`plan`, study.json) has there, even before it has rows; for a point that
+      plan does not cover (a narrowed rerun, a removed grid value), the fit written last. The
+      fits of an earlier config there are left out.
+    - Within that fit, a sample setting's metric measured again under another key (a changed
+      `n_samples`, task or reference split), or a cross-seed metric against another partner
+      (the seeds changed), counts once: the row written last.
+    """
+    if rows.empty:
+        return rows
+    planned = {(plan.get("scale"), t.get("arm"), canonical_json(t.get("cell")), t.get("seed")):
+               t["trial_id"] for t in (plan or {}).get("trials", [])}
+    fits = (rows.groupby("trial_id", sort=False)
+            .agg(**{c: (c, "first") for c in POINT}, last=("created_at", "max")).reset_index()
+            .sort_values("last"))
+    keep = set()
+    for point, group in fits.groupby(list(POINT), sort=False, dropna=False):
+        keep.add(planned.get(point, group.trial_id.iloc[-1]))
+    rows = rows[rows.trial_id.isin(keep)]
+    again = (rows.sort_values("created_at", kind="stable")
+             .duplicated(["trial_id", "setting_json", "metric"], keep="last")
+             .reindex(rows.index))
+    return rows[~(again & rows.run_key.notna())]  # v1 rows carry no keys: all kept
+
+
+def read_current(out_dir: Path, plan: dict, *, warn=None) -> tuple[pd.DataFrame, set[str]]:
+    """`read_results`, then `current_rows` against `plan`; one line to `warn` says what was
+    left out. Also returns the trial ids left out entirely (their curves go too)."""
+    warn = warn or (lambda line: print(line, file=sys.stderr))
+    every = read_results(out_dir, warn=warn)
+    rows = current_rows(every, plan)
+    gone = set(every.trial_id) - set(rows.trial_id)
+    if len(rows) < len(every):
+        warn(f"{out_dir}: {len(every) - len(rows)} rows of earlier plans, measured again since "
+             f"at the same points, are left out" + (f" ({len(gone)} earlier fits among them)"
+                                                    if gone else "") + "; they stay in results/")
+    return rows, gone
 
 
 def read_curves(out_dir: Path) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from harness.config import canonical_json
-from harness.results import read_curves, read_results
+from harness.results import read_current, read_curves, read_plan
 
 # the metrics a summary table leads with, when present: these quality and task metrics, then
 # any other quality metric in the rows (a row with a feature extractor), then these costs
@@ -36,7 +36,7 @@ class Run:
     rows: pd.DataFrame
     curves: pd.DataFrame
     plan: dict  # study.json ({} when absent)
-    warnings: list[str] = field(default_factory=list)  # unreadable files skipped
+    warnings: list[str] = field(default_factory=list)  # unreadable files, rows left out
 
     @property
     def label(self) -> str:
@@ -103,11 +103,11 @@ def load_runs(paths: list[Path]) -> list[Run]:
     for i, p in enumerate(paths):
         p = Path(p)
         warnings: list[str] = []
-        rows = read_results(p, warn=warnings.append)
-        plan = {}
-        if (p / "study.json").is_file():
-            plan = json.loads((p / "study.json").read_text())
-        runs.append(Run(i, p, with_axes(rows), read_curves(p), plan, warnings))
+        plan = read_plan(p)
+        rows, gone = read_current(p, plan, warn=warnings.append)
+        curves = read_curves(p)
+        runs.append(Run(i, p, with_axes(rows), curves[~curves.trial_id.isin(gone)], plan,
+                        warnings))
     return runs
 
 

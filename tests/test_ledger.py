@@ -43,7 +43,8 @@ def run(*argv) -> int:
     return main(["run", *map(str, argv), "--no-report"])  # the ledger is under test, not pages
 
 
-@pytest.mark.parametrize("change", ["n_samples", "knob", "grid_value", "metric", "config"])
+@pytest.mark.parametrize("change", ["n_samples", "knob", "grid_value", "metric", "config",
+                                    "budget"])
 def test_a_changed_measurement_runs_exactly_the_missing_work(change, tmp_path, ray_local,
                                                              domain_extractor):
     out = tmp_path / "out"
@@ -61,13 +62,16 @@ def test_a_changed_measurement_runs_exactly_the_missing_work(change, tmp_path, r
         path = study_file(tmp_path, metrics=("fid_domain",))
     elif change == "config":
         sets = ["--set", "lr=0.25"]
+    elif change == "budget":  # the same train cell, another config: a new fit replaces the old
+        sets = ["--set", "budget_steps=4"]
     assert run(path, "--out", out, *sets) == 0
+    counted_once(out, change)
     after = snapshot(out)
     for name, mtime in before.items():  # nothing already written was rewritten or lost
         assert after.get(name) == mtime, name
     new = sorted(set(after) - set(before))
     df = read_results(out)
-    if change == "config":  # a changed config retrains: a second fit and its settings
+    if change in ("config", "budget"):  # a changed config retrains: a second fit and its settings
         assert len([n for n in new if n.startswith("checkpoints/")]) == 1
         assert df.trial_id.nunique() == 2
         return
@@ -87,6 +91,31 @@ def test_a_changed_measurement_runs_exactly_the_missing_work(change, tmp_path, r
             assert {json.loads(s)[col] for s in added.sample_json} == {value}
     assert run(path, "--out", out, *sets) == 0  # and then nothing is left to do
     assert snapshot(out) == after
+
+
+def counted_once(out: Path, change: str) -> None:
+    """What reports and compare count after the change: each point once, the new measurement
+    where it replaced one, and both where the change added a point (a new grid value)."""
+    from harness.compare import compare
+    from reports.tables import load_runs
+
+    every, [run_] = read_results(out), load_runs([out])
+    assert (run_.rows.groupby(["cell_key", "seed", "metric"]).size() == 1).all()
+    settings = run_.rows[run_.rows.setting_json.notna()]
+    plan = json.loads((out / "study.json").read_text())
+    if change == "budget":  # only the new fit, its curve and its settings
+        assert set(run_.rows.trial_id) == {plan["trials"][0]["trial_id"]} != set(every.trial_id)
+        assert set(run_.curves.trial_id) == set(run_.rows.trial_id)
+        assert set(run_.rows.train_steps.dropna()) == {4}
+    elif change == "n_samples":
+        assert set(settings.n_samples) == {3} and len(settings) < len(every[every.setting_json.notna()])
+    else:  # nothing replaced: a metric added, or a new point beside the old one
+        assert len(run_.rows) == len(every) and not run_.warnings
+    if len(run_.rows) < len(every):
+        assert len(run_.warnings) == 1 and "left out" in run_.warnings[0]
+    result = compare(out, out)  # the directory against itself: every point, no change
+    assert {v.verdict for v in result.verdicts} == {"no change"}
+    assert max(v.n_base for v in result.verdicts) == 1
 
 
 def test_another_study_in_the_same_directory_is_refused(tmp_path, ray_local, capsys):

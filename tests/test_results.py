@@ -56,3 +56,47 @@ def test_readme_documents_every_column():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for name in results.COLUMNS:
         assert f"`{name}`" in readme, f"README's schema table misses {name}"
+
+
+def test_current_rows_count_each_point_once_and_follow_the_latest_plan():
+    """Rows of earlier plans stay on disk; what counts is one fit per train cell and seed (the
+    latest plan's, even before it has rows; else the one written last) and, within it, the
+    last measurement of each setting and metric."""
+    import pandas as pd
+
+    from harness.config import canonical_json
+
+    t = [datetime(2026, 1, 1, h, tzinfo=timezone.utc) for h in range(8)]
+    cell = canonical_json({"lr": 0.5})
+
+    def r(trial, seed, at, metric="train_s", setting=None, key=None, value=1.0):
+        return row(scale="smoke", arm="a", cell_json=cell, trial_id=trial, seed=seed,
+                   created_at=t[at], metric=metric, setting_json=setting, value=value,
+                   run_key=key or trial)
+
+    old0, old1, new0 = "old-s0", "old-s1", "new-s0"
+    rows = pd.DataFrame([
+        r(old0, 0, 0), r(old0, 0, 1, "fid", "{}", "k-old0"),  # an earlier config, seed 0
+        r(old1, 1, 0), r(old1, 1, 1, "fid", "{}", "k-old1"),  # and seed 1
+        r(new0, 0, 2), r(new0, 0, 3, "fid", "{}", "k-n3", value=5.0),  # the new config, seed 0
+        r(new0, 0, 4, "fid", "{}", "k-n3b", value=3.0),  # measured again (e.g. more samples)
+        r(new0, 0, 5, "w1", "{}", "k-n3b"),  # a metric added later: kept beside fid
+        r(new0, 0, 6, "cross", None, "new-s0xold-s1", value=7.0),  # partner of earlier seeds
+        r(new0, 0, 7, "cross", None, "new-s0xnew-s1", value=8.0),  # partner now
+    ])
+    # no plan: per seed the fit written last (seed 1 has only the old config)
+    current = results.current_rows(rows)
+    assert sorted(zip(current.trial_id, current.metric, current.value)) == [
+        (new0, "cross", 8.0), (new0, "fid", 3.0), (new0, "train_s", 1.0), (new0, "w1", 1.0),
+        (old1, "fid", 1.0), (old1, "train_s", 1.0)]
+    assert list(current.index) == sorted(current.index)  # the rows keep their order
+    # the latest plan has the new config at both seeds: seed 1's old rows no longer count
+    plan = {"scale": "smoke", "trials": [
+        {"trial_id": f"new-s{s}", "arm": "a", "cell": {"lr": 0.5}, "seed": s} for s in (0, 1)]}
+    assert set(results.current_rows(rows, plan).trial_id) == {new0}
+    # a plan that went back to the old config: its fits count again
+    back = {"scale": "smoke", "trials": [{**p, "trial_id": f"old-s{p['seed']}"} for p in plan["trials"]]}
+    assert set(results.current_rows(rows, back).trial_id) == {old0, old1}
+    # version-1 rows have no keys: several settings of one fit are never merged
+    v1 = rows.assign(run_key=None, setting_json=None)
+    assert len(results.current_rows(v1[v1.trial_id == new0])) == 6
