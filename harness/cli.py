@@ -213,17 +213,18 @@ def cmd_plan(args) -> int:
         print(f"merged: {line}")
     durations = None
     if args.calibrate:
-        print(f"calibrating {len({t.config_hash for t in plan.trials})} train cells "
+        cells = plan.cells()
+        print(f"calibrating {len(cells)} train cells "
               f"({args.calibrate} steps, {min(64, plan.n_samples)} samples per setting) on {where}")
         timed = calibrate(plan, address, steps=args.calibrate, echo=print)
         durations = {t.trial_id: timed[t.config_hash]["estimate_s"] for t in plan.trials}
         for h, c in timed.items():
-            t = next(t for t in plan.trials if t.config_hash == h)
+            t = cells[h]
             print(f"  {t.arm} {t.cell or '(base config)'}: setup {c['setup_s']:.1f} s, "
                   f"{c['step_s'] * 1000:.1f} ms/step, {c['sample_s_per_image'] * 1000:.2f} ms/image "
                   f"sampling + {c['metric_s_per_image'] * 1000:.2f} ms/image metrics "
                   f"-> ~{duration_text(c['estimate_s'])} per trial; fit peak {c['peak_mem_mb']:.0f} MB")
-        for line in memory_risks(plan.trials, nodes, timed):
+        for line in memory_risks(cells, nodes, timed):
             print(f"  packing risk: {line}")
     schedule = simulate(plan.trials, nodes, durations)
     print(f"packing on {where}:")

@@ -126,13 +126,14 @@ def refuse_unplaceable(plan_or_trials, nodes: list[Node], where: str) -> None:
                             "--gpus-per-trial) or add a bigger node")
 
 
-def memory_risks(trials, nodes: list[Node], timed: dict[str, dict[str, float]]) -> list[str]:
+def memory_risks(cells: dict, nodes: list[Node], timed: dict[str, dict[str, float]]) -> list[str]:
     """Calibrated cells whose trials would share a GPU (a fraction `gpu` < 1: floor(1/gpu) of
     them on one GPU) without room: their fit peaks add up to more than 90 % of its memory.
-    `timed` is `runner.calibrate`'s result (peak_mem_mb, device_mem_mb per config hash)."""
+    `cells` is `Plan.cells()`, `timed` `runner.calibrate`'s result (peak_mem_mb, device_mem_mb),
+    both by config hash."""
     out = []
     for h, c in timed.items():
-        t = next(t for t in trials if t.config_hash == h)
+        t = cells[h]
         share = effective(t.resources, nodes).gpu
         if not c.get("device_mem_mb") or not 0 < share < 1:
             continue

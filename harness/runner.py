@@ -146,7 +146,7 @@ def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
 
     from harness.trial import calibrate_trial
 
-    firsts = list({t.config_hash: t for t in reversed(plan.trials)}.values())[::-1]
+    firsts = plan.cells().values()
     if address:
         import ray
 

@@ -511,6 +511,14 @@ class Plan:
     def arms(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys([t.arm for t in self.trials]))
 
+    def cells(self) -> dict[str, Trial]:
+        """Each train cell (config hash) with its first trial, in plan order: what calibration
+        times, once per cell."""
+        out: dict[str, Trial] = {}
+        for t in self.trials:
+            out.setdefault(t.config_hash, t)
+        return out
+
     def settings_for(self, trial: Trial) -> tuple[SampleSetting, ...]:
         """The sample settings of the trial's arm."""
         return tuple(s for s in self.samples if s.arm == trial.arm)

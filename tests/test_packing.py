@@ -53,11 +53,12 @@ def test_calibrated_peaks_that_do_not_fit_a_shared_gpu_are_named():
     ts = [t.__class__(**{**t.__dict__, "arm": f"arm{i}"}) for i, t in enumerate(ts)]
     gpu_node = [Node("g", 16, 1)]
     timed = {f"h{i}": {"peak_mem_mb": 30_000, "device_mem_mb": 80_000} for i in range(3)}
-    risks = memory_risks(ts, gpu_node, timed)  # 4 x 30 GB do not fit; 2 x 30 GB and 1 GPU do
+    cells = {t.config_hash: t for t in ts}
+    risks = memory_risks(cells, gpu_node, timed)  # 4 x 30 GB do not fit; 2 x 30 GB and 1 GPU do
     assert risks == ["4 trials of arm0 (base config) share a GPU (gpu=0.25) and need 4 x 30000 MB "
                      "of its 80000 MB; give them a larger gpu share"]
     cpu = {h: {**c, "device_mem_mb": 0.0} for h, c in timed.items()}  # calibrated on a CPU
-    assert memory_risks(ts, gpu_node, cpu) == []
+    assert memory_risks(cells, gpu_node, cpu) == []
 
 
 def _study(**arm_resources) -> Study:
