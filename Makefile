@@ -22,7 +22,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_unet.py
-	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/bench_overhead.py --set budget_steps=400  # trials of a minute, as target 2 says
 	$(PY) benchmarks/bench_sampling.py
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_flops.py

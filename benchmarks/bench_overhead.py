@@ -9,6 +9,9 @@ around them (process start, Tune's bookkeeping, file staging).
     .venv/bin/python benchmarks/bench_overhead.py [--study ddpm_timesteps] [--rounds 2]
                                                   [--set KEY=VALUE ...]
 
+`make bench` passes `--set budget_steps=400`: trials of about a minute on a 2-core CPU, the
+length target 2 speaks of (the smoke scale's 300 steps give about 50 s).
+
 All paths write full run directories (rows, curves, checkpoints, sample grids) and must
 write the same rows; the quality metrics' assets are prepared before anything is timed, and
 Ray's own start (once per run) is timed apart.
