@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from dataclasses import dataclass
@@ -115,7 +116,10 @@ def _auth_message(address: str) -> str:
 
 
 def quiet() -> None:
-    """Keep Ray and Tune to warnings that matter: no configuration box, no TensorBoard hint."""
+    """Keep Ray and Tune to warnings that matter: no configuration box, no TensorBoard hint;
+    and leave Ctrl-C to the driver (`genbench run` stops in one line, exit 130). Tune's own
+    handler would instead end the running trials as errors and return."""
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -134,7 +138,11 @@ def connect(address: str | None) -> Cluster:
             probe(address)
             _init_with_deadline(address, kwargs)
         else:
+            main = threading.current_thread() is threading.main_thread()
+            keep = signal.getsignal(signal.SIGTERM) if main else None
             ray.init(num_cpus=os.cpu_count(), **kwargs)
+            if keep is not None:  # ray.init makes SIGTERM a sys.exit: the caller's handler stays
+                signal.signal(signal.SIGTERM, keep)
             from ray._private import worker
 
             from harness.reaper import watch

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from harness.cli import main
@@ -204,6 +205,36 @@ def test_sigkill_of_the_driver_leaves_no_process_and_a_rerun_finishes(tmp_path, 
     ref = tmp_path / "ref"
     assert main(["run", str(study), "--out", str(ref), "--no-report"]) == 0
     pd.testing.assert_frame_equal(_stable(read_results(out)), _stable(read_results(ref)))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_stops_a_run_in_one_line_and_releases_everything(sig, tmp_path):
+    """Ray's init makes SIGTERM a bare exit and Tune's handler turns Ctrl-C into errored
+    trials; the driver keeps both: one line, exit 130, the lock released and Ray's processes
+    gone (done work is kept: the SIGKILL test reruns)."""
+    from harness.reaper import session_processes
+
+    study = tmp_path / "long.py"
+    study.write_text(LONG.replace("budget_steps=3000", "budget_steps=10_000_000"))
+    out = tmp_path / "stopped"
+    before = set(Path("/tmp/ray").glob("session_2*"))
+    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study), "--out",
+                               str(out), "--no-report"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    for line in driver.stdout:
+        if line.lstrip().startswith("started"):
+            break
+    time.sleep(2)  # the trial is training
+    driver.send_signal(sig)
+    assert driver.wait(timeout=60) == 130
+    err = driver.stderr.read().strip()
+    assert len(err.splitlines()) == 1 and "interrupted; rerun the same command" in err, err
+    assert not (out / "genbench.lock").exists()
+    session = str(next(iter(set(Path("/tmp/ray").glob("session_2*")) - before)))
+    deadline = time.monotonic() + 10
+    while session_processes(session) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not session_processes(session), "a process of the run outlived its driver by 10 s"
 
 
 def test_a_two_node_cluster_with_token_authentication(tmp_path):
