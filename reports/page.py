@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.errors import GenbenchError
 from harness.results import atomic_write_bytes
 from reports import figures
 from reports.tables import Run, axes_of, load_runs, main_metrics, quality_metrics, summarize
@@ -43,15 +44,38 @@ window.addEventListener('load', () => {
 </script>"""
 
 
+HEAD = "<!doctype html><html><head><meta charset='utf-8'><title>genbench report</title>"
+
+
+def _check_dest(dest: Path) -> None:
+    """Refuse, before anything is written, a report directory that is a file or holds anything
+    but an earlier genbench report: writing one replaces index.html and img/."""
+    if dest.exists() and not dest.is_dir():
+        raise GenbenchError(f"{dest} is a file; give the report a directory")
+    if not dest.is_dir() or not any(dest.iterdir()):
+        return
+    try:
+        ours = (dest / "index.html").read_text(errors="replace").startswith(HEAD)
+    except OSError:
+        ours = False
+    if not ours:
+        raise GenbenchError(f"{dest} holds files that are not a genbench report, and a report "
+                            "replaces index.html and img/ there; give a new or empty directory")
+
+
 def write_report(paths: list[Path], dest: Path | None = None) -> Path:
     """Write the report of the run directories `paths` (one comparison page for several) to
     `dest` (default `paths[0]/report`); return the path of index.html."""
-    runs = load_runs([Path(p) for p in paths])
     dest = Path(dest) if dest else Path(paths[0]) / "report"
+    _check_dest(dest)
+    runs = load_runs([Path(p) for p in paths])
     img = dest / "img"
-    if img.is_dir():
-        shutil.rmtree(img)  # figures of an earlier report of the same runs
-    img.mkdir(parents=True, exist_ok=True)
+    try:
+        if img.is_dir():
+            shutil.rmtree(img)  # figures of an earlier report (`_check_dest` made sure)
+        img.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GenbenchError(f"cannot write a report to {dest}: {err.strerror or err}") from None
     rows = pd.concat([r.rows.assign(run=r.index) for r in runs], ignore_index=True)
     curves = pd.concat([r.curves.assign(run=r.index) for r in runs], ignore_index=True)
     arms = list(dict.fromkeys(rows.arm.dropna().tolist())) if len(rows) else []
@@ -72,8 +96,7 @@ def write_report(paths: list[Path], dest: Path | None = None) -> Path:
     parts.append(_grids(runs, img, dest))
     parts.append(_rerun(runs))
     parts.append(_missing(runs))
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>genbench report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(parts)}{CHECK}</body></html>")
+    page = (f"{HEAD}<style>{STYLE}</style></head><body>{''.join(parts)}{CHECK}</body></html>")
     atomic_write_bytes(dest / "index.html", page.encode())
     return dest / "index.html"
 

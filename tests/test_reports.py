@@ -75,6 +75,29 @@ def test_report_has_every_figure_and_links_only_existing_files(run_dir, tmp_path
     assert "genbench run " in html and "--set seeds=[0,1,2]" in html
 
 
+def test_a_report_never_overwrites_what_is_not_a_report(run_dir, tmp_path, capsys):
+    """A report replaces index.html and img/ of its directory: one that holds anything else,
+    or is a file, is refused in one line before anything is written; an earlier report is
+    replaced."""
+    mine = tmp_path / "mine"
+    (mine / "img").mkdir(parents=True)
+    (mine / "img" / "precious.txt").write_text("keep me")
+    (mine / "index.html").write_text("<html>my page</html>")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me too")
+    for dest in (mine, a_file):
+        capsys.readouterr()
+        assert main(["report", str(run_dir), "--out", str(dest)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(dest) in err
+    assert (mine / "img" / "precious.txt").read_text() == "keep me"
+    assert (mine / "index.html").read_text() == "<html>my page</html>"
+    assert a_file.read_text() == "keep me too"
+    again = tmp_path / "again"
+    for _ in range(2):  # a new directory, then the same one again
+        assert main(["report", str(run_dir), "--out", str(again)]) == 0
+
+
 def test_partial_run_and_two_directory_comparison(run_dir, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(run_dir, partial)
