@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import GenbenchError
+from harness.errors import GenbenchError, first_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:  # a path of the wrong kind or without permission, met while working
+        print(f"genbench: error: {first_line(err, type(err).__name__)}", file=sys.stderr)
+        return 2
 
 
 def _resolve(args):
@@ -174,6 +177,9 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from harness.compare import compare, render_json, render_markdown
 
+    if not 0 < args.alpha < 1:
+        raise GenbenchError(f"--alpha must be between 0 and 1 (a family-wise error rate), got "
+                            f"{args.alpha}")
     base, cur = _run_dirs([args.base, args.cur])
     result = compare(base, cur, alpha=args.alpha, force=args.force)
     for warning in result.warnings:
@@ -282,6 +288,7 @@ def cmd_assets(args) -> int:
         from harness.metrics.features import build_domain_extractor
 
         datasets.check_available(args.dataset)
+        datasets.resolution_of(args.dataset, args.resolution)  # a bad one fails here, in one line
         ex = build_domain_extractor(args.dataset, args.resolution, seed=args.seed)
         print(f"cached {ex.id} (held-out accuracy {ex.accuracy:.4f})")
     print(f"assets directory: {assets.assets_dir()} (set GENBENCH_ASSETS to move it)")

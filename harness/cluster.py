@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import GenbenchError
+from harness.errors import GenbenchError, first_line
 
 PROBE_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 30.0
@@ -175,7 +175,7 @@ def _init_with_deadline(address: str, kwargs: dict) -> None:
     err = outcome.get("error")
     if err is None:
         return
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    first = first_line(err, type(err).__name__)
     if type(err).__name__ == "AuthenticationError" or "auth" in first.lower():
         raise GenbenchError(_auth_message(address)) from None
     raise GenbenchError(f"cannot join the Ray cluster at {address}: {first}") from None

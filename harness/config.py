@@ -69,10 +69,40 @@ def coerce(value: Any, tp: Any, *, name: str) -> Any:
         if isinstance(value, str):
             return value
         raise GenbenchError(f"invalid value {value!r} for {name}; expected a string")
+    # checked only, returned as given: dicts, lists and declared dataclasses (Scale, Arm, ...)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise GenbenchError(f"invalid value {_short(value)} for {name}; expected a dict")
+        for k, v in value.items() if args else ():
+            coerce(k, args[0], name=f"a key of {name}")
+            coerce(v, args[1], name=f"{name}[{k!r}]")
+    elif origin is list or tp is list:
+        if not isinstance(value, (list, tuple)):
+            raise GenbenchError(f"invalid value {_short(value)} for {name}; expected a list")
+        for v in value if args else ():
+            coerce(v, args[0], name=f"an item of {name}")
+    elif isinstance(tp, type) and dataclasses.is_dataclass(tp) and not isinstance(value, tp):
+        raise GenbenchError(f"invalid value {_short(value)} for {name}; expected "
+                            f"{tp.__name__}(...)")
     return value
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_fields(obj: Any, what: str) -> None:
+    """Check every field of the dataclass instance `obj` against its annotation (`coerce`), so
+    that a declaration of the wrong shape fails in one line naming `what.field`."""
+    hints = _field_types(type(obj))
+    for f in dataclasses.fields(obj):
+        coerce(getattr(obj, f.name), hints[f.name], name=f"{what}.{f.name}")
+
+
 def _type_name(tp: Any) -> str:
+    if typing.get_args(tp):  # tuple[str, ...], not tuple
+        return str(tp).replace("typing.", "")
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 

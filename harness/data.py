@@ -124,7 +124,12 @@ def law(name: str):
 
 
 def resolution_of(name: str, requested: int | None = None) -> int:
-    """The side length `load(name, resolution=requested)` yields."""
+    """The side length `load(name, resolution=requested)` yields (None: the data set's own);
+    a `requested` that is not a positive integer fails in one line."""
+    if requested is not None and (not isinstance(requested, int) or isinstance(requested, bool)
+                                  or requested < 1):
+        raise GenbenchError(f"invalid value {requested!r} for resolution; expected an integer "
+                            ">= 1 (or none: the data set's own)")
     return requested or info(name).resolution or 64
 
 

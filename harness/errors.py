@@ -1,6 +1,12 @@
 """User-facing errors of genbench: each one is reported as a single line and a non-zero exit."""
 
 
+def first_line(err: BaseException, default: str = "") -> str:
+    """The first non-empty line of an error's message (a library's can run to many lines),
+    else `default`."""
+    return (str(err).strip().splitlines() or [default])[0]
+
+
 class GenbenchError(Exception):
     """Bad input (unknown name, malformed value, missing file): reported before work starts."""
 

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from harness.errors import GenbenchError
+from harness.errors import GenbenchError, first_line
 
 T = TypeVar("T")
 
@@ -105,7 +105,7 @@ def import_code(refs: tuple[str, ...] | list[str]) -> None:
                 importlib.import_module(ref)
             except Exception as err:
                 raise GenbenchError(f"cannot import {ref!r} named by the study: "
-                                    f"{type(err).__name__}: {err}") from None
+                                    f"{type(err).__name__}: {first_line(err)}") from None
 
 
 def exec_file(path: Path) -> Any:
@@ -124,7 +124,7 @@ def exec_file(path: Path) -> Any:
         raise GenbenchError(f"{path}:{err.lineno}: syntax error: {err.msg}") from None
     except GenbenchError as err:
         sys.modules.pop(name, None)
-        raise GenbenchError(f"{path}: {err}") from None
+        raise GenbenchError(f"{path}: {first_line(err)}") from None
     except Exception as err:
         sys.modules.pop(name, None)
         tb = err.__traceback__
@@ -134,5 +134,5 @@ def exec_file(path: Path) -> Any:
                 line = tb.tb_lineno
             tb = tb.tb_next
         where = f"{path}:{line}" if line else str(path)
-        raise GenbenchError(f"{where}: {type(err).__name__}: {err}") from None
+        raise GenbenchError(f"{where}: {type(err).__name__}: {first_line(err)}") from None
     return module

@@ -196,16 +196,20 @@ def results_files(out_dir: Path) -> list[Path]:
     return sorted(p for p in d.glob("*.parquet") if not p.name.startswith((".", "_")))
 
 
+def _warn(line: str) -> None:
+    print(f"genbench: warning: {line}", file=sys.stderr)
+
+
 def read_results(out_dir: Path, *, warn=None) -> pd.DataFrame:
     """Every results row under `out_dir` (or a results/ directory) as one DataFrame. A file that
     cannot be read is skipped with one line to `warn` (default: stderr), never fatal."""
-    warn = warn or (lambda line: print(line, file=sys.stderr))
+    warn = warn or _warn
     tables = []
     for f in results_files(out_dir):
         try:
             tables.append(read_file(f))
         except ValueError as err:
-            warn(f"genbench: skipping {f}: {err}")
+            warn(f"skipping {f}: {err}")
     if not tables:
         return SCHEMA.empty_table().to_pandas()
     return pa.concat_tables(tables).to_pandas()
@@ -258,7 +262,7 @@ def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
 def read_current(out_dir: Path, plan: dict, *, warn=None) -> tuple[pd.DataFrame, set[str]]:
     """`read_results`, then `current_rows` against `plan`; one line to `warn` says what was
     left out. Also returns the trial ids left out entirely (their curves go too)."""
-    warn = warn or (lambda line: print(line, file=sys.stderr))
+    warn = warn or _warn
     every = read_results(out_dir, warn=warn)
     rows = current_rows(every, plan)
     gone = set(every.trial_id) - set(rows.trial_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.assets import assets_dir
-from harness.errors import GenbenchError
+from harness.errors import GenbenchError, first_line
 from harness.cluster import check_shared, connect, requested_address
 from harness.provenance import git_sha, versions_json
 from harness.results import current_umask, failed_file
@@ -181,7 +181,7 @@ def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
             cause = getattr(err, "cause", None) or err  # a Ray task's error carries the original
             if isinstance(cause, GenbenchError) and not address:
                 raise cause from None
-            first = (str(cause).strip().splitlines() or [""])[0]
+            first = first_line(cause)
             kind = "" if isinstance(cause, GenbenchError) else f"{type(cause).__name__}: "
             raise GenbenchError(f"calibrating trial {t.trial_id} (arm {t.arm}) failed{where}: "
                                 f"{kind}{first}") from None
@@ -210,6 +210,10 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         Remote(uri)  # a URI pyarrow cannot open fails here, in one line
     if storage and is_uri(storage):
         Remote(storage, "--storage")
+    for path, what in ((None if uri else out_dir, "--out"),
+                       (None if not storage or is_uri(storage) else storage, "--storage")):
+        if path is not None and Path(path).exists() and not Path(path).is_dir():
+            raise GenbenchError(f"{what} {path} is a file; give a directory")
     if address:
         connect(address)  # one line within seconds when it cannot: before anything is written
         check_shared(out_dir if uri else Path(out_dir).resolve(), "--out")

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from harness.errors import GenbenchError
+from harness.errors import GenbenchError, first_line
 
 MARK = ".genbench-mirror.json"  # in a mirror: the URI and the checkpoints it has
 NOT_MIRRORED = ("checkpoints/", "ray/")  # large, or Tune's own
@@ -50,7 +50,7 @@ class Remote:
         try:
             self.fs, self.root = pafs.FileSystem.from_uri(self.uri)
         except Exception as err:  # noqa: BLE001 - pyarrow's reasons, in one line
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            first = first_line(err, type(err).__name__)
             raise GenbenchError(f"cannot open {what} {uri}: {first}") from None
         self.root = self.root.rstrip("/")
 
@@ -65,7 +65,7 @@ class Remote:
                 infos = self.fs.get_file_info(pafs.FileSelector(
                     f"{self.root}/{top}".rstrip("/"), recursive=True, allow_not_found=True))
             except Exception as err:  # noqa: BLE001 - unreachable store, no permission
-                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                first = first_line(err, type(err).__name__)
                 raise GenbenchError(f"cannot list {self.uri}: {first}") from None
             out.update({i.path[len(self.root) + 1:]: (i.size, i.mtime_ns or 0) for i in infos
                         if i.type == pafs.FileType.File})

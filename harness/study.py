@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import data as datasets
-from harness.config import build_config, canonical_json, coerce, config_hash, parse_value, to_dict
-from harness.errors import GenbenchError
+from harness.config import (build_config, canonical_json, check_fields, coerce, config_hash,
+                             parse_value, to_dict)
+from harness.errors import GenbenchError, first_line
 from harness.method import get_method
 from harness.registry import exec_file, import_code
 from harness.tasks import get_task
@@ -113,6 +114,19 @@ class Study:
     description: str = ""  # one line for `genbench list`
     source: str = ""  # how workers import this study: "studies.NAME" or "path:/abs/file.py"
 
+    def check_declaration(self) -> None:
+        """Every field of the study, its arms and scales has its declared type (arms are
+        `Arm`s, scales `Scale`s, grids dicts of lists, ...), and there is a scale; else one
+        line naming the field. Before anything else reads the study."""
+        check_fields(self, "Study")
+        for i, arm in enumerate(self.arms):
+            check_fields(arm, f"Study.arms[{i}]")
+        for name, sc in self.scales.items():
+            check_fields(sc, f"Study.scales[{name!r}]")
+        if not self.scales:
+            raise GenbenchError(f"study {self.name!r} declares no scales; give it "
+                                "scales={'smoke': Scale(...), ...}")
+
     def all_arms(self) -> tuple[Arm, ...]:
         """The arms of the study; a single-method study is one arm named after its method."""
         if self.arms and (self.method or self.config or self.train_grid or self.sample_grid):
@@ -137,6 +151,7 @@ class _Resolver:
     """Study + scale + `--set` -> Plan, in named steps (each fails in one line on bad input)."""
 
     def __init__(self, study: Study, scale: str, sets: dict[str, Any]):
+        study.check_declaration()
         if scale not in study.scales:
             raise GenbenchError(f"unknown scale {scale!r} for study {study.name!r}; "
                                 f"valid: {', '.join(study.scales)}")
@@ -239,7 +254,10 @@ class _Resolver:
         for key, value in values.items():
             targets = self._targets(key, knobs=knobs)
             if not targets:
-                raise GenbenchError(self._unknown(key, what))
+                if key in TOP_KEYS:
+                    raise GenbenchError(f"{key!r} is not a {what} but a field of Scale: "
+                                        f"Scale({key}=...)")
+                raise GenbenchError(self._unknown(key, what, top=False))
             for arm, kind, name in targets:
                 (arm_config if kind == "config" else arm_knobs)[arm][name] = value
 
@@ -269,11 +287,12 @@ class _Resolver:
                     set_knobs[arm].add(name)
         return set_knobs
 
-    def _unknown(self, key: str, what: str) -> str:
+    def _unknown(self, key: str, what: str, top: bool = True) -> str:
+        """Unknown `key`: the valid ones, the study settings (`TOP_KEYS`) where `top`."""
         fields = "; ".join(f"{a.name}: config {', '.join(_field_names(self.classes[a.name].Config))}"
                            f", knobs {', '.join(_field_names(self.classes[a.name].Knobs))}"
                            for a in self.arms)
-        return f"unknown {what} {key!r}; valid: {', '.join(TOP_KEYS)}; {fields}"
+        return f"unknown {what} {key!r}; valid: " + (f"{', '.join(TOP_KEYS)}; " if top else "") + fields
 
     def _check_top(self, top: dict[str, Any]) -> tuple[int, ...]:
         for name, low in (("n_samples", 1), ("log_every", 1), ("eval_every", 0), ("eval_samples", 1),
@@ -288,6 +307,7 @@ class _Resolver:
         if top["eval_every"] % top["log_every"]:
             raise GenbenchError(f"eval_every ({top['eval_every']}) must be a multiple of "
                                 f"log_every ({top['log_every']})")
+        top["data"] = coerce(top["data"], str, name="data")
         seeds = top["seeds"]
         seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
@@ -322,10 +342,7 @@ class _Resolver:
         return tuple(dict.fromkeys(metrics))
 
     def _check_study_fields(self):
-        study = self.study
-        hints = typing.get_type_hints(Study)
-        for name in ("missing_assets", "obs_noise", "figures"):
-            coerce(getattr(study, name), hints[name], name=name)
+        study = self.study  # its field types are checked first thing (`check_fields`)
         if study.ref_split not in datasets.SPLITS:
             raise GenbenchError(f"unknown ref_split {study.ref_split!r}; "
                                 f"valid: {', '.join(datasets.SPLITS)}")
@@ -615,6 +632,8 @@ def load_study(name_or_path: str) -> Study:
     not import, or defines no STUDY, fails in one line naming it."""
     path = Path(name_or_path)
     if name_or_path.endswith(".py") or path.is_file() or "/" in name_or_path:
+        if path.is_dir():
+            raise GenbenchError(f"{path} is a directory; give a study file (.py) or a study name")
         if not path.is_file():
             raise GenbenchError(f"study file {path} does not exist")
         if path.suffix != ".py":
@@ -633,9 +652,10 @@ def load_study(name_or_path: str) -> Study:
             raise GenbenchError(f"study {name_or_path}: {err}") from None
         except Exception as err:
             raise GenbenchError(f"study {name_or_path} does not import: {type(err).__name__}: "
-                                f"{err}") from None
+                                f"{first_line(err)}") from None
     study = getattr(module, "STUDY", None)
     if not isinstance(study, Study):
         raise GenbenchError(f"{name_or_path} defines no `STUDY = Study(...)`")
+    study.check_declaration()
     import_code(study.imports)  # its methods register before the plan resolves
     return dataclasses.replace(study, source=source)

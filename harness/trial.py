@@ -23,7 +23,7 @@ import torch
 
 from harness import data as datasets
 from harness.config import build_config, canonical_json
-from harness.errors import DivergedError, GenbenchError
+from harness.errors import DivergedError, GenbenchError, first_line
 from harness.method import Budget, Method, Observation, get_method
 from harness.ledger import Unit, Work
 from harness.results import (SCHEMA_VERSION, atomic_write_bytes, cross_file, failed_file,
@@ -165,7 +165,7 @@ def record_failure(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: to
     results/, so tables and reports show the failure; the trial runs again on the next run."""
     out_dir = Path(out_dir)
     kind = classify(err)
-    first = (str(err).strip().splitlines() or [""])[0]
+    first = first_line(err)
     message = f"{type(err).__name__}: {first}" if first else type(err).__name__
     trace_path = out_dir / "errors" / f"{trial.trial_id}.txt"
     atomic_write_bytes(trace_path, trace.encode())

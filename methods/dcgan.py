@@ -26,6 +26,7 @@ from harness.errors import GenbenchError
 from harness.method import register
 from harness.seeding import PerSampleNoise
 from methods.adversarial import AdversarialMethod
+from methods.training import check_adam
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class DCGANConfig:
             raise ValueError("d_blocks and g_blocks must be 1 or 2")
         if self.noise_dim < 1 or self.batch_size < 1:
             raise ValueError("noise_dim and batch_size must be >= 1")
+        check_adam(self.lr, self.betas)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from harness.method import register
 from harness.seeding import PerSampleNoise
 from methods.adversarial import AdversarialMethod, lazy_adam_scale, start_side
 from methods.diffaugment import diff_augment, parse_policy
-from methods.training import make_adam
+from methods.training import check_adam, make_adam
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class GANConfig:
     def __post_init__(self):
         if self.z_dim < 1 or self.n_feat < 1 or self.batch_size < 1:
             raise ValueError("z_dim, n_feat and batch_size must be >= 1")
+        check_adam(self.lr, self.betas)
         if self.r1_gamma < 0 or self.r1_every < 1:
             raise ValueError("need r1_gamma >= 0 and r1_every >= 1")
         if not 0 <= self.ema_decay < 1:

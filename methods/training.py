@@ -146,6 +146,15 @@ def to_device(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None =
     return t.pin_memory().to(device, non_blocking=True)
 
 
+def check_adam(lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> None:
+    """A config's Adam settings, checked when the config is built (at plan time) rather than by
+    torch in the middle of a trial: lr > 0 and each beta in [0, 1)."""
+    if not lr > 0:
+        raise ValueError(f"the Adam learning rate lr must be > 0, got {lr}")
+    if not all(0 <= b < 1 for b in betas):
+        raise ValueError(f"Adam betas must lie in [0, 1), got {tuple(betas)}")
+
+
 def make_adam(params, lr: float, device: torch.device, **kwargs) -> torch.optim.Adam:
     """Adam; the fused kernel on CUDA (one launch for every parameter), PyTorch's default
     (foreach) elsewhere, whose numbers the CPU runs keep."""

@@ -36,7 +36,8 @@ from harness.errors import GenbenchError
 from harness.method import Budget, Method, Observation, TrainData, register
 from harness.mixture import Mixture, score as mixture_score
 from harness.seeding import PerSampleNoise
-from methods.training import LossLog, TrainState, cpu_state, make_adam, minibatches, move_nets, to_device
+from methods.training import (LossLog, TrainState, check_adam, cpu_state, make_adam, minibatches,
+                              move_nets, to_device)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class VPSDEConfig:
             raise ValueError("need 0 < eps < 1")
         if self.hidden < 1 or self.layers < 1 or self.batch_size < 1:
             raise ValueError("hidden, layers and batch_size must be >= 1")
+        check_adam(self.lr)
 
 
 @dataclass(frozen=True)

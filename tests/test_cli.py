@@ -17,6 +17,9 @@ from harness.cli import main
     (["run", "quickstart", "--set", "data=folder:/no/such/dir"], "does not exist"),
     (["run", "quickstart", "--scale", "huge"], "unknown scale 'huge'"),
     (["run", "quickstart", "--set", "seeds"], "malformed --set"),
+    (["run", "quickstart", "--set", "data=5"], "invalid value 5 for data; expected a string"),
+    (["run", "quickstart", "--set", "resolution=-8"], "for resolution; expected an integer >= 1"),
+    (["run", "quickstart", "--set", "resolution=abc"], "for resolution; expected an integer >= 1"),
 ])
 def test_bad_input(argv, match, tmp_path, capsys):
     out = tmp_path / "out"
@@ -34,6 +37,48 @@ def test_bad_method_in_a_study_file(tmp_path, capsys):
     assert main(["run", str(f), "--out", str(tmp_path / "out")]) == 2
     assert "unknown method 'gan9'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+SCALES = "scales={'smoke': Scale(budget_steps=2, n_samples=2)}"
+
+
+@pytest.mark.parametrize("declaration,match", [
+    (f"method='dummy', data=5, {SCALES}", "invalid value 5 for Study.data; expected a string"),
+    (f"data='mnist5k', arms=('dummy',), {SCALES}", "for Study.arms; expected Arm(...)"),
+    (f"method='dummy', data='mnist5k', train_grid='lr', {SCALES}", "for Study.train_grid"),
+    ("method='dummy', data='mnist5k', scales={'smoke': {'budget_steps': 2}}",
+     "for Study.scales['smoke']; expected Scale(...)"),
+    ("method='dummy', data='mnist5k', scales={}", "declares no scales"),
+    (f"method='dummy', data='mnist5k', imports='numpy', {SCALES}",
+     "'numpy' for Study.imports; expected tuple[str, ...]"),
+    ("method='dummy', data='mnist5k', scales={'smoke': Scale(budget_steps=2, n_samples=2, "
+     "config={'seeds': [1]})}", "'seeds' is not a Scale.config key but a field of Scale"),
+    (f"method='dummy', data='mnist5k', resolution=-8, {SCALES}", "-8 for resolution"),
+    (f"method='dummy', data='mnist5k', {SCALES}); raise RuntimeError('boom\\nsecond line'",
+     "RuntimeError: boom"),
+])
+def test_a_study_file_of_the_wrong_shape_fails_in_one_line(declaration, match, tmp_path, capsys):
+    f = tmp_path / "s.py"
+    f.write_text(f"from harness.study import Arm, Scale, Study\nSTUDY = Study(name='s', {declaration})\n")
+    for command in ("plan", "run"):
+        out = tmp_path / "out"
+        assert main([command, str(f), *(["--out", str(out)] if command == "run" else [])]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and match in err, err
+        assert not out.exists()
+
+
+def test_paths_of_the_wrong_kind_are_refused_before_anything_is_written(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    for argv in (["run", "quickstart", "--out", str(a_file)],
+                 ["run", "quickstart", "--out", str(tmp_path / "out"), "--storage", str(a_file)],
+                 ["plan", str(tmp_path)],
+                 ["compare", str(tmp_path), str(tmp_path), "--alpha", "2"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("genbench: error:"), err
+    assert a_file.read_text() == "mine" and not (tmp_path / "out").exists()
 
 
 def test_console_script_exit_status(tmp_path):

@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from methods.training import check_adam
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """(B,) timesteps -> (B, dim) sinusoidal embedding (Vaswani et al. 2017; DDPM)."""
@@ -149,6 +151,7 @@ class UNetTraining:
     def __post_init__(self):
         if self.n_feat < 1 or self.batch_size < 1:
             raise ValueError("n_feat and batch_size must be >= 1")
+        check_adam(self.lr)
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
