@@ -244,8 +244,9 @@ def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
     """
     if rows.empty:
         return rows
+    plan = plan or {}
     planned = {(plan.get("scale"), t.get("arm"), canonical_json(t.get("cell")), t.get("seed")):
-               t["trial_id"] for t in (plan or {}).get("trials", [])}
+               t["trial_id"] for t in plan.get("trials", [])}
     fits = (rows.groupby("trial_id", sort=False)
             .agg(**{c: (c, "first") for c in POINT}, last=("created_at", "max")).reset_index()
             .sort_values("last"))
