@@ -13,8 +13,9 @@ changes sampling, so a sample grid never retrains). The contract:
   measurement of unknown images for inverse problems (inpainting with DPS).
 - `check(config, knobs, *, task, num_classes)` refuses, before anything runs, combinations that
   cannot work (guidance on an unconditional model, DPS without an observation).
-- `figures(data, *, seed)` returns method-specific figures (e.g. the forward and backward
-  diffusion of one batch) as image grids.
+- `figures(data, *, seed, **knobs)` returns method-specific figures (e.g. the forward and
+  backward diffusion of one batch) as image grids, drawn with the sampling knobs of the trial's
+  first sample setting (the ones its evaluations along training use).
 - `sampling_info(**knobs)` describes the sampler without running it: NFE per sample and the
   timesteps used; `info()` gives scalars about the trained model (e.g. `terminal_snr`).
 - `state_dict()` / `load_state_dict()` round-trip the trained model, config included, and
@@ -142,8 +143,10 @@ class Method(abc.ABC):
         sample-grid axis or a `--set`: it would give identical settings."""
         return {}
 
-    def figures(self, data: TrainData, *, seed: int) -> dict[str, tuple[torch.Tensor, int]]:
-        """name -> (images (N, C, H, W) in [-1, 1], images per row) to save with the trial."""
+    def figures(self, data: TrainData, *, seed: int,
+                **knobs: Any) -> dict[str, tuple[torch.Tensor, int]]:
+        """name -> (images (N, C, H, W) in [-1, 1], images per row) to save with the trial;
+        `knobs` are the sampling knobs of the trial's first sample setting."""
         return {}
 
     def sampling_info(self, **knobs: Any) -> dict[str, Any]:

@@ -301,7 +301,8 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     _save_checkpoint(out_dir, trial.trial_id, method)
     resume_path.unlink(missing_ok=True)
     if plan.figures:
-        for name, (images, nrow) in method.figures(train, seed=trial.seed).items():
+        knobs = plan.settings_for(trial)[0].knobs  # the evaluations' setting
+        for name, (images, nrow) in method.figures(train, seed=trial.seed, **knobs).items():
             _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, nrow)
 
     steps = trial.budget_steps

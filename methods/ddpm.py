@@ -15,7 +15,7 @@ guidance, x0 thresholding, and whether the EMA weights sample.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import typing
 from typing import Any, Callable, Literal
 
@@ -247,17 +247,22 @@ class DDPM(Method):
         return x
 
     @torch.no_grad()
-    def figures(self, data: TrainData, *, seed: int) -> dict[str, tuple[torch.Tensor, int]]:
+    def figures(self, data: TrainData, *, seed: int,
+                **knobs: Any) -> dict[str, tuple[torch.Tensor, int]]:
         """The forward process of one batch at 0, 25, 50, 75, 99 % of T (step round(f (T - 1)))
-        and the backward process (default knobs: ancestral, full chain) from each of those
-        noised images (docs/methods.md M2)."""
+        and the backward process from each of those noised images (docs/methods.md M2): the
+        full ancestral chain from that step, with the trial's variance, thresholding, guidance
+        and EMA knobs (whatever its sampler and step count: a respaced chain has no step t)."""
+        k = replace(self.knobs(**knobs), sampler="ddpm", steps=0)
         n = min(8, len(data.x))
         x0 = data.x[:n].to(self.device)
         noise = PerSampleNoise(seed, range(n), self.device)
         eps = noise.randn(*self.data_shape)
         c = self._one_hot(None if data.y is None else data.y[:n])
-        eps_fn = self._eps_fn(self.ema.net if self.ema is not None else self.net)
-        knobs = self.knobs()
+        net = self.ema.net if (k.ema and self.ema is not None) else self.net
+        was_training = net.training
+        net.eval()
+        eps_fn = self._eps_fn(net)
         forward, backward = [], []
         for frac in FIGURE_FRACTIONS:
             if frac == 0:  # 0 % of T: the clean batch itself
@@ -268,7 +273,8 @@ class DDPM(Method):
             ab = float(self.schedule.alphabar[t])
             x_t = ab ** 0.5 * x0 + (1 - ab) ** 0.5 * eps
             forward.append(x_t)
-            backward.append(self._reverse(eps_fn, noise, c, None, knobs, x=x_t, start=t))
+            backward.append(self._reverse(eps_fn, noise, c, None, k, x=x_t, start=t))
+        net.train(was_training)
         # rows are images, columns the fractions of T
         grid = lambda cols: torch.stack(cols, 1).flatten(0, 1).clamp(-1, 1).cpu()  # noqa: E731
         return {"forward_process": (grid(forward), len(FIGURE_FRACTIONS)),

@@ -203,3 +203,47 @@ def test_figures_forward_and_backward(digits):
     assert torch.allclose(fwd[0], digits.x[0])  # 0 % of T: the clean image
     bwd, _ = figs["backward_process"]
     assert bwd.shape == fwd.shape and bwd.min() >= -1 and bwd.max() <= 1
+
+
+def test_backward_figure_follows_the_sampling_knobs(digits):
+    """M2's backward-process figure is drawn with the study's sampling knobs (posterior
+    variance, x0 clamping), as a full ancestral chain from each noised image whatever the
+    sampler: a respaced or DDIM chain has no step at 25 % of T."""
+    m = tiny_ddpm(digits, steps=5)
+    plain = m.figures(digits, seed=0)
+    m2 = m.figures(digits, seed=0, variance="posterior", clip_x0=True)
+    assert torch.equal(plain["forward_process"][0], m2["forward_process"][0])
+    assert not torch.allclose(plain["backward_process"][0], m2["backward_process"][0])
+    ddim = m.figures(digits, seed=0, sampler="ddim", steps=3, variance="posterior", clip_x0=True)
+    assert torch.equal(ddim["backward_process"][0], m2["backward_process"][0])
+
+
+def test_a_trials_figures_use_the_knobs_of_its_evaluations(tmp_path, monkeypatch):
+    from harness.ledger import scan
+    from harness.runner import _env
+    from harness.study import load_study
+    from harness.trial import execute_trial
+
+    seen, real = [], DDPM.figures
+
+    def spy(self, data, *, seed, **knobs):
+        seen.append(knobs)
+        return real(self, data, seed=seed, **knobs)
+
+    monkeypatch.setattr(DDPM, "figures", spy)
+    study = tmp_path / "figs.py"
+    study.write_text(
+        "from harness.study import Scale, Study\n"
+        "STUDY = Study(name='figs', method='ddpm', data='mnist5k', seeds=(0,), figures=True,\n"
+        "              config=dict(T=10, n_feat=8, ch_mult=(1,), attention=False, batch_size=8),\n"
+        "              sample_config=dict(variance='posterior', clip_x0=True),\n"
+        "              sample_grid={'steps': [5, 10]},\n"
+        "              scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
+    plan = load_study(str(study)).resolve("smoke")
+    out = tmp_path / "out"
+    for work in scan(out, plan, echo=lambda _: None).work:
+        execute_trial(plan, work, out, _env(), CPU)
+    (trial,) = plan.trials
+    first = plan.settings_for(trial)[0].knobs
+    assert seen == [first] and first["variance"] == "posterior" and first["clip_x0"] is True
+    assert (out / "figures" / trial.trial_id / "backward_process.png").is_file()
