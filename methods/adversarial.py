@@ -9,9 +9,10 @@ and the discriminator evaluation against another seed's generator.
   `softplus(l) = -log(1 - sigma(l))`); `loss_form` picks which one the code evaluates.
 - R1 (Mescheder, Geiger, Nowozin 2018, arXiv 1801.04406): `gamma/2 E_x ||grad_x D(x)||^2` on
   real images, added to `L_D`. Lazy regularisation (StyleGAN2, Karras et al. 2020, arXiv
-  1912.04958, Appendix B): the penalty is evaluated every k-th discriminator step and scaled by k,
-  and the discriminator's Adam learning rate and betas are scaled by `c = k / (k + 1)` (`lr c`,
-  `beta^c`), so the regularised optimiser follows the same trajectory on average.
+  1912.04958, Appendix B): every k-th step the penalty, scaled by k, takes a discriminator step
+  of its own after the main one; as k minibatches then take k + 1 optimiser steps, the
+  discriminator's Adam learning rate and betas are scaled by `c = k / (k + 1)` (`lr c`,
+  `beta^c`), keeping Adam's averaging horizons in minibatches what they were.
 - Augmentation (DiffAugment, `methods/diffaugment.py`) is a hook applied to every image the
   discriminator sees, real and fake, in both steps; R1's gradient is taken with respect to the
   un-augmented real images, as in StyleGAN2-ADA's `loss.py`.
@@ -111,6 +112,11 @@ class AdversarialMethod(Method):
         """The weight of R1 at 1-based `step` (0 = not evaluated this step)."""
         return 0.0
 
+    def r1_lazy(self) -> bool:
+        """Whether R1 takes a discriminator step of its own when due (StyleGAN2's lazy
+        regularisation, its "Dreg" phase) instead of joining the main step's loss."""
+        return False
+
     def optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         """(generator's, discriminator's) optimiser."""
         cfg = self.config
@@ -146,19 +152,27 @@ class AdversarialMethod(Method):
             with torch.no_grad():
                 fake = self.G(to_device(self.prior(g, B), device))
             r1_weight = self.r1_due(step)
-            real = real.detach().requires_grad_(r1_weight > 0)
+            joint = r1_weight > 0 and not self.r1_lazy()  # R1 inside the main step
+            real = real.detach().requires_grad_(joint)
             real_logits = self.D(self.augment(real, g))
             fake_logits = self.D(self.augment(fake, g))
             loss_d = d_loss(real_logits, fake_logits)
             total_d = loss_d
             logged: dict[str, torch.Tensor] = {}
-            if r1_weight > 0:
+            if joint:
                 r1 = r1_penalty(real_logits, real)
                 total_d = loss_d + r1_weight * r1
                 logged["r1"] = r1
             opt_d.zero_grad(set_to_none=True)
             total_d.backward()
             opt_d.step()
+            if r1_weight > 0 and not joint:  # lazy: a step of its own on the same reals
+                real = real.detach().requires_grad_(True)
+                r1 = r1_penalty(self.D(self.augment(real, g)), real)
+                opt_d.zero_grad(set_to_none=True)
+                (r1_weight * r1).backward()
+                opt_d.step()
+                logged["r1"] = r1
             # generator step: fresh fakes through the (frozen) discriminator
             self.D.requires_grad_(False)
             loss_g = g_loss(self.D(self.augment(self.G(to_device(self.prior(g, B), device)), g)))
@@ -243,8 +257,9 @@ class AdversarialMethod(Method):
 
 def lazy_adam_scale(every: int) -> float:
     """c = k / (k + 1): the factor lazy regularisation applies to lr and (as an exponent) to
-    Adam's betas (StyleGAN2's `mb_ratio`); 1 when the penalty runs every step (k = 1 is not
-    lazy)."""
+    Adam's betas (StyleGAN2's `mb_ratio`), because every k minibatches take k + 1 optimiser
+    steps (k main steps and one of the penalty alone); 1 when the penalty runs every step
+    inside the main one (k = 1 is not lazy)."""
     return every / (every + 1) if every > 1 else 1.0
 
 

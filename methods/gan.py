@@ -39,7 +39,7 @@ class GANConfig:
     betas: tuple[float, float] = (0.5, 0.99)  # Adam betas of both networks
     batch_size: int = 64  # real images (and fakes) per step
     r1_gamma: float = 0.0  # R1 weight gamma; 0 = off
-    r1_every: int = 1  # lazy regularisation: R1 every k-th D step, scaled by k (1 = every step)
+    r1_every: int = 1  # lazy: R1 as a D step of its own every k-th step, scaled by k (1 = joint)
     diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; "" = off
     ema_decay: float = 0.999  # EMA of G's weights for sampling (ramped up early); 0 = off
 
@@ -142,6 +142,9 @@ class GAN(AdversarialMethod):
         if cfg.r1_gamma == 0 or step % cfg.r1_every:
             return 0.0
         return cfg.r1_gamma / 2 * cfg.r1_every
+
+    def r1_lazy(self) -> bool:
+        return self.config.r1_every > 1
 
     def optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         cfg = self.config

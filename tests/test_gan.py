@@ -1,8 +1,8 @@
 """GANs against their papers (docs/methods.md M8, M9): the softplus losses equal their BCE forms,
 R1 equals gamma/2 ||grad_x D(x)||^2 on discriminators with known gradients (lazy R1 scaled by
-k, Adam by k/(k+1)), DiffAugment's operations keep shapes, pass gradients, stay in bounds and are
-the identity for the empty policy, the disabled features leave a run bit for bit unchanged, and
-the collapse and discriminator-evaluation numbers measure what they say."""
+k in a discriminator step of its own, Adam by k/(k+1)), DiffAugment's operations keep shapes,
+pass gradients, stay in bounds and are the identity for the empty policy, the disabled features
+leave a run bit for bit unchanged, and the collapse and discriminator-evaluation numbers measure what they say."""
 
 import numpy as np
 import pytest
@@ -82,6 +82,26 @@ def test_r1_weight_and_lazy_regularisation():
     _, opt_d = m.optimizers()
     assert opt_d.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.8)
     assert opt_d.param_groups[0]["betas"] == pytest.approx((0.5 ** 0.8, 0.99 ** 0.8))
+
+
+@pytest.mark.parametrize("every, d_steps", [(1, 8), (4, 10)])
+def test_lazy_r1_takes_a_discriminator_step_of_its_own(monkeypatch, every, d_steps):
+    """StyleGAN2 (Appendix B; ADA's `Dreg` phase): every k minibatches take k main steps and one
+    step of the penalty alone, k + 1 steps of D's Adam, which is what its k/(k+1) scaling
+    assumes (8 minibatches at k = 4: 10 steps). At k = 1 R1 joins the main step (8 steps)."""
+    captured, real = {}, GAN.optimizers
+
+    def spy(self):
+        captured["opts"] = real(self)
+        return captured["opts"]
+
+    monkeypatch.setattr(GAN, "optimizers", spy)
+    data = TrainData("tiny", torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    m = fitted(GAN, data, steps=8, **TINY, r1_gamma=1.0, r1_every=every)
+    opt_g, opt_d = captured["opts"]
+    steps = {int(opt_d.state[p]["step"]) for p in m.D.parameters()}
+    assert max(steps) == d_steps and min(steps) == 8  # (R1 has no gradient for the last bias)
+    assert {int(opt_g.state[p]["step"]) for p in m.G.parameters()} == {8}
 
 
 @pytest.mark.parametrize("policy", ["", "color", "translation", "cutout",
