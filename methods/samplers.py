@@ -71,8 +71,10 @@ def ddim_step(sched: NoiseSchedule, k: int, x_t: torch.Tensor, eps: torch.Tensor
     if clip_x0:
         x0_hat = x0_hat.clamp(-1, 1)
     sigma = ddim_sigma(sched, k, eta)
-    # 1 - alphabar_prev - sigma^2 >= 0 for eta <= 1; never clamp it silently (docs/pitfalls.md)
-    direction = max(0.0, 1 - ab_prev - sigma ** 2) ** 0.5 * eps  # max(): rounding at eta = 1
+    # 1 - alphabar_prev - sigma^2 >= 0 for every eta <= 1 (at eta = 1 it equals
+    # (1 - ab_prev)^2 ab / (ab_prev (1 - ab))) and the knobs refuse eta > 1, so max() only
+    # absorbs float rounding; it never hides a bad eta
+    direction = max(0.0, 1 - ab_prev - sigma ** 2) ** 0.5 * eps
     out = ab_prev ** 0.5 * x0_hat + direction
     return out + sigma * z if sigma > 0 else out
 
