@@ -12,6 +12,16 @@ point replaced (`harness.results.current_rows`). For each pair:
 - otherwise the metric's declared tolerance (`harness.metrics.tolerance`): a relative change
   beyond it counts as a change.
 
+KID's `std` is the spread of the estimate over its random subsets (of at most 1,000 images a
+side): the noise of the estimator on these samples, not the noise between seeds, which can be as
+large as the effect. With one seed the z-test can only make a verdict more cautious (a change
+must exceed the tolerance either way); only seeds measure the seed-to-seed noise.
+
+A fit that diverged or failed writes a status row instead of its metrics, so its seed would
+simply drop out of the means. Each train cell both runs have is therefore also judged on its
+`unfinished_seeds` (seeds whose fit diverged or whose last attempt failed): more in CUR than in
+BASE is a regression, fewer an improvement.
+
 The p-values of all tests are corrected together with Holm's step-down method (family-wise
 error rate `alpha`). A difference that is significant and larger than the metric's tolerance
 is a `regression` or an `improvement` in the metric's own good direction; one within the
@@ -33,7 +43,7 @@ import pandas as pd
 
 from harness.errors import GenbenchError
 from harness.metrics import higher_is_better, tolerance
-from harness.results import read_current, read_plan
+from harness.results import STATUS_METRICS, read_current, read_plan
 
 # library versions that change numbers; others (pandas, ray) do not
 NUMERIC_LIBRARIES = ("torch", "torchvision", "numpy", "clean-fid", "torch_cuda")
@@ -53,7 +63,7 @@ class Verdict:
     hi: float
     n_base: int
     n_cur: int
-    test: str  # welch | exact (no noise either side) | z (within-run std) | tolerance
+    test: str  # welch | exact (no noise either side) | z (within-run std) | tolerance | count
     p: float  # raw p-value (NaN for tolerance)
     verdict: str  # regression | improvement | no change | inconclusive
 
@@ -123,9 +133,15 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     if problems and not force:
         raise GenbenchError(f"not comparable: {problems[0]} (--force compares anyway)")
     result.warnings += [f"not comparable (--force): {p}" for p in problems]
+    keyless = [f"{d}: {int(r.cell_key.isna().sum())} rows without a cell_key (schema version 1) "
+               "are not compared" for d, r in ((base_dir, base), (cur_dir, cur)) if r.cell_key.isna().any()]
+    result.warnings += keyless
+    base, cur = base.dropna(subset=["cell_key"]), cur.dropna(subset=["cell_key"])
+    result.verdicts += _unfinished(base, cur)
+    base, cur = (r[~r.metric.isin(STATUS_METRICS)] for r in (base, cur))
     keys = ["cell_key", "metric"]
-    gb = {k: g for k, g in base.dropna(subset=["cell_key"]).groupby(keys)}
-    gc = {k: g for k, g in cur.dropna(subset=["cell_key"]).groupby(keys)}
+    gb = {k: g for k, g in base.groupby(keys)}
+    gc = {k: g for k, g in cur.groupby(keys)}
     result.only_base, result.only_cur = len(set(gb) - set(gc)), len(set(gc) - set(gb))
     pending = []
     for key in sorted(set(gb) & set(gc)):
@@ -157,9 +173,39 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
             setting=_axes(b.setting_json.iloc[0]), metric=metric, base=float(vb.mean()),
             cur=float(vc.mean()), diff=float(diff), lo=float(lo), hi=float(hi), n_base=len(vb),
             n_cur=len(vc), test=test, p=float(p), verdict=verdict))
+    fewer = [v for v in result.verdicts if v.n_cur < v.n_base and v.test != "count"]
+    if fewer:
+        result.warnings.append(f"{len(fewer)} comparisons have fewer seeds in current than in "
+                               f"base (first: {fewer[0].arm} {fewer[0].cell or '(base)'} "
+                               f"{fewer[0].metric}, {fewer[0].n_base} against {fewer[0].n_cur})")
     order = {"regression": 0, "inconclusive": 1, "improvement": 2, "no change": 3}
     result.verdicts.sort(key=lambda v: (order[v.verdict], v.arm, v.cell, v.setting, v.metric))
     return result
+
+
+def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
+    """`unfinished_seeds` verdicts of the train cells both runs have and either left
+    unfinished: the seeds whose fit diverged or whose last attempt failed."""
+    def seeds(rows: pd.DataFrame) -> dict[str, tuple[set, set, pd.Series]]:
+        out = {}
+        for key, g in rows.groupby("cell_key"):
+            fits = g[g.setting_json.isna()]  # the fit's own rows name the cell's seeds
+            out[key] = (set(fits.seed), set(fits[fits.metric.isin(STATUS_METRICS)].seed), g.iloc[0])
+        return out
+
+    sb, sc = seeds(base), seeds(cur)
+    out = []
+    for key in sorted(set(sb) & set(sc)):
+        (all_b, bad_b, row), (all_c, bad_c, _) = sb[key], sc[key]
+        if not bad_b and not bad_c:
+            continue
+        nb, nc = len(bad_b), len(bad_c)
+        verdict = "regression" if nc > nb else "improvement" if nc < nb else "no change"
+        out.append(Verdict(study=str(row.study), arm=str(row.arm), cell=_axes(row.cell_json),
+                           setting="", metric="unfinished_seeds", base=nb, cur=nc,
+                           diff=nc - nb, lo=float("nan"), hi=float("nan"), n_base=len(all_b),
+                           n_cur=len(all_c), test="count", p=float("nan"), verdict=verdict))
+    return out
 
 
 def _test(b: pd.DataFrame, c: pd.DataFrame, vb: np.ndarray, vc: np.ndarray):

@@ -97,20 +97,26 @@ class Ledger:
 
 
 def check_study(out_dir: Path, plan: Plan) -> None:
-    """Refuse an output directory that holds another study's results."""
+    """Refuse an output directory that holds another study's results, or another scale of this
+    one (reports would pool the scales' seeds)."""
     out_dir = Path(out_dir)
-    other = read_plan(out_dir).get("study")
+    prior = read_plan(out_dir)
+    other, scale = prior.get("study"), prior.get("scale")
     if other is None:
         for f in results_files(out_dir):
             try:
-                studies = set(read_file(f).column("study").to_pylist())
+                table = read_file(f)
             except ValueError:
                 continue
-            other = next(iter(studies), None)
+            other = next(iter(table.column("study").to_pylist()), None)
+            scale = next(iter(table.column("scale").to_pylist()), None)
             break
     if other is not None and other != plan.study:
         raise GenbenchError(f"{out_dir} holds results of study {other!r}, not {plan.study!r}; "
                             f"give {plan.study} a fresh --out")
+    if scale is not None and scale != plan.scale:
+        raise GenbenchError(f"{out_dir} holds the {scale!r} scale of {plan.study}, not "
+                            f"{plan.scale!r}; give each scale its own --out")
 
 
 def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledger:

@@ -181,7 +181,7 @@ def read_file(path: Path) -> pa.Table:
         elif name == "arm":  # v1 studies had one method, which is the arm's name now
             columns.append(table.column("method").cast(tp))
         elif name == "cell_json":
-            cells = [json.dumps(json.loads(c).get("cell"), sort_keys=True) if c else None
+            cells = [canonical_json(json.loads(c).get("cell")) if c else None
                      for c in table.column("config_json").to_pylist()]
             columns.append(pa.array(cells, pa.string()))
         else:
@@ -225,6 +225,7 @@ def read_plan(out_dir: Path) -> dict:
 
 
 POINT = ("scale", "arm", "cell_json", "seed")  # one fit's place in a study: a train cell and seed
+STATUS_METRICS = ("failed", "diverged_at_step")  # rows that say a fit did not finish
 
 
 def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
@@ -237,7 +238,9 @@ def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
     - A train cell and seed of an arm (`POINT`) counts the rows of one fit: the trial the
       latest plan (`plan`, study.json) has there, even before it has rows; for a point that
       plan does not cover (a narrowed rerun, a removed grid value), the fit written last. The
-      fits of an earlier config there are left out.
+      fits of an earlier config there are left out, and so is an uncovered seed of a train
+      cell the plan runs with another config (fewer seeds and a new learning rate: the old
+      seeds are not more seeds of the new config).
     - Within that fit, a sample setting's metric measured again under another key (a changed
       `n_samples`, task or reference split), or a cross-seed metric against another partner
       (the seeds changed), counts once: the row written last.
@@ -245,14 +248,22 @@ def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
     if rows.empty:
         return rows
     plan = plan or {}
-    planned = {(plan.get("scale"), t.get("arm"), canonical_json(t.get("cell")), t.get("seed")):
-               t["trial_id"] for t in plan.get("trials", [])}
+    planned, configs = {}, {}
+    for t in plan.get("trials", []):
+        cell = (plan.get("scale"), t.get("arm"), canonical_json(t.get("cell")))
+        planned[(*cell, t.get("seed"))] = t["trial_id"]
+        configs.setdefault(cell, set()).add(t.get("config_hash"))
     fits = (rows.groupby("trial_id", sort=False)
-            .agg(**{c: (c, "first") for c in POINT}, last=("created_at", "max")).reset_index()
-            .sort_values("last"))
+            .agg(**{c: (c, "first") for c in (*POINT, "config_hash")}, last=("created_at", "max"))
+            .reset_index().sort_values("last"))
     keep = set()
     for point, group in fits.groupby(list(POINT), sort=False, dropna=False):
-        keep.add(planned.get(point, group.trial_id.iloc[-1]))
+        if point in planned:
+            keep.add(planned[point])
+            continue
+        latest = group.iloc[-1]
+        if latest.config_hash in configs.get(point[:3], {latest.config_hash}):
+            keep.add(latest.trial_id)
     rows = rows[rows.trial_id.isin(keep)]
     again = (rows.sort_values("created_at", kind="stable")
              .duplicated(["trial_id", "setting_json", "metric"], keep="last")
@@ -268,9 +279,10 @@ def read_current(out_dir: Path, plan: dict, *, warn=None) -> tuple[pd.DataFrame,
     rows = current_rows(every, plan)
     gone = set(every.trial_id) - set(rows.trial_id)
     if len(rows) < len(every):
+        among = f" ({len(gone)} earlier fits among them)" if gone else ""
         warn(f"{out_dir}: {len(every) - len(rows)} rows of earlier plans, measured again since "
-             f"at the same points, are left out" + (f" ({len(gone)} earlier fits among them)"
-                                                    if gone else "") + "; they stay in results/")
+             f"at the same points or of an earlier config of a cell the plan runs, are left "
+             f"out{among}; they stay in results/")
     return rows, gone
 
 

@@ -70,7 +70,8 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
     evaluator = _evaluator(plan, device)
     if work.fit:
         method = _fit(plan, trial, out_dir, rows, evaluator, device)
-        if method is None:
+        if method is None:  # diverged: final, and an earlier attempt's failure is over
+            failed_file(out_dir, trial.trial_id).unlink(missing_ok=True)
             return TrialOutcome(trial.trial_id, "diverged", rows.note, rows.count)
     else:
         method = _load(plan, trial, out_dir, device)

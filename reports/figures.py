@@ -116,7 +116,7 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
                                   if not _missing(v)])
         if multi_run:
             name = f"run {run}: {name}"
-        ax.errorbar(xs, means, yerr=np.nan_to_num(cis), color=colors.get(arm, "k"),
+        ax.errorbar(xs, means, yerr=cis, color=colors.get(arm, "k"),
                     linestyle=style_of[rest_key], marker=MARKERS[run % len(MARKERS)],
                     capsize=3, label=name)
     if not numeric:

@@ -189,7 +189,7 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
                                           multi)
             if path:
                 figs.append(_fig(path, img.parent, f"{m} against {axis}: mean over seeds, "
-                                 "95 % interval, seeds as points"))
+                                 "95 % interval (none with one seed), seeds as points"))
         out.append(f"<h3>{html.escape(axis)}</h3>" + "".join(figs))
     return "".join(out)
 

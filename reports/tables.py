@@ -1,6 +1,8 @@
 """From run directories to the tables a report shows: every row and curve, the plan each run
 followed, what is still missing, and per-cell summaries with a 95 % interval over seeds
-(Student's t, as Go's benchstat and asv report benchmark intervals).
+(Student's t on the mean: seeds are few and their metrics roughly normal; Go's benchstat
+reports medians with a non-parametric interval instead, which needs more samples than an
+ablation's seeds).
 
 Pure pandas: no torch, no methods. The only genbench import is `harness.results`, the schema.
 """
@@ -16,14 +18,13 @@ import numpy as np
 import pandas as pd
 
 from harness.config import canonical_json
-from harness.results import read_current, read_curves, read_plan
+from harness.results import STATUS_METRICS, read_current, read_curves, read_plan
 
 # the metrics a summary table leads with, when present: these quality and task metrics, then
 # any other quality metric in the rows (a row with a feature extractor), then these costs
 MAIN_QUALITY = ("fid_domain", "kid_domain", "fid_inception", "kid_inception", "precision_domain",
                 "recall_domain", "class_match", "mse_hidden", "psnr_hidden")
 MAIN_COST = ("nfe", "sample_s_per_image", "train_s", "final_loss")
-STATUS_METRICS = ("failed", "diverged_at_step")  # rows that say a fit did not finish
 QUALITY_PREFERENCE = ("fid_domain", "fid_inception", "kid_domain", "kid_inception", "mse_hidden")
 
 
@@ -129,9 +130,11 @@ def axes_of(rows: pd.DataFrame) -> list[str]:
 
 
 def ci95(values: np.ndarray) -> float:
-    """Half-width of the 95 % Student-t interval of the mean; NaN for fewer than two values."""
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
+    """Half-width of the 95 % Student-t interval of the mean; NaN for fewer than two values or
+    an infinite one. NaN values are left out, as pandas' mean and count leave them out; an
+    infinite one makes the mean infinite, with no interval around it."""
+    values = values[~np.isnan(values)]
+    if len(values) < 2 or np.isinf(values).any():
         return float("nan")
     from scipy import stats
 

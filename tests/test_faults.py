@@ -135,6 +135,22 @@ def test_shared_workers_write_the_same_rows_and_say_so(tmp_path, ray_local):
     assert not b[b.metric == "peak_mem_mb"].protocol.str.contains("earlier trials").any()
 
 
+def test_a_fit_that_diverges_after_a_failed_attempt_keeps_one_status_row(tmp_path):
+    """Divergence is final: the failure row of an earlier attempt goes, as a success's would."""
+    from harness.ledger import scan
+    from harness.runner import _env
+    from harness.study import load_study
+    from harness.trial import execute_trial, record_failure
+
+    plan = load_study(write(tmp_path, diverge_at=3)).resolve("smoke")
+    out, cpu = tmp_path / "out", torch.device("cpu")
+    work = scan(out, plan, echo=lambda _: None).work[0]
+    record_failure(plan, work.trial, out, _env(), cpu, RuntimeError("planted"), 2, "trace")
+    assert execute_trial(plan, work, out, _env(), cpu).status == "diverged"
+    rows = read_results(out)
+    assert rows[rows.trial_id == work.trial.trial_id].metric.tolist() == ["diverged_at_step"]
+
+
 def test_a_trial_that_always_fails_is_recorded_and_the_rest_finish(tmp_path, ray_local, capsys):
     out = tmp_path / "always"
     args = ["run", write(tmp_path, fail_times=99), "--out", str(out), "--no-report"]

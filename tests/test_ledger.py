@@ -127,6 +127,15 @@ def test_another_study_in_the_same_directory_is_refused(tmp_path, ray_local, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'first'" in err and "'second'" in err and "--out" in err
     assert ((out / "study.json").read_text(), snapshot(out)) == before
+    # another scale of the same study: reports would pool the two scales' seeds
+    first = Path(study_file(tmp_path, name="first"))
+    smoke = "'smoke': Scale(budget_steps=3, n_samples=2, log_every=1)"
+    first.write_text(first.read_text().replace(smoke, f"{smoke}, 'more': Scale(budget_steps=4, "
+                                                      "n_samples=2, log_every=1)"))
+    assert run(first, "--out", out, "--scale", "more") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'smoke' scale of first" in err and "'more'" in err
+    assert ((out / "study.json").read_text(), snapshot(out)) == before
 
 
 def test_a_corrupt_results_file_is_quarantined_and_rerun(tmp_path, ray_local, capsys):
@@ -239,5 +248,5 @@ def test_version_1_tables_read_under_version_2(tmp_path):
     df = read_results(tmp_path)
     assert list(df.columns) == list(results.COLUMNS)
     old = df[df.trial_id == "abc-s0"].iloc[0]
-    assert old.schema_version == 1 and json.loads(old.cell_json) == {"T": 500}
+    assert old.schema_version == 1 and old.cell_json == '{"T":500}'  # canonical, as v2 writes it
     assert pd.isna(old.cell_key) and df[df.trial_id == "def-s0"].train_steps.tolist() == [3]

@@ -173,6 +173,33 @@ def test_compare_a_run_with_itself_and_with_a_planted_regression(run_dir, tmp_pa
     assert regressions[0]["test"] == "welch" and regressions[0]["n_base"] == 3
 
 
+def test_compare_counts_a_seed_that_diverged_as_a_regression(run_dir, tmp_path, capsys):
+    """A diverged fit writes a status row instead of its metrics: its seed must not simply
+    drop out of the means while compare exits 0."""
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    df = read_results(broken)
+    trial = sorted(df[df.arm == "mean"].trial_id.unique())[0]
+    for f in results_files(broken):
+        if f.name.startswith(f"{trial}."):
+            f.unlink()
+    table = pq.read_table(run_dir / "results" / f"{trial}.fit.parquet").slice(0, 1)
+    for name, value in (("metric", "diverged_at_step"), ("value", 3.0)):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pa.array([value], table.schema.field(i).type))
+    atomic_write_table(table, broken / "results" / f"{trial}.fit.parquet")
+    assert main(["compare", str(run_dir), str(broken), "--json"]) == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    (reg,) = [v for v in result["verdicts"] if v["verdict"] == "regression"]
+    assert (reg["metric"], reg["arm"], reg["base"], reg["cur"], reg["test"]) == (
+        "unfinished_seeds", "mean", 0, 1, "count")
+    assert (reg["n_base"], reg["n_cur"]) == (3, 3)
+    assert "fewer seeds in current than in base" in captured.err
+    assert main(["compare", str(broken), str(run_dir)]) == 0  # fixed again: an improvement
+    assert "1 improvement" in capsys.readouterr().out
+
+
 def test_compare_refuses_another_data_set(run_dir, tmp_path, capsys):
     other = run_study(tmp_path, "other", data="fewshot:mnist5k:500", metrics=(), arms=("mean",))
     assert main(["compare", str(run_dir), str(other)]) == 2
@@ -213,3 +240,15 @@ def test_reports_need_no_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_the_interval_is_students_t_and_absent_where_the_mean_is_not_finite():
+    import numpy as np
+    from scipy import stats
+
+    from reports.tables import ci95
+
+    v = np.array([1.0, 2.0, 4.0])
+    assert ci95(v) == pytest.approx(stats.t.ppf(0.975, 2) * v.std(ddof=1) / 3 ** 0.5)
+    assert ci95(np.array([1.0, np.nan, 2.0, 4.0])) == ci95(v)  # NaN left out, as pandas' mean does
+    assert np.isnan(ci95(np.array([1.0]))) and np.isnan(ci95(np.array([1.0, np.inf, 2.0])))
