@@ -88,15 +88,22 @@ def fetch_inception(timeout_s: float = 60.0) -> Path:
     return path
 
 
+# domain extractors that ship with genbench (harness.metrics.features: why)
+SHIPPED_FEATURES = Path(__file__).resolve().parent / "metrics" / "weights"
+
+
 def list_assets() -> list[AssetStatus]:
     """Every asset genbench knows of, present or not, with where it is expected."""
     out = [inception_status()]
     feats = assets_dir() / "features"
-    for pointer in sorted(feats.glob("*.json")) if feats.is_dir() else []:
+    own = sorted(feats.glob("*.json")) if feats.is_dir() else []
+    shipped = [p for p in sorted(SHIPPED_FEATURES.glob("*.json")) if p.name not in {o.name for o in own}]
+    for pointer in own + shipped:
         meta = json.loads(pointer.read_text())
+        where = " (ships with genbench)" if pointer.parent == SHIPPED_FEATURES else ""
         out.append(AssetStatus(f"domain features {pointer.stem}", pointer, True,
                                f"held-out accuracy {meta['accuracy']:.4f}, hash "
-                               f"{meta['content_hash'][:12]}, seed {meta['seed']}"))
+                               f"{meta['content_hash'][:12]}, seed {meta['seed']}{where}"))
     refs = assets_dir() / "refstats"
     n_refs = len(list(refs.glob("*.npz"))) if refs.is_dir() else 0
     out.append(AssetStatus("reference statistics", refs, n_refs > 0, f"{n_refs} cached"))

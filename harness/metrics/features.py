@@ -8,7 +8,11 @@
 - `domain`: a small classifier of the data set itself, trained by genbench
   (`genbench assets build-features DATASET`), seeded and cached under the assets directory by
   content hash; features are its 128-d penultimate pre-activations, its logits give
-  `class_match`. This is what makes FID meaningful offline and on MNIST.
+  `class_match`. This is what makes FID meaningful offline and on MNIST. The one of the
+  embedded digits (mnist5k at 28 px) ships with genbench (`harness/metrics/weights/`): a build
+  is seeded but its last bits depend on the CPU's kernels, and results measured with
+  different weights are not comparable, so every machine uses the same ones unless its assets
+  directory holds its own build.
 
 Both take generated samples as tensors in [-1, 1] and never write image files.
 """
@@ -27,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.assets import assets_dir, require_inception, sha256_file
+from harness.assets import SHIPPED_FEATURES, assets_dir, require_inception, sha256_file
 from harness.errors import GenbenchError
 from harness.results import atomic_write_bytes
 
@@ -95,9 +99,17 @@ class DomainExtractor:
         return torch.cat(feats).numpy(), torch.cat(logits).numpy()
 
 
-def _pointer(dataset: str, resolution: int) -> Path:
+def _own_pointer(dataset: str, resolution: int) -> Path:
+    """Where a build of the assets directory records its extractor."""
     safe = dataset.replace(":", "_").replace("/", "_")
     return assets_dir() / "features" / f"{safe}-r{resolution}.json"
+
+
+def _pointer(dataset: str, resolution: int) -> Path:
+    """The extractor in use: the assets directory's own build, else the shipped one, if any."""
+    own = _own_pointer(dataset, resolution)
+    shipped = SHIPPED_FEATURES / own.name
+    return shipped if shipped.is_file() and not own.is_file() else own
 
 
 def _state_hash(state: dict[str, torch.Tensor]) -> str:
@@ -163,7 +175,7 @@ def build_domain_extractor(dataset: str, resolution: int | None = None, *, seed:
                             f"accuracy, below the {bound} bound; not cached")
     buf = io.BytesIO()
     torch.save({"state": state, "in_ch": train.x.shape[1], "num_classes": train.num_classes}, buf)
-    pointer = _pointer(dataset, res)
+    pointer = _own_pointer(dataset, res)
     weights = pointer.with_name(f"{pointer.stem}-{ex.content_hash[:12]}.pt")
     atomic_write_bytes(weights, buf.getvalue())
     meta = {"dataset": dataset, "resolution": res, "content_hash": ex.content_hash,
