@@ -10,6 +10,8 @@ Layout:
   inception-2015-12-05.pt(.sha256)   clean-fid's TorchScript Inception (StyleGAN2-ADA's copy)
   features/<dataset>-r<res>.json     pointer to the current domain extractor of a data set
   features/<dataset>-r<res>-<hash>.pt   its weights, named by content hash
+(the embedded digits' extractor ships inside the package, `harness/metrics/weights/`, in the
+same layout, and is the one used for them)
   refstats/<key>.npz                 reference features and their mean and covariance
 """
 
@@ -96,9 +98,10 @@ def list_assets() -> list[AssetStatus]:
     """Every asset genbench knows of, present or not, with where it is expected."""
     out = [inception_status()]
     feats = assets_dir() / "features"
-    own = sorted(feats.glob("*.json")) if feats.is_dir() else []
-    shipped = [p for p in sorted(SHIPPED_FEATURES.glob("*.json")) if p.name not in {o.name for o in own}]
-    for pointer in own + shipped:
+    shipped = sorted(SHIPPED_FEATURES.glob("*.json"))
+    own = [p for p in (sorted(feats.glob("*.json")) if feats.is_dir() else [])
+           if p.name not in {s.name for s in shipped}]  # (an earlier version's build: unused)
+    for pointer in shipped + own:
         meta = json.loads(pointer.read_text())
         where = " (ships with genbench)" if pointer.parent == SHIPPED_FEATURES else ""
         out.append(AssetStatus(f"domain features {pointer.stem}", pointer, True,

@@ -182,7 +182,7 @@ def cmd_compare(args) -> int:
                             f"{args.alpha}")
     base, cur = _run_dirs([args.base, args.cur])
     result = compare(base, cur, alpha=args.alpha, force=args.force)
-    for warning in dict.fromkeys(result.warnings):  # (a run compared with itself: once)
+    for warning in result.warnings:
         print(f"genbench: warning: {warning}", file=sys.stderr)
     print(render_json(result) if args.json else render_markdown(result))
     return 1 if result.regressions else 0

@@ -96,10 +96,11 @@ def _fingerprint(rows: pd.DataFrame) -> dict[str, set]:
 
 
 def _protocols(rows: pd.DataFrame) -> dict[str, set]:
-    """Per metric: how it was measured (protocol, feature extractor, reference, sample count)."""
+    """Per metric: how it was measured (protocol, feature extractor, reference, sample count);
+    status rows are left out (a failure's protocol column holds its kind)."""
     cols = ["protocol", "feature_extractor", "ref_split", "n_samples"]
     out = {}
-    for metric, g in rows.groupby("metric"):
+    for metric, g in rows[~rows.metric.isin(STATUS_METRICS)].groupby("metric"):
         for col in cols:
             vals = {v for v in g[col].tolist() if v is not None and not (isinstance(v, float) and math.isnan(v))}
             out[(metric, col)] = vals
@@ -178,6 +179,7 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
         result.warnings.append(f"{len(fewer)} comparisons have fewer seeds in current than in "
                                f"base (first: {fewer[0].arm} {fewer[0].cell or '(base)'} "
                                f"{fewer[0].metric}, {fewer[0].n_base} against {fewer[0].n_cur})")
+    result.warnings = list(dict.fromkeys(result.warnings))  # (a run compared with itself: once)
     order = {"regression": 0, "inconclusive": 1, "improvement": 2, "no change": 3}
     result.verdicts.sort(key=lambda v: (order[v.verdict], v.arm, v.cell, v.setting, v.metric))
     return result

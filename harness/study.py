@@ -388,6 +388,8 @@ class _Resolver:
                 default: Resources) -> list["Trial"]:
         """The arm's fits: one per train cell and seed; cells with equal configs merge."""
         cls = self.classes[arm.name]
+        if self.study.figures:
+            _check_figures(cls)
         trials: list[Trial] = []
         for cell in grid:
             _check_axes(cell, _field_names(cls.Config), "train grid axis", arm.method)
@@ -594,6 +596,17 @@ def _expand(grid: Grid) -> list[dict[str, Any]]:
     else:
         cells = [dict(c) for c in grid] or [{}]
     return list({canonical_json(c): c for c in cells}.values())
+
+
+def _check_figures(cls: type) -> None:
+    """`figures(data, *, seed, **knobs)` takes the trial's sampling knobs: a method whose
+    figures() does not (written before it did) fails here, not after its fit."""
+    import inspect
+
+    params = inspect.signature(cls.figures).parameters.values()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        raise GenbenchError(f"method {cls.name!r}: figures() must take the sampling knobs, "
+                            "as in figures(self, data, *, seed, **knobs)")
 
 
 def _check_axes(cell: dict[str, Any], valid: list[str], what: str, method: str) -> None:

@@ -264,17 +264,19 @@ class DDPM(Method):
         net.eval()
         eps_fn = self._eps_fn(net)
         forward, backward = [], []
-        for frac in FIGURE_FRACTIONS:
-            if frac == 0:  # 0 % of T: the clean batch itself
-                forward.append(x0)
-                backward.append(x0)
-                continue
-            t = round(frac * (self.config.T - 1))
-            ab = float(self.schedule.alphabar[t])
-            x_t = ab ** 0.5 * x0 + (1 - ab) ** 0.5 * eps
-            forward.append(x_t)
-            backward.append(self._reverse(eps_fn, noise, c, None, k, x=x_t, start=t))
-        net.train(was_training)
+        try:
+            for frac in FIGURE_FRACTIONS:
+                if frac == 0:  # 0 % of T: the clean batch itself
+                    forward.append(x0)
+                    backward.append(x0)
+                    continue
+                t = round(frac * (self.config.T - 1))
+                ab = float(self.schedule.alphabar[t])
+                x_t = ab ** 0.5 * x0 + (1 - ab) ** 0.5 * eps
+                forward.append(x_t)
+                backward.append(self._reverse(eps_fn, noise, c, None, k, x=x_t, start=t))
+        finally:
+            net.train(was_training)
         # rows are images, columns the fractions of T
         grid = lambda cols: torch.stack(cols, 1).flatten(0, 1).clamp(-1, 1).cpu()  # noqa: E731
         return {"forward_process": (grid(forward), len(FIGURE_FRACTIONS)),

@@ -6,8 +6,7 @@ evaluation per image. The report's quality-against-NFE plot puts the three famil
 axis.
 
     genbench run quickstart                  # smoke: ~5 min on a 2-core CPU, two arms at a
-                                             # time (+1 min, once, for the domain classifier
-                                             # of the quality metrics)
+                                             # time
     genbench run quickstart --scale full     # ~1 h on one GPU
 
 Results land in results/quickstart/<scale>/ (Parquet rows, loss curves, sample grids, report).

@@ -204,6 +204,21 @@ def test_a_broken_study_file_is_one_line(text, match, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and match in err and not (tmp_path / "out").exists()
 
 
+def test_figures_without_the_sampling_knobs_fail_before_any_work(tmp_path, capsys):
+    f = tmp_path / "figs.py"
+    f.write_text(MEAN_IMAGE.format(name="oldfigs") + textwrap.dedent("""
+        MeanImage.figures = lambda self, data, *, seed: {}  # the contract before knobs
+
+        from harness.study import Scale, Study
+        STUDY = Study(name="figs", method="oldfigs", data="mnist5k", figures=True,
+                      scales={"smoke": Scale(budget_steps=2, n_samples=2, log_every=1)})
+        """))
+    assert main(["run", str(f), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'oldfigs': figures() must take the sampling knobs" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_path_that_is_not_a_python_file(tmp_path, capsys):
     f = tmp_path / "study.txt"
     f.write_text("nothing")

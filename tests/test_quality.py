@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torchvision.transforms.functional as TF
 
-from harness import data
+from harness import assets, data
 from harness.cli import main
 from harness.errors import GenbenchError
 from harness.metrics import features
@@ -66,9 +66,7 @@ def test_precision_recall_detects_mode_collapse():
 def test_the_shipped_domain_classifier_reaches_its_accuracy_bound(domain_extractor):
     """The weights genbench ships for the embedded digits: held-out accuracy measured here, on
     the test split, equals what their record says and reaches the data set's bound."""
-    from harness import data as datasets
-
-    test = datasets.load("mnist5k", "test")
+    test = data.load("mnist5k", "test")
     _, logits = domain_extractor.run(test.x)
     accuracy = float((logits.argmax(1) == test.y.numpy()).mean())
     assert accuracy >= features.DOMAIN_ACCURACY_BOUND["mnist5k"]
@@ -76,15 +74,25 @@ def test_the_shipped_domain_classifier_reaches_its_accuracy_bound(domain_extract
     assert domain_extractor.id.startswith("domain:mnist5k-r28:")
 
 
-def test_an_own_build_replaces_the_shipped_extractor_in_its_assets_directory(tmp_path, monkeypatch):
+def test_the_shipped_extractor_is_always_the_one_used(tmp_path, monkeypatch):
+    """Where genbench ships an extractor, a build an earlier version left in the assets
+    directory is not used, and another build is refused: numbers would not compare."""
     monkeypatch.setenv("GENBENCH_ASSETS", str(tmp_path))
     shipped = features.load_domain_extractor("mnist5k", 28)
     assert features.domain_extractor_exists("mnist5k", 28) and not (tmp_path / "features").exists()
-    own = features.build_domain_extractor("mnist5k", 28, epochs=1, min_accuracy=0.0,
-                                          echo=lambda *_: None)
-    assert (tmp_path / "features" / "mnist5k-r28.json").is_file()
-    assert features.load_domain_extractor("mnist5k", 28).content_hash == own.content_hash
-    assert own.content_hash != shipped.content_hash
+    with pytest.raises(GenbenchError, match="ships the domain extractor of mnist5k at 28px"):
+        features.build_domain_extractor("mnist5k", echo=lambda *_: None)
+    old = features.build_domain_extractor("mnist5k", 14, epochs=1, min_accuracy=0.0,
+                                          echo=lambda *_: None)  # stands in for a 28 px build
+    for f in (tmp_path / "features").iterdir():
+        f.rename(f.with_name(f.name.replace("-r14", "-r28")))
+    (tmp_path / "features" / "mnist5k-r28.json").write_text(
+        (tmp_path / "features" / "mnist5k-r28.json").read_text().replace("-r14-", "-r28-"))
+    assert features.load_domain_extractor("mnist5k", 28).content_hash == shipped.content_hash
+    assert old.content_hash != shipped.content_hash
+    listed = [a for a in assets.list_assets() if a.name.startswith("domain features")]
+    assert [(a.name, a.detail.endswith("(ships with genbench)")) for a in listed] == [
+        ("domain features mnist5k-r28", True)]
 
 
 def test_domain_classifier_build_is_reproducible(tmp_path, monkeypatch):

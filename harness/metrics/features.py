@@ -9,10 +9,9 @@
   (`genbench assets build-features DATASET`), seeded and cached under the assets directory by
   content hash; features are its 128-d penultimate pre-activations, its logits give
   `class_match`. This is what makes FID meaningful offline and on MNIST. The one of the
-  embedded digits (mnist5k at 28 px) ships with genbench (`harness/metrics/weights/`): a build
-  is seeded but its last bits depend on the CPU's kernels, and results measured with
-  different weights are not comparable, so every machine uses the same ones unless its assets
-  directory holds its own build.
+  embedded digits (mnist5k at 28 px) ships with genbench (`harness/metrics/weights/`) and is
+  always the one used: a build is seeded but its last bits depend on the CPU's kernels, and
+  results measured with different weights are not comparable.
 
 Both take generated samples as tensors in [-1, 1] and never write image files.
 """
@@ -105,11 +104,16 @@ def _own_pointer(dataset: str, resolution: int) -> Path:
     return assets_dir() / "features" / f"{safe}-r{resolution}.json"
 
 
+def _shipped_pointer(dataset: str, resolution: int) -> Path | None:
+    """The pointer of the extractor genbench ships for `dataset` at `resolution`, if any."""
+    shipped = SHIPPED_FEATURES / _own_pointer(dataset, resolution).name
+    return shipped if shipped.is_file() else None
+
+
 def _pointer(dataset: str, resolution: int) -> Path:
-    """The extractor in use: the assets directory's own build, else the shipped one, if any."""
-    own = _own_pointer(dataset, resolution)
-    shipped = SHIPPED_FEATURES / own.name
-    return shipped if shipped.is_file() and not own.is_file() else own
+    """The extractor in use: the shipped one where genbench ships one (a build an earlier
+    version left in the assets directory is not used), else the assets directory's build."""
+    return _shipped_pointer(dataset, resolution) or _own_pointer(dataset, resolution)
 
 
 def _state_hash(state: dict[str, torch.Tensor]) -> str:
@@ -141,6 +145,11 @@ def build_domain_extractor(dataset: str, resolution: int | None = None, *, seed:
     from harness.seeding import seed_everything
 
     train = datasets.load(dataset, "train", resolution)
+    shipped = _shipped_pointer(dataset, train.x.shape[-1])
+    if shipped is not None:
+        raise GenbenchError(f"genbench ships the domain extractor of {dataset} at "
+                            f"{train.x.shape[-1]}px ({shipped}); another build would make its "
+                            "numbers incomparable with every other machine's")
     test = datasets.load(dataset, "test", resolution)
     if train.y is None or not train.num_classes:
         raise GenbenchError(f"data set {dataset!r} has no labels: no domain classifier can be trained")
@@ -201,8 +210,10 @@ def load_domain_extractor(dataset: str, resolution: int,
     net = DomainNet(saved["in_ch"], saved["num_classes"])
     net.load_state_dict(saved["state"])
     if _state_hash(net.state_dict()) != meta["content_hash"]:
+        fix = ("reinstall genbench" if pointer.parent == SHIPPED_FEATURES
+               else "rebuild it with `genbench assets build-features`")
         raise GenbenchError(f"domain extractor {pointer.with_name(meta['weights'])} does not match "
-                            "its recorded hash; rebuild it with `genbench assets build-features`")
+                            f"its recorded hash; {fix}")
     return DomainExtractor(net.to(device).eval(), dataset, resolution, meta["content_hash"],
                            meta["accuracy"])
 
