@@ -136,6 +136,9 @@ def test_another_study_in_the_same_directory_is_refused(tmp_path, ray_local, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'smoke' scale of first" in err and "'more'" in err
     assert ((out / "study.json").read_text(), snapshot(out)) == before
+    (out / "study.json").unlink()  # without it, the rows say which study and scale are here
+    assert run(first, "--out", out, "--scale", "more") == 2
+    assert "'smoke' scale of first" in capsys.readouterr().err
 
 
 def test_a_corrupt_results_file_is_quarantined_and_rerun(tmp_path, ray_local, capsys):

@@ -200,6 +200,21 @@ def test_compare_counts_a_seed_that_diverged_as_a_regression(run_dir, tmp_path, 
     assert "1 improvement" in capsys.readouterr().out
 
 
+def test_compare_names_the_version_1_rows_it_cannot_join(run_dir, tmp_path, capsys):
+    from harness import results
+
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    v1 = {name: [None] for name in results.V1_COLUMNS}
+    v1.update(schema_version=[1], study=["rep"], trial_id=["abc-s0"], metric=["train_s"],
+              value=[1.0], config_json=[json.dumps({"config": {}, "cell": {}})])
+    fields = [(n, results.COLUMNS[n][0]) for n in results.V1_COLUMNS]
+    pq.write_table(pa.Table.from_pydict(v1, schema=pa.schema(fields)), old / "results" / "abc-s0.parquet")
+    assert main(["compare", str(old), str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert f"{old}: 1 rows without a cell_key (schema version 1) are not compared" in err
+
+
 def test_compare_refuses_another_data_set(run_dir, tmp_path, capsys):
     other = run_study(tmp_path, "other", data="fewshot:mnist5k:500", metrics=(), arms=("mean",))
     assert main(["compare", str(run_dir), str(other)]) == 2
