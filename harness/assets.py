@@ -68,11 +68,14 @@ def inception_status() -> AssetStatus:
         recorded.read_text().strip() if recorded.is_file() else "not recorded (copied by hand)"))
 
 
+INCEPTION_MISSING = "Inception weights not found"  # how the error begins (a skipped row's note)
+
+
 def require_inception() -> Path:
     """The Inception weights path, or a one-line GenbenchError saying how to provide them."""
     status = inception_status()
     if not status.present:
-        raise GenbenchError(f"Inception weights not found at {status.path}; {status.detail.split(': ', 1)[1]}")
+        raise GenbenchError(f"{INCEPTION_MISSING} at {status.path}; {status.detail.split(': ', 1)[1]}")
     return status.path
 
 

@@ -122,9 +122,13 @@ def check_study(out_dir: Path, plan: Plan) -> None:
 def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledger:
     """Compare `out_dir` with `plan`: validate every results file (moving unreadable ones to
     quarantine/), and list the work left per trial."""
+    from harness.assets import INCEPTION_MISSING, inception_status
+
     out_dir = Path(out_dir)
     ledger = Ledger()
     metrics_by_file: dict[str, set[str]] = {}
+    # a metric skipped for want of the Inception weights is missing work once they are here
+    skipped_note = f"skipped: {INCEPTION_MISSING}" if inception_status().present else None
     for f in results_files(out_dir):
         try:
             table = read_file(f)
@@ -137,7 +141,9 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledg
             ledger.quarantined.append(line)
             echo(line)
             continue
-        metrics_by_file[f.name] = set(table.column("metric").to_pylist())
+        metrics_by_file[f.name] = {m for m, note in zip(table.column("metric").to_pylist(),
+                                                        table.column("note").to_pylist())
+                                   if not (skipped_note and (note or "").startswith(skipped_note))}
     measured = plan.measured()
     for trial in plan.trials:
         fit_rows = metrics_by_file.get(fit_file(out_dir, trial.trial_id).name)

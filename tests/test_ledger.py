@@ -253,3 +253,27 @@ def test_version_1_tables_read_under_version_2(tmp_path):
     old = df[df.trial_id == "abc-s0"].iloc[0]
     assert old.schema_version == 1 and old.cell_json == '{"T":500}'  # canonical, as v2 writes it
     assert pd.isna(old.cell_key) and df[df.trial_id == "def-s0"].train_steps.tolist() == [3]
+
+
+def test_a_metric_skipped_for_missing_weights_is_missing_work_once_they_are_here(
+        tmp_path, ray_local, monkeypatch):
+    """Offline, missing_assets='skip' writes NaN rows saying why; after `genbench assets
+    fetch` the next run measures them (while the weights stay missing, it does not retry)."""
+    from harness import assets
+    from harness.ledger import scan
+    from harness.study import load_study
+
+    monkeypatch.setenv("GENBENCH_ASSETS", str(tmp_path / "assets"))
+    f = Path(study_file(tmp_path, metrics=("fid_inception",)))
+    f.write_text(f.read_text().replace("metrics=(", "missing_assets='skip', metrics=("))
+    out = tmp_path / "out"
+    assert run(f, "--out", out) == 0
+    rows = read_results(out)
+    skipped = rows[rows.metric == "fid_inception"]
+    assert len(skipped) == 1 and skipped.value.isna().all()
+    plan = load_study(str(f)).resolve("smoke")
+    assert scan(out, plan, echo=lambda _: None).work == []
+    assets.inception_path().parent.mkdir(parents=True, exist_ok=True)
+    assets.inception_path().write_bytes(b"weights fetched since")
+    (work,) = scan(out, plan, echo=lambda _: None).work
+    assert not work.fit and [u.metrics for u in work.units] == [("fid_inception",)]
