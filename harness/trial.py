@@ -301,11 +301,6 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     write_curve(out_dir, trial.trial_id, curve)
     _save_checkpoint(out_dir, trial.trial_id, method)
     resume_path.unlink(missing_ok=True)
-    if plan.figures:
-        knobs = plan.settings_for(trial)[0].knobs  # the evaluations' setting
-        for name, (images, nrow) in method.figures(train, seed=trial.seed, **knobs).items():
-            _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, nrow)
-
     steps = trial.budget_steps
     resumed = f"resumed from the step-{resume['step']} checkpoint of a failed attempt" if resume else None
     out = [rows.fit_row("train_s", train_s, steps, protocol="wall clock around fit()", note=resumed),
@@ -322,6 +317,10 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     out.append(rows.fit_row("peak_mem_mb", _peak_mem_mb(device), steps,
                             protocol=_peak_mem_protocol(device, "fit()", rows.env)))
     rows.write(fit_file(out_dir, trial.trial_id), out)
+    if plan.figures:  # after the fit's rows: a figure that fails never costs the fit
+        knobs = plan.settings_for(trial)[0].knobs  # the evaluations' setting
+        for name, (images, nrow) in method.figures(train, seed=trial.seed, **knobs).items():
+            _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, nrow)
     return method
 
 

@@ -221,7 +221,6 @@ def test_backward_figure_follows_the_sampling_knobs(digits):
 def test_a_trials_figures_use_the_knobs_of_its_evaluations(tmp_path, monkeypatch):
     from harness.ledger import scan
     from harness.runner import _env
-    from harness.study import load_study
     from harness.trial import execute_trial
 
     seen, real = [], DDPM.figures
@@ -231,6 +230,35 @@ def test_a_trials_figures_use_the_knobs_of_its_evaluations(tmp_path, monkeypatch
         return real(self, data, seed=seed, **knobs)
 
     monkeypatch.setattr(DDPM, "figures", spy)
+    plan, out = _figures_study(tmp_path)
+    for work in scan(out, plan, echo=lambda _: None).work:
+        execute_trial(plan, work, out, _env(), CPU)
+    (trial,) = plan.trials
+    first = plan.settings_for(trial)[0].knobs
+    assert seen == [first] and first["variance"] == "posterior" and first["clip_x0"] is True
+    assert (out / "figures" / trial.trial_id / "backward_process.png").is_file()
+
+
+def test_a_figure_that_fails_never_costs_the_fit(tmp_path, monkeypatch):
+    from harness.ledger import scan
+    from harness.runner import _env
+    from harness.trial import execute_trial
+
+    def broken(self, data, *, seed, **knobs):
+        raise RuntimeError("a figure bug")
+
+    monkeypatch.setattr(DDPM, "figures", broken)
+    plan, out = _figures_study(tmp_path)
+    (work,) = scan(out, plan, echo=lambda _: None).work
+    with pytest.raises(RuntimeError, match="a figure bug"):
+        execute_trial(plan, work, out, _env(), CPU)
+    (again,) = scan(out, plan, echo=lambda _: None).work
+    assert not again.fit and again.units  # the rerun samples the saved fit, it never retrains
+
+
+def _figures_study(tmp_path):
+    from harness.study import load_study
+
     study = tmp_path / "figs.py"
     study.write_text(
         "from harness.study import Scale, Study\n"
@@ -239,11 +267,4 @@ def test_a_trials_figures_use_the_knobs_of_its_evaluations(tmp_path, monkeypatch
         "              sample_config=dict(variance='posterior', clip_x0=True),\n"
         "              sample_grid={'steps': [5, 10]},\n"
         "              scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
-    plan = load_study(str(study)).resolve("smoke")
-    out = tmp_path / "out"
-    for work in scan(out, plan, echo=lambda _: None).work:
-        execute_trial(plan, work, out, _env(), CPU)
-    (trial,) = plan.trials
-    first = plan.settings_for(trial)[0].knobs
-    assert seen == [first] and first["variance"] == "posterior" and first["clip_x0"] is True
-    assert (out / "figures" / trial.trial_id / "backward_process.png").is_file()
+    return load_study(str(study)).resolve("smoke"), tmp_path / "out"
