@@ -62,14 +62,6 @@ class Work:
     fit: bool
     units: tuple[Unit, ...] = ()
 
-    def to_dict(self) -> dict:
-        return {"fit": self.fit, "units": [[u.setting, u.sampling_key, list(u.metrics)]
-                                           for u in self.units]}
-
-    @classmethod
-    def from_dict(cls, trial: Trial, d: dict) -> "Work":
-        return cls(trial, d["fit"], tuple(Unit(s, k, tuple(m)) for s, k, m in d["units"]))
-
 
 @dataclass
 class Ledger:
@@ -119,9 +111,11 @@ def check_study(out_dir: Path, plan: Plan) -> None:
                             f"{plan.scale!r}; give each scale its own --out")
 
 
-def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledger:
+def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
+         only: str | None = None) -> Ledger:
     """Compare `out_dir` with `plan`: validate every results file (moving unreadable ones to
-    quarantine/), and list the work left per trial."""
+    quarantine/), and list the work left per trial. `only` (a trial id) looks at that trial's
+    files and work alone, as a trial does: it never touches another trial's files."""
     from harness.assets import INCEPTION_MISSING, inception_status
 
     out_dir = Path(out_dir)
@@ -129,7 +123,10 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledg
     metrics_by_file: dict[str, set[str]] = {}
     # a metric skipped for want of the Inception weights is missing work once they are here
     skipped_note = f"skipped: {INCEPTION_MISSING}" if inception_status().present else None
-    for f in results_files(out_dir):
+    files = results_files(out_dir)
+    if only is not None:
+        files = [f for f in files if f.name.startswith(f"{only}.")]
+    for f in files:
         try:
             table = read_file(f)
             studies = set(table.column("study").to_pylist())
@@ -145,7 +142,7 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledg
                                                         table.column("note").to_pylist())
                                    if not (skipped_note and (note or "").startswith(skipped_note))}
     measured = plan.measured()
-    for trial in plan.trials:
+    for trial in plan.trials if only is None else [t for t in plan.trials if t.trial_id == only]:
         fit_rows = metrics_by_file.get(fit_file(out_dir, trial.trial_id).name)
         if fit_rows is not None and "diverged_at_step" in fit_rows:
             ledger.fits_done += 1
@@ -170,7 +167,7 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> Ledg
         if fit_needed or units:
             ledger.work.append(Work(trial, fit_needed, tuple(units)))
     diverged = set(ledger.diverged)
-    for trial, partner in plan.cross_pairs():
+    for trial, partner in plan.cross_pairs() if only is None else []:  # (the driver's work)
         if not {trial.trial_id, partner.trial_id} & diverged and \
                 cross_file(out_dir, trial.trial_id, partner.trial_id).name not in metrics_by_file:
             ledger.cross.append((trial, partner))

@@ -30,8 +30,9 @@ from harness.trial import Env, TrialOutcome
 
 def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
               max_failures: int = 1) -> None:
-    """The Tune trainable: `config["cell"]` holds one trial of the plan and the work the ledger
-    says it must still do; execute it, retrying up to `max_failures` times what is still
+    """The Tune trainable: `config["cell"]` holds one trial of the plan; do what the ledger
+    says is still missing from its files (so a trial Tune restarts after its process died
+    does not redo finished work), retrying up to `max_failures` times what is still
     missing, and report. A failure is recorded (status row, traceback file) and reported as
     a result, never raised: Tune prints nothing and the other trials go on."""
     import socket
@@ -46,7 +47,6 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
 
     plan = Plan.from_json(plan_json)
     trial = Trial.from_dict(config["cell"]["trial"])
-    work = Work.from_dict(trial, config["cell"]["work"])
     torch.set_num_threads(max(1, int(trial.resources.cpu)))
     # a GPU share when Ray gave one (none on a cluster without GPUs: then the CPU)
     device = pick_device("cuda" if ray.get_gpu_ids() else "cpu")
@@ -54,6 +54,12 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
     stage = Stage(out_dir, trial.trial_id)  # the run directory, or this trial's part of a URI's
     try:
         for attempt in range(1, max_failures + 2):
+            # what is left: all the driver planned, or less where an attempt (this process's,
+            # or one Tune restarts after its process died) finished some of it
+            work = work_left(plan, trial, stage.path)
+            if work is None:
+                outcome = TrialOutcome(trial.trial_id, "ok", "", 0)
+                break
             try:
                 outcome = execute_trial(plan, work, stage.path, Env(**env), device)
                 break
@@ -62,15 +68,15 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
                     outcome = record_failure(plan, trial, stage.path, Env(**env), device, err,
                                              attempt, traceback.format_exc())
                     break
-                again = [w for w in scan(stage.path, plan, echo=lambda _: None).work
-                         if w.trial.trial_id == trial.trial_id]  # what the failed attempt left
-                if not again:
-                    outcome = TrialOutcome(trial.trial_id, "ok", "", 0)
-                    break
-                work = again[0]
     finally:
         stage.finish()
     tune.report({"status": outcome.status, "rows": outcome.n_rows, "message": outcome.message})
+
+
+def work_left(plan: Plan, trial: Trial, out_dir: Path) -> Work | None:
+    """The ledger's work for `trial` in `out_dir`, from its own files alone; None when done."""
+    left = scan(out_dir, plan, echo=lambda _: None, only=trial.trial_id).work
+    return left[0] if left else None
 
 
 def _trial_id(trial) -> str:
@@ -324,7 +330,8 @@ def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
     env = _env(reuse_workers)
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), max_failures=max_failures)
-    cells = [{"trial": dataclasses.asdict(w.trial), "work": w.to_dict()} for w in work]
+    # a trial works out what is left itself (runner.work_left): after a restart it is less
+    cells = [{"trial": dataclasses.asdict(w.trial)} for w in work]
     asks = {t.trial_id: dataclasses.asdict(effective(t.resources, nodes)) for t in trials}
     tuner = tune.Tuner(
         # each trial asks for its own resources (Arm.resources): a bigger cell, a bigger share

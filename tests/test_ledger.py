@@ -277,3 +277,28 @@ def test_a_metric_skipped_for_missing_weights_is_missing_work_once_they_are_here
     assets.inception_path().write_bytes(b"weights fetched since")
     (work,) = scan(out, plan, echo=lambda _: None).work
     assert not work.fit and [u.metrics for u in work.units] == [("fid_inception",)]
+
+
+def test_a_trial_works_out_what_is_left_from_its_own_files_alone(tmp_path):
+    """What a trial does when it starts (or Tune restarts it after its process died): the
+    ledger's work from its own files; another trial's files, even corrupt, are not touched."""
+    import torch
+
+    from harness.ledger import scan
+    from harness.runner import _env, work_left
+    from harness.study import load_study
+    from harness.trial import execute_trial
+
+    plan = load_study(study_file(tmp_path, noise=(0.5, 0.25))).resolve("smoke")
+    out = tmp_path / "out"
+    (trial,) = plan.trials
+    assert work_left(plan, trial, out) == scan(out, plan, echo=lambda _: None).work[0]
+    execute_trial(plan, work_left(plan, trial, out), out, _env(), torch.device("cpu"))
+    assert work_left(plan, trial, out) is None
+    units = sorted((out / "results").glob(f"{trial.trial_id}.*.*.parquet"))
+    assert len(units) == 2
+    units[0].unlink()  # the process died before this setting was written
+    other = out / "results" / "zzzzzzzz-s0.fit.parquet"
+    other.write_bytes(b"not parquet")
+    left = work_left(plan, trial, out)
+    assert not left.fit and len(left.units) == 1 and other.is_file()
