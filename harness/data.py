@@ -52,7 +52,8 @@ class DatasetInfo:
 
 
 def data_dir() -> Path:
-    """Where torchvision data sets live: `$GENBENCH_DATA`, default ~/.cache/genbench/data."""
+    """Where torchvision data sets live: `$GENBENCH_DATA`, default ~/.cache/genbench/data
+    (a relative `$GENBENCH_DATA` is made absolute for the trials: `runner.Env.data_dir`)."""
     return Path(os.environ.get("GENBENCH_DATA", Path.home() / ".cache" / "genbench" / "data"))
 
 
@@ -70,6 +71,11 @@ class Dataset(abc.ABC):
 
     def check_available(self, arg: str) -> None:
         """Raise a one-line GenbenchError when it cannot be loaded here (before work starts)."""
+
+    def canonical(self, arg: str) -> str:
+        """`arg` as every process reads it alike (a folder's absolute path: trials run in
+        directories of their own)."""
+        return arg
 
     @abc.abstractmethod
     def load_split(self, arg: str, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -131,6 +137,12 @@ def resolution_of(name: str, requested: int | None = None) -> int:
         raise GenbenchError(f"invalid value {requested!r} for resolution; expected an integer "
                             ">= 1 (or none: the data set's own)")
     return requested or info(name).resolution or 64
+
+
+def canonical(name: str) -> str:
+    """`name` as every process reads it alike: `folder:./cats` -> `folder:/abs/path/cats`."""
+    ds, arg = _parse(name)
+    return f"{name.partition(':')[0]}:{ds.canonical(arg)}" if arg else name
 
 
 def check_available(name: str) -> None:
@@ -224,6 +236,9 @@ class Folder(Dataset):
         if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
             raise GenbenchError(f"image folder {path} holds no {'/'.join(IMAGE_SUFFIXES)} files")
 
+    def canonical(self, arg: str) -> str:
+        return str(Path(arg).expanduser().resolve())
+
     def load_split(self, arg: str, split: str) -> tuple[torch.Tensor, None]:
         return _load_folder(Path(arg).expanduser(), split)
 
@@ -247,6 +262,10 @@ class FewShot(Dataset):
             raise GenbenchError(f"malformed data set 'fewshot:{arg}'; expected {self.usage}, "
                                 "e.g. fewshot:mnist5k:100:class=3")
         return ":".join(parts[:-1]), int(parts[-1]), klass
+
+    def canonical(self, arg: str) -> str:
+        base, n, klass = self._args(arg)
+        return ":".join([canonical(base), str(n), *([f"class={klass}"] if klass is not None else [])])
 
     def info(self, arg: str) -> DatasetInfo:
         base, n, klass = self._args(arg)

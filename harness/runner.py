@@ -161,7 +161,7 @@ def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
         def remote(plan_json: str, trial: dict, steps: int, n: int, env: dict) -> dict:
             from harness.provenance import pick_device
 
-            os.environ["GENBENCH_ASSETS"] = env["assets_dir"]
+            Env(**env).apply()
             trial = Trial.from_dict(trial)
             torch.set_num_threads(max(1, int(trial.resources.cpu)))
             device = pick_device("cuda" if ray.get_gpu_ids() else "cpu")
@@ -290,9 +290,10 @@ def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
 
 
 def _env(reuse_workers: bool = False) -> Env:
+    data = os.environ.get("GENBENCH_DATA")
     return Env(git_sha=git_sha(), versions_json=versions_json(),
                assets_dir=str(assets_dir().resolve()), umask=current_umask(),
-               reuse_workers=reuse_workers)
+               reuse_workers=reuse_workers, data_dir=str(Path(data).resolve()) if data else "")
 
 
 def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:

@@ -180,7 +180,8 @@ class _Resolver:
         self.res_sets = {k: coerce(top.pop(k), float, name=k) for k in ("cpu", "gpu") if k in top}
         res = _check_resources(dataclasses.replace(res, **self.res_sets), "the study")
         seeds = self._check_top(top)
-        resolution = datasets.resolution_of(top["data"], top["resolution"])  # fails on unknown names
+        top["data"] = datasets.canonical(top["data"])  # fails on unknown names
+        resolution = datasets.resolution_of(top["data"], top["resolution"])
         datasets.check_available(top["data"])
         meta = datasets.info(top["data"])
         metrics = self._check_metrics(top["metrics"], meta)

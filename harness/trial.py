@@ -47,6 +47,14 @@ class Env:
     assets_dir: str  # absolute GENBENCH_ASSETS, so every node looks in the same place
     umask: int = 0o022  # the driver's umask: files written by workers get the user's modes
     reuse_workers: bool = False  # trials share worker processes (`genbench run --reuse-workers`)
+    data_dir: str = ""  # the driver's GENBENCH_DATA made absolute ("" = unset: each node's own)
+
+    def apply(self) -> None:
+        """Point this process at the driver's assets and data (trials run in directories of
+        their own: relative paths would not reach them)."""
+        os.environ["GENBENCH_ASSETS"] = self.assets_dir
+        if self.data_dir:
+            os.environ["GENBENCH_DATA"] = self.data_dir
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
                   device: torch.device) -> TrialOutcome:
     """Do `work` (one trial of `plan`); write everything under `out_dir` (an absolute path)."""
     out_dir = Path(out_dir)
-    os.environ["GENBENCH_ASSETS"] = env.assets_dir
+    env.apply()
     os.umask(env.umask)
     import_code(plan.imports)  # methods defined in study files or uninstalled modules
     trial = work.trial

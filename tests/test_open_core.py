@@ -163,6 +163,29 @@ def image_folder(tmp_path):
     return d
 
 
+def test_a_relative_folder_and_data_directory_reach_the_trials(image_folder, tmp_path, monkeypatch):
+    """Trials run in directories of their own: the plan names a folder by its absolute path,
+    and the trials get the driver's GENBENCH_DATA made absolute."""
+    import os
+
+    from harness import data
+    from harness.runner import _env
+
+    monkeypatch.chdir(tmp_path)
+    assert data.canonical("folder:cats") == f"folder:{image_folder}"
+    assert data.canonical("fewshot:folder:cats:4") == f"fewshot:folder:{image_folder}:4"
+    assert data.canonical("mnist5k") == "mnist5k"
+    study = Study(name="rel", method="dummy", data="folder:cats", metrics=(),
+                  scales={"smoke": Scale(budget_steps=2, n_samples=2, log_every=1)})
+    assert study.resolve("smoke").data == f"folder:{image_folder}"
+    monkeypatch.setenv("GENBENCH_DATA", "data")
+    env = _env()
+    assert env.data_dir == str(tmp_path / "data")
+    monkeypatch.chdir(image_folder)  # as a trial in its own directory
+    env.apply()
+    assert os.environ["GENBENCH_DATA"] == str(tmp_path / "data") and data.data_dir().is_absolute()
+
+
 def test_metrics_that_need_labels_are_refused_on_an_image_folder(image_folder, capsys, tmp_path):
     argv = ["run", "ddpm_respacing", "--set", f"data=folder:{image_folder}", "--out",
             str(tmp_path / "out")]
