@@ -204,7 +204,12 @@ def check_shared(path: Path, what: str = "--out") -> None:
         exists = ray.remote(num_cpus=0)(os.path.exists)
         refs = [exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
             n["NodeID"], soft=False)).remote(str(marker)) for n in nodes]
-        seen = ray.get(refs, timeout=CONNECT_TIMEOUT_S)
+        try:
+            seen = ray.get(refs, timeout=CONNECT_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            raise GenbenchError(f"{what} {path}: not every one of the {len(nodes)} live nodes "
+                                f"said within {CONNECT_TIMEOUT_S:.0f}s whether it sees it; "
+                                "check the cluster (`ray status`)") from None
     finally:
         marker.unlink(missing_ok=True)
     blind = sorted({n.get("NodeManagerAddress", "?") for n, ok in zip(nodes, seen) if not ok})

@@ -305,12 +305,19 @@ def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
 
     from harness.trial import execute_cross
 
-    env, done = _env(), 0
+    env, done, failed = _env(), 0, 0
     pull_checkpoints(out_dir, sorted({f"{t.trial_id}.pt" for pair in pairs for t in pair}))
     for trial, partner in pairs:
-        done += bool(execute_cross(plan, trial, partner, out_dir, env, torch.device("cpu")))
+        try:
+            done += bool(execute_cross(plan, trial, partner, out_dir, env, torch.device("cpu")))
+        except Exception as err:  # noqa: BLE001 - one pair's error never stops the others
+            failed += 1
+            echo(f"  cross-seed evaluation {trial.trial_id} x {partner.trial_id} failed: "
+                 f"{type(err).__name__}: {first_line(err)} (the next run tries it again)")
+    lacking = len(pairs) - done - failed
     echo(f"cross-seed evaluations: {done} of {len(pairs)} written"
-         + ("" if done == len(pairs) else " (the others lack a fit: diverged or failed)"))
+         + (f"; {failed} failed" if failed else "")
+         + (f"; {lacking} lack a fit (diverged or failed)" if lacking else ""))
 
 
 def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,

@@ -330,3 +330,27 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
     finally:
         kill_session(temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
+        tmp_path, ray_local, monkeypatch, capsys):
+    from methods.gan import GAN
+
+    calls = []
+
+    def flaky(self, other, real, *, seed):
+        calls.append(seed)
+        if len(calls) == 1:
+            raise RuntimeError("planted cross failure")
+        return {"d_accuracy": {"value": 0.5, "protocol": "planted"}}
+
+    monkeypatch.setattr(GAN, "cross_evaluate", flaky)
+    f = tmp_path / "cross.py"
+    f.write_text("from harness.study import Scale, Study\n"
+                 "STUDY = Study(name='cross', method='gan', data='mnist5k', seeds=(0, 1),\n"
+                 "              config=dict(z_dim=8, n_feat=4, batch_size=8), metrics=(),\n"
+                 "              scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
+    assert main(["run", str(f), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "failed: RuntimeError: planted cross failure (the next run tries it again)" in out
+    assert "cross-seed evaluations: 1 of 2 written; 1 failed" in out and len(calls) == 2
