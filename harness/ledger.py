@@ -202,7 +202,7 @@ class OutputLock:
 
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / LOCK_NAME
-        self.held = False
+        self.held, self.me = False, {}
 
     def acquire(self, echo: Callable[[str], None] = print) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,12 +219,14 @@ class OutputLock:
                         f"{holder.get('host', '?')}, pid {holder.get('pid', '?')}, since "
                         f"{holder.get('started_at', '?')}); wait for it, or delete {self.path} "
                         "if that run is dead") from None
+                if self._holder() != holder:  # another driver took it over meanwhile
+                    continue
                 echo(f"taking over a stale lock of pid {holder.get('pid')} (no longer running)")
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
-            self.held = True
+            self.held, self.me = True, me
             return
         raise GenbenchError(f"could not take the lock {self.path}; another run took it first")
 
@@ -249,9 +251,9 @@ class OutputLock:
         return False
 
     def release(self) -> None:
-        if self.held:
+        if self.held and self._holder() == self.me:  # never another driver's lock
             self.path.unlink(missing_ok=True)
-            self.held = False
+        self.held = False
 
     def __enter__(self) -> "OutputLock":
         self.acquire()

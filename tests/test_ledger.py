@@ -177,6 +177,12 @@ def test_a_second_driver_is_refused_and_a_stale_lock_taken_over(tmp_path, ray_lo
     assert run(path, "--out", out) == 0  # the holder is dead: its lock is stale
     assert "stale lock" in capsys.readouterr().out
     assert not lock.path.exists()  # released after the run
+    # a driver whose lock another one took over (it judged it stale) leaves that lock alone
+    lock.acquire(echo=lambda _: None)
+    taken = {"host": "elsewhere", "pid": 1, "started_at": "later"}
+    lock.path.write_text(json.dumps(taken))
+    lock.release()
+    assert json.loads(lock.path.read_text()) == taken
 
 
 def test_duplicate_cells_and_seeds_are_merged(capsys, tmp_path):
