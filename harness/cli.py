@@ -229,7 +229,7 @@ def cmd_plan(args) -> int:
             print(f"  {t.arm} {t.cell or '(base config)'}: setup {c['setup_s']:.1f} s, "
                   f"{c['step_s'] * 1000:.1f} ms/step, {c['sample_s_per_image'] * 1000:.2f} ms/image "
                   f"sampling + {c['metric_s_per_image'] * 1000:.2f} ms/image metrics "
-                  f"-> ~{duration_text(c['estimate_s'])} per trial; fit peak {c['peak_mem_mb']:.0f} MB")
+                  f"-> ~{duration_text(c['estimate_s'])} per trial; peak {c['peak_mem_mb']:.0f} MB")
         for line in memory_risks(cells, nodes, timed):
             print(f"  packing risk: {line}")
     schedule = simulate(plan.trials, nodes, durations)

@@ -126,9 +126,13 @@ def refuse_unplaceable(plan_or_trials, nodes: list[Node], where: str) -> None:
                             "--gpus-per-trial) or add a bigger node")
 
 
+CUDA_CONTEXT_MB = 500  # what each process holds beyond torch's allocator (its CUDA context)
+
+
 def memory_risks(cells: dict, nodes: list[Node], timed: dict[str, dict[str, float]]) -> list[str]:
     """Calibrated cells whose trials would share a GPU (a fraction `gpu` < 1: floor(1/gpu) of
-    them on one GPU) without room: their fit peaks add up to more than 90 % of its memory.
+    them on one GPU) without room: their peaks (memory the allocator reserved over fit,
+    sampling and metrics) plus a CUDA context each add up to more than 90 % of its memory.
     `cells` is `Plan.cells()`, `timed` `runner.calibrate`'s result (peak_mem_mb, device_mem_mb),
     both by config hash."""
     out = []
@@ -138,10 +142,12 @@ def memory_risks(cells: dict, nodes: list[Node], timed: dict[str, dict[str, floa
         if not c.get("device_mem_mb") or not 0 < share < 1:
             continue
         per_gpu = math.floor(1 / share + EPS)
-        if per_gpu * c["peak_mem_mb"] > 0.9 * c["device_mem_mb"]:
+        need = c["peak_mem_mb"] + CUDA_CONTEXT_MB
+        if per_gpu * need > 0.9 * c["device_mem_mb"]:
             out.append(f"{per_gpu} trials of {t.arm} {t.cell or '(base config)'} share a GPU "
-                       f"(gpu={share:g}) and need {per_gpu} x {c['peak_mem_mb']:.0f} MB of its "
-                       f"{c['device_mem_mb']:.0f} MB; give them a larger gpu share")
+                       f"(gpu={share:g}) and need {per_gpu} x {need:.0f} MB (with a CUDA "
+                       f"context each) of its {c['device_mem_mb']:.0f} MB; give them a larger "
+                       "gpu share")
     return out
 
 

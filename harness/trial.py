@@ -101,8 +101,9 @@ def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int =
     """Time a short version of `trial` without writing anything: setup (imports, data, metric
     assets), `steps` optimiser steps, and n samples of each sample setting with the plan's
     quality metrics. `estimate_s` extrapolates to the whole trial (its budget, n_samples);
-    `peak_mem_mb` is the fit's peak memory (GPU memory allocated on CUDA, RSS on the CPU), what
-    decides how many trials can share a GPU; `device_mem_mb` the GPU's total, 0 on the CPU.
+    `peak_mem_mb` is the peak memory over the fit, the sampling and the metrics (GPU memory
+    the caching allocator reserved on CUDA, RSS on the CPU), what decides how many trials can
+    share a GPU; `device_mem_mb` the GPU's total, 0 on the CPU.
     `step_s` leaves the first WARMUP_STEPS steps out, whose one-off costs a short run would
     otherwise spread over every step of the estimate."""
     t0 = time.perf_counter()
@@ -133,7 +134,6 @@ def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int =
     warm = [(s, t) for s, t in ends if s == min(WARMUP_STEPS, done - 1)]
     step_0, t_0 = warm[0] if warm else (0, start)
     step_s = (end - t_0) / (done - step_0)
-    peak = _peak_mem_mb(device)
     total = torch.cuda.get_device_properties(device).total_memory / 2**20 if device.type == "cuda" else 0.0
     n = max(1, min(n, plan.n_samples))
     labels = _labels_for(method, n)
@@ -148,6 +148,7 @@ def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int =
             t0 = time.perf_counter()
             evaluator.evaluate(plan.metrics, samples, labels)
             metric_s += (time.perf_counter() - t0) / n
+    peak = _peak_mem_mb(device, reserved=True)  # (the metrics' networks share the GPU too)
     estimate = setup_s + trial.budget_steps * step_s + plan.n_samples * (sample_s + metric_s)
     return {"setup_s": setup_s, "step_s": step_s, "sample_s_per_image": sample_s,
             "metric_s_per_image": metric_s, "estimate_s": estimate, "steps": steps, "n": n,
@@ -528,8 +529,11 @@ def _peak_mem_protocol(device: torch.device, around: str, env: Env) -> str:
     return f"ru_maxrss of the trial process (imports and earlier work included{shared})"
 
 
-def _peak_mem_mb(device: torch.device) -> float:
+def _peak_mem_mb(device: torch.device, reserved: bool = False) -> float:
+    """Peak since the last reset: on CUDA what tensors took (or, `reserved`, what the caching
+    allocator held: what other processes cannot have); on the CPU the resident set."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
+        peak = torch.cuda.max_memory_reserved if reserved else torch.cuda.max_memory_allocated
+        return peak(device) / 2**20
     hwm = _vm_hwm_mb() if _CLEAR_REFS.exists() else None
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

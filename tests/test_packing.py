@@ -55,8 +55,12 @@ def test_calibrated_peaks_that_do_not_fit_a_shared_gpu_are_named():
     timed = {f"h{i}": {"peak_mem_mb": 30_000, "device_mem_mb": 80_000} for i in range(3)}
     cells = {t.config_hash: t for t in ts}
     risks = memory_risks(cells, gpu_node, timed)  # 4 x 30 GB do not fit; 2 x 30 GB and 1 GPU do
-    assert risks == ["4 trials of arm0 (base config) share a GPU (gpu=0.25) and need 4 x 30000 MB "
-                     "of its 80000 MB; give them a larger gpu share"]
+    assert risks == ["4 trials of arm0 (base config) share a GPU (gpu=0.25) and need 4 x 30500 MB "
+                     "(with a CUDA context each) of its 80000 MB; give them a larger gpu share"]
+    # 2 x 35 GB fit 90 % of 80 GB, but not with a CUDA context each
+    tight = {h: {**c, "peak_mem_mb": 35_800} for h, c in timed.items()}
+    assert [r.split(" share")[0] for r in memory_risks(cells, gpu_node, tight)] == [
+        "4 trials of arm0 (base config)", "2 trials of arm1 (base config)"]
     cpu = {h: {**c, "device_mem_mb": 0.0} for h, c in timed.items()}  # calibrated on a CPU
     assert memory_risks(cells, gpu_node, cpu) == []
 
@@ -121,7 +125,7 @@ def test_calibration_estimates_each_cell_and_the_wall_time(tmp_path, capsys):
     assert main(["plan", str(study), "--calibrate", "4"]) == 0
     out = capsys.readouterr().out
     assert "calibrating 2 train cells (4 steps, 64 samples per setting) on this machine" in out
-    assert out.count("ms/step") == 2 and out.count("fit peak") == 2
+    assert out.count("ms/step") == 2 and out.count(" MB") >= 2 and out.count("; peak ") == 2
     assert "6 trials, 2 at once; estimated wall time ~" in out
     assert not list(tmp_path.glob("results*"))  # calibration writes no rows
 
