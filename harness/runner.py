@@ -61,7 +61,7 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
                 outcome = TrialOutcome(trial.trial_id, "ok", "", 0)
                 break
             try:
-                outcome = execute_trial(plan, work, stage.path, Env(**env), device)
+                outcome = execute_trial(plan, work, stage.path, Env(**env), device, stage.sync)
                 break
             except Exception as err:  # noqa: BLE001 - recorded with its traceback
                 if attempt > max_failures:

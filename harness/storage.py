@@ -206,13 +206,24 @@ class Stage:
         self.remote.pull(self.path, trial_files(trial_id), self.remote.listing(TRIAL_FOLDERS))
         self.before = snapshot(self.path)
 
+    def sync(self) -> None:
+        """Push what the trial wrote or removed since the last push (a training checkpoint,
+        finished rows), so a process that dies loses none of it."""
+        if self.remote is not None:
+            self.remote.push(self.path, self.before)
+            self.before = snapshot(self.path)
+
     def finish(self) -> None:
-        """Push the trial's work to the URI and remove the stage."""
+        """Push the trial's work to the URI and remove the stage; when the push fails, the
+        stage stays (its finished work is there) and the error names it."""
         if self.remote is None:
             return
         import shutil
 
         try:
-            self.remote.push(self.path, self.before)
-        finally:
-            shutil.rmtree(self.path, ignore_errors=True)
+            self.sync()
+        except Exception as err:  # noqa: BLE001 - the store's reasons, in one line
+            raise GenbenchError(f"cannot push {self.path} to {self.remote.uri}: "
+                                f"{first_line(err, type(err).__name__)}; the files stay in "
+                                f"{self.path}") from None
+        shutil.rmtree(self.path, ignore_errors=True)

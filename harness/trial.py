@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -65,9 +65,11 @@ class TrialOutcome:
     n_rows: int
 
 
-def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
-                  device: torch.device) -> TrialOutcome:
-    """Do `work` (one trial of `plan`); write everything under `out_dir` (an absolute path)."""
+def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env, device: torch.device,
+                  sync: Callable[[], None] = lambda: None) -> TrialOutcome:
+    """Do `work` (one trial of `plan`); write everything under `out_dir` (an absolute path).
+    `sync()` runs after each training checkpoint, the fit and each sample setting (a run at a
+    URI pushes what the trial wrote so far: a process that dies loses no finished work)."""
     out_dir = Path(out_dir)
     env.apply()
     os.umask(env.umask)
@@ -77,10 +79,11 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
     rows = Rows(plan, trial, env, device)
     evaluator = _evaluator(plan, device)
     if work.fit:
-        method = _fit(plan, trial, out_dir, rows, evaluator, device)
+        method = _fit(plan, trial, out_dir, rows, evaluator, device, sync)
         if method is None:  # diverged: final, and an earlier attempt's failure is over
             failed_file(out_dir, trial.trial_id).unlink(missing_ok=True)
             return TrialOutcome(trial.trial_id, "diverged", rows.note, rows.count)
+        sync()
     else:
         method = _load(plan, trial, out_dir, device)
     labels = _labels_for(method, plan.n_samples)
@@ -89,6 +92,7 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env,
     for unit in work.units:
         _measure(plan, trial, settings[unit.setting], unit, method, evaluator, labels, inputs,
                  out_dir, rows, device)
+        sync()
     failed_file(out_dir, trial.trial_id).unlink(missing_ok=True)  # an earlier failure is over
     return TrialOutcome(trial.trial_id, "ok", "", rows.count)
 
@@ -255,7 +259,7 @@ def _evaluator(plan: Plan, device: torch.device):
 
 
 def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
-         device: torch.device) -> Method | None:
+         device: torch.device, sync: Callable[[], None]) -> Method | None:
     """Train the trial's method; write its fit rows, curve, checkpoint and figures. None when
     the loss turned non-finite (the rows then record where)."""
     _reset_peak_mem(device)
@@ -293,6 +297,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
         torch.save({"trial_id": trial.trial_id, "step": step, "state": state, "curve": curve,
                     "train_s": time.perf_counter() - t_start, "eval_s": eval_s}, buf)
         atomic_write_bytes(resume_path, buf.getvalue())
+        sync()
 
     budget = Budget(trial.budget_steps, log_every=plan.log_every, callback=on_log,
                     checkpoint_every=checkpoint_every(trial.budget_steps, plan.log_every),

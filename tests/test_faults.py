@@ -354,3 +354,33 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
     out = capsys.readouterr().out
     assert "failed: RuntimeError: planted cross failure (the next run tries it again)" in out
     assert "cross-seed evaluations: 1 of 2 written; 1 failed" in out and len(calls) == 2
+
+
+def test_a_trial_at_a_uri_pushes_its_checkpoints_and_rows_as_it_writes_them(tmp_path, monkeypatch):
+    """A process that dies mid-trial (OOM kill, preemption) loses no finished work at a URI:
+    each training checkpoint, the fit and each setting reach the URI when written."""
+    from harness.ledger import scan
+    from harness.runner import _env
+    from harness.storage import Remote, Stage
+    from harness.study import load_study
+    from harness.trial import execute_trial
+
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    plan = load_study(write(tmp_path)).resolve("smoke")
+    uri = f"file://{tmp_path / 'bucket' / 'run'}"
+    work = scan(tmp_path / "empty", plan, echo=lambda _: None).work[0]
+    stage, seen = Stage(uri, work.trial.trial_id), []
+
+    def sync():
+        stage.sync()
+        seen.append(set(Remote(uri).listing()))
+
+    execute_trial(plan, work, stage.path, _env(), torch.device("cpu"), sync)
+    trial = work.trial.trial_id
+    resume = f"checkpoints/{trial}.resume.pt"
+    mid_fit = [s for s in seen if resume in s]
+    assert mid_fit and not any(f"results/{trial}.fit.parquet" in s for s in mid_fit)
+    assert f"results/{trial}.fit.parquet" in seen[-1] and resume not in seen[-1]
+    assert any(r.startswith(f"results/{trial}.") and r.count(".") == 3 for r in seen[-1])  # a setting
+    stage.finish()
+    assert not stage.path.exists()
