@@ -23,7 +23,8 @@ from harness.results import current_umask, failed_file
 from harness.ledger import OutputLock, Work, check_study, record_plan, scan
 from harness.packing import (cluster_nodes, effective, refuse_unplaceable, simulate,
                              this_machine)
-from harness.storage import Remote, Stage, is_uri, mirror, publishing, pull_checkpoints
+from harness.storage import (Remote, Stage, is_uri, mirror, mirror_dir, publishing,
+                             pull_checkpoints)
 from harness.study import Plan, Trial
 from harness.trial import Env, TrialOutcome
 
@@ -228,13 +229,19 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
     # a trial no node can hold would wait forever: refused now, in one line
     refuse_unplaceable(plan, cluster_nodes() if address else this_machine(),
                        f"the cluster at {address}" if address else "this machine")
-    # trials chdir into their own directory: an absolute path, or the URI's local mirror
-    local = mirror(uri) if uri else Path(out_dir).resolve()
-    check_study(local, plan)
+    # trials chdir into their own directory: an absolute path, or the URI's local mirror,
+    # refreshed once this driver holds its lock (a second driver's refresh would remove what
+    # the first has only locally)
+    local = mirror_dir(Remote(uri).uri) if uri else Path(out_dir).resolve()
+    if not uri:
+        check_study(local, plan)
     created = not local.exists()
     lock = OutputLock(local)
     lock.acquire(echo)
     try:
+        if uri:
+            mirror(uri)
+            check_study(local, plan)
         ledger = scan(local, plan, echo)
         if any(w.units for w in ledger.work):
             try:
