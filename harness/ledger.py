@@ -167,9 +167,11 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
         if fit_needed or units:
             ledger.work.append(Work(trial, fit_needed, tuple(units)))
     diverged = set(ledger.diverged)
+    refit = {w.trial.trial_id for w in ledger.work if w.fit}  # their cross rows judged old fits
     for trial, partner in plan.cross_pairs() if only is None else []:  # (the driver's work)
-        if not {trial.trial_id, partner.trial_id} & diverged and \
-                cross_file(out_dir, trial.trial_id, partner.trial_id).name not in metrics_by_file:
+        pair = {trial.trial_id, partner.trial_id}
+        if not pair & diverged and (pair & refit or cross_file(
+                out_dir, trial.trial_id, partner.trial_id).name not in metrics_by_file):
             ledger.cross.append((trial, partner))
     return ledger
 
