@@ -71,6 +71,8 @@ class TrainState:
         for name, obj in self.objects.items():
             _restore(obj, saved[name])
         torch.set_rng_state(saved["_torch_rng"])
+        if saved.get("_cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["_cuda_rng"])  # dropout masks drawn on the GPU
         return resume["step"] + 1
 
     def after(self, step: int) -> None:
@@ -79,6 +81,7 @@ class TrainState:
             return
         state = {name: _snapshot(obj) for name, obj in self.objects.items()}
         state["_torch_rng"] = torch.get_rng_state()
+        state["_cuda_rng"] = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         b.save(step, state)
 
 
