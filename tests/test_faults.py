@@ -334,6 +334,9 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
 
 def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
         tmp_path, ray_local, monkeypatch, capsys):
+    """One failing pair never stops the others and is tried again; a refit's pairs too."""
+    from harness.ledger import scan
+    from harness.study import load_study
     from methods.gan import GAN
 
     calls = []
@@ -350,10 +353,20 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
                  "STUDY = Study(name='cross', method='gan', data='mnist5k', seeds=(0, 1),\n"
                  "              config=dict(z_dim=8, n_feat=4, batch_size=8), metrics=(),\n"
                  "              scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
-    assert main(["run", str(f), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    out_dir = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out_dir), "--no-report"]) == 0
     out = capsys.readouterr().out
     assert "failed: RuntimeError: planted cross failure (the next run tries it again)" in out
     assert "cross-seed evaluations: 1 of 2 written; 1 failed" in out and len(calls) == 2
+    plan = load_study(str(f)).resolve("smoke")
+    assert len(scan(out_dir, plan, echo=lambda _: None).cross) == 1  # the failed pair, again
+    # a fit trained again (its checkpoint is gone): both its pairs judged the old model
+    first = plan.trials[0].trial_id
+    (out_dir / "checkpoints" / f"{first}.pt").unlink()
+    (out_dir / "results" / f"{first}.fit.parquet").unlink()
+    ledger = scan(out_dir, plan, echo=lambda _: None)
+    assert [w.trial.trial_id for w in ledger.work if w.fit] == [first]
+    assert len(ledger.cross) == 2 and all(first in {a.trial_id, b.trial_id} for a, b in ledger.cross)
 
 
 def test_a_trial_at_a_uri_pushes_its_checkpoints_and_rows_as_it_writes_them(tmp_path, monkeypatch):

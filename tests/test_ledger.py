@@ -262,22 +262,26 @@ def test_version_1_tables_read_under_version_2(tmp_path):
 
 
 def test_a_metric_skipped_for_missing_weights_is_missing_work_once_they_are_here(
-        tmp_path, ray_local, monkeypatch):
+        tmp_path, monkeypatch):
     """Offline, missing_assets='skip' writes NaN rows saying why; after `genbench assets
     fetch` the next run measures them (while the weights stay missing, it does not retry)."""
+    import torch
+
     from harness import assets
     from harness.ledger import scan
+    from harness.runner import _env
     from harness.study import load_study
+    from harness.trial import execute_trial
 
     monkeypatch.setenv("GENBENCH_ASSETS", str(tmp_path / "assets"))
     f = Path(study_file(tmp_path, metrics=("fid_inception",)))
     f.write_text(f.read_text().replace("metrics=(", "missing_assets='skip', metrics=("))
-    out = tmp_path / "out"
-    assert run(f, "--out", out) == 0
+    out, plan = tmp_path / "out", load_study(str(f)).resolve("smoke")
+    (work,) = scan(out, plan, echo=lambda _: None).work
+    execute_trial(plan, work, out, _env(), torch.device("cpu"))
     rows = read_results(out)
     skipped = rows[rows.metric == "fid_inception"]
     assert len(skipped) == 1 and skipped.value.isna().all()
-    plan = load_study(str(f)).resolve("smoke")
     assert scan(out, plan, echo=lambda _: None).work == []
     assets.inception_path().parent.mkdir(parents=True, exist_ok=True)
     assets.inception_path().write_bytes(b"weights fetched since")
@@ -308,26 +312,3 @@ def test_a_trial_works_out_what_is_left_from_its_own_files_alone(tmp_path):
     other.write_bytes(b"not parquet")
     left = work_left(plan, trial, out)
     assert not left.fit and len(left.units) == 1 and other.is_file()
-
-
-def test_a_refit_measures_its_cross_seed_pairs_again(tmp_path, ray_local):
-    """Cross-seed rows judge two fits; when one must train again (its checkpoint is gone),
-    the old rows judge a model that no longer exists."""
-    from harness.ledger import scan
-    from harness.study import load_study
-
-    f = tmp_path / "cross.py"
-    f.write_text("from harness.study import Scale, Study\n"
-                 "STUDY = Study(name='cross', method='gan', data='mnist5k', seeds=(0, 1),\n"
-                 "              config=dict(z_dim=8, n_feat=4, batch_size=8), metrics=(),\n"
-                 "              scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
-    out = tmp_path / "out"
-    assert run(f, "--out", out) == 0
-    plan = load_study(str(f)).resolve("smoke")
-    assert scan(out, plan, echo=lambda _: None).cross == []
-    first = plan.trials[0].trial_id
-    (out / "checkpoints" / f"{first}.pt").unlink()
-    (out / "results" / f"{first}.fit.parquet").unlink()
-    ledger = scan(out, plan, echo=lambda _: None)
-    assert [w.trial.trial_id for w in ledger.work if w.fit] == [first]
-    assert len(ledger.cross) == 2 and all(first in {a.trial_id, b.trial_id} for a, b in ledger.cross)
