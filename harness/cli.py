@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     compare.add_argument("--force", action="store_true",
                          help="compare runs whose environments differ (still warns)")
+    compare.add_argument("--no-timings", action="store_true",
+                         help="leave out wall-clock metrics (train_s, train_images_per_s, "
+                              "sample_s_per_image): for a gate on a shared or another machine")
     compare.add_argument("--alpha", type=float, default=0.05,
                          help="family-wise error rate over all comparisons (Holm)")
     plan = sub.add_parser("plan", help="show the cells and trials of a study and how they pack "
@@ -181,7 +184,7 @@ def cmd_compare(args) -> int:
         raise GenbenchError(f"--alpha must be between 0 and 1 (a family-wise error rate), got "
                             f"{args.alpha}")
     base, cur = _run_dirs([args.base, args.cur])
-    result = compare(base, cur, alpha=args.alpha, force=args.force)
+    result = compare(base, cur, alpha=args.alpha, force=args.force, timings=not args.no_timings)
     for warning in result.warnings:
         print(f"genbench: warning: {warning}", file=sys.stderr)
     print(render_json(result) if args.json else render_markdown(result))

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import GenbenchError
-from harness.metrics import higher_is_better, tolerance
+from harness.metrics import WALL_CLOCK_METRICS, higher_is_better, tolerance
 from harness.results import STATUS_METRICS, read_current, read_plan
 
 # library versions that change numbers; others (pandas, ray) do not
@@ -123,8 +123,11 @@ def check_comparable(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
     return problems
 
 
-def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool = False) -> Comparison:
-    """Verdicts of every (cell, setting, metric) both runs measured."""
+def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool = False,
+            timings: bool = True) -> Comparison:
+    """Verdicts of every (cell, setting, metric) both runs measured; `timings=False` leaves the
+    wall-clock metrics out (`WALL_CLOCK_METRICS`: they depend on the machine and its load, so a
+    gate on a shared or different machine judges quality and deterministic costs only)."""
     quiet = []
     base, cur = (read_current(d, read_plan(d), warn=quiet.append)[0] for d in (base_dir, cur_dir))
     if base.empty or cur.empty:
@@ -139,7 +142,8 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     result.warnings += keyless
     base, cur = base.dropna(subset=["cell_key"]), cur.dropna(subset=["cell_key"])
     result.verdicts += _unfinished(base, cur)
-    base, cur = (r[~r.metric.isin(STATUS_METRICS)] for r in (base, cur))
+    left_out = STATUS_METRICS if timings else (*STATUS_METRICS, *WALL_CLOCK_METRICS)
+    base, cur = (r[~r.metric.isin(left_out)] for r in (base, cur))
     keys = ["cell_key", "metric"]
     gb = {k: g for k, g in base.groupby(keys)}
     gc = {k: g for k, g in cur.groupby(keys)}

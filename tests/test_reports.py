@@ -237,13 +237,15 @@ BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines" /
 
 
 def test_the_regression_suite_passes_against_its_baseline(tmp_path, ray_local, capsys):
-    """What a CI job gating a change runs (README, Regression verdicts)."""
+    """What a CI job gating a change runs (README, Regression verdicts): everything but the
+    wall-clock metrics, which measure the CI machine's load as much as the code."""
     cur = tmp_path / "cur"
     assert main(["run", "regression", "--out", str(cur), "--no-report"]) == 0
     capsys.readouterr()
-    assert main(["compare", str(BASELINE), str(cur)]) == 0
+    assert main(["compare", str(BASELINE), str(cur), "--no-timings"]) == 0
     out = capsys.readouterr().out
     assert "0 regression" in out and "only in" not in out
+    assert "| fid_domain |" in out and "| nfe |" in out and "| train_s |" not in out
 
 
 def test_reports_need_no_torch(tmp_path):

@@ -27,6 +27,10 @@ COST_METRICS: dict[str, tuple[bool, str]] = {
     "failed": (False, "attempts of a trial whose every attempt raised; note: class and message"),
 }
 
+# the cost metrics that are wall-clock times: they measure the machine and its load as much as
+# the code (`genbench compare --no-timings` leaves them out, e.g. on a shared CI machine)
+WALL_CLOCK_METRICS = ("train_s", "train_images_per_s", "sample_s_per_image")
+
 # the cost metrics recorded once per sample setting (the rest once per fit)
 SETTING_COST_METRICS = ("sample_s_per_image", "nfe", "sample_peak_mem_mb")
 
