@@ -173,7 +173,8 @@ def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
             num_cpus=effective(t.resources, nodes).cpu, num_gpus=effective(t.resources, nodes).gpu,
             max_retries=0).remote(plan.to_json(), dataclasses.asdict(t), steps, n, env)
             for t in firsts}
-        timing, where = (lambda t: ray.get(refs[t.config_hash])), " on the cluster"
+        timing, where = (lambda t: await_task(refs[t.config_hash], f"trial {t.trial_id}",
+                                              echo)), " on the cluster"
     else:
         def timing(t: Trial) -> dict[str, float]:
             torch.set_num_threads(max(1, int(t.resources.cpu)))
@@ -195,6 +196,25 @@ def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
         if echo:
             echo(f"  calibrated {t.arm} {t.cell or '(base config)'}")
     return out
+
+
+WAIT_NOTE_S = 60.0  # how often a calibration waiting for a node says so
+
+
+def await_task(ref, what: str, echo=None, every: float = WAIT_NOTE_S):
+    """`ray.get(ref)`, saying every `every` seconds that `what` is still waiting: on a busy
+    cluster a task may legitimately wait for a node with its resources (no timeout), but never
+    in silence."""
+    import time
+
+    import ray
+
+    start = time.monotonic()
+    while not ray.wait([ref], timeout=every)[0]:
+        if echo:
+            echo(f"  {what} waiting {time.monotonic() - start:.0f} s for a node with its "
+                 "resources (Ctrl-C stops; `ray status` shows what the cluster is busy with)")
+    return ray.get(ref)
 
 
 def init_ray(address: str | None) -> None:
@@ -275,14 +295,17 @@ class StudyStatus:
     diverged: list[str]
     failed: list[str]  # their last attempt raised (a status row says why)
     missing: list[str]  # never ran, or interrupted
+    cross_missing: int = 0  # cross-seed pairs of two finished fits still unmeasured (one failed)
 
     @property
     def complete(self) -> bool:
-        return not (self.diverged or self.failed or self.missing)
+        return not (self.diverged or self.failed or self.missing or self.cross_missing)
 
     def line(self) -> str:
         return (f"{len(self.ok)} ok, {len(self.diverged)} diverged, {len(self.failed)} failed, "
-                f"{len(self.missing)} missing")
+                f"{len(self.missing)} missing"
+                + (f", {self.cross_missing} cross-seed evaluations missing"
+                   if self.cross_missing else ""))
 
 
 def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
@@ -291,9 +314,10 @@ def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
     left = {w.trial.trial_id for w in ledger.work}
     failed = sorted(t for t in left if failed_file(out_dir, t).is_file())
     ids = [t.trial_id for t in plan.trials]
+    cross = sum(not {a.trial_id, b.trial_id} & left for a, b in ledger.cross)
     return StudyStatus(ok=[t for t in ids if t not in left and t not in ledger.diverged],
                        diverged=list(ledger.diverged), failed=failed,
-                       missing=sorted(left - set(failed)))
+                       missing=sorted(left - set(failed)), cross_missing=cross)
 
 
 def _env(reuse_workers: bool = False) -> Env:

@@ -334,7 +334,8 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
 
 def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
         tmp_path, ray_local, monkeypatch, capsys):
-    """One failing pair never stops the others and is tried again; a refit's pairs too."""
+    """One failing pair never stops the others, fails the run's exit status and is tried
+    again; a refit's pairs too."""
     from harness.ledger import scan
     from harness.study import load_study
     from methods.gan import GAN
@@ -354,12 +355,15 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
                  "              config=dict(z_dim=8, n_feat=4, batch_size=8), metrics=(),\n"
                  "              scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
     out_dir = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out_dir), "--no-report"]) == 0
+    assert main(["run", str(f), "--out", str(out_dir), "--no-report"]) == 1
     out = capsys.readouterr().out
     assert "failed: RuntimeError: planted cross failure (the next run tries it again)" in out
     assert "cross-seed evaluations: 1 of 2 written; 1 failed" in out and len(calls) == 2
+    assert "2 ok, 0 diverged, 0 failed, 0 missing, 1 cross-seed evaluations missing" in out
     plan = load_study(str(f)).resolve("smoke")
     assert len(scan(out_dir, plan, echo=lambda _: None).cross) == 1  # the failed pair, again
+    assert main(["run", str(f), "--out", str(out_dir), "--no-report"]) == 0  # measured now
+    assert "cross-seed evaluations: 1 of 1 written" in capsys.readouterr().out
     # a fit trained again (its checkpoint is gone): both its pairs judged the old model
     first = plan.trials[0].trial_id
     (out_dir / "checkpoints" / f"{first}.pt").unlink()

@@ -152,3 +152,19 @@ def test_calibration_leaves_the_first_steps_one_off_costs_out(monkeypatch):
     timed = calibrate_trial(plan, plan.trials[0], torch.device("cpu"), steps=WARMUP_STEPS + 4, n=8)
     assert 0.01 <= timed["step_s"] < 0.02  # not (0.3 + 5 * 0.01) / 6 = 0.058
     assert 10 < timed["estimate_s"] < 25
+
+
+def test_a_calibration_waiting_for_a_node_says_so_and_then_returns(ray_local):
+    """On a busy cluster a calibration task waits for resources (legitimately, no timeout),
+    but says every so often what it waits for instead of hanging in silence."""
+    import time
+
+    import ray
+
+    from harness.runner import await_task
+
+    lines = []
+    ref = ray.remote(lambda: time.sleep(1.5) or 7).options(num_cpus=0).remote()
+    assert await_task(ref, "trial t-s0", lines.append, every=0.4) == 7
+    assert lines and all(line.startswith("  trial t-s0 waiting ") and "s for a node" in line
+                         for line in lines)
