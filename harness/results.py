@@ -67,7 +67,7 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "images_seen": (pa.int64(), "training examples the fit processed (training rows)"),
     "run_key": (pa.string(), "ledger key of the unit of work that wrote the row"),
     "plan_id": (pa.string(), "the plan that wrote the row: plans/<plan_id>.json"),
-    "node": (pa.string(), "host name of the machine that ran the trial"),
+    "node": (pa.string(), "host/<Ray node id[:12]> that ran the trial (the host alone outside Ray)"),
     "device": (pa.string(), "device name the trial ran on"),
     "git_sha": (pa.string(), "genbench commit, '-dirty' when the tree had changes"),
     "versions_json": (pa.string(), "python and library versions as JSON"),

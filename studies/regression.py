@@ -1,7 +1,8 @@
-"""regression: the regression suite. Every method family at a tiny scale, two seeds, so that
-`genbench compare` can tell a change from the noise between seeds. Its baseline lives in
-benchmarks/baselines/regression/ (see the README for the commands that refresh it and gate a
-change on it).
+"""regression: the regression suite. DDPM (ancestral and DDIM sampling), consistency, GAN and
+dummy arms at a tiny scale, two seeds, so that `genbench compare` can tell a change from the
+noise between seeds (DCGAN shares the GAN's training loop; the 1-D VP-SDE has its own exact
+tests). Its baseline lives in benchmarks/baselines/regression/ (see the README for the commands
+that refresh it and gate a change on it).
 
     genbench run regression --out /tmp/cur            # ~2.5 min on a 2-core CPU (8 trials)
     genbench compare benchmarks/baselines/regression /tmp/cur
