@@ -7,6 +7,7 @@ stderr with exit status 2, before any output directory is created.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -154,12 +155,14 @@ def cmd_run(args) -> int:
 
 
 def _run_dirs(paths: list[str]) -> list[Path]:
-    from harness.storage import local_run
+    from harness.storage import MARK, is_uri, local_run
 
     dirs = [local_run(p, "run") for p in paths]  # a URI: its local mirror
-    for d in dirs:
+    for p, d in zip(paths, dirs):
         if not (d / "results").is_dir() and not (d / "study.json").is_file():
-            raise GenbenchError(f"{d} is not a genbench run directory (no results/ or study.json)")
+            if is_uri(p) and {x.name for x in d.iterdir()} <= {MARK}:
+                shutil.rmtree(d)  # the empty mirror of a URI that holds no run
+            raise GenbenchError(f"{p} is not a genbench run directory (no results/ or study.json)")
     return dirs
 
 

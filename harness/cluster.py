@@ -79,8 +79,8 @@ def probe(address: str) -> None:
     try:
         with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
             pass
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
+    except (OSError, UnicodeError, ValueError) as err:  # UnicodeError: a host name IDNA refuses
+        reason = getattr(err, "strerror", None) or f"{type(err).__name__}: {err}"
         raise GenbenchError(f"no Ray cluster answers at {address} ({host}:{port}: {reason}); "
                             "check that `ray start --head` runs there, that this machine can "
                             "reach the port, and the address (--address or RAY_ADDRESS)") from None

@@ -144,8 +144,8 @@ def parse_value(text: str) -> Any:
         return lowered[text.lower()]
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        pass
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass  # not a literal ({[1]: 2} is one that cannot be built): a string or a word list
     if len(text) >= 2 and text[0] == "[" and text[-1] == "]":  # [fid_domain, kid_domain]
         return [parse_value(part.strip()) for part in text[1:-1].split(",") if part.strip()]
     return text

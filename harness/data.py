@@ -129,13 +129,19 @@ def law(name: str):
     return found
 
 
+# side lengths a study may ask for: the domain classifier pools twice (>= 4 px); a data set is
+# held in memory as one tensor, so 512 px is already 5,000 x 3 x 512 x 512 floats (15 GB)
+MIN_RESOLUTION, MAX_RESOLUTION = 4, 512
+
+
 def resolution_of(name: str, requested: int | None = None) -> int:
     """The side length `load(name, resolution=requested)` yields (None: the data set's own);
-    a `requested` that is not a positive integer fails in one line."""
+    a `requested` outside [MIN_RESOLUTION, MAX_RESOLUTION] fails in one line."""
     if requested is not None and (not isinstance(requested, int) or isinstance(requested, bool)
-                                  or requested < 1):
+                                  or not MIN_RESOLUTION <= requested <= MAX_RESOLUTION):
         raise GenbenchError(f"invalid value {requested!r} for resolution; expected an integer "
-                            ">= 1 (or none: the data set's own)")
+                            f"from {MIN_RESOLUTION} to {MAX_RESOLUTION} (or none: the data set's "
+                            "own)")
     return requested or info(name).resolution or 64
 
 

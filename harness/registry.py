@@ -125,7 +125,7 @@ def exec_file(path: Path) -> Any:
     except GenbenchError as err:
         sys.modules.pop(name, None)
         raise GenbenchError(f"{path}: {first_line(err)}") from None
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # a file that calls sys.exit() is not a study either
         sys.modules.pop(name, None)
         tb = err.__traceback__
         line = None

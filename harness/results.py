@@ -216,12 +216,17 @@ def read_results(out_dir: Path, *, warn=None) -> pd.DataFrame:
 
 
 def read_plan(out_dir: Path) -> dict:
-    """The latest plan that ran in `out_dir` (its study.json) as a dict; {} when absent or
-    unreadable."""
+    """The latest plan that ran in `out_dir` (its study.json) as a dict; {} when absent,
+    unreadable or not a plan (a JSON value of another shape)."""
     try:
-        return json.loads((Path(out_dir) / "study.json").read_text())
+        plan = json.loads((Path(out_dir) / "study.json").read_text())
     except (OSError, ValueError):
         return {}
+    trials = plan.get("trials", []) if isinstance(plan, dict) else None
+    if not isinstance(trials, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("trial_id"), str) for t in trials):
+        return {}
+    return plan
 
 
 POINT = ("scale", "arm", "cell_json", "seed")  # one fit's place in a study: a train cell and seed

@@ -40,6 +40,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GENBENCH_CACHE", Path.home() / ".cache" / "genbench"))
 
 
+GCS_RETRY_S = 20  # how long a gs:// call retries before it fails (pyarrow's default: 15 min)
+
+
 class Remote:
     """A run directory at a URI."""
 
@@ -47,8 +50,12 @@ class Remote:
         import pyarrow.fs as pafs
 
         self.uri = uri.rstrip("/")
+        opened = self.uri
+        if opened.startswith(("gs://", "gcs://")) and "retry_limit_seconds" not in opened:
+            # GCS retries an unreachable or unauthorised store for 15 minutes by default: a hang
+            opened += f"{'&' if '?' in opened else '?'}retry_limit_seconds={GCS_RETRY_S}"
         try:
-            self.fs, self.root = pafs.FileSystem.from_uri(self.uri)
+            self.fs, self.root = pafs.FileSystem.from_uri(opened)
         except Exception as err:  # noqa: BLE001 - pyarrow's reasons, in one line
             first = first_line(err, type(err).__name__)
             raise GenbenchError(f"cannot open {what} {uri}: {first}") from None

@@ -38,6 +38,7 @@ from harness.tasks import get_task
 Grid = dict[str, list[Any]] | list[dict[str, Any]]
 TOP_KEYS = ("budget_steps", "budget_kimg", "n_samples", "log_every", "eval_every", "eval_samples",
             "seeds", "data", "resolution", "metrics", "cpu", "gpu")
+MAX_SEED = 2**62  # seeds are below it: torch's seeds are 64-bit, with room for derived ones (seed + 1)
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,9 @@ class _Resolver:
                 raise GenbenchError(f"invalid value {top[name]!r} for {name}; "
                                     f"expected an integer >= {low}")
         top["budget_kimg"] = coerce(top["budget_kimg"], float, name="budget_kimg")
+        if not math.isfinite(top["budget_kimg"]):
+            raise GenbenchError(f"invalid value {top['budget_kimg']!r} for budget_kimg; "
+                                "expected a finite number")
         if (top["budget_steps"] > 0) == (top["budget_kimg"] > 0):
             raise GenbenchError(f"study {self.study.name!r} scale {self.scale_name!r}: give exactly "
                                 "one of budget_steps and budget_kimg (> 0)")
@@ -310,9 +314,12 @@ class _Resolver:
                                 f"log_every ({top['log_every']})")
         top["data"] = coerce(top["data"], str, name="data")
         seeds = top["seeds"]
-        seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-            raise GenbenchError(f"invalid value {top['seeds']!r} for seeds; expected integers")
+        seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds) if isinstance(
+            seeds, (list, tuple)) else ()
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                and 0 <= s < MAX_SEED for s in seeds):
+            raise GenbenchError(f"invalid value {top['seeds']!r} for seeds; expected integers "
+                                "from 0 to 2**62 - 1")
         if len(set(seeds)) < len(seeds):
             self.merged.append(f"seeds {list(seeds)} repeat a seed: each seed runs once")
         return tuple(dict.fromkeys(seeds))
@@ -664,7 +671,7 @@ def load_study(name_or_path: str) -> Study:
             module = importlib.import_module(source)
         except GenbenchError as err:
             raise GenbenchError(f"study {name_or_path}: {err}") from None
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise GenbenchError(f"study {name_or_path} does not import: {type(err).__name__}: "
                                 f"{first_line(err)}") from None
     study = getattr(module, "STUDY", None)

@@ -18,8 +18,17 @@ from harness.cli import main
     (["run", "quickstart", "--scale", "huge"], "unknown scale 'huge'"),
     (["run", "quickstart", "--set", "seeds"], "malformed --set"),
     (["run", "quickstart", "--set", "data=5"], "invalid value 5 for data; expected a string"),
-    (["run", "quickstart", "--set", "resolution=-8"], "for resolution; expected an integer >= 1"),
-    (["run", "quickstart", "--set", "resolution=abc"], "for resolution; expected an integer >= 1"),
+    (["run", "quickstart", "--set", "resolution=-8"], "for resolution; expected an integer from 4"),
+    (["run", "quickstart", "--set", "resolution=abc"], "for resolution; expected an integer from 4"),
+    (["run", "quickstart", "--set", "resolution=100000"], "expected an integer from 4 to 512"),
+    (["run", "quickstart", "--set", "lr={[1]:2}"], "invalid value '{[1]:2}' for lr"),
+    (["run", "quickstart", "--set", "seeds=none"], "None for seeds; expected integers from 0"),
+    (["run", "quickstart", "--set", "seeds=1.5"], "1.5 for seeds; expected integers from 0"),
+    (["run", "quickstart", "--set", "seeds=[18446744073709551616]"], "to 2**62 - 1"),
+    (["run", "quickstart", "--set", "budget_kimg=1e400"], "inf for budget_kimg; expected a finite"),
+    (["run", "quickstart", "--set", "ch_mult=[0]"], "ch_mult must be one or more integers >= 1"),
+    (["run", "quickstart", "--set", "dropout=2"], "dropout must be in [0, 1), got 2.0"),
+    (["run", "quickstart", "--address", "a..b:6379"], "no Ray cluster answers at a..b:6379"),
 ])
 def test_bad_input(argv, match, tmp_path, capsys):
     out = tmp_path / "out"
@@ -56,6 +65,7 @@ SCALES = "scales={'smoke': Scale(budget_steps=2, n_samples=2)}"
     (f"method='dummy', data='mnist5k', resolution=-8, {SCALES}", "-8 for resolution"),
     (f"method='dummy', data='mnist5k', {SCALES}); raise RuntimeError('boom\\nsecond line'",
      "RuntimeError: boom"),
+    (f"method='dummy', data='mnist5k', {SCALES}); import sys; sys.exit(0", "SystemExit"),
 ])
 def test_a_study_file_of_the_wrong_shape_fails_in_one_line(declaration, match, tmp_path, capsys):
     f = tmp_path / "s.py"
@@ -79,6 +89,17 @@ def test_paths_of_the_wrong_kind_are_refused_before_anything_is_written(tmp_path
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("genbench: error:"), err
     assert a_file.read_text() == "mine" and not (tmp_path / "out").exists()
+
+
+def test_an_out_directory_that_is_not_a_run_is_refused_and_left_alone(tmp_path, capsys):
+    """The ledger would take a Parquet file there for a results file and move it aside."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "table.parquet").write_bytes(b"not genbench's")
+    assert main(["run", "quickstart", "--out", str(mine)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds no genbench run" in err and "table.parquet" in err
+    assert [p.name for p in mine.iterdir()] == ["table.parquet"]
 
 
 def test_console_script_exit_status(tmp_path):

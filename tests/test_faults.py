@@ -92,6 +92,21 @@ def test_a_uri_nothing_can_open_is_refused_in_one_line(tmp_path, capsys, monkeyp
     assert not any(tmp_path.iterdir())
 
 
+def test_a_gcs_store_gives_up_retrying_within_seconds_not_minutes():
+    """pyarrow's GCS client retries an unreachable or unauthorised store for 15 minutes: a
+    `genbench report gs://...` with no network would look hung. genbench bounds it."""
+    import datetime
+
+    from harness.storage import GCS_RETRY_S, Remote
+
+    for uri in ("gs://bucket/run", "gs://bucket/run?scheme=https"):
+        options = Remote(uri).fs.__reduce__()[1][0]  # the options pyarrow rebuilds it from
+        assert options["retry_time_limit"] == datetime.timedelta(seconds=GCS_RETRY_S) <= \
+            datetime.timedelta(seconds=60)
+    custom = Remote("gs://bucket/run?retry_limit_seconds=300").fs.__reduce__()[1][0]
+    assert custom["retry_time_limit"] == datetime.timedelta(seconds=300)  # the user's own wins
+
+
 def test_a_trial_that_fails_once_resumes_from_its_checkpoint(tmp_path, ray_local, capsys):
     out = tmp_path / "once"
     assert main(["run", write(tmp_path, fail_times=1), "--out", str(out), "--no-report"]) == 0

@@ -215,6 +215,18 @@ def test_compare_names_the_version_1_rows_it_cannot_join(run_dir, tmp_path, caps
     assert f"{old}: 1 rows without a cell_key (schema version 1) are not compared" in err
 
 
+def test_a_study_json_of_another_shape_counts_as_none(run_dir, tmp_path, capsys):
+    """A hand-edited or truncated-to-valid study.json never gives a traceback."""
+    for text in ('"x"', '{"trials": [1]}', '{"trials": "x"}'):
+        bad = tmp_path / "bad"
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(run_dir, bad)
+        (bad / "study.json").write_text(text)
+        assert main(["compare", str(run_dir), str(bad)]) == 0, capsys.readouterr().err
+        assert main(["report", str(bad), "--out", str(tmp_path / "page")]) == 0
+        capsys.readouterr()
+
+
 def test_compare_refuses_another_data_set(run_dir, tmp_path, capsys):
     other = run_study(tmp_path, "other", data="fewshot:mnist5k:500", metrics=(), arms=("mean",))
     assert main(["compare", str(run_dir), str(other)]) == 2
