@@ -4,7 +4,7 @@ noise between seeds (DCGAN shares the GAN's training loop; the 1-D VP-SDE has it
 tests). Its baseline lives in benchmarks/baselines/regression/ (see the README for the commands
 that refresh it and gate a change on it).
 
-    genbench run regression --out /tmp/cur            # ~2.5 min on a 2-core CPU (8 trials)
+    genbench run regression --out /tmp/cur            # ~2 min on a 2-core CPU (8 trials)
     genbench compare benchmarks/baselines/regression /tmp/cur
 
 It has a single scale worth running anywhere: `full` is the same study at a GPU-sized sample
@@ -32,7 +32,7 @@ STUDY = Study(
     metrics=("fid_domain", "kid_domain", "precision_domain", "recall_domain",
              "duplicate_rate_domain"),
     scales={
-        "smoke": Scale(budget_kimg=9.6, n_samples=128, log_every=50),  # 300 steps of 32
+        "smoke": Scale(budget_kimg=6.4, n_samples=128, log_every=50),  # 200 steps of 32
         "full": Scale(budget_kimg=64, n_samples=2000, log_every=100),
     },
 )

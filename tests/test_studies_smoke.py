@@ -13,14 +13,16 @@ from harness.study import load_study, study_names
 
 # shrink budgets so the whole suite stays within minutes; the grids are the studies' own
 FAST = ["--set", "budget_steps=4", "--set", "n_samples=2", "--set", "log_every=2"]
-# and a full chain of T network calls per sample where a study has no sampling axis of its own:
-# the chain's sampler is the samplers' tests' subject, here it only costs minutes
-SHORT_CHAIN = {"ddpm_timesteps": {"steps": 20}}
+# and a short chain (or few SDS iterations) where a study has no sampling axis of its own:
+# a long chain is the samplers' tests' subject, here it only costs minutes
+SHORT_CHAIN = {"ddpm_timesteps": {"steps": 20}, "cfg_guidance": {"steps": 10},
+               "sds_guidance": {"sds_iters": 10}}
 PER_TRIAL = {"train_s", "train_images_per_s", "n_params", "final_loss", "peak_mem_mb"}
 PER_SETTING = {"sample_s_per_image", "nfe"}
 
 
-@pytest.mark.parametrize("name", study_names())
+# regression runs whole, against its baseline, in test_reports.py
+@pytest.mark.parametrize("name", [n for n in study_names() if n != "regression"])
 def test_study_smoke(name, tmp_path, ray_local):
     out = tmp_path / name
     # shared worker processes: these runs check rows, not memory, and save ~4 s per trial
