@@ -49,7 +49,7 @@ def main() -> None:
     bf16 = device.type == "cuda"  # DDPMConfig.amp: bf16 autocast on CUDA
     cfg = DDPMConfig(**{k: v for k, v in FULL_UNET.items() if k != "batch_size"},
                      batch_size=args.batch)  # the full scale's network, as genbench trains it
-    net = prepare_net(cfg.unet(1), device, channels_last=cfg.channels_last(device))
+    net = prepare_net(cfg.unet((1, args.res, args.res)), device, channels_last=cfg.channels_last(device))
     opt = make_adam(net.parameters(), lr=cfg.lr, device=device)
     x = torch.randn(args.batch, 1, args.res, args.res, device=device)
     eps = torch.randn_like(x)

@@ -152,7 +152,7 @@ class ConsistencyModel(Method):
     def _build(self, data_shape: tuple[int, ...], device: torch.device) -> None:
         cfg = self.config
         self.data_shape, self.device = tuple(data_shape), device
-        self.net = prepare_net(cfg.unet(data_shape[0]), device,
+        self.net = prepare_net(cfg.unet(data_shape), device,
                                channels_last=cfg.channels_last(device))
         self.target = copy.deepcopy(self.net).eval().requires_grad_(False)  # theta^-
         self.ema = EMA(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None

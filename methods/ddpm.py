@@ -135,7 +135,7 @@ class DDPM(Method):
     def _build(self, data_shape: tuple[int, ...], device: torch.device) -> None:
         cfg = self.config
         self.data_shape, self.device = tuple(data_shape), device
-        self.net = prepare_net(cfg.unet(data_shape[0], self.num_classes), device,
+        self.net = prepare_net(cfg.unet(data_shape, self.num_classes), device,
                                channels_last=cfg.channels_last(device))
         self.ema = EMA(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
 

@@ -82,6 +82,23 @@ def test_divergence_raises(tiny_images):
         m.fit(tiny_images, Budget(5, log_every=1), seed=0, device=torch.device("cpu"))
 
 
+def test_a_side_the_unet_cannot_halve_fails_in_one_line_before_training(tiny_images):
+    """28 -> 14 -> 7 works with three levels; 30 would meet 8 against 7 in a skip concat."""
+    from methods.nets.unet import UNetTraining
+
+    cfg = UNetTraining(n_feat=8, ch_mult=(1, 2, 2))
+    assert cfg.unet((1, 28, 28))(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long)).shape \
+        == (2, 1, 28, 28)
+    with pytest.raises(GenbenchError, match=r"ch_mult=\(1, 2, 2\) halves the image 2 times: its "
+                                            r"side \(30x30\) must be divisible by 4"):
+        cfg.unet((1, 30, 30))
+    for name in ("ddpm", "consistency"):  # the 8 px tiny images, halved four times
+        cls = get_method(name)
+        m = cls(build_config(cls.Config, dict(n_feat=8, ch_mult=(1, 1, 1, 1, 1))))
+        with pytest.raises(GenbenchError, match=r"\(8x8\) must be divisible by 16"):
+            m.fit(tiny_images, Budget(1), seed=0, device=torch.device("cpu"))
+
+
 def test_registry_refuses_duplicates_and_lists_names():
     with pytest.raises(GenbenchError, match="method 'ddpm' is registered twice: by "
                                             "methods.ddpm.DDPM and by methods.dummy.Dummy"):

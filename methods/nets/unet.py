@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from harness.errors import GenbenchError
 from methods.training import check_adam
 
 
@@ -165,8 +166,15 @@ class UNetTraining:
             return torch.device(device).type == "cuda"
         return self.memory_format == "channels_last"
 
-    def unet(self, in_ch: int, num_classes: int = 0) -> UNet:
-        """The U-Net these fields describe."""
+    def unet(self, data_shape: tuple[int, ...], num_classes: int = 0) -> UNet:
+        """The U-Net these fields describe, for (C, H, W) data; a side length the levels cannot
+        halve evenly fails in one line before training (not as a shape error in a concat)."""
+        in_ch, *sides = data_shape
+        factor = 2 ** (len(self.ch_mult) - 1)
+        if any(side % factor for side in sides):
+            raise GenbenchError(f"a U-Net with ch_mult={tuple(self.ch_mult)} halves the image "
+                                f"{len(self.ch_mult) - 1} times: its side ({'x'.join(map(str, sides))}"
+                                f") must be divisible by {factor}; change resolution or ch_mult")
         return UNet(in_ch=in_ch, n_feat=self.n_feat, ch_mult=self.ch_mult,
                     num_res_blocks=self.num_res_blocks, attention=self.attention,
                     dropout=self.dropout, num_classes=num_classes)
