@@ -93,14 +93,6 @@ def check_study(out_dir: Path, plan: Plan) -> None:
     one (reports would pool the scales' seeds), or files that are not a genbench run (the
     ledger would take a Parquet file there for a results file and move it to quarantine/)."""
     out_dir = Path(out_dir)
-    if out_dir.is_dir() and not (out_dir / "study.json").exists() and not (
-            out_dir / "results").is_dir():
-        foreign = sorted(p.name for p in out_dir.iterdir()
-                         if p.name != LOCK_NAME and not p.name.startswith("."))
-        if foreign:
-            raise GenbenchError(f"{out_dir} is not empty and holds no genbench run (no study.json "
-                                f"or results/; it has {', '.join(foreign[:3])}"
-                                f"{', ...' if len(foreign) > 3 else ''}); give a fresh --out")
     prior = read_plan(out_dir)
     other, scale = prior.get("study"), prior.get("scale")
     if other is None:
@@ -112,6 +104,13 @@ def check_study(out_dir: Path, plan: Plan) -> None:
             other = next(iter(table.column("study").to_pylist()), None)
             scale = next(iter(table.column("scale").to_pylist()), None)
             break
+    if other is None and out_dir.is_dir():  # no plan and no readable results file
+        foreign = sorted(p.name for p in out_dir.iterdir()
+                         if p.name != LOCK_NAME and not p.name.startswith("."))
+        if foreign:
+            raise GenbenchError(f"{out_dir} is not empty and holds no genbench run (no study.json "
+                                f"or genbench results; it has {', '.join(foreign[:3])}"
+                                f"{', ...' if len(foreign) > 3 else ''}); give a fresh --out")
     if other is not None and other != plan.study:
         raise GenbenchError(f"{out_dir} holds results of study {other!r}, not {plan.study!r}; "
                             f"give {plan.study} a fresh --out")

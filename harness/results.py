@@ -224,7 +224,9 @@ def read_plan(out_dir: Path) -> dict:
         return {}
     trials = plan.get("trials", []) if isinstance(plan, dict) else None
     if not isinstance(trials, list) or not all(
-            isinstance(t, dict) and isinstance(t.get("trial_id"), str) for t in trials):
+            isinstance(t, dict) and isinstance(t.get("trial_id"), str)
+            and isinstance(t.get("seed"), int) and isinstance(t.get("arm", ""), (str, type(None)))
+            for t in trials):
         return {}
     return plan
 

@@ -23,8 +23,8 @@ from harness.results import current_umask, failed_file
 from harness.ledger import OutputLock, Work, check_study, record_plan, scan
 from harness.packing import (cluster_nodes, effective, refuse_unplaceable, simulate,
                              this_machine)
-from harness.storage import (Remote, Stage, is_uri, mirror, mirror_dir, publishing,
-                             pull_checkpoints)
+from harness.storage import (Remote, Stage, has_checkpoint, is_uri, mirror, mirror_dir,
+                             publishing, pull_checkpoints)
 from harness.study import Plan, Trial
 from harness.trial import Env, TrialOutcome
 
@@ -202,9 +202,9 @@ WAIT_NOTE_S = 60.0  # how often a calibration waiting for a node says so
 
 
 def await_task(ref, what: str, echo=None, every: float = WAIT_NOTE_S):
-    """`ray.get(ref)`, saying every `every` seconds that `what` is still waiting: on a busy
-    cluster a task may legitimately wait for a node with its resources (no timeout), but never
-    in silence."""
+    """`ray.get(ref)`, saying every `every` seconds that `what` has no result yet: on a busy
+    cluster a task may legitimately wait for a node with its resources (no timeout), and a
+    full-scale calibration may run for minutes, but never in silence."""
     import time
 
     import ray
@@ -212,8 +212,8 @@ def await_task(ref, what: str, echo=None, every: float = WAIT_NOTE_S):
     start = time.monotonic()
     while not ray.wait([ref], timeout=every)[0]:
         if echo:
-            echo(f"  {what} waiting {time.monotonic() - start:.0f} s for a node with its "
-                 "resources (Ctrl-C stops; `ray status` shows what the cluster is busy with)")
+            echo(f"  {what}: no result after {time.monotonic() - start:.0f} s (still running, or "
+                 "waiting for a node with its resources: `ray status` shows which; Ctrl-C stops)")
     return ray.get(ref)
 
 
@@ -260,6 +260,7 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
     lock.acquire(echo)
     try:
         if uri:
+            _check_remote_run(uri)  # before a foreign prefix is copied into the cache
             mirror(uri)
             check_study(local, plan)
         ledger = scan(local, plan, echo)
@@ -287,6 +288,15 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         lock.release()
 
 
+def _check_remote_run(uri: str) -> None:
+    """Refuse a URI that holds files but no genbench run (no study.json, no results/)."""
+    files = [rel for rel in Remote(uri).listing() if not rel.rsplit("/", 1)[-1].startswith(".")]
+    if files and "study.json" not in files and not any(r.startswith("results/") for r in files):
+        raise GenbenchError(f"{uri} is not empty and holds no genbench run (no study.json or "
+                            f"results/; it has {', '.join(sorted(files)[:3])}"
+                            f"{', ...' if len(files) > 3 else ''}); give a fresh --out")
+
+
 @dataclass(frozen=True)
 class StudyStatus:
     """Where every trial of a plan stands in an output directory."""
@@ -295,7 +305,7 @@ class StudyStatus:
     diverged: list[str]
     failed: list[str]  # their last attempt raised (a status row says why)
     missing: list[str]  # never ran, or interrupted
-    cross_missing: int = 0  # cross-seed pairs of two finished fits still unmeasured (one failed)
+    cross_missing: int = 0  # measurable cross-seed pairs still unmeasured (one failed)
 
     @property
     def complete(self) -> bool:
@@ -314,7 +324,11 @@ def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
     left = {w.trial.trial_id for w in ledger.work}
     failed = sorted(t for t in left if failed_file(out_dir, t).is_file())
     ids = [t.trial_id for t in plan.trials]
-    cross = sum(not {a.trial_id, b.trial_id} & left for a, b in ledger.cross)
+    # pairs of two finished fits whose checkpoints exist: a pair one of them lacks (deleted to
+    # save disk) cannot be measured, and `_cross` says so; it must not fail every rerun
+    cross = sum(not {a.trial_id, b.trial_id} & left
+                and all(has_checkpoint(out_dir, f"{t.trial_id}.pt") for t in (a, b))
+                for a, b in ledger.cross)
     return StudyStatus(ok=[t for t in ids if t not in left and t not in ledger.diverged],
                        diverged=list(ledger.diverged), failed=failed,
                        missing=sorted(left - set(failed)), cross_missing=cross)

@@ -40,7 +40,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GENBENCH_CACHE", Path.home() / ".cache" / "genbench"))
 
 
-GCS_RETRY_S = 20  # how long a gs:// call retries before it fails (pyarrow's default: 15 min)
+# how long a gs:// call retries before it fails: pyarrow's default, 15 minutes, makes an
+# unreachable store look hung; a minute still rides out a transient 429 or 503 mid-upload
+GCS_RETRY_S = 60
 
 
 class Remote:

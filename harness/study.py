@@ -38,7 +38,7 @@ from harness.tasks import get_task
 Grid = dict[str, list[Any]] | list[dict[str, Any]]
 TOP_KEYS = ("budget_steps", "budget_kimg", "n_samples", "log_every", "eval_every", "eval_samples",
             "seeds", "data", "resolution", "metrics", "cpu", "gpu")
-MAX_SEED = 2**62  # seeds are below it: torch's seeds are 64-bit, with room for derived ones (seed + 1)
+MAX_SEED = 2**62  # |seed| is below it: torch's seeds are 64-bit, with room for derived ones (seed + 1)
 
 
 @dataclass(frozen=True)
@@ -317,9 +317,9 @@ class _Resolver:
         seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds) if isinstance(
             seeds, (list, tuple)) else ()
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
-                                and 0 <= s < MAX_SEED for s in seeds):
+                                and abs(s) < MAX_SEED for s in seeds):
             raise GenbenchError(f"invalid value {top['seeds']!r} for seeds; expected integers "
-                                "from 0 to 2**62 - 1")
+                                "of magnitude below 2**62")
         if len(set(seeds)) < len(seeds):
             self.merged.append(f"seeds {list(seeds)} repeat a seed: each seed runs once")
         return tuple(dict.fromkeys(seeds))

@@ -5,7 +5,7 @@ tests). Its baseline lives in benchmarks/baselines/regression/ (see the README f
 that refresh it and gate a change on it).
 
     genbench run regression --out /tmp/cur            # ~2 min on a 2-core CPU (8 trials)
-    genbench compare benchmarks/baselines/regression /tmp/cur
+    genbench compare benchmarks/baselines/regression /tmp/cur --no-timings
 
 It has a single scale worth running anywhere: `full` is the same study at a GPU-sized sample
 count, for a GPU baseline of its own (baselines are only compared on the same device kind).
@@ -18,7 +18,8 @@ TINY_NET = {k: v for k, v in TINY_DDPM.items() if k != "T"}
 
 STUDY = Study(
     name="regression",
-    description="every method family at a tiny scale, two seeds: the regression suite",
+    description="DDPM, consistency, GAN and dummy arms at a tiny scale, two seeds: the "
+                "regression suite",
     data="mnist5k",
     arms=(
         Arm("ddpm", "ddpm", config=TINY_DDPM,

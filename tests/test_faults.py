@@ -92,6 +92,19 @@ def test_a_uri_nothing_can_open_is_refused_in_one_line(tmp_path, capsys, monkeyp
     assert not any(tmp_path.iterdir())
 
 
+def test_a_uri_holding_something_else_is_refused_before_it_is_copied(tmp_path, capsys,
+                                                                    monkeypatch):
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "bucket" / "data").mkdir(parents=True)
+    (tmp_path / "bucket" / "data" / "table.parquet").write_bytes(b"not genbench's")
+    uri = f"file://{tmp_path}/bucket/data"
+    assert main(["run", "quickstart", "--out", uri, "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{uri} is not empty and holds no genbench run" in err
+    assert not list((tmp_path / "cache").rglob("table.parquet"))  # nothing copied
+    assert (tmp_path / "bucket" / "data" / "table.parquet").read_bytes() == b"not genbench's"
+
+
 def test_a_gcs_store_gives_up_retrying_within_seconds_not_minutes():
     """pyarrow's GCS client retries an unreachable or unauthorised store for 15 minutes: a
     `genbench report gs://...` with no network would look hung. genbench bounds it."""
@@ -102,7 +115,7 @@ def test_a_gcs_store_gives_up_retrying_within_seconds_not_minutes():
     for uri in ("gs://bucket/run", "gs://bucket/run?scheme=https"):
         options = Remote(uri).fs.__reduce__()[1][0]  # the options pyarrow rebuilds it from
         assert options["retry_time_limit"] == datetime.timedelta(seconds=GCS_RETRY_S) <= \
-            datetime.timedelta(seconds=60)
+            datetime.timedelta(minutes=1)
     custom = Remote("gs://bucket/run?retry_limit_seconds=300").fs.__reduce__()[1][0]
     assert custom["retry_time_limit"] == datetime.timedelta(seconds=300)  # the user's own wins
 
@@ -352,6 +365,7 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
     """One failing pair never stops the others, fails the run's exit status and is tried
     again; a refit's pairs too."""
     from harness.ledger import scan
+    from harness.runner import study_status
     from harness.study import load_study
     from methods.gan import GAN
 
@@ -377,6 +391,11 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
     assert "2 ok, 0 diverged, 0 failed, 0 missing, 1 cross-seed evaluations missing" in out
     plan = load_study(str(f)).resolve("smoke")
     assert len(scan(out_dir, plan, echo=lambda _: None).cross) == 1  # the failed pair, again
+    ckpt = out_dir / "checkpoints" / f"{plan.trials[1].trial_id}.pt"  # deleted to save disk:
+    ckpt.rename(ckpt.with_suffix(".away"))  # its pairs cannot be measured, nor fail each rerun
+    assert study_status(plan, out_dir).complete
+    ckpt.with_suffix(".away").rename(ckpt)
+    assert study_status(plan, out_dir).cross_missing == 1
     assert main(["run", str(f), "--out", str(out_dir), "--no-report"]) == 0  # measured now
     assert "cross-seed evaluations: 1 of 1 written" in capsys.readouterr().out
     # a fit trained again (its checkpoint is gone): both its pairs judged the old model

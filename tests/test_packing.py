@@ -166,5 +166,5 @@ def test_a_calibration_waiting_for_a_node_says_so_and_then_returns(ray_local):
     lines = []
     ref = ray.remote(lambda: time.sleep(1.5) or 7).options(num_cpus=0).remote()
     assert await_task(ref, "trial t-s0", lines.append, every=0.4) == 7
-    assert lines and all(line.startswith("  trial t-s0 waiting ") and "s for a node" in line
-                         for line in lines)
+    assert lines and all(line.startswith("  trial t-s0: no result after ") and
+                         "waiting for a node with its resources" in line for line in lines)

@@ -150,8 +150,8 @@ class UNetTraining:
     compile: bool = False  # torch.compile the online network (off: on CPU it made steps slower)
 
     def __post_init__(self):
-        if self.n_feat < 1 or self.batch_size < 1 or self.num_res_blocks < 1:
-            raise ValueError("n_feat, batch_size and num_res_blocks must be >= 1")
+        if self.n_feat < 1 or self.batch_size < 1 or self.num_res_blocks < 0:
+            raise ValueError("n_feat and batch_size must be >= 1, num_res_blocks >= 0")
         if not self.ch_mult or any(m < 1 for m in self.ch_mult):
             raise ValueError(f"ch_mult must be one or more integers >= 1, got {self.ch_mult}")
         if not 0 <= self.dropout < 1:
