@@ -137,6 +137,12 @@ class Method(abc.ABC):
             raise GenbenchError(f"method {cls.name!r} does not support task {task!r}")
 
     @classmethod
+    def check_shape(cls, config: Any, shape: tuple[int, ...]) -> None:
+        """Raise GenbenchError for a config whose networks cannot be built for examples of
+        `shape` ((C, H, W) images at the plan's resolution, (D,) points): called when the plan
+        resolves, so that a bad resolution fails before any work; the default accepts any."""
+
+    @classmethod
     def ignored_knobs(cls, knobs: Any) -> dict[str, tuple[str, str]]:
         """Knobs that the sampler chosen by `knobs` ignores: name -> (what ignores it, e.g.
         "sampler 'ddpm'", and what uses it, e.g. "sampler ddim, dps"). Such a knob cannot be a

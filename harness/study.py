@@ -200,7 +200,7 @@ class _Resolver:
                                           set_knobs[arm.name])
             settings += arm_settings
             trials += self._trials(arm, arm_config[arm.name], train_grids[arm.name], arm_settings,
-                                   seeds, top, resolution, meta.num_classes, metrics, res)
+                                   seeds, top, resolution, meta, metrics, res)
         imports = tuple(study.imports) + ((study.source,) if study.source else ())
         return Plan(study=study.name, scale=self.scale_name, data=top["data"],
                     resolution=resolution, log_every=top["log_every"], n_samples=top["n_samples"],
@@ -392,10 +392,12 @@ class _Resolver:
 
     def _trials(self, arm: Arm, config_base: dict[str, Any], grid: list[dict[str, Any]],
                 settings: list["SampleSetting"], seeds: tuple[int, ...], top: dict[str, Any],
-                resolution: int, num_classes: int, metrics: tuple[str, ...],
+                resolution: int, meta: datasets.DatasetInfo, metrics: tuple[str, ...],
                 default: Resources) -> list["Trial"]:
         """The arm's fits: one per train cell and seed; cells with equal configs merge."""
         cls = self.classes[arm.name]
+        shape = ((meta.channels,) if meta.kind == "points"
+                 else (meta.channels, resolution, resolution))  # one example, as fit() sees it
         if self.study.figures:
             _check_figures(cls)
         trials: list[Trial] = []
@@ -403,8 +405,9 @@ class _Resolver:
             _check_axes(cell, _field_names(cls.Config), "train grid axis", arm.method)
             config = build_config(cls.Config, {**config_base, **cell},
                                   what=f"config field of {arm.method}")
-            for knobs in self.typed_knobs[arm.name]:  # what cannot run fails now, not after training
-                cls.check(config, knobs, task=self.study.task, num_classes=num_classes)
+            cls.check_shape(config, shape)  # what cannot run fails now, not after training
+            for knobs in self.typed_knobs[arm.name]:
+                cls.check(config, knobs, task=self.study.task, num_classes=meta.num_classes)
             cfg = to_dict(config)
             steps = _budget_steps(top, cfg, arm)
             # what changes a fit's rows, curves and checkpoint: its identity and the ledger key

@@ -93,13 +93,18 @@ class DCGAN(AdversarialMethod):
     Knobs = DCGANKnobs
     loss_form = "bce"
 
-    def build(self, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-        c, h, w = data_shape
-        cfg = self.config
-        if h != w or h % 2 ** cfg.g_blocks or _conv_out(h, cfg.d_blocks) < 1:
+    @classmethod
+    def check_shape(cls, config: DCGANConfig, shape: tuple[int, ...]) -> None:
+        _, h, w = shape
+        if h != w or h % 2 ** config.g_blocks or _conv_out(h, config.d_blocks) < 1:
             raise GenbenchError(f"dcgan needs square images whose side divides by "
-                                f"{2 ** cfg.g_blocks} and survives {cfg.d_blocks} conv blocks, "
-                                f"got {h}x{w}")
+                                f"{2 ** config.g_blocks} and survives {config.d_blocks} conv "
+                                f"blocks, got {h}x{w}")
+
+    def build(self, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+        c, h, _ = data_shape
+        cfg = self.config
+        self.check_shape(cfg, data_shape)
         return (generator(cfg.noise_dim, c, h, cfg.g_blocks),
                 discriminator(c, h, cfg.d_blocks))
 

@@ -122,10 +122,15 @@ class GAN(AdversarialMethod):
             raise GenbenchError("weights='ema' needs an EMA of the generator (ema_decay > 0); "
                                 "set weights=online")
 
-    def build(self, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-        c, h, w = data_shape
+    @classmethod
+    def check_shape(cls, config: GANConfig, shape: tuple[int, ...]) -> None:
+        _, h, w = shape
         if h != w or h < 8:
             raise GenbenchError(f"gan needs square images of side >= 8, got {h}x{w}")
+
+    def build(self, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+        c, h, _ = data_shape
+        self.check_shape(self.config, data_shape)
         cfg = self.config
         return Generator(cfg.z_dim, cfg.n_feat, c, h), Discriminator(cfg.n_feat, c, h)
 

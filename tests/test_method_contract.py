@@ -92,6 +92,10 @@ def test_a_side_the_unet_cannot_halve_fails_in_one_line_before_training(tiny_ima
     with pytest.raises(GenbenchError, match=r"ch_mult=\(1, 2, 2\) halves the image 2 times: its "
                                             r"side \(30x30\) must be divisible by 4"):
         cfg.unet((1, 30, 30))
+    for name in ("ddpm", "consistency"):  # the same check when the plan resolves
+        with pytest.raises(GenbenchError, match="must be divisible by 4"):
+            get_method(name).check_shape(cfg, (1, 30, 30))
+        get_method(name).check_shape(cfg, (1, 28, 28))
     for name in ("ddpm", "consistency"):  # the 8 px tiny images, halved four times
         cls = get_method(name)
         m = cls(build_config(cls.Config, dict(n_feat=8, ch_mult=(1, 1, 1, 1, 1))))

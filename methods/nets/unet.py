@@ -166,15 +166,19 @@ class UNetTraining:
             return torch.device(device).type == "cuda"
         return self.memory_format == "channels_last"
 
-    def unet(self, data_shape: tuple[int, ...], num_classes: int = 0) -> UNet:
-        """The U-Net these fields describe, for (C, H, W) data; a side length the levels cannot
-        halve evenly fails in one line before training (not as a shape error in a concat)."""
-        in_ch, *sides = data_shape
+    def check_shape(self, data_shape: tuple[int, ...]) -> None:
+        """Refuse (C, H, W) data whose sides the levels cannot halve evenly (it would fail as a
+        shape error in a skip concat): at plan time (`Method.check_shape`) and when built."""
+        sides = data_shape[1:]
         factor = 2 ** (len(self.ch_mult) - 1)
         if any(side % factor for side in sides):
             raise GenbenchError(f"a U-Net with ch_mult={tuple(self.ch_mult)} halves the image "
                                 f"{len(self.ch_mult) - 1} times: its side ({'x'.join(map(str, sides))}"
                                 f") must be divisible by {factor}; change resolution or ch_mult")
-        return UNet(in_ch=in_ch, n_feat=self.n_feat, ch_mult=self.ch_mult,
+
+    def unet(self, data_shape: tuple[int, ...], num_classes: int = 0) -> UNet:
+        """The U-Net these fields describe, for (C, H, W) data."""
+        self.check_shape(data_shape)
+        return UNet(in_ch=data_shape[0], n_feat=self.n_feat, ch_mult=self.ch_mult,
                     num_res_blocks=self.num_res_blocks, attention=self.attention,
                     dropout=self.dropout, num_classes=num_classes)
