@@ -35,7 +35,7 @@ from harness.config import config_hash
 from harness.errors import GenbenchError
 from harness.results import cross_file, fit_file, read_file, read_plan, results_files
 from harness.study import Plan, Trial
-from harness.storage import has_checkpoint
+from harness.storage import has_checkpoint, refuse_foreign
 
 LOCK_NAME = "genbench.lock"
 
@@ -105,12 +105,8 @@ def check_study(out_dir: Path, plan: Plan) -> None:
             scale = next(iter(table.column("scale").to_pylist()), None)
             break
     if other is None and out_dir.is_dir():  # no plan and no readable results file
-        foreign = sorted(p.name for p in out_dir.iterdir()
-                         if p.name != LOCK_NAME and not p.name.startswith("."))
-        if foreign:
-            raise GenbenchError(f"{out_dir} is not empty and holds no genbench run (no study.json "
-                                f"or genbench results; it has {', '.join(foreign[:3])}"
-                                f"{', ...' if len(foreign) > 3 else ''}); give a fresh --out")
+        refuse_foreign(str(out_dir), [p.name for p in out_dir.iterdir()
+                                      if p.name != LOCK_NAME and not p.name.startswith(".")])
     if other is not None and other != plan.study:
         raise GenbenchError(f"{out_dir} holds results of study {other!r}, not {plan.study!r}; "
                             f"give {plan.study} a fresh --out")

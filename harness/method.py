@@ -140,7 +140,10 @@ class Method(abc.ABC):
     def check_shape(cls, config: Any, shape: tuple[int, ...]) -> None:
         """Raise GenbenchError for a config whose networks cannot be built for examples of
         `shape` ((C, H, W) images at the plan's resolution, (D,) points): called when the plan
-        resolves, so that a bad resolution fails before any work; the default accepts any."""
+        resolves, so that a bad resolution fails before any work. The default asks the config
+        where it has a `check_shape(shape)` of its own (`UNetTraining`), else accepts any."""
+        if hasattr(config, "check_shape"):
+            config.check_shape(shape)
 
     @classmethod
     def ignored_knobs(cls, knobs: Any) -> dict[str, tuple[str, str]]:

@@ -260,8 +260,7 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
     lock.acquire(echo)
     try:
         if uri:
-            _check_remote_run(uri)  # before a foreign prefix is copied into the cache
-            mirror(uri)
+            mirror(uri)  # (refuses a URI holding something else before copying it)
             check_study(local, plan)
         ledger = scan(local, plan, echo)
         if any(w.units for w in ledger.work):
@@ -286,15 +285,6 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         return outcomes
     finally:
         lock.release()
-
-
-def _check_remote_run(uri: str) -> None:
-    """Refuse a URI that holds files but no genbench run (no study.json, no results/)."""
-    files = [rel for rel in Remote(uri).listing() if not rel.rsplit("/", 1)[-1].startswith(".")]
-    if files and "study.json" not in files and not any(r.startswith("results/") for r in files):
-        raise GenbenchError(f"{uri} is not empty and holds no genbench run (no study.json or "
-                            f"results/; it has {', '.join(sorted(files)[:3])}"
-                            f"{', ...' if len(files) > 3 else ''}); give a fresh --out")
 
 
 @dataclass(frozen=True)

@@ -138,9 +138,12 @@ def mirror_dir(uri: str) -> Path:
 def mirror(uri: str, what: str = "--out") -> Path:
     """Pull the run at `uri` into its local mirror (created if new) and return the mirror."""
     remote = Remote(uri, what)
+    listing = remote.listing()
+    files = [rel for rel in listing if not rel.rsplit("/", 1)[-1].startswith(".")]
+    if "study.json" not in files and not any(rel.startswith("results/") for rel in files):
+        refuse_foreign(f"{what} {remote.uri}", files)  # before any of it is copied
     local = mirror_dir(remote.uri)
     local.mkdir(parents=True, exist_ok=True)
-    listing = remote.listing()
     mirrored = lambda rel: not rel.startswith(NOT_MIRRORED)  # noqa: E731
     remote.pull(local, mirrored, listing)
     for rel in snapshot(local):  # gone at the URI (a failure row a retry removed): gone here
@@ -150,6 +153,15 @@ def mirror(uri: str, what: str = "--out") -> Path:
                          if rel.startswith("checkpoints/"))
     (local / MARK).write_text(json.dumps({"uri": remote.uri, "checkpoints": checkpoints}))
     return local
+
+
+def refuse_foreign(where: str, names: list[str]) -> None:
+    """Refuse a non-empty place (a directory or a URI: `names` are its entries) that holds no
+    genbench run: the ledger would take a Parquet file there for a results file and move it."""
+    if names:
+        raise GenbenchError(f"{where} is not empty and holds no genbench run (no study.json or "
+                            f"genbench results; it has {', '.join(sorted(names)[:3])}"
+                            f"{', ...' if len(names) > 3 else ''}); give a fresh --out")
 
 
 def mirrored_uri(local: Path) -> str | None:

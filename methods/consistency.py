@@ -137,10 +137,6 @@ class ConsistencyModel(Method):
         self.device = torch.device("cpu")
 
     @classmethod
-    def check_shape(cls, config: CMConfig, shape: tuple[int, ...]) -> None:
-        config.check_shape(shape)
-
-    @classmethod
     def check(cls, config: CMConfig, knobs: CMKnobs, *, task: str, num_classes: int) -> None:
         super().check(config, knobs, task=task, num_classes=num_classes)
         if config.distance == "lpips":

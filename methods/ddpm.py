@@ -118,10 +118,6 @@ class DDPM(Method):
         self.device = torch.device("cpu")
 
     @classmethod
-    def check_shape(cls, config: DDPMConfig, shape: tuple[int, ...]) -> None:
-        config.check_shape(shape)
-
-    @classmethod
     def check(cls, config: DDPMConfig, knobs: DDPMKnobs, *, task: str, num_classes: int) -> None:
         if config.class_cond and not num_classes:
             raise GenbenchError("class_cond needs a labelled data set")
