@@ -1,4 +1,4 @@
-"""The `genbench` command line: run | plan | report | compare | list | assets.
+"""The `genbench` command line: run | plan | claims | report | compare | list | assets.
 
 Bad input (unknown study, method, knob, value, data set, scale) is reported in one line on
 stderr with exit status 2, before any output directory is created.
@@ -18,6 +18,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genbench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
+    def claim_arg(sp: argparse.ArgumentParser, text: str) -> None:
+        sp.add_argument("--claim", dest="claims", action="append", default=[], metavar="TEXT",
+                        help=text + "; METRIC: SIDE better than SIDE [by N%%] [(all)|(mean)]")
+
     def study_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("study", help="a study name from studies/ or a path to a study file")
         sp.add_argument("--scale", default="smoke", help="smoke (CPU, minutes) or full (GPUs)")
@@ -25,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="override a config field or sampling knob (ARM.KEY for one arm), "
                              "budget_steps, budget_kimg, n_samples, seeds, metrics, log_every, "
                              "data, resolution, cpu or gpu (repeatable)")
+        claim_arg(sp, "add a claim to the study's (repeatable), e.g. "
+                      "'fid_domain: steps=50 better than steps=10'")
         sp.add_argument("--gpus-per-trial", type=float, metavar="G",
                         help="GPUs (or a fraction: 0.25 packs four) every trial asks for, "
                              "whatever the study and its arms declare")
@@ -44,6 +50,24 @@ def _parser() -> argparse.ArgumentParser:
                           "start per trial; CPU memory rows then include earlier trials')")
     run.add_argument("--max-failures", type=int, default=1, metavar="N",
                      help="retry a trial that raises up to N times (default 1)")
+    run.add_argument("--until-decided", action="store_true",
+                     help="after the planned seeds, add seeds to the cells of undecided claims, "
+                          "in rounds sized by the seeds that would decide them, until every claim "
+                          "is decided or --max-seeds is reached (rerun the command to resume)")
+    run.add_argument("--max-seeds", type=int, default=10, metavar="K",
+                     help="with --until-decided: at most K seeds per cell (default 10)")
+    claims = sub.add_parser(
+        "claims", help="test a run's claims (the study's, or --claim) without running anything",
+        description="Verdicts of the claims of a run: the study's own (recorded in study.json), "
+                    "or those given with --claim. Exit status: 0 every claim reproduced, 1 any "
+                    "contradicted, 3 otherwise (some inconclusive), 2 bad input.")
+    claims.add_argument("run", metavar="OUT", help="a run directory (or a URI)")
+    claim_arg(claims, "a claim to test instead of the study's (repeatable)")
+    claims.add_argument("--json", action="store_true",
+                        help="print a JSON list: claim, verdict, effect, ci, p, seeds, "
+                             "seeds_needed, test (null where there is no number)")
+    claims.add_argument("--alpha", type=float, default=0.05,
+                        help="family-wise error rate across the claims (Holm; default 0.05)")
     report = sub.add_parser("report", help="write a page of tables and plots from run directories")
     report.add_argument("runs", nargs="+", metavar="OUT", help="run directories (several: one "
                         "comparison page)")
@@ -83,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"run": cmd_run, "plan": cmd_plan, "list": cmd_list, "assets": cmd_assets,
-                "report": cmd_report, "compare": cmd_compare}[args.command](args)
+                "report": cmd_report, "compare": cmd_compare,
+                "claims": cmd_claims}[args.command](args)
     except GenbenchError as err:
         print(f"genbench: error: {err}", file=sys.stderr)
         return 2
@@ -106,7 +131,7 @@ def _resolve(args):
     sets = parse_sets(args.sets)
     if args.gpus_per_trial is not None:
         sets["gpu"] = args.gpus_per_trial
-    plan = study.resolve(args.scale, sets)
+    plan = study.resolve(args.scale, sets, claims=tuple(getattr(args, "claims", ())))
     if plan.missing_assets == "error" and any(QUALITY_METRICS.get(m).space == "inception"
                                               for m in plan.metrics):
         require_inception()
@@ -114,36 +139,58 @@ def _resolve(args):
 
 
 def cmd_run(args) -> int:
+    import dataclasses
     import signal
 
+    from harness.claims import judge_run, more_seeds
     from harness.runner import run_study, study_status
     from harness.storage import is_uri, mirror_dir, publishing
 
     if args.max_failures < 0:
         raise GenbenchError(f"--max-failures must be >= 0, got {args.max_failures}")
+    if args.max_seeds < 1:
+        raise GenbenchError(f"--max-seeds must be at least 1, got {args.max_seeds}")
     plan = _resolve(args)
+    if args.until_decided and not plan.claims:
+        raise GenbenchError(f"--until-decided needs claims: study {plan.study} declares none; "
+                            "give --claim TEXT")
     out = args.out or str(Path("results") / plan.study / plan.scale)  # a path or a URI
 
     def terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: lock released, Ray stopped
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, terminate)
-    try:
-        outcomes = run_study(plan, out, address=args.address, storage=args.storage,
-                             max_failures=args.max_failures, reuse_workers=args.reuse_workers)
-    except KeyboardInterrupt:
-        print(f"genbench: interrupted; rerun the same command to finish {plan.study} "
-              "(done work is kept)", file=sys.stderr)
-        return 130
-    for o in outcomes:
-        if o.status != "ok":
-            print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
-    ran = sum(o.status == "ok" for o in outcomes)
-    local = mirror_dir(out) if is_uri(out) else Path(out)  # run_study left the mirror fresh
-    status = study_status(plan, local)
-    this_run = f"this run: {ran} of {len(outcomes)} trials ok" if outcomes else "nothing to run"
-    print(f"{this_run}; study {plan.study} [{plan.scale}]: {status.line()}; results in "
-          f"{out if is_uri(out) else local.resolve()}")
+    local = mirror_dir(out) if is_uri(out) else Path(out)  # run_study leaves the mirror fresh
+    while True:
+        try:
+            outcomes = run_study(plan, out, address=args.address, storage=args.storage,
+                                 max_failures=args.max_failures, reuse_workers=args.reuse_workers)
+        except KeyboardInterrupt:
+            print(f"genbench: interrupted; rerun the same command to finish {plan.study} "
+                  "(done work is kept)", file=sys.stderr)
+            return 130
+        for o in outcomes:
+            if o.status != "ok":
+                print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
+        ran = sum(o.status == "ok" for o in outcomes)
+        status = study_status(plan, local)
+        this_run = f"this run: {ran} of {len(outcomes)} trials ok" if outcomes else "nothing to run"
+        print(f"{this_run}; study {plan.study} [{plan.scale}]: {status.line()}; results in "
+              f"{out if is_uri(out) else local.resolve()}")
+        if not plan.claims or not local.is_dir():
+            break
+        results = judge_run(local, plan=dataclasses.asdict(plan))
+        for r in results:
+            print(f"claim {r.line()}")
+        if not args.until_decided:
+            break
+        cells, seeds, line = more_seeds(dataclasses.asdict(plan), results, args.max_seeds)
+        grown = plan.with_seeds(cells, seeds) if cells else plan
+        if len(grown.trials) == len(plan.trials):
+            print(f"until decided: {line if not cells else 'no seed left to add; ' + line}")
+            break
+        print(line)
+        plan = grown
     if not args.no_report and local.is_dir():
         from reports import write_report
 
@@ -152,6 +199,32 @@ def cmd_run(args) -> int:
         where = f"{out.rstrip('/')}/{page.relative_to(local)}" if is_uri(out) else page.resolve()
         print(f"report: {where}" + (f" (local copy {page})" if is_uri(out) else ""))
     return 0 if status.complete else 1
+
+
+def cmd_claims(args) -> int:
+    from harness.claims import exit_status, judge_run, render_json
+
+    if not 0 < args.alpha < 1:
+        raise GenbenchError(f"--alpha must be between 0 and 1 (a family-wise error rate), got "
+                            f"{args.alpha}")
+    (run,) = _run_dirs([args.run])
+    warnings: list[str] = []
+    results = judge_run(run, args.claims or None, alpha=args.alpha, warn=warnings.append)
+    if not results:
+        raise GenbenchError(f"{args.run}: its study declares no claims; give --claim TEXT, e.g. "
+                            "--claim 'fid_domain: steps=50 better than steps=10'")
+    for w in warnings:
+        print(f"genbench: warning: {w}", file=sys.stderr)
+    if args.json:
+        print(render_json(results))
+    else:
+        for r in results:
+            print(r.line() + (f"  [{r.source}]" if r.source else ""))
+        counts = {v: sum(r.verdict == v for r in results)
+                  for v in ("reproduced", "contradicted", "inconclusive")}
+        print(f"{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+              + f" (Holm across the run's tests, alpha {args.alpha:g})")
+    return exit_status(results)
 
 
 def _run_dirs(paths: list[str]) -> list[Path]:

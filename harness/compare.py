@@ -6,8 +6,11 @@ Rows are joined on `cell_key` (stable across commits: study, scale, arm, method 
 values) and metric, after leaving out on each side the rows that later measurements of the same
 point replaced (`harness.results.current_rows`). For each pair:
 
-- two or more seeds on both sides: Welch's t-test across seeds, and the Welch interval of the
-  difference of the means (`exact` when neither side varies: a deterministic metric);
+- two or more seeds both runs share: the paired t-test on the per-seed differences and its
+  interval (the same statistics as claims, `harness.stats`): base and current of one seed share
+  the data order, initial draws and sampling noise, so pairing removes the seed-to-seed noise;
+- two or more seeds on both sides but not shared: Welch's t-test and its interval
+  (`exact` when nothing varies: a deterministic metric, or the same shift at every seed);
 - one seed, and the metric has a within-run standard deviation (KID's `std`): a z-test on it;
 - otherwise the metric's declared tolerance (`harness.metrics.tolerance`): a relative change
   beyond it counts as a change.
@@ -41,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness import stats
 from harness.errors import GenbenchError
 from harness.metrics import WALL_CLOCK_METRICS, higher_is_better, tolerance
 from harness.results import STATUS_METRICS, read_current, read_plan
@@ -63,7 +67,7 @@ class Verdict:
     hi: float
     n_base: int
     n_cur: int
-    test: str  # welch | exact (no noise either side) | z (within-run std) | tolerance | count
+    test: str  # paired (by seed) | welch | exact (no noise) | z (within-run std) | tolerance | count
     p: float  # raw p-value (NaN for tolerance)
     verdict: str  # regression | improvement | no change | inconclusive
 
@@ -159,10 +163,10 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
             continue  # a fact without a good direction, or a metric that was skipped
         pending.append((b, c, vb, vc, higher))
     tested = [_test(b, c, vb, vc) for b, c, vb, vc, _ in pending]
-    rejected = _holm([t[0] for t in tested], alpha)
+    rejected = [p <= alpha for p in stats.holm([t[0] for t in tested])]
     for (b, c, vb, vc, higher), (p, lo, hi, test), reject in zip(pending, tested, rejected):
         metric = b.metric.iloc[0]
-        diff = vc.mean() - vb.mean()
+        diff = (lo + hi) / 2 if test == "paired" else vc.mean() - vb.mean()  # paired: common seeds
         tol = tolerance(metric) * max(abs(vb.mean()), 1e-12)
         # a change must be beyond the noise (the test) and beyond the metric's tolerance
         changed = abs(diff) > tol and (test in ("tolerance", "exact") or reject)
@@ -215,36 +219,29 @@ def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
 
 
 def _test(b: pd.DataFrame, c: pd.DataFrame, vb: np.ndarray, vc: np.ndarray):
-    """(p, interval low, interval high, test name) for the difference of the means."""
-    from scipy import stats
+    """(p, interval low, interval high, test name) for the difference CUR - BASE, by the same
+    statistics as claims (`harness.stats.estimate`): paired by seed where both runs have two
+    or more seeds in common, Welch otherwise, `exact` when nothing varies."""
+    from scipy import stats as sps
 
+    est = stats.estimate(_by_seed(c), _by_seed(b))
+    if est.test == "exact":  # no noise: exact, and not part of the corrected family
+        return float("nan"), est.diff, est.diff, "exact"
+    if est.test in ("paired t", "welch"):
+        return est.p_two_sided(), est.lo, est.hi, "paired" if est.test == "paired t" else "welch"
     diff = vc.mean() - vb.mean()
-    if len(vb) >= 2 and len(vc) >= 2:
-        sb, sc = vb.var(ddof=1) / len(vb), vc.var(ddof=1) / len(vc)
-        se = math.sqrt(sb + sc)
-        if se == 0:  # no noise on either side: exact, and not part of the corrected family
-            return float("nan"), diff, diff, "exact"
-        dof = (sb + sc) ** 2 / (sb ** 2 / (len(vb) - 1) + sc ** 2 / (len(vc) - 1))
-        p = 2 * stats.t.sf(abs(diff) / se, dof)
-        half = stats.t.ppf(0.975, dof) * se
-        return p, diff - half, diff + half, "welch"
     sd_b, sd_c = b["std"].dropna().to_numpy(dtype=float), c["std"].dropna().to_numpy(dtype=float)
     if len(vb) == len(vc) == 1 and len(sd_b) and len(sd_c):
         se = math.sqrt(sd_b[0] ** 2 + sd_c[0] ** 2)
         if se > 0:
-            return 2 * stats.norm.sf(abs(diff) / se), diff - 1.96 * se, diff + 1.96 * se, "z"
+            return 2 * sps.norm.sf(abs(diff) / se), diff - 1.96 * se, diff + 1.96 * se, "z"
     return float("nan"), float("nan"), float("nan"), "tolerance"
 
 
-def _holm(pvalues: list[float], alpha: float) -> list[bool]:
-    """Holm's step-down rejections at family-wise error rate alpha (NaN: not a test)."""
-    idx = sorted((p, i) for i, p in enumerate(pvalues) if np.isfinite(p))
-    m, out = len(idx), [False] * len(pvalues)
-    for rank, (p, i) in enumerate(idx):
-        if p > alpha / (m - rank):
-            break
-        out[i] = True
-    return out
+def _by_seed(rows: pd.DataFrame) -> dict[int, float]:
+    """A point's finite values keyed by seed."""
+    v = rows.value.to_numpy(dtype=float)
+    return {int(s): float(x) for s, x in zip(rows.seed, v) if np.isfinite(x)}
 
 
 def _axes(text) -> str:
@@ -271,6 +268,9 @@ def render_markdown(result: Comparison) -> str:
 
 
 def render_json(result: Comparison) -> str:
+    """The comparison as JSON: valid JSON, with null where a number is missing (never NaN)."""
+    from harness.claims import json_safe
+
     d = asdict(result)
     d["regressions"] = len(result.regressions)
-    return json.dumps(d, indent=1, default=float, allow_nan=True)
+    return json.dumps(json_safe(d), indent=1, default=float, allow_nan=False)

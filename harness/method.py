@@ -104,6 +104,7 @@ class Method(abc.ABC):
     output: ClassVar[str] = "images"  # "images" (N, C, H, W) or "points" (N, D)
     losses: ClassVar[tuple[str, ...]] = ("loss",)  # logged losses; the first is `final_loss`
     cross_metrics: ClassVar[tuple[str, ...]] = ()  # names `cross_evaluate` returns
+    facts: ClassVar[tuple[str, ...]] = ()  # names `info` returns: facts without a good direction
     resumable: ClassVar[bool] = False  # fit() checkpoints and resumes (methods.training.TrainState)
 
     def __init__(self, config: Any | None = None):

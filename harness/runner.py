@@ -371,6 +371,9 @@ def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
          f"per trial, {simulate(trials, nodes).at_once} at once on "
          f"{cluster.nodes} node{'s' * (cluster.nodes != 1)}")
     env = _env(reuse_workers)
+    # seed-major: seed 0 of every cell before any seed 1, so an interrupted study is balanced
+    # across its cells (Tune starts a grid's trials in order)
+    work = sorted(work, key=lambda w: w.trial.seed)
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), max_failures=max_failures)
     # a trial works out what is left itself (runner.work_left): after a restart it is less

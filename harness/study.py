@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import data as datasets
+from harness.claims import Catalog, Claim, as_claim, plan_points, resolve
 from harness.config import (build_config, canonical_json, check_fields, coerce, config_hash,
                              parse_value, to_dict)
 from harness.errors import GenbenchError, first_line
@@ -113,6 +114,9 @@ class Study:
     resources: Resources = Resources()  # per trial, unless an arm or the scale says otherwise
     resolution: int | None = None  # None = the data set's native resolution
     description: str = ""  # one line for `genbench list`
+    # the results of its paper or problem set the study tests (harness.claims): Claim(...)s or
+    # their one-line texts, "fid_domain: steps=50 better than steps=10"
+    claims: tuple[Claim | str, ...] = ()
     source: str = ""  # how workers import this study: "studies.NAME" or "path:/abs/file.py"
 
     def check_declaration(self) -> None:
@@ -143,9 +147,11 @@ class Study:
         return (Arm(self.method, self.method, self.config, self.train_grid, self.sample_grid,
                     self.sample_config),)
 
-    def resolve(self, scale: str = "smoke", sets: dict[str, Any] | None = None) -> "Plan":
-        """The trials and sample settings of this study at `scale`, with `--set` overrides."""
-        return _Resolver(self, scale, sets or {}).plan()
+    def resolve(self, scale: str = "smoke", sets: dict[str, Any] | None = None,
+                claims: tuple[Claim | str, ...] = ()) -> "Plan":
+        """The trials and sample settings of this study at `scale`, with `--set` overrides, and
+        its claims with `claims` (`--claim`) added, each checked against the plan."""
+        return _Resolver(self, scale, sets or {}).plan(claims)
 
 
 class _Resolver:
@@ -164,7 +170,7 @@ class _Resolver:
         self.typed_knobs: dict[str, list] = {}
 
     # -- steps ----------------------------------------------------------------------------
-    def plan(self) -> "Plan":
+    def plan(self, extra_claims: tuple[Claim | str, ...] = ()) -> "Plan":
         study, sc = self.study, self.sc
         arm_config = {a.name: dict(a.config) for a in self.arms}
         arm_knobs = {a.name: dict(a.sample_config) for a in self.arms}
@@ -202,7 +208,7 @@ class _Resolver:
             trials += self._trials(arm, arm_config[arm.name], train_grids[arm.name], arm_settings,
                                    seeds, top, resolution, meta, metrics, res)
         imports = tuple(study.imports) + ((study.source,) if study.source else ())
-        return Plan(study=study.name, scale=self.scale_name, data=top["data"],
+        plan = Plan(study=study.name, scale=self.scale_name, data=top["data"],
                     resolution=resolution, log_every=top["log_every"], n_samples=top["n_samples"],
                     metrics=metrics, ref_split=study.ref_split,
                     missing_assets=study.missing_assets, eval_every=top["eval_every"],
@@ -210,6 +216,23 @@ class _Resolver:
                     obs_noise=study.obs_noise, figures=study.figures, resources=res,
                     trials=tuple(trials), samples=tuple(settings), imports=imports,
                     merged=tuple(self.merged))
+        claims = [as_claim(c) for c in (*study.claims, *extra_claims)]
+        if claims:  # a bad claim fails now, in one line, before anything runs
+            resolve(claims, plan_points(dataclasses.asdict(plan)), self._catalog(plan))
+            plan = dataclasses.replace(plan, claims=tuple(c.to_dict() for c in claims))
+        return plan
+
+    def _catalog(self, plan: "Plan") -> Catalog:
+        """The metrics the plan measures, per sample setting or per fit, with their directions;
+        the names genbench knows; the methods' facts, which have no direction."""
+        from harness.metrics import COST_METRICS, SETTING_COST_METRICS, higher_is_better, metric_names
+        from harness.results import STATUS_METRICS
+
+        measured = {m: ("setting", higher_is_better(m)) for m in plan.measured()}
+        measured.update({m: ("fit", higher_is_better(m)) for m in COST_METRICS
+                         if m not in SETTING_COST_METRICS and m not in STATUS_METRICS})
+        facts = tuple(m for cls in self.classes.values() for m in (*cls.cross_metrics, *cls.facts))
+        return Catalog(measured, known=tuple(metric_names()), facts=facts)
 
     def _grids(self) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
         """Each arm's train and sample grid as a list of cells (a scale may replace the grids
@@ -518,6 +541,7 @@ class Plan:
     samples: tuple[SampleSetting, ...]
     imports: tuple[str, ...] = ()  # what every worker imports before looking methods up
     merged: tuple[str, ...] = ()  # cells, settings and seeds that resolved to the same work
+    claims: tuple[dict[str, Any], ...] = ()  # the claims it tests (`Claim.to_dict()`), checked
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)
@@ -528,9 +552,25 @@ class Plan:
         d["resources"] = Resources(**d["resources"])
         d["trials"] = tuple(Trial.from_dict(t) for t in d["trials"])
         d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
-        for name in ("metrics", "imports", "merged"):
+        for name in ("metrics", "imports", "merged", "claims"):
             d[name] = tuple(d.get(name, ()))
         return cls(**d)
+
+    def with_seeds(self, cells: set[tuple[str, str]], seeds: tuple[int, ...]) -> "Plan":
+        """This plan with `seeds` added to the train cells `cells` ((arm, canonical JSON of the
+        cell)): the trials of the seeds each cell lacks, after its own (`--until-decided`)."""
+        trials = list(self.trials)
+        have = {(t.arm, canonical_json(t.cell), t.seed) for t in trials}
+        for t in self.cells().values():
+            key = (t.arm, canonical_json(t.cell))
+            if key not in cells:
+                continue
+            for seed in seeds:
+                if (*key, seed) not in have:
+                    trials.append(dataclasses.replace(t, seed=seed,
+                                                      trial_id=f"{t.config_hash[:8]}-s{seed}"))
+                    have.add((*key, seed))
+        return dataclasses.replace(self, trials=tuple(trials))
 
     @property
     def plan_id(self) -> str:

@@ -231,6 +231,8 @@ class AdversarialMethod(Method):
             return 0
         return sum(p.numel() for net in (self.G, self.D) for p in net.parameters())
 
+    facts = ("n_params_G", "n_params_D")  # what info() returns
+
     def info(self) -> dict[str, float]:
         return {"n_params_G": float(sum(p.numel() for p in self.G.parameters())),
                 "n_params_D": float(sum(p.numel() for p in self.D.parameters()))}

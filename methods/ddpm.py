@@ -296,6 +296,8 @@ class DDPM(Method):
             out[name] = (f"sampler {knobs.sampler!r}", f"sampler {users}")
         return out
 
+    facts = ("terminal_snr", "sqrt_alphabar_T")  # what info() returns
+
     def info(self) -> dict[str, float]:
         return {"terminal_snr": self.schedule.terminal_snr,
                 "sqrt_alphabar_T": math.sqrt(float(self.schedule.alphabar[-1]))}

@@ -283,6 +283,8 @@ class VPSDE(Method):
         image = torch.from_numpy(rgb).permute(2, 0, 1).float().div(127.5).sub(1)
         return {"trajectories": (image[None], 1)}
 
+    facts = ("m_1",)  # what info() returns
+
     def info(self) -> dict[str, float]:
         m1 = float(self.mean_coef(torch.tensor(1.0, dtype=torch.float64)))
         return {"m_1": m1}

@@ -3,7 +3,8 @@
 that opens from disk with no network (after lm-evaluation-harness's `make_table`, kept apart
 from the evaluator).
 
-Per study, in order: what was asked and the answer in one table (mean ± 95 % interval over
+Per study, in order: the claims the study tests and their verdicts (`harness.claims`); what was
+asked and the answer in one table (mean ± 95 % interval over
 seeds, the best value of each metric marked); each metric against each ablation axis; quality
 against cost across arms; training curves; the sample grid of every setting side by side; the
 method figures; the command that reruns each cell; and what of the plan is still missing.
@@ -34,6 +35,8 @@ figure img{width:560px}
 figcaption{font-size:12px;color:#555;max-width:300px;overflow-wrap:anywhere}
 .grids img{width:180px;image-rendering:pixelated} code{background:#f5f5f5;padding:1px 3px}
 .note{color:#8a5a00}
+td.reproduced{background:#e6f4e6;font-weight:bold} td.contradicted{background:#f9e0e0;font-weight:bold}
+td.inconclusive{background:#f5f0dc}
 """
 # a self-check a browser runs: how many images loaded, for tests and for readers
 CHECK = """<script>
@@ -82,6 +85,7 @@ def write_report(paths: list[Path], dest: Path | None = None) -> Path:
     colors = figures.palette(arms)
     multi = len(runs) > 1
     parts = [f"<h1>genbench report: {html.escape(', '.join(sorted({r.label.split(' @')[0] for r in runs})))}</h1>"]
+    parts.append(_claims(runs))
     parts.append(_runs_table(runs))
     if rows.empty:
         parts.append("<p>No results yet.</p>")
@@ -105,6 +109,47 @@ def _fig(path: Path, dest: Path, caption: str) -> str:
     rel = path.relative_to(dest).as_posix()
     return (f"<figure><img src='{html.escape(rel)}' alt='{html.escape(caption)}'>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _claims(runs: list[Run]) -> str:
+    """The claims each run's study tests, with their verdicts: first on the page, since they are
+    the question the study asks."""
+    from harness.claims import judge, stored_claims
+
+    out = ["<h2>Claims</h2>"]
+    for r in runs:
+        try:
+            claims = stored_claims(r.plan)
+            results = judge(claims, r.plan, r.rows) if claims else []
+        except GenbenchError as err:
+            out.append(f"<p class='note'>run {r.index}: its claims cannot be tested: "
+                       f"{html.escape(str(err))}</p>")
+            continue
+        if not results:
+            continue
+        out.append(f"<p>run {r.index}: each claim is tested on the seeds both sides share "
+                   "(paired t; Welch where they share none), Holm-corrected across the run's "
+                   "claims; effect = better side minus the other, with its 95 % interval. "
+                   "<code>genbench claims</code> prints the same.</p>"
+                   "<table><tr><th class='l'>claim</th><th class='l'>source</th><th>verdict</th>"
+                   "<th>effect</th><th>95 % interval</th><th>p (Holm)</th><th>seeds</th>"
+                   "<th class='l'>test</th><th class='l'>what would decide it / note</th></tr>")
+        for c in results:
+            rel = f" ({c.effect_rel:+.0%})" if pd.notna(c.effect_rel) else ""
+            ci = f"[{c.ci[0]:+.3g}, {c.ci[1]:+.3g}]" if pd.notna(c.ci[0]) else "-"
+            effect = f"{c.effect:+.3g}{rel}" if pd.notna(c.effect) else "-"
+            p = f"{c.p_holm:.2g}" if pd.notna(c.p_holm) else "-"
+            out.append(f"<tr><td class='l'>{html.escape(c.claim)}</td>"
+                       f"<td class='l'>{html.escape(c.source or '-')}</td>"
+                       f"<td class='{c.verdict}'>{c.verdict}</td><td>{effect}</td><td>{ci}</td>"
+                       f"<td>{p}</td><td>{c.seeds}</td><td class='l'>{html.escape(c.test)}</td>"
+                       f"<td class='l'>{html.escape(c.why or '-')}</td></tr>")
+        out.append("</table>")
+    if len(out) == 1:
+        return out[0] + ("<p>No claims: a study states the results it tests with "
+                         "<code>Study(claims=...)</code>, or a run adds them with "
+                         "<code>--claim</code>.</p>")
+    return "".join(out)
 
 
 def _runs_table(runs: list[Run]) -> str:

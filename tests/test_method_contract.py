@@ -60,6 +60,7 @@ def test_contract(name, tiny_images, tiny_points):
     clone.load_state_dict(m.state_dict())
     assert torch.equal(clone.sample(5, seed=3), x)
     assert m.sampling_info()["nfe"] >= 1
+    assert set(m.info()) <= set(m.facts)  # declared, so a claim on one is refused by name
     with pytest.raises(GenbenchError, match="valid"):
         m.sample(2, seed=0, not_a_knob=1)
 

@@ -1,0 +1,699 @@
+"""Claims: what a study says its paper found, tested against what the run measured (after
+Dodge et al. 2019, "Show your work", and Bouthillier et al. 2021, "Accounting for variance in
+machine learning benchmarks": pre-registered comparisons, decided over seeds, with their
+uncertainty).
+
+A claim names a metric, the side claimed better, the side it is better than, and optionally a
+minimum effect:
+
+    Claim("fid_domain", better="steps=50", than="steps=10", source="DDIM, Table 1")
+    "fid_domain: steps=50 better than steps=10"            (the same claim as one line)
+    "fid_domain: T=1000 better than T=500 by 5%"           (by=0.05: relative to T=500's mean)
+    "class_match: guidance=5 better than guidance=0 (all)" (every clip_x0 value must hold)
+
+A side selects points of the plan (an arm's train cell and sample setting) by grid values
+and/or arm: `steps=50`, `arm=gan`, `ddpm: steps=250, clip_x0=False`, `T=500`. A side that
+matches several points needs `combine`: `all` pairs the points of the two sides that agree on
+every other axis and requires each pair to hold; `mean` compares, seed by seed, the mean of
+each side's points. "Better" follows the metric's own direction (`higher_is_better`).
+
+Each comparison is paired by seed where both sides share seeds (`harness.stats.estimate`), and
+the verdicts of a run are corrected together with Holm's method:
+
+- `reproduced`: the difference is beyond `by` in the claimed direction (Holm-adjusted p at most
+  alpha; without other claims: its 95 % interval lies beyond `by`);
+- `contradicted`: it is on the other side of zero, by the same test;
+- `inconclusive`: anything else, with the seeds that would decide it at the observed effect and
+  spread (power 0.8), or why more seeds will not.
+
+docs/statistics.md says what each verdict does and does not mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from harness import stats
+from harness.config import canonical_json, parse_value
+from harness.errors import GenbenchError
+
+COMBINE = ("one", "all", "mean")
+VERDICTS = ("reproduced", "contradicted", "inconclusive")
+ALPHA = 0.05  # family-wise error rate of a run's claims (Holm)
+POWER = 0.8  # the power `seeds_needed` aims for
+
+_CLAIM_RE = re.compile(
+    r"^\s*(?P<metric>[^\s:]+)\s*:\s*(?P<better>.+?)\s+better\s+than\s+(?P<than>.+?)"
+    r"(?:\s+by\s+(?P<by>[-+0-9.eE]+)\s*(?P<pct>%)?)?(?:\s*\((?P<combine>all|mean)\))?\s*$")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A result a study tests: on `metric`, the points of `better` beat those of `than`."""
+
+    metric: str  # a metric the study measures, with a good direction
+    better: str  # the side claimed better: "steps=50", "arm=gan", "ddpm: steps=250, clip_x0=False"
+    than: str  # the side it is claimed better than
+    by: float = 0.0  # minimum effect, relative to `than`'s mean (0.05 = 5 %)
+    by_abs: float | None = None  # or in the metric's own units (instead of `by`)
+    combine: Literal["one", "all", "mean"] = "one"  # sides of several points: every pair, or means
+    source: str = ""  # where the claim comes from: paper and table or figure, or problem set
+
+    def __post_init__(self) -> None:
+        for name in ("metric", "better", "than", "source"):
+            if not isinstance(getattr(self, name), str):
+                raise GenbenchError(f"claim: {name} must be a string, got {getattr(self, name)!r}")
+        if not self.metric.strip() or not self.better.strip() or not self.than.strip():
+            raise GenbenchError("claim: give a metric and both sides (better=, than=)")
+        for name in ("by", "by_abs"):
+            v = getattr(self, name)
+            if v is None and name == "by_abs":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise GenbenchError(f"claim {self.text!r}: {name} must be a number >= 0, got {v!r}")
+        if self.by_abs is not None and self.by:
+            raise GenbenchError(f"claim {self.text!r}: give by (relative) or by_abs, not both")
+        if self.combine not in COMBINE:
+            raise GenbenchError(f"claim {self.text!r}: invalid combine {self.combine!r}; "
+                                f"valid: {', '.join(COMBINE)}")
+
+    @property
+    def text(self) -> str:
+        """The claim as one line: `fid_domain: steps=50 better than steps=10 by 5% (all)`."""
+        by = (f" by {self.by_abs:g}" if self.by_abs is not None
+              else f" by {self.by * 100:g}%" if self.by else "")
+        combine = f" ({self.combine})" if self.combine != "one" else ""
+        return f"{self.metric}: {self.better} better than {self.than}{by}{combine}"
+
+    @classmethod
+    def parse(cls, text: str, source: str = "") -> "Claim":
+        """The claim written as one line (`Claim.text`); a malformed line fails in one line."""
+        m = _CLAIM_RE.match(text) if isinstance(text, str) else None
+        if not m:
+            raise GenbenchError(f"malformed claim {text!r}; expected 'METRIC: SIDE better than "
+                                "SIDE [by N% | by N] [(all) | (mean)]', e.g. "
+                                "'fid_domain: steps=50 better than steps=10'")
+        by_text = m["by"]
+        try:
+            by = float(by_text) if by_text is not None else 0.0
+        except ValueError:
+            raise GenbenchError(f"malformed claim {text!r}: 'by {by_text}' is not a number") from None
+        kw: dict[str, Any] = ({"by": by / 100} if m["pct"] else {"by_abs": by}) if by_text else {}
+        return cls(m["metric"], m["better"].strip(), m["than"].strip(),
+                   combine=m["combine"] or "one", source=source, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def as_claim(value: Any) -> Claim:
+    """A `Claim`, or its one-line text."""
+    return value if isinstance(value, Claim) else Claim.parse(value)
+
+
+# -- sides and the points they select ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Point:
+    """A point of a study: an arm's train cell and sample setting (`setting_json` None: the fit
+    itself, for metrics measured once per fit)."""
+
+    arm: str
+    cell_json: str  # canonical JSON of the train-grid values
+    setting_json: str | None  # canonical JSON of the sample-grid values
+
+    def coords(self) -> dict[str, Any]:
+        return {**json.loads(self.cell_json), **json.loads(self.setting_json or "{}")}
+
+    def label(self, with_arm: bool = True) -> str:
+        axes = ", ".join(f"{k}={_show(v)}" for k, v in self.coords().items())
+        if not with_arm:
+            return axes or "(base)"
+        return f"{self.arm}: {axes}" if axes else self.arm
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+@dataclass(frozen=True)
+class Side:
+    text: str
+    arm: str | None
+    values: tuple[tuple[str, Any], ...]
+
+    def matches(self, point: Point) -> bool:
+        if self.arm is not None and point.arm != self.arm:
+            return False
+        coords = point.coords()
+        return all(k in coords and _same(coords[k], v) for k, v in self.values)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Grid values equal as the command line writes them: 5 == 5.0, False == false."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets: `ch_mult=[1,2], steps=5` -> two items."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "[(" and 1 or (-1 if ch in "])" else 0)
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [p.strip() for p in [*parts, cur] if p.strip()]
+
+
+def parse_side(text: str, claim: str) -> Side:
+    """`"ddpm: steps=250, clip_x0=False"`, `"arm=gan"`, `"T=500"` -> a Side."""
+    arm, rest = None, text.strip()
+    head, colon, tail = rest.partition(":")
+    if colon and "=" not in head:
+        arm, rest = head.strip(), tail.strip()
+    values = []
+    for item in _split_top(rest):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise GenbenchError(f"claim {claim!r}: side {text!r}: expected AXIS=VALUE items "
+                                f"(or ARM: AXIS=VALUE, arm=NAME), got {item!r}")
+        key, value = key.strip(), parse_value(value.strip())
+        if key == "arm":
+            if arm is not None and arm != str(value):
+                raise GenbenchError(f"claim {claim!r}: side {text!r} names two arms")
+            arm = str(value)
+        else:
+            values.append((key, value))
+    if arm is None and not values:
+        raise GenbenchError(f"claim {claim!r}: side {text!r} selects nothing")
+    return Side(text.strip(), arm, tuple(values))
+
+
+def plan_points(plan: dict) -> list[Point]:
+    """Every point of a plan (a study.json or `dataclasses.asdict(Plan)`): each arm's train
+    cells with each of its sample settings."""
+    cells = {}
+    for t in plan.get("trials", []):
+        cells.setdefault((t.get("arm", ""), canonical_json(t.get("cell", {}))), None)
+    out = []
+    for arm, cell in cells:
+        for s in plan.get("samples", []):
+            if s.get("arm", arm) == arm:
+                out.append(Point(arm, cell, canonical_json(s.get("cell", {}))))
+    return out
+
+
+def row_points(rows) -> list[Point]:
+    """The points results rows measured (a run without a plan, or made before claims)."""
+    if rows is None or rows.empty:
+        return []
+    keys = rows[["arm", "cell_json", "setting_json"]].drop_duplicates()
+    return [Point(str(a), c, s) for a, c, s in keys.itertuples(index=False)
+            if isinstance(c, str) and isinstance(s, str)]
+
+
+# -- resolving claims against a plan ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Resolved:
+    """A claim with the points each side selects: one comparison, or (`all`) one per pair."""
+
+    claim: Claim
+    level: str  # "setting": measured per sample setting; "fit": once per fit
+    comparisons: tuple[tuple[tuple[Point, ...], tuple[Point, ...]], ...]
+    multi_arm: bool
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the claims of a run may name: each metric measured, with its level and direction;
+    the names known to have no direction (method facts)."""
+
+    measured: dict[str, tuple[str, bool | None]]  # metric -> ("setting" | "fit", higher is better)
+    # every metric name genbench knows (registries), measured or not; a function of none is
+    # called only to word an error (loading the registries costs imports)
+    known: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
+    facts: tuple[str, ...] = ()  # names without a good direction (a method's own facts)
+
+    def is_known(self, metric: str) -> bool:
+        return metric in (self.known() if callable(self.known) else self.known)
+
+
+def resolve(claims, points: list[Point], catalog: Catalog) -> list[Resolved]:
+    """Check every claim against the points and metrics of a run; one line naming what is
+    wrong for the first bad one: an unknown metric, one the run does not measure, one without a
+    direction, a side that names no axis, matches no point, or several without `combine`."""
+    out = []
+    multi_arm = len({p.arm for p in points}) > 1
+    for c in map(as_claim, claims):
+        out.append(_resolve_one(c, points, catalog, multi_arm))
+    texts = [r.claim.text for r in out]
+    if len(set(texts)) < len(texts):
+        dup = next(t for t in texts if texts.count(t) > 1)
+        raise GenbenchError(f"claim {dup!r} is given twice")
+    return out
+
+
+def _resolve_one(c: Claim, points: list[Point], catalog: Catalog, multi_arm: bool) -> Resolved:
+    name = c.text
+    if c.metric not in catalog.measured:
+        if c.metric in catalog.facts:
+            raise GenbenchError(f"claim {name!r}: {c.metric} has no good direction (a method's "
+                                "fact, neither better higher nor lower); claims take a metric "
+                                f"with one: {', '.join(_directed(catalog))}")
+        if catalog.is_known(c.metric):
+            raise GenbenchError(f"claim {name!r}: the study does not measure {c.metric}; it "
+                                f"measures {', '.join(_directed(catalog))} (--set metrics=[...] "
+                                "adds a quality metric)")
+        raise GenbenchError(f"claim {name!r}: unknown metric {c.metric!r}; the study measures "
+                            f"{', '.join(_directed(catalog))}")
+    level = catalog.measured[c.metric][0]  # (a direction of None: no rows yet to tell it)
+    if level == "fit":  # measured once per fit: a point is an arm's train cell
+        points = list({Point(p.arm, p.cell_json, None): None for p in points})
+    better, than = parse_side(c.better, name), parse_side(c.than, name)
+    sides = []
+    for side in (better, than):
+        sides.append(_select(side, points, name, level, c.combine, multi_arm))
+    b, t = sides
+    if set(b) & set(t):
+        raise GenbenchError(f"claim {name!r}: both sides select {sorted(set(b) & set(t), key=str)[0].label()}")
+    if c.combine == "all":
+        comparisons = _pairs(b, t, better, than, name)
+    else:
+        comparisons = ((tuple(b), tuple(t)),)
+    return Resolved(c, level, comparisons, multi_arm)
+
+
+def _directed(catalog: Catalog) -> list[str]:
+    return list(catalog.measured)
+
+
+def _select(side: Side, points: list[Point], name: str, level: str, combine: str,
+            multi_arm: bool) -> list[Point]:
+    arms = sorted({p.arm for p in points})
+    if side.arm is not None and side.arm not in arms:
+        raise GenbenchError(f"claim {name!r}: side {side.text!r}: no arm {side.arm!r}; arms: "
+                            f"{', '.join(arms)}")
+    pool = [p for p in points if side.arm is None or p.arm == side.arm]
+    axes: dict[str, list] = {}
+    for p in pool:
+        for k, v in p.coords().items():
+            if not any(_same(v, x) for x in axes.setdefault(k, [])):
+                axes[k].append(v)
+    for key, _ in side.values:
+        if key not in axes:
+            where = "train-grid axes (it is measured once per fit)" if level == "fit" else "axes"
+            known = ", ".join(f"{k} ({', '.join(map(_show, v))})" for k, v in axes.items()) or "none"
+            raise GenbenchError(f"claim {name!r}: side {side.text!r}: no axis {key!r}"
+                                + (f" in arm {side.arm!r}" if side.arm else "")
+                                + f"; {where}: {known}")
+    hit = [p for p in pool if side.matches(p)]
+    if not hit:
+        known = "; ".join(f"{k} takes {', '.join(map(_show, axes[k]))}" for k, _ in side.values)
+        raise GenbenchError(f"claim {name!r}: side {side.text!r} matches no point of the plan "
+                            f"({known})")
+    if len(hit) > 1 and combine == "one":
+        shown = "; ".join(p.label(multi_arm) for p in hit[:4]) + ("; ..." if len(hit) > 4 else "")
+        raise GenbenchError(f"claim {name!r}: side {side.text!r} is ambiguous: it matches "
+                            f"{len(hit)} points ({shown}); name one, or end the claim with (all) "
+                            "(every pair must hold) or (mean) (the points' mean)")
+    return hit
+
+
+def _pairs(b: list[Point], t: list[Point], better: Side, than: Side, name: str):
+    """`all`: each point of one side against the point of the other that agrees on every axis
+    neither side names (one point against many when a side has one)."""
+    if len(b) == 1 or len(t) == 1:
+        return tuple(((x,), (y,)) for x in b for y in t)
+    named = {k for k, _ in (*better.values, *than.values)}
+    named_arm = better.arm is not None or than.arm is not None
+
+    def rest(p: Point) -> str:
+        key = {k: v for k, v in p.coords().items() if k not in named}
+        return canonical_json([None if named_arm else p.arm, key])
+
+    tb: dict[str, list[Point]] = {}
+    for y in t:
+        tb.setdefault(rest(y), []).append(y)
+    pairs = []
+    for x in b:
+        ys = tb.get(rest(x), [])
+        if len(ys) != 1:
+            raise GenbenchError(f"claim {name!r}: cannot pair {x.label()} with one point of "
+                                f"{than.text!r} ({len(ys)} agree on the other axes); use (mean)")
+        pairs.append(((x,), (ys[0],)))
+    if len({p[1] for p in pairs}) != len(t):
+        raise GenbenchError(f"claim {name!r}: the points of {better.text!r} and {than.text!r} "
+                            "do not pair one to one; use (mean)")
+    return tuple(pairs)
+
+
+# -- verdicts ----------------------------------------------------------------------------------
+
+@dataclass
+class Test:
+    """One comparison of a claim: the better side's points against the other side's."""
+
+    better: str
+    than: str
+    estimate: stats.Estimate
+    higher: bool
+    threshold: float  # the minimum effect in metric units (from by or by_abs)
+    p_rep: float  # one-sided p: the effect lies beyond the threshold in the claimed direction
+    p_con: float  # one-sided p: it lies on the other side of zero
+    p: float = float("nan")  # two-sided p of the nearer verdict (unadjusted)
+    p_holm: float = float("nan")
+    verdict: str = "inconclusive"
+    seeds_needed: int | None = None
+    why: str = ""  # what decides an inconclusive comparison, or what to know about it
+
+    @property
+    def oriented(self) -> float:
+        """The effect in the claimed direction (positive: the claim's side is better)."""
+        return self.estimate.diff if self.higher else -self.estimate.diff
+
+
+@dataclass
+class Result:
+    """The verdict of one claim on one run."""
+
+    claim: str
+    source: str
+    metric: str
+    verdict: str
+    effect: float  # mean difference better - than, in the metric's units
+    effect_rel: float  # the same relative to `than`'s mean
+    ci: tuple[float, float]  # its 95 % interval
+    p: float  # two-sided p of the test behind the verdict (before Holm)
+    p_holm: float  # after Holm's correction across every comparison of the run
+    seeds: int  # seeds behind the numbers (pairs for a paired test)
+    seeds_needed: int | None  # for an inconclusive claim: seeds that would decide it (power 0.8)
+    test: str  # paired t | welch | exact | none
+    why: str = ""  # what would decide it, or what else the reader should know
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # `all`: one per pair
+    cells: tuple[tuple[str, str], ...] = ()  # the train cells (arm, cell JSON) it involves
+
+    def line(self) -> str:
+        """One line for the console: verdict, claim, effect ± interval, seeds, test."""
+        return f"{self.verdict:<13} {self.claim}: {self.numbers()}" + (f"; {self.why}" if self.why else "")
+
+    def numbers(self) -> str:
+        if not math.isfinite(self.effect):
+            return "no values"
+        rel = f" ({self.effect_rel:+.0%})" if math.isfinite(self.effect_rel) else ""
+        ci = (f" [{_g(self.ci[0])}, {_g(self.ci[1])}]" if math.isfinite(self.ci[0]) else "")
+        p = f", p={self.p_holm:.2g}" if math.isfinite(self.p_holm) else ""
+        return (f"effect {_g(self.effect)}{rel}{ci}{p}, {self.seeds} seed"
+                f"{'s' * (self.seeds != 1)}, {self.test}")
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("cells")
+        return json_safe(d)
+
+
+def _g(x: float) -> str:
+    return f"{x:+.3g}"
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN and infinities as None, recursively: valid JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def _values(table: dict, points: tuple[Point, ...], metric: str) -> dict[int, float]:
+    """Per seed, the mean of the points' values, at the seeds where every point has one."""
+    per = [table.get((p.arm, p.cell_json, p.setting_json, metric), {}) for p in points]
+    seeds = set(per[0]).intersection(*per[1:]) if per else set()
+    return {s: sum(d[s] for d in per) / len(per) for s in sorted(seeds)}
+
+
+def _table(rows) -> tuple[dict, dict, dict]:
+    """(arm, cell, setting, metric) -> {seed: finite value}; metric -> direction; notes of the
+    metrics that have none (why a metric was skipped)."""
+    table: dict = {}
+    notes: dict[str, str] = {}
+    direction: dict[str, bool] = {}
+    if rows is None or rows.empty:
+        return table, direction, notes
+    sub = rows[["arm", "cell_json", "setting_json", "metric", "seed", "value", "higher_is_better",
+                "note"]]
+    for arm, cell, setting, metric, seed, value, hib, note in sub.itertuples(index=False):
+        setting = setting if isinstance(setting, str) else None
+        if hib is not None and hib == hib and metric not in direction:
+            direction[metric] = bool(hib)
+        if value is not None and math.isfinite(value):
+            table.setdefault((arm, cell, setting, metric), {})[int(seed)] = float(value)
+        elif isinstance(note, str) and note:
+            notes.setdefault(metric, note)
+    return table, direction, notes
+
+
+def evaluate(resolved: list[Resolved], rows, *, alpha: float = ALPHA,
+             directions: dict[str, bool] | None = None) -> list[Result]:
+    """The verdict of every resolved claim on `rows` (the run's current rows), Holm-corrected
+    across all comparisons. The direction of a metric comes from the rows (the registry's
+    `directions` for a metric with no rows yet)."""
+    table, direction, notes = _table(rows)
+    direction = {**(directions or {}), **direction}
+    tests: list[list[Test]] = []
+    for r in resolved:
+        c = r.claim
+        higher = direction.get(c.metric)
+        out = []
+        for b, t in r.comparisons:
+            x, y = _values(table, b, c.metric), _values(table, t, c.metric)
+            est = stats.estimate(x, y, alpha=alpha)
+            thr = c.by_abs if c.by_abs is not None else c.by * abs(est.mean_y) if math.isfinite(est.mean_y) else 0.0
+            sign = 1 if higher is not False else -1
+            p_rep = est.p_greater(thr) if sign > 0 else est.p_less(-thr)
+            p_con = est.p_less(0.0) if sign > 0 else est.p_greater(0.0)
+            test = Test(_label(b, r.multi_arm), _label(t, r.multi_arm), est, higher is not False, thr, p_rep, p_con)
+            if est.decidable:
+                test.p = min(1.0, 2 * min(p_rep, p_con))
+            if not x or not y:
+                none = "no values yet" if c.metric not in notes else notes[c.metric]
+                test.why = f"{'better' if not x else 'than'} side has {none}"
+            out.append(test)
+        tests.append(out)
+    family = [t for ts in tests for t in ts]
+    for t, adj in zip(family, stats.holm([t.p for t in family])):
+        t.p_holm = adj
+    m = sum(math.isfinite(t.p) for t in family) or 1
+    for t in family:
+        _decide(t, alpha, m)
+    return [_combine(r, ts) for r, ts in zip(resolved, tests)]
+
+
+def _label(points: tuple[Point, ...], with_arm: bool) -> str:
+    return " + ".join(p.label(with_arm) for p in points)
+
+
+def _decide(t: Test, alpha: float, m: int) -> None:
+    est = t.estimate
+    if not est.decidable:
+        if not t.why:
+            t.why = ("one seed decides nothing (the spread between seeds is unknown): "
+                     "add seeds (--until-decided, or --set seeds=[0,1,2])")
+        return
+    if t.p_holm <= alpha:
+        t.verdict = "reproduced" if t.p_rep <= t.p_con else "contradicted"
+        return
+    od = t.oriented
+    if 0 <= od <= t.threshold:
+        t.why = ("the effect is within `by`: more seeds will not decide it" if t.threshold > 0
+                 else "the two sides measure the same: more seeds will not decide it")
+        return
+    distance = od - t.threshold if od > t.threshold else od
+    need = stats.seeds_needed(distance, sd=est.sd, sd_x=est.sd_x, sd_y=est.sd_y,
+                              alpha=alpha / m, power=POWER)
+    beyond = math.isfinite(t.p) and t.p <= alpha
+    prefix = (f"beyond the 95 % interval alone, not after Holm's correction across {m} tests; "
+              if beyond else "")
+    if need is None:
+        t.why = prefix + f"more than {stats.MAX_SEEDS} seeds would be needed at this effect and spread"
+        return
+    t.seeds_needed = max(need, est.n + 1)
+    per = " per side" if est.test == "welch" else ""
+    t.why = prefix + f"about {t.seeds_needed} seeds{per} would decide it (power {POWER:g})"
+
+
+def _combine(r: Resolved, ts: list[Test]) -> Result:
+    """A claim's verdict from its comparisons: one, or (`all`) every pair must hold: contradicted
+    if any pair is, reproduced if all are, else inconclusive; the numbers shown are those of the
+    comparison that decides (the weakest)."""
+    verdicts = [t.verdict for t in ts]
+    if "contradicted" in verdicts:
+        verdict, shown = "contradicted", next(t for t in ts if t.verdict == "contradicted")
+    elif all(v == "reproduced" for v in verdicts):
+        verdict, shown = "reproduced", max(ts, key=lambda t: _nan_last(t.p_holm))
+    else:
+        verdict = "inconclusive"
+        shown = max((t for t in ts if t.verdict != "reproduced"), key=lambda t: _nan_last(t.p_holm))
+    needs = [t.seeds_needed for t in ts if t.verdict == "inconclusive"]
+    need = max(needs) if needs and all(n is not None for n in needs) else None
+    est = shown.estimate
+    rel = est.diff / abs(est.mean_y) if math.isfinite(est.mean_y) and est.mean_y != 0 else float("nan")
+    why = shown.why
+    if len(ts) > 1:
+        why = (f"{verdicts.count('reproduced')} of {len(ts)} pairs reproduced; shown: "
+               f"{shown.better} vs {shown.than}" + (f"; {why}" if why else ""))
+    return Result(
+        claim=r.claim.text, source=r.claim.source, metric=r.claim.metric, verdict=verdict,
+        effect=est.diff, effect_rel=rel, ci=(est.lo, est.hi), p=shown.p, p_holm=shown.p_holm,
+        seeds=est.n, seeds_needed=need if verdict == "inconclusive" else None, test=est.test,
+        why=why if verdict == "inconclusive" or len(ts) > 1 else "",
+        comparisons=[dict(better=t.better, than=t.than, verdict=t.verdict, effect=t.estimate.diff,
+                          ci=[t.estimate.lo, t.estimate.hi], p=t.p, p_holm=t.p_holm,
+                          seeds=t.estimate.n, test=t.estimate.test) for t in ts],
+        cells=tuple(dict.fromkeys((p.arm, p.cell_json) for b, t in r.comparisons for p in (*b, *t))))
+
+
+def _nan_last(p: float) -> float:
+    return p if math.isfinite(p) else 2.0
+
+
+def exit_status(results: list[Result]) -> int:
+    """`genbench claims`: 0 every claim reproduced, 1 any contradicted, 3 otherwise."""
+    verdicts = {r.verdict for r in results}
+    if "contradicted" in verdicts:
+        return 1
+    return 0 if verdicts <= {"reproduced"} else 3
+
+
+def render_json(results: list[Result]) -> str:
+    return json.dumps([r.to_json() for r in results], indent=1, allow_nan=False)
+
+
+# -- claims of a run directory -----------------------------------------------------------------
+
+def run_catalog(rows, plan: dict) -> Catalog:
+    """What a run measured (its rows) or will measure (its plan), for claims given after the
+    fact (`genbench claims OUT --claim ...`): a metric's level and direction from its rows; a
+    metric whose rows carry no direction is a fact."""
+    from harness.metrics import COST_METRICS, SETTING_COST_METRICS, TASK_METRICS
+    from harness.results import STATUS_METRICS
+
+    measured: dict[str, tuple[str, bool | None]] = {}
+    facts = []
+    if rows is not None and not rows.empty:
+        for metric, g in rows.groupby("metric", sort=True):
+            if metric in STATUS_METRICS:
+                continue
+            hib = g.higher_is_better.dropna()
+            level = "setting" if g.setting_json.notna().any() else "fit"
+            if len(hib):
+                measured[metric] = (level, bool(hib.iloc[0]))
+            else:
+                facts.append(metric)
+    planned = [*SETTING_COST_METRICS, *plan.get("metrics", [])]
+    planned += [m for m in TASK_METRICS if plan.get("task") == "inpaint"]
+    for m in planned:  # no rows yet: measured once they are written
+        measured.setdefault(m, ("setting", None))
+    if plan.get("trials"):
+        for m, (higher, _) in COST_METRICS.items():
+            if m not in SETTING_COST_METRICS and m not in STATUS_METRICS:
+                measured.setdefault(m, ("fit", higher))
+    def known() -> tuple[str, ...]:
+        from harness.metrics import metric_names
+
+        return (*measured, *metric_names())
+
+    return Catalog(measured, known=known, facts=tuple(facts))
+
+
+def stored_claims(plan: dict) -> list[Claim]:
+    """The claims a run's plan (study.json) recorded."""
+    out = []
+    for c in plan.get("claims", []) or []:
+        try:
+            out.append(Claim(**c))
+        except (TypeError, GenbenchError) as err:
+            raise GenbenchError(f"study.json holds a claim genbench cannot read ({c!r}): {err}") from None
+    return out
+
+
+def judge_run(out_dir, claims=None, *, plan: dict | None = None, alpha: float = ALPHA,
+              warn=None) -> list[Result]:
+    """The verdicts of `claims` (default: those of the plan) on the run in `out_dir`, from its
+    current rows against `plan` (default: its study.json); the points are those of the plan and
+    of the rows (a run made before claims existed has rows only)."""
+    from harness.results import read_current, read_plan
+
+    plan = read_plan(out_dir) if plan is None else plan
+    claims = stored_claims(plan) if claims is None else [as_claim(c) for c in claims]
+    if not claims:
+        return []
+    rows, _ = read_current(out_dir, plan, warn=warn or (lambda _: None))
+    if rows.empty and not plan.get("trials"):
+        raise GenbenchError(f"{out_dir} has no plan and no rows: nothing to test claims on")
+    return judge(claims, plan, rows, alpha=alpha)
+
+
+def judge(claims, plan: dict, rows, *, alpha: float = ALPHA) -> list[Result]:
+    """The verdicts of `claims` on a run's current `rows` and its `plan` (a study.json dict)."""
+    points = list(dict.fromkeys([*plan_points(plan), *row_points(rows)]))
+    resolved = resolve([as_claim(c) for c in claims], points, run_catalog(rows, plan))
+    return evaluate(resolved, rows, alpha=alpha)
+
+
+def more_seeds(plan: dict, results: list[Result], max_seeds: int):
+    """The next round of `--until-decided`: (train cells, seeds, line). The cells are those of
+    the undecided claims that more seeds can decide; the seeds, the plan's first N integers and
+    the next ones, N the most seeds those claims need (at most `max_seeds`; three where one seed
+    left the spread unknown). Cells None: no round; the line says why."""
+    have: dict[tuple[str, str], set[int]] = {}
+    for t in plan.get("trials", []):
+        have.setdefault((t.get("arm", ""), canonical_json(t.get("cell", {}))), set()).add(t["seed"])
+    undecided = [r for r in results if r.verdict == "inconclusive"]
+    if not undecided:
+        return None, (), f"every claim is decided ({len(results)})"
+    target, cells, why, stuck = 0, set(), [], []
+    for r in undecided:
+        current = min((len(have.get(c, ())) for c in r.cells), default=0)
+        if r.seeds_needed is not None:
+            n = r.seeds_needed
+        elif r.seeds < 2 and "within" not in r.why and "same" not in r.why:
+            n = max(3, r.seeds + 2)  # the spread is unknown: enough seeds to measure it
+        else:
+            stuck.append(f"{r.claim} ({r.why})")
+            continue
+        n = min(n, max_seeds)
+        if n <= current:
+            stuck.append(f"{r.claim} (--max-seeds {max_seeds} reached)")
+            continue
+        target = max(target, n)
+        cells.update(r.cells)
+        why.append(f"{r.claim}: {r.why or f'{n} seeds'}")
+    if not cells:
+        return None, (), f"{len(stuck)} claims stay inconclusive: " + "; ".join(stuck)
+    seeds = sorted({s for v in have.values() for s in v})
+    nxt = (max(seeds) + 1) if seeds else 0
+    while len(seeds) < target:
+        seeds.append(nxt)
+        nxt += 1
+    seeds = seeds[:max(target, 0)]
+    added = sorted({s for c in cells for s in seeds if s not in have.get(c, set())})
+    span = f"{added[0]}-{added[-1]}" if len(added) > 1 else str(added[0]) if added else "none"
+    line = (f"until decided: adding seeds {span} to {len(cells)} train cells ({target} seeds "
+            f"each) for {len(why)} undecided claims: " + "; ".join(why))
+    return cells, tuple(seeds), line
