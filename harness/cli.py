@@ -72,15 +72,26 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("runs", nargs="+", metavar="OUT", help="run directories (several: one "
                         "comparison page)")
     report.add_argument("--out", help="report directory (default: the first OUT/report)")
-    compare = sub.add_parser("compare", help="regression verdicts of CUR against BASE")
+    compare = sub.add_parser(
+        "compare", help="regression verdicts of CUR against BASE",
+        description="Regression verdicts of CUR against BASE, beyond the noise between seeds "
+                    "(docs/statistics.md). Every point of BASE is judged or listed with a "
+                    "reason: missing in CUR or without values there fails the gate. Exit "
+                    "status: 0 no regression, 1 a regression (or a BASE point missing in CUR), "
+                    "2 bad input: runs of different studies or environments (without --force), "
+                    "or a comparison that judged nothing.")
     compare.add_argument("base", metavar="BASE")
     compare.add_argument("cur", metavar="CUR")
     compare.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     compare.add_argument("--force", action="store_true",
-                         help="compare runs whose environments differ (still warns)")
-    compare.add_argument("--no-timings", action="store_true",
-                         help="leave out wall-clock metrics (train_s, train_images_per_s, "
-                              "sample_s_per_image): for a gate on a shared or another machine")
+                         help="compare runs of different studies or environments (still warns)")
+    compare.add_argument("--timings", action="store_true",
+                         help="judge wall-clock metrics too (train_s, train_images_per_s, "
+                              "sample_s_per_image): left out by default, since they measure the "
+                              "machine and its load; for a dedicated benchmark machine")
+    compare.add_argument("--no-timings", action="store_true", help=argparse.SUPPRESS)  # the default
+    compare.add_argument("--allow-missing", action="store_true",
+                         help="report BASE points missing in CUR without failing (a narrowed rerun)")
     compare.add_argument("--alpha", type=float, default=0.05,
                          help="family-wise error rate over all comparisons (Holm)")
     plan = sub.add_parser("plan", help="show the cells and trials of a study and how they pack "
@@ -155,6 +166,8 @@ def cmd_run(args) -> int:
         raise GenbenchError(f"--until-decided needs claims: study {plan.study} declares none; "
                             "give --claim TEXT")
     out = args.out or str(Path("results") / plan.study / plan.scale)  # a path or a URI
+    for line in plan.claims_left_out:
+        print(f"claim left out by --set: {line}")
 
     def terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: lock released, Ray stopped
         raise KeyboardInterrupt(f"signal {signum}")
@@ -260,7 +273,8 @@ def cmd_compare(args) -> int:
         raise GenbenchError(f"--alpha must be between 0 and 1 (a family-wise error rate), got "
                             f"{args.alpha}")
     base, cur = _run_dirs([args.base, args.cur])
-    result = compare(base, cur, alpha=args.alpha, force=args.force, timings=not args.no_timings)
+    result = compare(base, cur, alpha=args.alpha, force=args.force, timings=args.timings,
+                     allow_missing=args.allow_missing)
     for warning in result.warnings:
         print(f"genbench: warning: {warning}", file=sys.stderr)
     print(render_json(result) if args.json else render_markdown(result))
@@ -268,6 +282,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_plan(args) -> int:
+    import dataclasses
+
     from harness.cluster import connect, requested_address
     from harness.packing import cluster_nodes, effective, memory_risks, simulate, this_machine
     from harness.runner import calibrate, duration_text
@@ -296,6 +312,12 @@ def cmd_plan(args) -> int:
             print(f"  sample {s.key}  {s.cell or '(default knobs)'}")
     for line in plan.merged:
         print(f"merged: {line}")
+    from harness.claims import stored_claims
+
+    for c in stored_claims(dataclasses.asdict(plan)):
+        print(f"claim: {c.text}" + (f"  [{c.source}]" if c.source else ""))
+    for line in plan.claims_left_out:
+        print(f"claim left out by --set: {line}")
     durations = None
     if args.calibrate:
         cells = plan.cells()

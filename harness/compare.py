@@ -67,9 +67,20 @@ class Verdict:
     hi: float
     n_base: int
     n_cur: int
-    test: str  # paired (by seed) | welch | exact (no noise) | z (within-run std) | tolerance | count
+    test: str  # paired (by seed) | welch | exact (no noise) | z (within-run std) | tolerance |
+    #            count | none (a point not judged: missing, no values, new)
     p: float  # raw p-value (NaN for tolerance)
-    verdict: str  # regression | improvement | no change | inconclusive
+    verdict: str  # regression | improvement | no change | inconclusive | missing | new
+    note: str = ""  # why a point is not judged; how the two configs differ
+
+
+@dataclass
+class Unjudged:
+    """Points of BASE (and CUR) compare does not judge, counted by reason (never silently)."""
+
+    reason: str
+    count: int
+    example: str  # the first such point
 
 
 @dataclass
@@ -80,10 +91,19 @@ class Comparison:
     only_base: int = 0  # (cell, metric) pairs missing from CUR
     only_cur: int = 0
     warnings: list[str] = field(default_factory=list)
+    unjudged: list[Unjudged] = field(default_factory=list)  # facts, metrics skipped on both sides
+    missing_is_regression: bool = True  # a BASE point CUR lacks fails the gate (--allow-missing)
+    timings: bool = False  # whether wall-clock metrics were judged
 
     @property
     def regressions(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.verdict == "regression"]
+        """What fails the gate: regressions, and BASE points CUR lacks (unless allowed)."""
+        return [v for v in self.verdicts if v.verdict == "regression"
+                or (v.verdict == "missing" and self.missing_is_regression)]
+
+    @property
+    def judged(self) -> int:
+        return sum(v.test != "none" for v in self.verdicts)
 
 
 def _device_kind(device: str) -> str:
@@ -99,11 +119,13 @@ def _fingerprint(rows: pd.DataFrame) -> dict[str, set]:
     return out
 
 
-def _protocols(rows: pd.DataFrame) -> dict[str, set]:
-    """Per metric: how it was measured (protocol, feature extractor, reference, sample count);
-    status rows are left out (a failure's protocol column holds its kind)."""
+def _protocols(rows: pd.DataFrame, keys: set) -> dict[str, set]:
+    """Per metric: how it was measured (protocol, feature extractor, reference, sample count)
+    at the points `keys` (those both runs have: a cell one run lacks is missing, not another
+    protocol); status rows are left out (a failure's protocol column holds its kind)."""
     cols = ["protocol", "feature_extractor", "ref_split", "n_samples"]
     out = {}
+    rows = rows[rows.cell_key.isin(keys) | rows.cell_key.isna()]
     for metric, g in rows[~rows.metric.isin(STATUS_METRICS)].groupby("metric"):
         for col in cols:
             vals = {v for v in g[col].tolist() if v is not None and not (isinstance(v, float) and math.isnan(v))}
@@ -118,7 +140,8 @@ def check_comparable(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
     for key in fb:
         if fb[key] != fc[key]:
             problems.append(f"{key} differs: {sorted(map(str, fb[key]))} vs {sorted(map(str, fc[key]))}")
-    pb, pc = _protocols(base), _protocols(cur)
+    common = set(base.cell_key.dropna()) & set(cur.cell_key.dropna())
+    pb, pc = _protocols(base, common), _protocols(cur, common)
     for key in sorted(set(pb) & set(pc)):
         if pb[key] and pc[key] and pb[key] != pc[key]:
             metric, col = key
@@ -128,15 +151,25 @@ def check_comparable(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
 
 
 def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool = False,
-            timings: bool = True) -> Comparison:
-    """Verdicts of every (cell, setting, metric) both runs measured; `timings=False` leaves the
-    wall-clock metrics out (`WALL_CLOCK_METRICS`: they depend on the machine and its load, so a
-    gate on a shared or different machine judges quality and deterministic costs only)."""
+            timings: bool = False, allow_missing: bool = False) -> Comparison:
+    """Verdicts of every (cell, setting, metric) of BASE: judged where CUR measured it too,
+    else listed with its reason (missing in CUR, no values in CUR, new in CUR; facts without a
+    direction and metrics skipped on both sides are counted). Runs of different studies, or of
+    different environments, are refused unless `force`; a comparison that judged nothing is
+    refused even then. Wall-clock metrics (`WALL_CLOCK_METRICS`) measure the machine and its
+    load as much as the code: judged only with `timings`."""
     quiet = []
     base, cur = (read_current(d, read_plan(d), warn=quiet.append)[0] for d in (base_dir, cur_dir))
     if base.empty or cur.empty:
         raise GenbenchError(f"nothing to compare: {base_dir if base.empty else cur_dir} has no rows")
-    result = Comparison(str(base_dir), str(cur_dir), warnings=quiet)
+    result = Comparison(str(base_dir), str(cur_dir), warnings=quiet,
+                        missing_is_regression=not allow_missing, timings=timings)
+    sb, sc = (sorted(set(r.study.dropna())) for r in (base, cur))
+    if sb != sc:
+        if not force:
+            raise GenbenchError(f"different studies: BASE is {', '.join(sb)} and CUR is "
+                                f"{', '.join(sc)} (--force compares anyway)")
+        result.warnings.append(f"different studies (--force): {', '.join(sb)} vs {', '.join(sc)}")
     problems = check_comparable(base, cur)
     if problems and not force:
         raise GenbenchError(f"not comparable: {problems[0]} (--force compares anyway)")
@@ -152,16 +185,39 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     gb = {k: g for k, g in base.groupby(keys)}
     gc = {k: g for k, g in cur.groupby(keys)}
     result.only_base, result.only_cur = len(set(gb) - set(gc)), len(set(gc) - set(gb))
-    pending = []
-    for key in sorted(set(gb) & set(gc)):
-        b, c = gb[key], gc[key]
-        direction = b.higher_is_better.dropna()  # rows before it was recorded: the registry
+    pending, unjudged = [], {}
+
+    def skip(reason: str, rows: pd.DataFrame) -> None:
+        n, example = unjudged.get(reason, (0, ""))
+        unjudged[reason] = (n + 1, example or _where(rows))
+
+    for key in sorted(set(gb) | set(gc)):
+        b, c = gb.get(key), gc.get(key)
+        some = b if b is not None else c
+        direction = some.higher_is_better.dropna()  # rows before it was recorded: the registry
         higher = bool(direction.iloc[0]) if len(direction) else higher_is_better(key[1])
-        vb, vc = b.value.to_numpy(dtype=float), c.value.to_numpy(dtype=float)
+        if higher is None:
+            skip("facts without a good direction (not judged)", some)
+            continue
+        vb = b.value.to_numpy(dtype=float) if b is not None else np.array([])
+        vc = c.value.to_numpy(dtype=float) if c is not None else np.array([])
         vb, vc = vb[np.isfinite(vb)], vc[np.isfinite(vc)]
-        if higher is None or not len(vb) or not len(vc):
-            continue  # a fact without a good direction, or a metric that was skipped
-        pending.append((b, c, vb, vc, higher))
+        if b is None:
+            result.verdicts.append(_point(c, "new", "new in current: not in base", vb, vc))
+        elif not len(vb):
+            if len(vc):
+                result.verdicts.append(_point(b, "new", "measured in current only (no values "
+                                              "in base: " + _why_none(b) + ")", vb, vc))
+            else:
+                skip("metrics with no values on either side (skipped: " + _why_none(b) + ")", b)
+        elif c is None:
+            result.verdicts.append(_point(b, "missing", "missing in current", vb, vc))
+        elif not len(vc):
+            result.verdicts.append(_point(b, "regression", "no values in current: "
+                                          + _why_none(c), vb, vc))
+        else:
+            pending.append((b, c, vb, vc, higher))
+    result.unjudged = [Unjudged(r, n, e) for r, (n, e) in unjudged.items()]
     tested = [_test(b, c, vb, vc) for b, c, vb, vc, _ in pending]
     rejected = [p <= alpha for p in stats.holm([t[0] for t in tested])]
     for (b, c, vb, vc, higher), (p, lo, hi, test), reject in zip(pending, tested, rejected):
@@ -181,16 +237,65 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
             study=str(b.study.iloc[0]), arm=str(b.arm.iloc[0]), cell=_axes(b.cell_json.iloc[0]),
             setting=_axes(b.setting_json.iloc[0]), metric=metric, base=float(vb.mean()),
             cur=float(vc.mean()), diff=float(diff), lo=float(lo), hi=float(hi), n_base=len(vb),
-            n_cur=len(vc), test=test, p=float(p), verdict=verdict))
-    fewer = [v for v in result.verdicts if v.n_cur < v.n_base and v.test != "count"]
+            n_cur=len(vc), test=test, p=float(p), verdict=verdict, note=_config_diff(b, c)))
+    if not result.judged:
+        raise GenbenchError(f"compared nothing: no metric of {base_dir} has values in {cur_dir} "
+                            f"at the same points ({result.only_base} points only in base, "
+                            f"{result.only_cur} only in current); a gate that judged nothing "
+                            "does not pass")
+    fewer = [v for v in result.verdicts if v.n_cur < v.n_base and v.test not in ("count", "none")]
     if fewer:
         result.warnings.append(f"{len(fewer)} comparisons have fewer seeds in current than in "
                                f"base (first: {fewer[0].arm} {fewer[0].cell or '(base)'} "
                                f"{fewer[0].metric}, {fewer[0].n_base} against {fewer[0].n_cur})")
     result.warnings = list(dict.fromkeys(result.warnings))  # (a run compared with itself: once)
-    order = {"regression": 0, "inconclusive": 1, "improvement": 2, "no change": 3}
+    order = {"regression": 0, "missing": 1, "inconclusive": 2, "improvement": 3, "new": 4,
+             "no change": 5}
     result.verdicts.sort(key=lambda v: (order[v.verdict], v.arm, v.cell, v.setting, v.metric))
     return result
+
+
+def _where(rows: pd.DataFrame) -> str:
+    r = rows.iloc[0]
+    return f"{r.arm} {_axes(r.cell_json) or '(base)'} {_axes(r.setting_json) or '-'} {r.metric}"
+
+
+def _why_none(rows: pd.DataFrame) -> str:
+    """Why a point has no finite value: its rows' note (a skipped metric), else NaN."""
+    notes = [n for n in rows.note.dropna().tolist() if n]
+    return notes[0] if notes else "NaN"
+
+
+def _point(rows: pd.DataFrame, verdict: str, note: str, vb: np.ndarray, vc: np.ndarray) -> Verdict:
+    """A point that is not judged by a test: missing, new, or without values on one side."""
+    nan = float("nan")
+    return Verdict(study=str(rows.study.iloc[0]), arm=str(rows.arm.iloc[0]),
+                   cell=_axes(rows.cell_json.iloc[0]), setting=_axes(rows.setting_json.iloc[0]),
+                   metric=str(rows.metric.iloc[0]),
+                   base=float(vb.mean()) if len(vb) else nan, cur=float(vc.mean()) if len(vc) else nan,
+                   diff=nan, lo=nan, hi=nan, n_base=len(vb), n_cur=len(vc), test="none", p=nan,
+                   verdict=verdict, note=note)
+
+
+def _config_diff(b: pd.DataFrame, c: pd.DataFrame) -> str:
+    """How the two sides' configs differ (a deliberate change reads as one), or ""."""
+    def cfg(rows: pd.DataFrame) -> dict:
+        text = rows.config_json.dropna()
+        try:
+            d = json.loads(text.iloc[0]) if len(text) else {}
+        except ValueError:
+            return {}
+        flat = dict(d.get("config", {}))
+        flat.update({k: v for k, v in d.items() if k not in ("config", "cell")})
+        return flat
+
+    cb, cc = cfg(b), cfg(c)
+    keys = sorted(k for k in set(cb) | set(cc) if cb.get(k, "-") != cc.get(k, "-"))
+    if not keys:
+        return ""
+    shown = ", ".join(f"{k} {json.dumps(cb.get(k, '-'))} -> {json.dumps(cc.get(k, '-'))}"
+                      for k in keys[:4])
+    return f"config differs: {shown}" + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
 
 
 def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
@@ -252,19 +357,32 @@ def _axes(text) -> str:
 
 def render_markdown(result: Comparison) -> str:
     counts = {v: sum(x.verdict == v for x in result.verdicts)
-              for v in ("regression", "improvement", "inconclusive", "no change")}
+              for v in ("regression", "missing", "improvement", "inconclusive", "new", "no change")}
     head = (f"**genbench compare** `{result.base}` → `{result.cur}`: "
-            + ", ".join(f"{n} {k}" for k, n in counts.items())
-            + (f"; {result.only_base} only in base, {result.only_cur} only in current"
-               if result.only_base or result.only_cur else ""))
-    lines = [head, "", "| verdict | arm | cell | setting | metric | base | current | diff "
-             "(95 % CI) | seeds | test |", "|---|---|---|---|---|---|---|---|---|---|"]
+            + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in ("regression", "no change")))
+    lines = [head, ""]
+    if counts["missing"]:
+        lines.append(f"{counts['missing']} points of base are missing in current: "
+                     + ("they fail the gate (--allow-missing reports them only)."
+                        if result.missing_is_regression else "reported only (--allow-missing)."))
+    for u in result.unjudged:
+        lines.append(f"Not judged: {u.count} {u.reason}; e.g. {u.example}.")
+    if not result.timings:
+        lines.append("Wall-clock metrics (train_s, train_images_per_s, sample_s_per_image) are "
+                     "left out: --timings judges them, on a dedicated machine.")
+    lines += ["", "| verdict | arm | cell | setting | metric | base | current | diff (95 % CI) "
+              "| seeds | test | note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in result.verdicts:
         ci = f" [{v.lo:+.3g}, {v.hi:+.3g}]" if np.isfinite(v.lo) else ""
+        diff = f"{v.diff:+.3g}{ci}" if np.isfinite(v.diff) else "-"
         lines.append(f"| {v.verdict} | {v.arm} | {v.cell or '-'} | {v.setting or '-'} | {v.metric} "
-                     f"| {v.base:.4g} | {v.cur:.4g} | {v.diff:+.3g}{ci} | {v.n_base}/{v.n_cur} "
-                     f"| {v.test}{'' if not np.isfinite(v.p) else f' p={v.p:.2g}'} |")
+                     f"| {_num(v.base)} | {_num(v.cur)} | {diff} | {v.n_base}/{v.n_cur} "
+                     f"| {v.test}{'' if not np.isfinite(v.p) else f' p={v.p:.2g}'} | {v.note or '-'} |")
     return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}" if np.isfinite(x) else "-"
 
 
 def render_json(result: Comparison) -> str:

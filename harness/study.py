@@ -74,6 +74,8 @@ class Scale:
     eval_samples: int = 0  # samples per evaluation along training; 0 = n_samples
     resources: Resources | None = None  # None = the study's resources
     data: str = ""  # "" = the study's data set (e.g. the embedded digits at smoke scale)
+    # None = the study's claims; a scale whose grid values differ restates them in its own
+    claims: tuple[Claim | str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -216,11 +218,23 @@ class _Resolver:
                     obs_noise=study.obs_noise, figures=study.figures, resources=res,
                     trials=tuple(trials), samples=tuple(settings), imports=imports,
                     merged=tuple(self.merged))
-        claims = [as_claim(c) for c in (*study.claims, *extra_claims)]
-        if claims:  # a bad claim fails now, in one line, before anything runs
-            resolve(claims, plan_points(dataclasses.asdict(plan)), self._catalog(plan))
-            plan = dataclasses.replace(plan, claims=tuple(c.to_dict() for c in claims))
-        return plan
+        own = [as_claim(c) for c in (study.claims if sc.claims is None else sc.claims)]
+        extra = [as_claim(c) for c in extra_claims]
+        if not own and not extra:
+            return plan
+        points, catalog = plan_points(dataclasses.asdict(plan)), self._catalog(plan)
+        kept, left_out = [], []
+        for c in own:  # a study's claim fails now, in one line, before anything runs, unless
+            try:       # --set changed what it names (a pinned axis, other metrics): then it
+                resolve([c], points, catalog)  # is left out of this run, and said so
+                kept.append(c)
+            except GenbenchError as err:
+                if not self.sets:
+                    raise
+                left_out.append(f"{c.text} ({str(err).removeprefix(f'claim {c.text!r}: ')})")
+        resolve([*kept, *extra], points, catalog)  # --claim: always strict
+        return dataclasses.replace(plan, claims=tuple(c.to_dict() for c in (*kept, *extra)),
+                                   claims_left_out=tuple(left_out))
 
     def _catalog(self, plan: "Plan") -> Catalog:
         """The metrics the plan measures, per sample setting or per fit, with their directions;
@@ -542,6 +556,7 @@ class Plan:
     imports: tuple[str, ...] = ()  # what every worker imports before looking methods up
     merged: tuple[str, ...] = ()  # cells, settings and seeds that resolved to the same work
     claims: tuple[dict[str, Any], ...] = ()  # the claims it tests (`Claim.to_dict()`), checked
+    claims_left_out: tuple[str, ...] = ()  # the study's claims --set made inapplicable, and why
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)
@@ -552,7 +567,7 @@ class Plan:
         d["resources"] = Resources(**d["resources"])
         d["trials"] = tuple(Trial.from_dict(t) for t in d["trials"])
         d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
-        for name in ("metrics", "imports", "merged", "claims"):
+        for name in ("metrics", "imports", "merged", "claims", "claims_left_out"):
             d[name] = tuple(d.get(name, ()))
         return cls(**d)
 

@@ -11,7 +11,7 @@ scale runs on the embedded 28 px digits.
     genbench run dcgan_svhn --scale full     # SVHN, 10 epochs: ~30 min on one GPU
 """
 
-from harness.study import Scale, Study
+from harness.study import Claim, Scale, Study
 from studies._common import GAN_QUALITY, PACKED
 
 STUDY = Study(
@@ -23,6 +23,10 @@ STUDY = Study(
     metrics=GAN_QUALITY,
     missing_assets="skip",  # Inception weights absent offline: rows say so
     resources=PACKED,
+    # Radford et al. 2016, Sec. 4: Adam's beta1 = 0.9 oscillated and was unstable, 0.5 trained
+    train_grid={"betas": [(0.5, 0.999), (0.9, 0.999)]},
+    claims=(Claim("fid_domain", better="betas=[0.5, 0.999]", than="betas=[0.9, 0.999]",
+                  source="Radford et al. 2016 (DCGAN), Sec. 4: beta1 = 0.5 against 0.9"),),
     scales={
         "smoke": Scale(data="mnist5k", budget_steps=300, n_samples=256, seeds=(0, 1),
                        config=dict(batch_size=64)),

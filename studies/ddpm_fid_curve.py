@@ -9,7 +9,7 @@ The reference data is AFHQ-cat at 32 px: `--set data=folder:/path/to/afhq/train/
     genbench run ddpm_fid_curve --scale full    # ~30 min on one GPU (1,000 steps, FID every 100)
 """
 
-from harness.study import Resources, Scale, Study
+from harness.study import Claim, Resources, Scale, Study
 from studies._common import QUALITY
 
 M2_UNET = dict(n_feat=16, ch_mult=(1, 2), attention=False, batch_size=32, lr=1e-3)
@@ -20,7 +20,10 @@ STUDY = Study(
     method="ddpm",
     data="mnist5k",
     config=dict(T=50, schedule="cosine", loss="l1", **M2_UNET),
-    sample_config=dict(variance="posterior", clip_x0=True),
+    sample_config=dict(variance="posterior"),
+    sample_grid={"clip_x0": [True, False]},  # the reference clamps; off measures what that buys
+    claims=(Claim("fid_domain", better="clip_x0=True", than="clip_x0=False",
+                  source="Ho et al. 2020, released code (p_sample clips x0); docs/methods.md M2"),),
     seeds=(0,),
     metrics=QUALITY,
     missing_assets="skip",

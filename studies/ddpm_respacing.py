@@ -7,7 +7,7 @@ so each seed trains once and samples three times from the same initial noise.
     genbench run ddpm_respacing --scale full    # ~1.5 h on one GPU
 """
 
-from harness.study import Study
+from harness.study import Claim, Study
 from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
@@ -21,5 +21,11 @@ STUDY = Study(
     metrics=QUALITY,
     missing_assets="skip",  # Inception weights absent offline: rows say so
     resources=PACKED,
+    # strided ancestral sampling loses quality as steps fall (Nichol & Dhariwal 2021, Fig. 8;
+    # the eta = 1 rows of DDIM's Table 1)
+    claims=(Claim("fid_domain", better="steps=1000", than="steps=50",
+                  source="Nichol & Dhariwal 2021, Fig. 8; Song et al. 2021 (DDIM), Table 1, eta = 1"),
+            Claim("fid_domain", better="steps=100", than="steps=50",
+                  source="Nichol & Dhariwal 2021, Fig. 8; Song et al. 2021 (DDIM), Table 1, eta = 1")),
     scales=ddpm_scales(),
 )

@@ -7,7 +7,7 @@ noise (which ignores the observation). Rows: `mse_hidden` and `psnr_hidden` on t
     genbench run dps_steps --scale full    # ~2 h on one GPU
 """
 
-from harness.study import Study
+from harness.study import Claim, Study
 from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STEPS = (20, 50, 100)
@@ -27,5 +27,8 @@ STUDY = Study(
     metrics=QUALITY,
     missing_assets="skip",
     resources=PACKED,
+    # the observation guides DPS; plain DDIM from the same noise ignores it
+    claims=(Claim("mse_hidden", better="sampler=dps", than="sampler=ddim", combine="all",
+                  source="Chung et al. 2023 (DPS), Table 2: DPS against unconditional sampling"),),
     scales=ddpm_scales(full=dict(n_samples=1000)),
 )

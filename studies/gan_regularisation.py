@@ -12,7 +12,7 @@ collapse shows in numbers, and quality is measured against the 1,000 held-out di
 Swap in an image folder (for example a 100-shot set) with `--set data=folder:/path/to/images`.
 """
 
-from harness.study import Arm, Scale, Study
+from harness.study import Arm, Claim, Scale, Study
 from studies._common import FULL_GAN, GAN_QUALITY, PACKED, SMOKE_GAN
 
 POLICY = "color,translation,cutout"
@@ -31,6 +31,10 @@ STUDY = Study(
     ref_split="test",  # the held-out digits: copying the 100 training images does not pay
     missing_assets="skip",  # Inception weights absent offline: rows say so
     resources=PACKED,
+    claims=(Claim("fid_domain", better="arm=r1_diffaug", than="arm=baseline",
+                  source="Zhao et al. 2020 (DiffAugment), Table 2: 100-shot generation"),
+            Claim("recall_domain", better="arm=r1_diffaug", than="arm=baseline",
+                  source="Zhao et al. 2020 (DiffAugment), Sec. 4: less overfitting, more diverse samples")),
     scales={
         "smoke": Scale(budget_steps=600, n_samples=256, config=SMOKE_GAN, seeds=(0, 1, 2),
                        log_every=50),

@@ -11,7 +11,7 @@ It has a single scale worth running anywhere: `full` is the same study at a GPU-
 count, for a GPU baseline of its own (baselines are only compared on the same device kind).
 """
 
-from harness.study import Arm, Scale, Study
+from harness.study import Arm, Claim, Scale, Study
 
 TINY_DDPM = dict(T=100, n_feat=8, ch_mult=(1, 2), attention=False, batch_size=32, lr=2e-3)
 TINY_NET = {k: v for k, v in TINY_DDPM.items() if k != "T"}
@@ -32,6 +32,12 @@ STUDY = Study(
     seeds=(0, 1),
     metrics=("fid_domain", "kid_domain", "precision_domain", "recall_domain",
              "duplicate_rate_domain"),
+    # facts any working build keeps: a suite whose claims fail is broken, whatever compare says
+    claims=(Claim("nfe", better="ddpm: sampler=ddim, steps=20", than="ddpm: sampler=ddpm",
+                  source="Song et al. 2021 (DDIM): 20 of the 100 steps"),
+            Claim("fid_domain", better="arm=gan", than="arm=dummy",
+                  source="sanity: a trained GAN beats the dummy's mean image plus noise (the "
+                         "DDPM of 200 steps does not yet)")),
     scales={
         "smoke": Scale(budget_kimg=6.4, n_samples=128, log_every=50),  # 200 steps of 32
         "full": Scale(budget_kimg=64, n_samples=2000, log_every=100),

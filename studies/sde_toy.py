@@ -10,7 +10,7 @@ against the exact data law, against NFE, and the classic figure of trajectories 
 `--set data="mixture:0.5,-1,0.2;0.5,2,0.6"` runs it on another mixture.
 """
 
-from harness.study import Resources, Scale, Study
+from harness.study import Claim, Resources, Scale, Study
 
 STUDY = Study(
     name="sde_toy",
@@ -23,6 +23,12 @@ STUDY = Study(
     metrics=("w1_exact", "ks_exact"),
     figures=True,
     resources=Resources(cpu=1, gpu=0),  # a 1-D toy: the CPU is the right device
+    claims=(Claim("w1_exact", better="steps=1000", than="steps=10", combine="all",
+                  source="Song et al. 2021, Sec. 4.2: finer discretisations of the reverse SDE "
+                         "and probability-flow ODE approach p_0"),
+            Claim("w1_exact", better="score=exact, process=sde, steps=1000",
+                  than="score=learned, process=sde, steps=1000",
+                  source="Song et al. 2021, Sec. 3.3: a learned score only approximates the exact one")),
     scales={
         "smoke": Scale(budget_steps=3000, n_samples=5000, seeds=(0, 1), log_every=100),
         "full": Scale(budget_steps=20_000, n_samples=20_000, log_every=500),

@@ -7,7 +7,7 @@ rows report quality, `class_match` and the cost (NFE, time per image).
     genbench run sds_guidance --scale full    # ~2 h on one GPU
 """
 
-from harness.study import Study
+from harness.study import Claim, Study
 from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
@@ -23,6 +23,10 @@ STUDY = Study(
     metrics=(*QUALITY, "class_match"),
     missing_assets="skip",
     resources=PACKED,
+    claims=(Claim("class_match", better="sampler=sds, guidance=100.0", than="sampler=sds, guidance=7.5",
+                  source="Poole et al. 2022 (DreamFusion), Sec. 3.2: SDS needs a large guidance (100)"),
+            Claim("fid_domain", better="sampler=vsd, guidance=7.5", than="sampler=sds, guidance=7.5",
+                  source="Wang et al. 2023 (ProlificDreamer), Sec. 5: VSD at CFG 7.5 against SDS")),
     # the prior needs ~1000 steps before its classes differ (see cfg_guidance)
     scales=ddpm_scales(smoke=dict(budget_steps=1000, sample_config=dict(sds_iters=100)),
                        full=dict(n_samples=1000)),

@@ -304,3 +304,15 @@ def test_claims_on_a_run_made_before_claims(tmp_path, capsys):
     # 20 network evaluations against 100 at both seeds: exact, decided
     assert code == 0 and (res["verdict"], res["test"], res["effect"], res["seeds"]) == (
         "reproduced", "exact", -80.0, 2)
+
+
+def test_a_set_that_removes_what_a_study_claim_names_leaves_the_claim_out(capsys):
+    from harness.cli import main
+
+    assert main(["plan", "ddpm_respacing", "--set", "steps=50"]) == 0
+    out = capsys.readouterr().out
+    assert ("claim left out by --set: fid_domain: steps=1000 better than steps=50 (side "
+            "'steps=1000' matches no point of the plan (steps takes 50))") in out
+    # a claim given on the command line is never left out: refused
+    assert main(["plan", "ddpm_respacing", "--set", "steps=50", "--claim",
+                 "fid_domain: steps=1000 better than steps=50"]) == 2

@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 
+from harness.claims import VERDICTS, Claim
 from harness.cli import main
 from harness.data import info
 from harness.results import COLUMNS, read_curves, read_results
@@ -23,7 +24,7 @@ PER_SETTING = {"sample_s_per_image", "nfe"}
 
 # regression runs whole, against its baseline, in test_reports.py
 @pytest.mark.parametrize("name", [n for n in study_names() if n != "regression"])
-def test_study_smoke(name, tmp_path, ray_local):
+def test_study_smoke(name, tmp_path, ray_local, capsys):
     out = tmp_path / name
     # shared worker processes: these runs check rows, not memory, and save ~4 s per trial
     extra = SHORT_CHAIN.get(name, {})
@@ -34,6 +35,11 @@ def test_study_smoke(name, tmp_path, ray_local):
     df = read_results(out)
     assert list(df.columns) == list(COLUMNS)
     assert set(df.trial_id) == {t.trial_id for t in plan.trials}
+    # the run ends with a verdict for each of the study's claims (at these budgets, any verdict)
+    verdicts = [x for x in capsys.readouterr().out.splitlines() if x.startswith("claim ")]
+    texts = [Claim(**c).text for c in plan.claims]
+    assert texts and len(verdicts) == len(texts)
+    assert all(f" {t}: " in v and v.split()[1] in VERDICTS for t, v in zip(texts, verdicts))
     for trial in plan.trials:
         rows = df[df.trial_id == trial.trial_id]
         assert PER_TRIAL <= set(rows.metric)
