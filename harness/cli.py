@@ -155,7 +155,7 @@ def cmd_run(args) -> int:
 
     from harness.claims import judge_run, more_seeds
     from harness.runner import run_study, study_status
-    from harness.storage import is_uri, mirror_dir, publishing
+    from harness.storage import is_uri, mirror_dir
 
     if args.max_failures < 0:
         raise GenbenchError(f"--max-failures must be >= 0, got {args.max_failures}")
@@ -169,19 +169,29 @@ def cmd_run(args) -> int:
     for line in plan.claims_left_out:
         print(f"claim left out by --set: {line}")
 
-    def terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: lock released, Ray stopped
+    stopped_by: list[int] = []
+
+    def stop(signum, frame):  # SIGTERM and SIGINT end the run: lock released, Ray stopped
+        stopped_by.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, terminate)
+    # installed explicitly: a background job of a non-interactive shell starts with SIGINT
+    # ignored, and `kill -INT` must still stop it
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     local = mirror_dir(out) if is_uri(out) else Path(out)  # run_study leaves the mirror fresh
     while True:
         try:
             outcomes = run_study(plan, out, address=args.address, storage=args.storage,
                                  max_failures=args.max_failures, reuse_workers=args.reuse_workers)
         except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the report is quick: let it finish
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             print(f"genbench: interrupted; rerun the same command to finish {plan.study} "
                   "(done work is kept)", file=sys.stderr)
-            return 130
+            if not args.no_report:  # "Still to run" shows what the interruption left
+                _write_run_report(local, out, quiet=True)
+            return 143 if stopped_by and stopped_by[0] == signal.SIGTERM else 130
         for o in outcomes:
             if o.status != "ok":
                 print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
@@ -204,14 +214,29 @@ def cmd_run(args) -> int:
             break
         print(line)
         plan = grown
-    if not args.no_report and local.is_dir():
-        from reports import write_report
+    if not args.no_report:
+        _write_run_report(local, out)
+    return 0 if status.complete else 1
 
+
+def _write_run_report(local: Path, out: str, quiet: bool = False) -> None:
+    """Refresh the run's report page (at its URI too, for a mirror) and say where it is."""
+    from reports import write_report
+
+    from harness.storage import is_uri, publishing
+
+    if not local.is_dir() or not ((local / "results").is_dir() or (local / "study.json").is_file()):
+        return
+    try:
         with publishing(local):
             page = write_report([local])
-        where = f"{out.rstrip('/')}/{page.relative_to(local)}" if is_uri(out) else page.resolve()
-        print(f"report: {where}" + (f" (local copy {page})" if is_uri(out) else ""))
-    return 0 if status.complete else 1
+    except GenbenchError as err:
+        if not quiet:
+            raise
+        print(f"genbench: the report was not refreshed: {err}", file=sys.stderr)
+        return
+    where = f"{out.rstrip('/')}/{page.relative_to(local)}" if is_uri(out) else page.resolve()
+    print(f"report: {where}" + (f" (local copy {page})" if is_uri(out) else ""))
 
 
 def cmd_claims(args) -> int:

@@ -139,10 +139,11 @@ def connect(address: str | None) -> Cluster:
             _init_with_deadline(address, kwargs)
         else:
             main = threading.current_thread() is threading.main_thread()
-            keep = signal.getsignal(signal.SIGTERM) if main else None
+            keep = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
             ray.init(num_cpus=os.cpu_count(), **kwargs)
-            if keep is not None:  # ray.init makes SIGTERM a sys.exit: the caller's handler stays
-                signal.signal(signal.SIGTERM, keep)
+            for sig, handler in keep.items():  # ray.init makes SIGTERM a sys.exit: the caller's
+                if handler is not None:        # handlers stay
+                    signal.signal(sig, handler)
             from ray._private import worker
 
             from harness.reaper import watch

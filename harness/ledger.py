@@ -33,7 +33,8 @@ from typing import Callable
 
 from harness.config import config_hash
 from harness.errors import GenbenchError
-from harness.results import cross_file, fit_file, read_file, read_plan, results_files
+from harness.results import (checkpoint_problem, cross_file, fit_file, read_file, read_plan,
+                             results_files)
 from harness.study import Plan, Trial
 from harness.storage import has_checkpoint, refuse_foreign
 
@@ -68,6 +69,7 @@ class Ledger:
     """The state of an output directory against a plan."""
 
     work: list[Work] = field(default_factory=list)  # trials with anything left to do
+    settings_diverged: list[str] = field(default_factory=list)  # "<trial> <setting>": not finite
     fits_done: int = 0
     units_done: int = 0  # (trial, setting) pairs with every metric present
     diverged: list[str] = field(default_factory=list)  # trial ids recorded as diverged
@@ -153,6 +155,13 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
             ledger.diverged.append(trial.trial_id)
             continue
         checkpoint = has_checkpoint(out_dir, f"{trial.trial_id}.pt")
+        ckpt = out_dir / "checkpoints" / f"{trial.trial_id}.pt"
+        problem = checkpoint_problem(ckpt, full=False) if checkpoint else None
+        if problem:  # truncated: never loads, so its fit runs again (the trial checks the hash)
+            dest = quarantine(out_dir, ckpt)
+            ckpt.with_name(ckpt.name + ".sha256").unlink(missing_ok=True)
+            echo(f"quarantined {problem}; moved to {dest}, its fit runs again")
+            checkpoint = False
         fit_needed = fit_rows is None
         units = []
         settings = plan.settings_for(trial)
@@ -161,6 +170,8 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
             prefix = f"{trial.trial_id}.{key}."
             have = set().union(*[m for name, m in metrics_by_file.items() if name.startswith(prefix)])
             missing = tuple(m for m in measured if fit_needed or m not in have)
+            if "diverged" in have and not fit_needed:  # non-finite samples: final, as a fit's
+                ledger.settings_diverged.append(f"{trial.trial_id} {setting.key}")
             if missing:
                 units.append(Unit(setting.key, key, missing))
         if units and not checkpoint:  # the checkpoint is gone: train again, measure everything
@@ -196,9 +207,31 @@ def record_plan(out_dir: Path, plan: Plan) -> None:
 
     text = plan.to_json().encode()
     path = Path(out_dir) / "plans" / f"{plan.plan_id}.json"
-    if not path.is_file():
+    if not _readable_json(path):  # missing or damaged: written again
         atomic_write_bytes(path, text)
     atomic_write_bytes(Path(out_dir) / "study.json", text)
+
+
+def heal_plan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> bool:
+    """Rewrite study.json and this plan's plans/<plan_id>.json where they are missing or
+    unreadable (a run with nothing to do leaves them alone otherwise); True if it did."""
+    from harness.results import read_plan
+
+    out_dir = Path(out_dir)
+    plan_file = out_dir / "plans" / f"{plan.plan_id}.json"
+    if read_plan(out_dir) and _readable_json(plan_file):
+        return False
+    echo(f"{out_dir / 'study.json'} or {plan_file.name} was missing or unreadable: written again")
+    record_plan(out_dir, plan)
+    return True
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(Path(path).read_text())
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 class OutputLock:
@@ -219,6 +252,10 @@ class OutputLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             except FileExistsError:
                 holder = self._holder()
+                if not holder:  # empty or torn (a crash while it was written): nobody holds it
+                    echo(f"taking over {self.path}: empty or unreadable, so no run holds it")
+                    self.path.unlink(missing_ok=True)
+                    continue
                 if not self._stale(holder):
                     raise GenbenchError(
                         f"{self.path.parent} is in use by another genbench run (host "
@@ -239,7 +276,8 @@ class OutputLock:
     def _holder(self) -> dict:
         for _ in range(3):  # a holder may be between creating and writing the file
             try:
-                return json.loads(self.path.read_text())
+                holder = json.loads(self.path.read_text())
+                return holder if isinstance(holder, dict) else {}
             except (OSError, ValueError):
                 time.sleep(0.1)
         return {}

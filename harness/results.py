@@ -22,8 +22,10 @@ starting with "." (temporary) are ignored by pyarrow and pandas readers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -86,6 +88,28 @@ V1_COLUMNS = ("schema_version", "study", "scale", "trial_id", "method", "dataset
               "versions_json", "created_at")
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_name(text: Any) -> str:
+    """Any name (a study, arm, metric, trial id, setting label, figure) as one file name that
+    stays where it is put: letters, digits, `.`, `_` and `-` only, never empty, never starting
+    with a dot (hidden, `..`); a name that had to change gets a short hash of the original, so
+    two names never meet in one file ("a/b" and "a?b")."""
+    text = str(text)
+    stem, ext = (text[:-len(m[0])], m[0]) if (m := re.search(r"\.[A-Za-z0-9]{1,5}$", text)) else (text, "")
+    safe = _UNSAFE.sub("-", stem)[:100].lstrip(".") or "_"
+    if safe != stem:
+        safe += "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return safe + ext
+
+
+def within(root: Path, *names: Any) -> Path:
+    """`root / name / ...` with every name made safe (`safe_name`): a path that cannot leave
+    `root`, whatever the names read from files or declarations hold."""
+    return Path(root).joinpath(*(safe_name(n) for n in names))
+
+
 def current_umask() -> int:
     """This process's umask (reading it means setting it, so it is set straight back)."""
     umask = os.umask(0)
@@ -123,6 +147,33 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
         raise ValueError(f"columns not in the results schema: {sorted(unknown)}")
     columns = {name: [r.get(name) for r in rows] for name in COLUMNS}
     return pa.Table.from_pydict(columns, schema=SCHEMA)
+
+
+def write_checkpoint(out_dir: Path, trial_id: str, payload: bytes) -> Path:
+    """checkpoints/<trial_id>.pt, atomically, and beside it <trial_id>.pt.sha256: its size and
+    content hash, so that a truncated or damaged checkpoint is told from a good one
+    (`checkpoint_problem`) instead of failing every later run with torch's message."""
+    path = Path(out_dir) / "checkpoints" / f"{trial_id}.pt"
+    atomic_write_bytes(path, payload)
+    digest = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+    atomic_write_bytes(path.with_name(path.name + ".sha256"), json.dumps(digest).encode())
+    return path
+
+
+def checkpoint_problem(path: Path, *, full: bool) -> str | None:
+    """What is wrong with the checkpoint at `path` against its recorded size (and, with `full`,
+    content hash), or None: fine, or written before checkpoints were recorded."""
+    side = path.with_name(path.name + ".sha256")
+    try:
+        digest = json.loads(side.read_text())
+        size = path.stat().st_size
+    except (OSError, ValueError):
+        return None
+    if size != digest.get("bytes"):
+        return f"checkpoint {path} has {size} bytes, {digest.get('bytes')} were written (truncated?)"
+    if full and hashlib.sha256(path.read_bytes()).hexdigest() != digest.get("sha256"):
+        return f"checkpoint {path} does not match the content hash recorded when it was written"
+    return None
 
 
 def fit_file(out_dir: Path, trial_id: str) -> Path:
@@ -232,7 +283,8 @@ def read_plan(out_dir: Path) -> dict:
 
 
 POINT = ("scale", "arm", "cell_json", "seed")  # one fit's place in a study: a train cell and seed
-STATUS_METRICS = ("failed", "diverged_at_step")  # rows that say a fit did not finish
+# rows that say a fit did not finish, or (`diverged`) a sample setting gave non-finite samples
+STATUS_METRICS = ("failed", "diverged_at_step", "diverged")
 
 
 def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:

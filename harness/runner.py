@@ -20,7 +20,7 @@ from harness.errors import GenbenchError, first_line
 from harness.cluster import check_shared, connect, requested_address
 from harness.provenance import git_sha, versions_json
 from harness.results import current_umask, failed_file
-from harness.ledger import OutputLock, Work, check_study, record_plan, scan
+from harness.ledger import OutputLock, Work, check_study, heal_plan, record_plan, scan
 from harness.packing import (cluster_nodes, effective, refuse_unplaceable, simulate,
                              this_machine)
 from harness.storage import (Remote, Stage, has_checkpoint, is_uri, mirror, mirror_dir,
@@ -273,6 +273,9 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
                 raise
         echo(ledger.summary(plan))
         if not ledger.work and not ledger.cross:
+            if any(local.iterdir()):  # nothing to run; a damaged or lost study.json heals
+                with publishing(local):
+                    heal_plan(local, plan, echo)
             return []
         with publishing(local):
             record_plan(local, plan)
@@ -296,16 +299,20 @@ class StudyStatus:
     failed: list[str]  # their last attempt raised (a status row says why)
     missing: list[str]  # never ran, or interrupted
     cross_missing: int = 0  # measurable cross-seed pairs still unmeasured (one failed)
+    settings_diverged: tuple[str, ...] = ()  # sample settings whose samples were not finite
 
     @property
     def complete(self) -> bool:
-        return not (self.diverged or self.failed or self.missing or self.cross_missing)
+        return not (self.diverged or self.failed or self.missing or self.cross_missing
+                    or self.settings_diverged)
 
     def line(self) -> str:
         return (f"{len(self.ok)} ok, {len(self.diverged)} diverged, {len(self.failed)} failed, "
                 f"{len(self.missing)} missing"
                 + (f", {self.cross_missing} cross-seed evaluations missing"
-                   if self.cross_missing else ""))
+                   if self.cross_missing else "")
+                + (f", {len(self.settings_diverged)} sample settings with non-finite samples"
+                   if self.settings_diverged else ""))
 
 
 def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
@@ -321,7 +328,8 @@ def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
                 for a, b in ledger.cross)
     return StudyStatus(ok=[t for t in ids if t not in left and t not in ledger.diverged],
                        diverged=list(ledger.diverged), failed=failed,
-                       missing=sorted(left - set(failed)), cross_missing=cross)
+                       missing=sorted(left - set(failed)), cross_missing=cross,
+                       settings_diverged=tuple(ledger.settings_diverged))
 
 
 def _env(reuse_workers: bool = False) -> Env:

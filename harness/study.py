@@ -22,6 +22,7 @@ import itertools
 import json
 import math
 import pkgutil
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,10 +127,13 @@ class Study:
         `Arm`s, scales `Scale`s, grids dicts of lists, ...), and there is a scale; else one
         line naming the field. Before anything else reads the study."""
         check_fields(self, "Study")
+        _check_name(self.name, "study name", "it names the folder results/<study>/<scale>")
         for i, arm in enumerate(self.arms):
             check_fields(arm, f"Study.arms[{i}]")
+            _check_name(arm.name, "arm name", "it names rows, --set ARM.KEY and files")
         for name, sc in self.scales.items():
             check_fields(sc, f"Study.scales[{name!r}]")
+            _check_name(name, "scale name", "it names the folder results/<study>/<scale>")
         if not self.scales:
             raise GenbenchError(f"study {self.name!r} declares no scales; give it "
                                 "scales={'smoke': Scale(...), ...}")
@@ -477,6 +481,17 @@ class _Resolver:
             raise GenbenchError(f"arm {arm.name!r}: resources must be a Resources (or a function "
                                 f"of the config returning one), got {res!r}")
         return _check_resources(dataclasses.replace(res, **self.res_sets), f"arm {arm.name!r}")
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _check_name(name: str, what: str, why: str) -> None:
+    """A name that becomes part of a path: letters, digits, `_`, `.`, `-`, no `..`; else one
+    line saying so before anything reads the study."""
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise GenbenchError(f"{what} {name!r} is not a plain name: use letters, digits, '_', '.' "
+                            f"and '-', not starting with '.' or '-' ({why})")
 
 
 def _check_resources(res: Resources, who: str) -> Resources:

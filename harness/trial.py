@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +27,8 @@ from harness.config import build_config, canonical_json
 from harness.errors import DivergedError, GenbenchError, first_line
 from harness.method import Budget, Method, Observation, get_method
 from harness.ledger import Unit, Work
-from harness.results import (SCHEMA_VERSION, atomic_write_bytes, cross_file, failed_file,
+from harness.results import (SCHEMA_VERSION, atomic_write_bytes, checkpoint_problem, cross_file,
+                             failed_file, within, write_checkpoint,
                              fit_file, unit_file, write_curve, write_rows)
 from harness.seeding import seed_everything
 from harness.metrics import higher_is_better
@@ -78,22 +80,33 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env, device: torch
     seed_everything(trial.seed)
     rows = Rows(plan, trial, env, device)
     evaluator = _evaluator(plan, device)
+    method = None
+    if not work.fit:
+        try:
+            method = _load(plan, trial, out_dir, device)
+        except DamagedCheckpoint as err:  # fit again, and measure every setting of the new fit
+            print(f"genbench: trial {trial.trial_id}: {err}; its fit runs again", file=sys.stderr)
+            work = Work(trial, True, tuple(Unit(s.key, plan.sampling_key(trial, s), plan.measured())
+                                           for s in plan.settings_for(trial)))
     if work.fit:
         method = _fit(plan, trial, out_dir, rows, evaluator, device, sync)
         if method is None:  # diverged: final, and an earlier attempt's failure is over
             failed_file(out_dir, trial.trial_id).unlink(missing_ok=True)
             return TrialOutcome(trial.trial_id, "diverged", rows.note, rows.count)
         sync()
-    else:
-        method = _load(plan, trial, out_dir, device)
     labels = _labels_for(method, plan.n_samples)
     inputs = _task_inputs(plan, trial, out_dir, method)
     settings = {s.key: s for s in plan.settings_for(trial)}
+    diverged = []
     for unit in work.units:
-        _measure(plan, trial, settings[unit.setting], unit, method, evaluator, labels, inputs,
-                 out_dir, rows, device)
+        bad = _measure(plan, trial, settings[unit.setting], unit, method, evaluator, labels,
+                       inputs, out_dir, rows, device)
+        if bad:  # recorded; the other settings go on
+            diverged.append(f"setting {unit.setting}: {bad} of {plan.n_samples} samples not finite")
         sync()
     failed_file(out_dir, trial.trial_id).unlink(missing_ok=True)  # an earlier failure is over
+    if diverged:
+        return TrialOutcome(trial.trial_id, "diverged", "; ".join(diverged), rows.count)
     return TrialOutcome(trial.trial_id, "ok", "", rows.count)
 
 
@@ -334,7 +347,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     if plan.figures:  # after the fit's rows: a figure that fails never costs the fit
         knobs = plan.settings_for(trial)[0].knobs  # the evaluations' setting
         for name, (images, nrow) in method.figures(train, seed=trial.seed, **knobs).items():
-            _save_grid(out_dir / "figures" / trial.trial_id / f"{name}.png", images, nrow)
+            _save_grid(within(out_dir / "figures", trial.trial_id, f"{name}.png"), images, nrow)
     return method
 
 
@@ -360,13 +373,29 @@ def _load_resume(path: Path, trial: Trial) -> dict[str, Any] | None:
     return saved if saved.get("trial_id") == trial.trial_id else None
 
 
+class DamagedCheckpoint(Exception):
+    """A checkpoint that does not load: its trial fits again."""
+
+
 def _load(plan: Plan, trial: Trial, out_dir: Path, device: torch.device) -> Method:
-    """The trial's fitted method from its checkpoint (the ledger found its fit done)."""
+    """The trial's fitted method from its checkpoint (the ledger found its fit done). A
+    checkpoint that does not match what was written, or does not load, is moved to
+    quarantine/ and raises DamagedCheckpoint naming it."""
     method_cls = get_method(trial.method)
     method = method_cls(build_config(method_cls.Config, trial.config))
-    state = torch.load(out_dir / "checkpoints" / f"{trial.trial_id}.pt", map_location="cpu",
-                       weights_only=True)
-    method.load_state_dict(state)
+    path = out_dir / "checkpoints" / f"{trial.trial_id}.pt"
+    problem = checkpoint_problem(path, full=True)
+    if problem is None:
+        try:
+            method.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as err:  # noqa: BLE001 - torch says little more than "corrupt"
+            problem = f"checkpoint {path} does not load ({type(err).__name__}: {first_line(err)})"
+    if problem is not None:
+        from harness.ledger import quarantine
+
+        dest = quarantine(out_dir, path)
+        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+        raise DamagedCheckpoint(f"{problem}; moved to {dest}")
     return method.to(device)
 
 
@@ -384,12 +413,15 @@ def _task_inputs(plan: Plan, trial: Trial, out_dir: Path, method: Method) -> Tas
 
 def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, method: Method,
              evaluator, labels: torch.Tensor | None, inputs: TaskInputs, out_dir: Path,
-             rows: Rows, device: torch.device) -> None:
-    """Draw one setting's samples and write the rows of the metrics `unit` asks for."""
+             rows: Rows, device: torch.device) -> int:
+    """Draw one setting's samples and write the rows of the metrics `unit` asks for; return
+    how many samples were not finite (then their quality and task metrics are NaN rows saying
+    so, with a `diverged` status row: final, as a diverged fit is)."""
     _reset_peak_mem(device)
     sample_json, samples, sample_s = _sample(method, setting, plan.n_samples, trial.seed,
                                              labels, inputs.observation)
     n = plan.n_samples
+    bad = int((~torch.isfinite(samples.reshape(len(samples), -1)).all(1)).sum())
     values: dict[str, dict[str, Any]] = {
         "sample_s_per_image": {"value": sample_s / n, "protocol": "wall clock around sample()"},
         "nfe": {"value": json.loads(sample_json)["nfe"], "protocol": "network evaluations per sample"},
@@ -397,23 +429,32 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
                                "protocol": _peak_mem_protocol(device, "sample()", rows.env)},
     }
     task = get_task(plan.task)
-    if set(task.metrics) & set(unit.metrics):
-        values.update(task.measure(samples, inputs, mask=plan.mask, obs_noise=plan.obs_noise))
     quality = [m for m in unit.metrics if m in plan.metrics]
-    if quality:
-        for r in evaluator.evaluate(quality, samples, labels):
-            values[r.pop("metric")] = r
-    path = out_dir / "samples" / trial.trial_id / f"{setting.key}.png"
-    if method.output == "images":
-        _save_grid(path, samples)
+    status = []
+    if bad:  # never into the metrics (scipy's sqrtm would fail on them): NaN rows that say why
+        note = f"not measured: {bad} of {n} samples are not finite (NaN or inf)"
+        for m in (*task.metrics, *quality):
+            values[m] = {"value": float("nan"), "note": note}
+        status = [{"metric": "diverged", "value": bad, "note": note}]
     else:
-        _save_histogram(path, samples, plan.data, sample_json)
+        if set(task.metrics) & set(unit.metrics):
+            values.update(task.measure(samples, inputs, mask=plan.mask, obs_noise=plan.obs_noise))
+        if quality:
+            for r in evaluator.evaluate(quality, samples, labels):
+                values[r.pop("metric")] = r
+    path = within(out_dir / "samples", trial.trial_id, f"{setting.key}.png")
+    if method.output == "images":
+        _save_grid(path, torch.nan_to_num(samples))
+    else:
+        _save_histogram(path, samples[torch.isfinite(samples).all(1)], plan.data, sample_json)
     common = {"sample_json": sample_json, "setting_json": canonical_json(setting.cell),
               "cell_key": plan.cell_key(trial, setting), "run_key": unit.sampling_key}
     out = [{"n_samples": n, **values[m], "metric": m, **common} for m in unit.metrics]
+    out += [{"n_samples": n, **r, **common} for r in status]
     for r in out:
         r["value"] = float(r["value"])
     rows.write(unit_file(out_dir, trial.trial_id, unit.sampling_key, unit.metrics_key), out)
+    return bad
 
 
 def _labels_for(method: Method, n: int) -> torch.Tensor | None:
@@ -495,7 +536,7 @@ def _save_histogram(path: Path, samples: torch.Tensor, data: str, sample_json: s
 def _save_checkpoint(out_dir: Path, trial_id: str, method: Method) -> None:
     buf = io.BytesIO()
     torch.save(method.state_dict(), buf)
-    atomic_write_bytes(out_dir / "checkpoints" / f"{trial_id}.pt", buf.getvalue())
+    write_checkpoint(out_dir, trial_id, buf.getvalue())
 
 
 # Linux keeps a process's peak RSS (VmHWM) and resets it when "5" is written to clear_refs, so

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import GenbenchError
-from harness.results import atomic_write_bytes
+from harness.results import atomic_write_bytes, within
 from reports import figures
 from reports.tables import Run, axes_of, load_runs, main_metrics, quality_metrics, summarize
 
@@ -230,8 +230,8 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
     for axis in axes:
         figs = []
         for m in metrics:
-            path = figures.metric_vs_axis(rows, m, axis, colors, img / f"{m}_vs_{_safe(axis)}.png",
-                                          multi)
+            path = figures.metric_vs_axis(rows, m, axis, colors,
+                                          within(img, f"{m}_vs_{axis}.png"), multi)
             if path:
                 figs.append(_fig(path, img.parent, f"{m} against {axis}: mean over seeds, "
                                  "95 % interval (none with one seed), seeds as points"))
@@ -247,15 +247,11 @@ def _cost_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
     for quality in qualities:
         for cost in COST_AXES:
             path = figures.quality_vs_cost(rows, quality, cost, colors,
-                                           img / f"{quality}_vs_{cost}.png", multi)
+                                           within(img, f"{quality}_vs_{cost}.png"), multi)
             if path:
                 out.append(_fig(path, img.parent, f"{quality} against {cost} for every arm, cell "
                                 "and setting; circled and dashed: the Pareto front"))
     return "".join(out)
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)
 
 
 def _grids(runs: list[Run], img: Path, dest: Path) -> str:
@@ -268,18 +264,20 @@ def _grids(runs: list[Run], img: Path, dest: Path) -> str:
         for t in trials:
             firsts.setdefault((t.get("arm", ""), json.dumps(t["cell"], sort_keys=True)), t)
         for (arm, cell), t in firsts.items():
-            tdir = r.path / "samples" / t["trial_id"]
-            files = [tdir / f"{s['key']}.png" for s in r.plan.get("samples", [])
+            # names from study.json: made safe, so neither what is read nor what is written
+            # can lie outside the run or the report (`harness.results.within`)
+            tdir = within(r.path / "samples", t["trial_id"])
+            files = [within(tdir, f"{s['key']}.png") for s in r.plan.get("samples", [])
                      if s.get("arm", arm) == arm]
             files = ([tdir / "observation.png"] if (tdir / "observation.png").is_file() else []) + files
-            figs = [_copy(p, img / f"run{r.index}" / t["trial_id"] / p.name, dest,
+            figs = [_copy(p, within(img, f"run{r.index}", t["trial_id"], p.name), dest,
                           p.stem.replace("_", " ")) for p in files if p.is_file()]
             if figs:
                 out.append(f"<h3>run {r.index}, {html.escape(arm)}, {html.escape(_axes_text(cell))}, "
                            f"seed {t['seed']}</h3><div class='grids'>{''.join(figs)}</div>")
-            fdir = r.path / "figures" / t["trial_id"]
-            method_figs = [_copy(p, img / f"run{r.index}" / t["trial_id"] / f"fig_{p.name}", dest,
-                                 p.stem.replace("_", " ")) for p in sorted(fdir.glob("*.png"))]
+            fdir = within(r.path / "figures", t["trial_id"])
+            method_figs = [_copy(p, within(img, f"run{r.index}", t["trial_id"], f"fig_{p.name}"),
+                                 dest, p.stem.replace("_", " ")) for p in sorted(fdir.glob("*.png"))]
             if method_figs:
                 out.append(f"<h4>method figures</h4>{''.join(method_figs)}")
     return "".join(out) if len(out) > 1 else out[0] + "<p>No sample grids yet.</p>"
@@ -327,6 +325,11 @@ def _cli(value) -> str:
 def _missing(runs: list[Run]) -> str:
     out = ["<h2>Still to run</h2>"]
     for r in runs:
+        if not r.plan:  # nothing says what the run should hold: never "done"
+            out.append(f"<p class='note'>run {r.index}: its plan (study.json) is missing or "
+                       "unreadable, so what is still to run is unknown; rerunning the study's "
+                       "command writes it again.</p>")
+            continue
         failures = r.failures()
         if failures:
             out.append(f"<p class='note'>run {r.index}: {len(failures)} failed or diverged "

@@ -86,6 +86,7 @@ class Run:
         rows = self.rows[self.rows.metric.isin(STATUS_METRICS) & self.rows.trial_id.isin(ids)]
         return [f"{r.trial_id} ({r.arm} seed {r.seed}): "
                 + (f"diverged at step {int(r.value)}" if r.metric == "diverged_at_step"
+                   else f"setting {r.setting}: {r.note}" if r.metric == "diverged"
                    else f"failed after {int(r.value)} attempts: {r.note}")
                 for r in rows.itertuples()]
 

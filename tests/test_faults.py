@@ -251,11 +251,13 @@ def test_sigkill_of_the_driver_leaves_no_process_and_a_rerun_finishes(tmp_path, 
     pd.testing.assert_frame_equal(_stable(read_results(out)), _stable(read_results(ref)))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_or_ctrl_c_stops_a_run_in_one_line_and_releases_everything(sig, tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_or_ctrl_c_stops_a_run_in_one_line_and_releases_everything(sig, code, tmp_path):
     """Ray's init makes SIGTERM a bare exit and Tune's handler turns Ctrl-C into errored
-    trials; the driver keeps both: one line, exit 130, the lock released and Ray's processes
-    gone (done work is kept: the SIGKILL test reruns)."""
+    trials; the driver keeps both: one line, exit 143 (SIGTERM) or 130 (SIGINT, even when it
+    started ignored, as a background job of a script does), the lock released, the report
+    refreshed with what is still to run, and Ray's processes gone (done work is kept: the
+    SIGKILL test reruns)."""
     from harness.reaper import session_processes
 
     study = tmp_path / "long.py"
@@ -263,17 +265,18 @@ def test_sigterm_or_ctrl_c_stops_a_run_in_one_line_and_releases_everything(sig, 
     out = tmp_path / "stopped"
     before = set(Path("/tmp/ray").glob("session_2*"))
     driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study), "--out",
-                               str(out), "--no-report"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                               str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     for line in driver.stdout:
         if line.lstrip().startswith("started"):
             break
     time.sleep(2)  # the trial is training
     driver.send_signal(sig)
-    assert driver.wait(timeout=60) == 130
+    assert driver.wait(timeout=60) == code
     err = driver.stderr.read().strip()
     assert len(err.splitlines()) == 1 and "interrupted; rerun the same command" in err, err
     assert not (out / "genbench.lock").exists()
+    assert "missing (rerun the same command to resume)" in (out / "report" / "index.html").read_text()
     session = str(next(iter(set(Path("/tmp/ray").glob("session_2*")) - before)))
     deadline = time.monotonic() + 10
     while session_processes(session) and time.monotonic() < deadline:

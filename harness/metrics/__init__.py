@@ -25,6 +25,7 @@ COST_METRICS: dict[str, tuple[bool, str]] = {
     "sample_peak_mem_mb": (False, "peak memory while sampling: CUDA max allocated, else process max RSS"),
     "diverged_at_step": (False, "step at which the loss became non-finite (row only if it did)"),
     "failed": (False, "attempts of a trial whose every attempt raised; note: class and message"),
+    "diverged": (False, "samples of a sample setting that were not finite (row only if any were)"),
 }
 
 # the cost metrics that are wall-clock times: they measure the machine and its load as much as
@@ -92,6 +93,7 @@ def higher_is_better(name: str) -> bool | None:
 # is the process's RSS, imports included, and the same study measured 200 MB (about 27 %) apart
 # when run from the command line and from the test suite
 TOLERANCE: dict[str, float] = {"n_params": 0.0, "nfe": 0.0, "diverged_at_step": 0.0, "failed": 0.0,
+                               "diverged": 0.0,
                                "train_s": 0.5, "train_images_per_s": 0.5,
                                "sample_s_per_image": 0.5, "peak_mem_mb": 0.5,
                                "sample_peak_mem_mb": 0.5}

@@ -1,0 +1,90 @@
+"""Inputs that would fool the gate or spoil a run, reproduced first: samples that are not finite
+never reach the metrics (a `diverged` status row says how many, the other settings go on, and
+the run exits non-zero)."""
+
+import json
+import math
+
+from harness.cli import main
+from harness.results import read_results
+
+NAN_STUDY = """from harness.study import Scale, Study
+STUDY = Study(name="nan", method="dummy", data="mnist5k", seeds=(0,),
+              sample_grid={"noise": [0.3, float("nan")]}, metrics=("fid_domain",),
+              scales={"smoke": Scale(budget_steps=2, n_samples=8, log_every=1)})
+"""
+
+
+def test_non_finite_samples_are_a_diverged_setting_and_the_others_go_on(tmp_path, ray_local,
+                                                                        domain_extractor, capsys):
+    f = tmp_path / "nan.py"
+    f.write_text(NAN_STUDY)
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "diverged: setting noise-nan: 8 of 8 samples not finite" in captured.err
+    assert "1 sample settings with non-finite samples" in captured.out
+    df = read_results(out)
+    bad = df[df.setting_json.str.contains("NaN", na=False)]
+    (status,) = bad[bad.metric == "diverged"].itertuples()
+    assert status.value == 8 and status.note.startswith("not measured: 8 of 8 samples are not finite")
+    fid = bad[bad.metric == "fid_domain"]
+    assert len(fid) == 1 and math.isnan(fid.value.iloc[0]) and "not finite" in fid.note.iloc[0]
+    good = df[df.setting_json == '{"noise":0.3}']
+    assert math.isfinite(good[good.metric == "fid_domain"].value.iloc[0])  # the other setting ran
+    # final, as a diverged fit: a rerun has nothing to do and still says so
+    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 1
+    assert "nothing to run" in capsys.readouterr().out
+    page = (out / "report" / "index.html").read_text()
+    assert "setting noise-nan: not measured: 8 of 8 samples are not finite" in page
+
+
+HEAL_STUDY = """from harness.study import Scale, Study
+STUDY = Study(name="heal", method="dummy", data="mnist5k", seeds=(0,),
+              sample_grid={"noise": [0.1, 0.2]},
+              scales={"smoke": Scale(budget_steps=2, n_samples=2, log_every=1)})
+"""
+
+
+def test_a_damaged_run_directory_heals_on_the_next_run(tmp_path, ray_local, capsys):
+    """A torn lock, a lost study.json and plan, a truncated checkpoint and one with a flipped
+    byte: each said in one line, and the next run repairs it instead of failing every time."""
+    from harness.results import results_files
+
+    f = tmp_path / "heal.py"
+    f.write_text(HEAL_STUDY)
+    out = tmp_path / "out"
+    run = ["run", str(f), "--out", str(out), "--no-report"]
+    assert main(run) == 0
+    capsys.readouterr()
+
+    (out / "genbench.lock").write_text("")  # a crash between creating and writing the lock
+    (out / "study.json").unlink()
+    for p in (out / "plans").glob("*.json"):
+        p.write_text('{"trials": [')
+    assert main(["report", str(out)]) == 0
+    page = (out / "report" / "index.html").read_text()
+    assert "its plan (study.json) is missing or unreadable" in page and "everything in its plan is done" not in page
+    assert main(run) == 0
+    text = capsys.readouterr().out
+    assert "empty or unreadable, so no run holds it" in text and "nothing to run" in text
+    assert "was missing or unreadable: written again" in text
+    assert json.loads((out / "study.json").read_text())["study"] == "heal"
+    assert all(json.loads(p.read_text()) for p in (out / "plans").glob("*.json"))
+
+    ckpt = next((out / "checkpoints").glob("*-s0.pt"))
+    for damage in ("truncate", "flip"):
+        data = ckpt.read_bytes()
+        ckpt.write_bytes(data[: len(data) // 2] if damage == "truncate"
+                         else data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:])
+        for p in results_files(out):  # a setting to measure again: the checkpoint is needed
+            if not p.name.endswith(".fit.parquet"):
+                p.unlink()
+                break
+        assert main(run) == 0, capsys.readouterr().err
+        text = capsys.readouterr().out
+        if damage == "truncate":  # the ledger sees the size, before any trial starts
+            assert "quarantined checkpoint" in text and "truncated?" in text
+        assert "0 fits" not in text.split("ledger:")[1].split("\n")[0] or damage == "flip"
+        assert ckpt.is_file() and len(list((out / "quarantine").iterdir())) == (1 if damage == "truncate" else 2)
+        assert main(run) == 0 and "nothing to run" in capsys.readouterr().out
