@@ -219,10 +219,9 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
             pending.append((b, c, vb, vc, higher))
     result.unjudged = [Unjudged(r, n, e) for r, (n, e) in unjudged.items()]
     tested = [_test(b, c, vb, vc) for b, c, vb, vc, _ in pending]
-    rejected = [p <= alpha for p in stats.holm([t[0] for t in tested])]
-    for (b, c, vb, vc, higher), (p, lo, hi, test), reject in zip(pending, tested, rejected):
+    rejected = [p <= alpha for p in stats.holm([t[1] for t in tested])]
+    for (b, c, vb, vc, higher), (diff, p, lo, hi, test), reject in zip(pending, tested, rejected):
         metric = b.metric.iloc[0]
-        diff = (lo + hi) / 2 if test == "paired" else vc.mean() - vb.mean()  # paired: common seeds
         tol = tolerance(metric) * max(abs(vb.mean()), 1e-12)
         # a change must be beyond the noise (the test) and beyond the metric's tolerance
         changed = abs(diff) > tol and (test in ("tolerance", "exact") or reject)
@@ -324,23 +323,24 @@ def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
 
 
 def _test(b: pd.DataFrame, c: pd.DataFrame, vb: np.ndarray, vc: np.ndarray):
-    """(p, interval low, interval high, test name) for the difference CUR - BASE, by the same
-    statistics as claims (`harness.stats.estimate`): paired by seed where both runs have two
-    or more seeds in common, Welch otherwise, `exact` when nothing varies."""
+    """(difference CUR - BASE, p, interval low, interval high, test name), by the statistics of
+    claims (`harness.stats.estimate`): paired by seed where both runs have two or more seeds in
+    common (the difference on those seeds), Welch otherwise, `exact` when nothing varies."""
     from scipy import stats as sps
 
     est = stats.estimate(_by_seed(c), _by_seed(b))
     if est.test == "exact":  # no noise: exact, and not part of the corrected family
-        return float("nan"), est.diff, est.diff, "exact"
+        return est.diff, float("nan"), est.diff, est.diff, "exact"
     if est.test in ("paired t", "welch"):
-        return est.p_two_sided(), est.lo, est.hi, "paired" if est.test == "paired t" else "welch"
+        return (est.diff, est.p_two_sided(), est.lo, est.hi,
+                "paired" if est.test == "paired t" else "welch")
     diff = vc.mean() - vb.mean()
     sd_b, sd_c = b["std"].dropna().to_numpy(dtype=float), c["std"].dropna().to_numpy(dtype=float)
     if len(vb) == len(vc) == 1 and len(sd_b) and len(sd_c):
         se = math.sqrt(sd_b[0] ** 2 + sd_c[0] ** 2)
         if se > 0:
-            return 2 * sps.norm.sf(abs(diff) / se), diff - 1.96 * se, diff + 1.96 * se, "z"
-    return float("nan"), float("nan"), float("nan"), "tolerance"
+            return diff, 2 * sps.norm.sf(abs(diff) / se), diff - 1.96 * se, diff + 1.96 * se, "z"
+    return diff, float("nan"), float("nan"), float("nan"), "tolerance"
 
 
 def _by_seed(rows: pd.DataFrame) -> dict[int, float]:

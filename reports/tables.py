@@ -119,8 +119,9 @@ def with_axes(rows: pd.DataFrame) -> pd.DataFrame:
     rows = rows.copy()
     for prefix, col in (("train.", "cell_json"), ("sample.", "setting_json")):
         parsed = rows[col].map(lambda s: json.loads(s) if isinstance(s, str) and s else {})
-        for axis in sorted({k for d in parsed for k in d}):
-            rows[prefix + axis] = parsed.map(lambda d, a=axis: d.get(a))
+        for axis in sorted({k for d in parsed for k in d}):  # a list value (betas) as its text
+            rows[prefix + axis] = parsed.map(
+                lambda d, a=axis: json.dumps(d.get(a)) if isinstance(d.get(a), (list, dict)) else d.get(a))
     rows["setting"] = rows["sample_json"].map(
         lambda s: json.loads(s).get("setting", "") if isinstance(s, str) else "")
     return rows
