@@ -84,7 +84,7 @@ def _trial_id(trial) -> str:
     return trial.config["cell"]["trial"]["trial_id"]
 
 
-def _progress_callback(total: int, echo):
+def _progress_callback(total: int, echo, max_failures: int = 1):
     """A Tune callback printing one line as each trial starts and ends, the ending line with
     how many are done, running and pending and an estimate of the time left (Tune itself is
     silenced, so logs stay readable with hundreds of trials)."""
@@ -94,28 +94,40 @@ def _progress_callback(total: int, echo):
 
     class Progress(tune.Callback):
         def __init__(self):
-            self.ended, self.running, self.start = 0, 0, time.monotonic()
+            self.ended, self.running, self.start = set(), set(), time.monotonic()
+            self.restarts: dict[str, int] = {}
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self.running += 1
+            self.running.add(_trial_id(trial))
             echo(f"  started  {_trial_id(trial)}  {trial.config['cell']['trial']['cell'] or ''}")
 
         def _end(self, trial, status: str, message: str) -> None:
-            self.ended += 1
-            self.running = max(0, self.running - 1)
-            pending = total - self.ended - self.running
+            tid = _trial_id(trial)
+            self.running.discard(tid)
+            self.ended.add(tid)  # (a set: a trial Tune reports twice is counted once)
+            done, left = len(self.ended), max(0, total - len(self.ended))
+            pending = max(0, left - len(self.running))
             elapsed = time.monotonic() - self.start
-            left = elapsed / self.ended * (total - self.ended) if self.ended < total else 0.0
+            eta = elapsed / done * left if done else 0.0
             extra = f": {message}" if message else ""
-            echo(f"  [{self.ended}/{total}] {_trial_id(trial)} {status}{extra} | "
-                 f"{self.running} running, {pending} pending, ~{duration_text(left)} left")
+            echo(f"  [{done}/{total}] {tid} {status}{extra} | "
+                 f"{len(self.running)} running, {pending} pending, ~{duration_text(eta)} left")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             res = trial.last_result or {}
             self._end(trial, res.get("status", "?"), res.get("message", ""))
 
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            # the worker process died (killed, out of memory, a lost node); Tune starts it
+            # again and the trial resumes from its own files. Ray's own lines stay off the
+            # console (log_to_driver=False): one line here
+            tid = _trial_id(trial)
+            self.running.discard(tid)
+            self.restarts[tid] = self.restarts.get(tid, 0) + 1
+            echo(f"  {tid}: its worker died; retrying {self.restarts[tid]}/{max_failures}")
+
         def on_trial_error(self, iteration, trials, trial, **info):
-            self._end(trial, "error", "its worker died (see the failed row)")
+            self._end(trial, "error", "its worker died every attempt (see the failed row)")
 
     return Progress()
 
@@ -398,7 +410,7 @@ def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
                                     reuse_actors=reuse_workers),
         run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
                                   storage_path=storage or f"{out_dir}/ray", verbose=0,
-                                  callbacks=[_progress_callback(len(work), echo)],
+                                  callbacks=[_progress_callback(len(work), echo, max_failures)],
                                   # a worker that dies (killed, lost node) is started again
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
     )

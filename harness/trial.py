@@ -91,7 +91,7 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env, device: torch
     if work.fit:
         method = _fit(plan, trial, out_dir, rows, evaluator, device, sync)
         if method is None:  # diverged: final, and an earlier attempt's failure is over
-            failed_file(out_dir, trial.trial_id).unlink(missing_ok=True)
+            _failure_over(out_dir, trial.trial_id)
             return TrialOutcome(trial.trial_id, "diverged", rows.note, rows.count)
         sync()
     labels = _labels_for(method, plan.n_samples)
@@ -104,7 +104,7 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env, device: torch
         if bad:  # recorded; the other settings go on
             diverged.append(f"setting {unit.setting}: {bad} of {plan.n_samples} samples not finite")
         sync()
-    failed_file(out_dir, trial.trial_id).unlink(missing_ok=True)  # an earlier failure is over
+    _failure_over(out_dir, trial.trial_id)
     if diverged:
         return TrialOutcome(trial.trial_id, "diverged", "; ".join(diverged), rows.count)
     return TrialOutcome(trial.trial_id, "ok", "", rows.count)
@@ -184,6 +184,12 @@ def classify(err: BaseException) -> str:
     if isinstance(err, (GenbenchError, FileNotFoundError)):
         return "data"
     return "error"
+
+
+def _failure_over(out_dir: Path, trial_id: str) -> None:
+    """An earlier attempt's failure is over: its status row and its traceback file go."""
+    failed_file(out_dir, trial_id).unlink(missing_ok=True)
+    (out_dir / "errors" / f"{trial_id}.txt").unlink(missing_ok=True)
 
 
 def record_failure(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: torch.device,

@@ -69,6 +69,7 @@ def test_a_run_at_a_uri_matches_a_local_run_and_resumes(tmp_path, ray_local, cap
     page = (remote / "report" / "index.html").read_text()  # names the URI, not the local mirror
     assert f"<code>{uri}</code>" in page and f"--out {uri}-rerun" in page and "mirrors" not in page
     assert not failed[0].exists() and not resume[0].exists()  # removed at the URI too
+    assert not list((remote / "errors").glob("*.txt"))  # the traceback of a failure that is over
     assert len(list((remote / "checkpoints").glob("*.pt"))) == 2 and (remote / "ray").is_dir()
     assert not list(remote.rglob("*.tmp-*")) and not list(remote.rglob("genbench.lock"))
     notes = read_results(remote).query("metric == 'train_s'").note.dropna()

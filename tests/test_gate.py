@@ -88,3 +88,32 @@ def test_a_damaged_run_directory_heals_on_the_next_run(tmp_path, ray_local, caps
         assert "0 fits" not in text.split("ledger:")[1].split("\n")[0] or damage == "flip"
         assert ckpt.is_file() and len(list((out / "quarantine").iterdir())) == (1 if damage == "truncate" else 2)
         assert main(run) == 0 and "nothing to run" in capsys.readouterr().out
+
+
+def test_a_worker_that_dies_is_one_line_and_the_counts_stay_whole():
+    """Tune restarts a trial whose worker died: the progress line says so once, and the counts
+    never go negative when the trial starts and ends again."""
+    from types import SimpleNamespace
+
+    from harness.runner import _progress_callback
+
+    lines = []
+    progress = _progress_callback(2, lines.append, max_failures=2)
+
+    def trial(tid):
+        return SimpleNamespace(config={"cell": {"trial": {"trial_id": tid, "cell": {}}}},
+                               last_result={"status": "ok", "message": ""})
+
+    a, b = trial("a-s0"), trial("b-s0")
+    progress.on_trial_start(0, [], a)
+    progress.on_trial_start(0, [], b)
+    progress.on_trial_recover(0, [], a)
+    progress.on_trial_start(0, [], a)
+    progress.on_trial_complete(0, [], a)
+    progress.on_trial_complete(0, [], a)  # reported twice: counted once
+    progress.on_trial_complete(0, [], b)
+    assert "  a-s0: its worker died; retrying 1/2" in lines
+    ends = [x for x in lines if x.lstrip().startswith("[")]
+    assert [x.split("|")[1].strip().split(",")[:2] for x in ends] == [
+        ["1 running", " 0 pending"], ["1 running", " 0 pending"], ["0 running", " 0 pending"]]
+    assert ends[-1].lstrip().startswith("[2/2] b-s0 ok")
