@@ -273,13 +273,13 @@ def _resolve_one(c: Claim, points: list[Point], catalog: Catalog, multi_arm: boo
         if c.metric in catalog.facts:
             raise GenbenchError(f"claim {name!r}: {c.metric} has no good direction (a method's "
                                 "fact, neither better higher nor lower); claims take a metric "
-                                f"with one: {', '.join(_directed(catalog))}")
+                                f"with one: {', '.join(_measured_names(catalog))}")
         if catalog.is_known(c.metric):
             raise GenbenchError(f"claim {name!r}: the study does not measure {c.metric}; it "
-                                f"measures {', '.join(_directed(catalog))} (--set metrics=[...] "
+                                f"measures {', '.join(_measured_names(catalog))} (--set metrics=[...] "
                                 "adds a quality metric)")
         raise GenbenchError(f"claim {name!r}: unknown metric {c.metric!r}; the study measures "
-                            f"{', '.join(_directed(catalog))}")
+                            f"{', '.join(_measured_names(catalog))}")
     level = catalog.measured[c.metric][0]  # (a direction of None: no rows yet to tell it)
     if level == "fit":  # measured once per fit: a point is an arm's train cell
         points = list({Point(p.arm, p.cell_json, None): None for p in points})
@@ -297,7 +297,7 @@ def _resolve_one(c: Claim, points: list[Point], catalog: Catalog, multi_arm: boo
     return Resolved(c, level, comparisons, multi_arm)
 
 
-def _directed(catalog: Catalog) -> list[str]:
+def _measured_names(catalog: Catalog) -> list[str]:
     return list(catalog.measured)
 
 

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
                           "start per trial; CPU memory rows then include earlier trials')")
     run.add_argument("--max-failures", type=int, default=1, metavar="N",
                      help="retry a trial that raises up to N times (default 1)")
+    run.add_argument("--trial-timeout", metavar="DURATION", type=_duration,
+                     help="stop a trial that runs longer than DURATION (90s, 30m, 2h; a "
+                          "`timeout` failure row; the others go on); default: the study's "
+                          "trial_timeout_s, else none")
     run.add_argument("--until-decided", action="store_true",
                      help="after the planned seeds, add seeds to the cells of undecided claims, "
                           "in rounds sized by the seeds that would decide them, until every claim "
@@ -114,6 +118,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _duration(text: str) -> float:
+    """'90s', '30m', '2h', '1.5h' or plain seconds -> seconds (argparse says it in one line)."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m or float(m[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: expected e.g. 90s, 30m, 2h")
+    return float(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[m[2]]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -142,6 +156,8 @@ def _resolve(args):
     sets = parse_sets(args.sets)
     if args.gpus_per_trial is not None:
         sets["gpu"] = args.gpus_per_trial
+    if getattr(args, "trial_timeout", None) is not None:
+        sets["trial_timeout_s"] = args.trial_timeout
     plan = study.resolve(args.scale, sets, claims=tuple(getattr(args, "claims", ())))
     if plan.missing_assets == "error" and any(QUALITY_METRICS.get(m).space == "inception"
                                               for m in plan.metrics):

@@ -11,7 +11,9 @@ time holds the output directory.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +37,11 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
     says is still missing from its files (so a trial Tune restarts after its process died
     does not redo finished work), retrying up to `max_failures` times what is still
     missing, and report. A failure is recorded (status row, traceback file) and reported as
-    a result, never raised: Tune prints nothing and the other trials go on."""
+    a result, never raised: Tune prints nothing and the other trials go on. Along the way it
+    reports where it is (a heartbeat, at most every `heartbeat_s / 2`), and past the plan's
+    `trial_timeout_s` it stops with a `timeout` failure."""
     import socket
+    import time
     import traceback
 
     import ray
@@ -44,15 +49,31 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
     from ray import tune
 
     from harness.provenance import pick_device
-    from harness.trial import execute_trial, record_failure
+    from harness.trial import TrialTimeout, execute_trial, record_failure
 
     plan = Plan.from_json(plan_json)
     trial = Trial.from_dict(config["cell"]["trial"])
+    run_env = Env(**env)
     torch.set_num_threads(max(1, int(trial.resources.cpu)))
     # a GPU share when Ray gave one (none on a cluster without GPUs: then the CPU)
     device = pick_device("cuda" if ray.get_gpu_ids() else "cpu")
     os.environ["GENBENCH_NODE"] = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
     stage = Stage(out_dir, trial.trial_id)  # the run directory, or this trial's part of a URI's
+    marker = stage.path / "errors" / f"{trial.trial_id}.timeout"
+    if _read(marker) == run_env.run_id:  # it timed out in this run and its worker was ended:
+        stage.finish()                   # Tune started it again, but it stays stopped
+        tune.report({"status": "timeout", "rows": 0,
+                     "message": f"ran past {duration_text(plan.trial_timeout_s)}"})
+        return
+    last = [time.monotonic()]
+
+    def heartbeat(info: dict) -> None:  # to the driver, which prints it after a silence
+        now = time.monotonic()
+        if now - last[0] >= run_env.heartbeat_s / 2:
+            last[0] = now
+            tune.report({"heartbeat": json.dumps(info)})
+
+    watchdog = _Watchdog(plan.trial_timeout_s, marker, run_env.run_id)
     try:
         for attempt in range(1, max_failures + 2):
             # what is left: all the driver planned, or less where an attempt (this process's,
@@ -62,16 +83,72 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
                 outcome = TrialOutcome(trial.trial_id, "ok", "", 0)
                 break
             try:
-                outcome = execute_trial(plan, work, stage.path, Env(**env), device, stage.sync)
+                outcome = execute_trial(plan, work, stage.path, run_env, device, stage.sync,
+                                        heartbeat)
+                break
+            except TrialTimeout:  # never retried: it would only time out again
+                watchdog.cancel()
+                why = TrialTimeout(f"ran past the trial timeout of "
+                                   f"{duration_text(plan.trial_timeout_s)}")
+                outcome = record_failure(plan, trial, stage.path, run_env, device, why, attempt,
+                                         traceback.format_exc())
                 break
             except Exception as err:  # noqa: BLE001 - recorded with its traceback
                 if attempt > max_failures:
-                    outcome = record_failure(plan, trial, stage.path, Env(**env), device, err,
+                    outcome = record_failure(plan, trial, stage.path, run_env, device, err,
                                              attempt, traceback.format_exc())
                     break
     finally:
+        watchdog.cancel()
         stage.finish()
     tune.report({"status": outcome.status, "rows": outcome.n_rows, "message": outcome.message})
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+class _Watchdog:
+    """Raises TrialTimeout in the thread that made it once `seconds` have passed (between two
+    Python bytecodes: a step in C finishes first). A trial still running `GRACE_S` later (stuck
+    in C) has its worker process ended, after a marker tells the restarted trial to stay
+    stopped."""
+
+    GRACE_S = 30.0
+
+    def __init__(self, seconds: float, marker: Path, run_id: str):
+        import ctypes
+        import threading
+
+        self.done = threading.Event()
+        if not seconds:
+            return
+        target = threading.get_ident()
+
+        def watch() -> None:
+            if self.done.wait(seconds):
+                return
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target),
+                                                       ctypes.py_object(_timeout_class()))
+            if self.done.wait(self.GRACE_S):
+                return
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(run_id)
+            os._exit(1)  # Tune sees the worker die and starts the trial again: it stays stopped
+
+        threading.Thread(target=watch, name="genbench-trial-timeout", daemon=True).start()
+
+    def cancel(self) -> None:
+        self.done.set()
+
+
+def _timeout_class():
+    from harness.trial import TrialTimeout
+
+    return TrialTimeout
 
 
 def work_left(plan: Plan, trial: Trial, out_dir: Path) -> Work | None:
@@ -84,7 +161,28 @@ def _trial_id(trial) -> str:
     return trial.config["cell"]["trial"]["trial_id"]
 
 
-def _progress_callback(total: int, echo, max_failures: int = 1):
+def _where(info: dict | None) -> str:
+    """A trial's last heartbeat as a console line."""
+    if not info:
+        return "still running (no progress reported yet)"
+    if info.get("phase") == "fit":
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in info.items()
+                           if k not in ("phase", "step", "steps", "wall_s"))
+        return (f"still training: step {info['step']}/{info['steps']}"
+                + (f", {losses}" if losses else "") + f" ({duration_text(info.get('wall_s', 0))} in)")
+    return f"still sampling: setting {info.get('setting')} ({info.get('done', 0) + 1} of {info.get('of', '?')})"
+
+
+def heartbeat_seconds() -> float:
+    """How long a trial may be silent before the console says where it is (GENBENCH_HEARTBEAT_S,
+    default 60)."""
+    try:
+        return max(0.5, float(os.environ.get("GENBENCH_HEARTBEAT_S", "60")))
+    except ValueError:
+        return 60.0
+
+
+def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: float = 60.0):
     """A Tune callback printing one line as each trial starts and ends, the ending line with
     how many are done, running and pending and an estimate of the time left (Tune itself is
     silenced, so logs stay readable with hundreds of trials)."""
@@ -96,10 +194,24 @@ def _progress_callback(total: int, echo, max_failures: int = 1):
         def __init__(self):
             self.ended, self.running, self.start = set(), set(), time.monotonic()
             self.restarts: dict[str, int] = {}
+            self.said: dict[str, float] = {}  # when the console last heard of each trial
+            self.where: dict[str, dict] = {}  # each trial's last heartbeat
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self.running.add(_trial_id(trial))
+            self.said[_trial_id(trial)] = time.monotonic()
             echo(f"  started  {_trial_id(trial)}  {trial.config['cell']['trial']['cell'] or ''}")
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if "heartbeat" in result:  # where the trial is; said only after a silence
+                self.where[_trial_id(trial)] = json.loads(result["heartbeat"])
+
+        def on_step_end(self, iteration, trials, **info):
+            now = time.monotonic()
+            for tid in sorted(self.running):
+                if now - self.said.get(tid, now) >= heartbeat_s:
+                    self.said[tid] = now
+                    echo(f"  {tid}: {_where(self.where.get(tid))}")
 
         def _end(self, trial, status: str, message: str) -> None:
             tid = _trial_id(trial)
@@ -390,7 +502,8 @@ def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
     echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, {' or '.join(kinds)} "
          f"per trial, {simulate(trials, nodes).at_once} at once on "
          f"{cluster.nodes} node{'s' * (cluster.nodes != 1)}")
-    env = _env(reuse_workers)
+    env = dataclasses.replace(_env(reuse_workers), run_id=uuid.uuid4().hex,
+                              heartbeat_s=heartbeat_seconds())
     # seed-major: seed 0 of every cell before any seed 1, so an interrupted study is balanced
     # across its cells (Tune starts a grid's trials in order)
     work = sorted(work, key=lambda w: w.trial.seed)
@@ -410,7 +523,8 @@ def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
                                     reuse_actors=reuse_workers),
         run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
                                   storage_path=storage or f"{out_dir}/ray", verbose=0,
-                                  callbacks=[_progress_callback(len(work), echo, max_failures)],
+                                  callbacks=[_progress_callback(len(work), echo, max_failures,
+                                                                heartbeat_seconds())],
                                   # a worker that dies (killed, lost node) is started again
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
     )

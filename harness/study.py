@@ -39,7 +39,7 @@ from harness.tasks import get_task
 
 Grid = dict[str, list[Any]] | list[dict[str, Any]]
 TOP_KEYS = ("budget_steps", "budget_kimg", "n_samples", "log_every", "eval_every", "eval_samples",
-            "seeds", "data", "resolution", "metrics", "cpu", "gpu")
+            "seeds", "data", "resolution", "metrics", "cpu", "gpu", "trial_timeout_s")
 MAX_SEED = 2**62  # |seed| is below it: torch's seeds are 64-bit, with room for derived ones (seed + 1)
 
 
@@ -77,6 +77,7 @@ class Scale:
     data: str = ""  # "" = the study's data set (e.g. the embedded digits at smoke scale)
     # None = the study's claims; a scale whose grid values differ restates them in its own
     claims: tuple[Claim | str, ...] | None = None
+    trial_timeout_s: float | None = None  # None = the study's
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Study:
     mask: str = "center"  # inpaint: see harness.tasks
     obs_noise: float = 0.0  # inpaint: std of the measurement noise n in y = A(x) + n
     figures: bool = False  # save the method's figures (e.g. forward/backward process)
+    trial_timeout_s: float = 0.0  # stop a trial that runs longer (a `timeout` failure); 0 = never
     resources: Resources = Resources()  # per trial, unless an arm or the scale says otherwise
     resolution: int | None = None  # None = the data set's native resolution
     description: str = ""  # one line for `genbench list`
@@ -187,7 +189,9 @@ class _Resolver:
                "n_samples": sc.n_samples, "log_every": sc.log_every, "eval_every": sc.eval_every,
                "eval_samples": sc.eval_samples or sc.n_samples,
                "seeds": study.seeds if sc.seeds is None else sc.seeds, "data": sc.data or study.data,
-               "resolution": study.resolution, "metrics": study.metrics}
+               "resolution": study.resolution, "metrics": study.metrics,
+               "trial_timeout_s": study.trial_timeout_s if sc.trial_timeout_s is None
+               else sc.trial_timeout_s}
         res = sc.resources or study.resources
         set_knobs = self._apply_sets(top, arm_config, arm_knobs, train_grids, sample_grids)
         self.res_sets = {k: coerce(top.pop(k), float, name=k) for k in ("cpu", "gpu") if k in top}
@@ -220,6 +224,7 @@ class _Resolver:
                     missing_assets=study.missing_assets, eval_every=top["eval_every"],
                     eval_samples=top["eval_samples"], task=study.task, mask=study.mask,
                     obs_noise=study.obs_noise, figures=study.figures, resources=res,
+                    trial_timeout_s=top["trial_timeout_s"],
                     trials=tuple(trials), samples=tuple(settings), imports=imports,
                     merged=tuple(self.merged))
         own = [as_claim(c) for c in (study.claims if sc.claims is None else sc.claims)]
@@ -344,6 +349,10 @@ class _Resolver:
                 raise GenbenchError(f"invalid value {top[name]!r} for {name}; "
                                     f"expected an integer >= {low}")
         top["budget_kimg"] = coerce(top["budget_kimg"], float, name="budget_kimg")
+        top["trial_timeout_s"] = coerce(top["trial_timeout_s"], float, name="trial_timeout_s")
+        if not math.isfinite(top["trial_timeout_s"]) or top["trial_timeout_s"] < 0:
+            raise GenbenchError(f"invalid value {top['trial_timeout_s']!r} for trial_timeout_s; "
+                                "expected seconds >= 0 (0: no timeout)")
         if not math.isfinite(top["budget_kimg"]):
             raise GenbenchError(f"invalid value {top['budget_kimg']!r} for budget_kimg; "
                                 "expected a finite number")
@@ -572,6 +581,7 @@ class Plan:
     merged: tuple[str, ...] = ()  # cells, settings and seeds that resolved to the same work
     claims: tuple[dict[str, Any], ...] = ()  # the claims it tests (`Claim.to_dict()`), checked
     claims_left_out: tuple[str, ...] = ()  # the study's claims --set made inapplicable, and why
+    trial_timeout_s: float = 0.0  # a trial that runs longer stops with a `timeout` failure
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)

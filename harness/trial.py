@@ -50,6 +50,8 @@ class Env:
     umask: int = 0o022  # the driver's umask: files written by workers get the user's modes
     reuse_workers: bool = False  # trials share worker processes (`genbench run --reuse-workers`)
     data_dir: str = ""  # the driver's GENBENCH_DATA made absolute ("" = unset: each node's own)
+    run_id: str = ""  # this driver run (a trial that timed out in it is not started again in it)
+    heartbeat_s: float = 60.0  # a trial silent this long gets a progress line on the console
 
     def apply(self) -> None:
         """Point this process at the driver's assets and data (trials run in directories of
@@ -68,10 +70,12 @@ class TrialOutcome:
 
 
 def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env, device: torch.device,
-                  sync: Callable[[], None] = lambda: None) -> TrialOutcome:
+                  sync: Callable[[], None] = lambda: None,
+                  progress: Callable[[dict[str, Any]], None] = lambda info: None) -> TrialOutcome:
     """Do `work` (one trial of `plan`); write everything under `out_dir` (an absolute path).
     `sync()` runs after each training checkpoint, the fit and each sample setting (a run at a
-    URI pushes what the trial wrote so far: a process that dies loses no finished work)."""
+    URI pushes what the trial wrote so far: a process that dies loses no finished work);
+    `progress(info)` hears where the trial is (its step and losses, the setting it samples)."""
     out_dir = Path(out_dir)
     env.apply()
     os.umask(env.umask)
@@ -89,7 +93,7 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env, device: torch
             work = Work(trial, True, tuple(Unit(s.key, plan.sampling_key(trial, s), plan.measured())
                                            for s in plan.settings_for(trial)))
     if work.fit:
-        method = _fit(plan, trial, out_dir, rows, evaluator, device, sync)
+        method = _fit(plan, trial, out_dir, rows, evaluator, device, sync, progress)
         if method is None:  # diverged: final, and an earlier attempt's failure is over
             _failure_over(out_dir, trial.trial_id)
             return TrialOutcome(trial.trial_id, "diverged", rows.note, rows.count)
@@ -98,7 +102,8 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env, device: torch
     inputs = _task_inputs(plan, trial, out_dir, method)
     settings = {s.key: s for s in plan.settings_for(trial)}
     diverged = []
-    for unit in work.units:
+    for i, unit in enumerate(work.units):
+        progress({"phase": "sampling", "setting": unit.setting, "done": i, "of": len(work.units)})
         bad = _measure(plan, trial, settings[unit.setting], unit, method, evaluator, labels,
                        inputs, out_dir, rows, device)
         if bad:  # recorded; the other settings go on
@@ -172,12 +177,20 @@ def calibrate_trial(plan: Plan, trial: Trial, device: torch.device, steps: int =
             "peak_mem_mb": peak, "device_mem_mb": total}
 
 
-FAILURE_CLASSES = ("out of memory", "data", "error")
+FAILURE_CLASSES = ("out of memory", "data", "timeout", "error")
+
+
+class TrialTimeout(BaseException):
+    """Raised in a trial that ran past its plan's `trial_timeout_s` (a BaseException, so that a
+    method's own `except Exception` cannot swallow it)."""
 
 
 def classify(err: BaseException) -> str:
     """The class of a trial's failure: out of memory (host or GPU), data (a missing or bad input,
-    reported by genbench in one line), or error (anything else: a bug, a lost worker)."""
+    reported by genbench in one line), timeout (ran past the plan's trial_timeout_s), or error
+    (anything else: a bug, a lost worker)."""
+    if isinstance(err, TrialTimeout):
+        return "timeout"
     text = f"{type(err).__name__}: {err}".lower()
     if isinstance(err, MemoryError) or "outofmemory" in text or "out of memory" in text:
         return "out of memory"
@@ -189,7 +202,8 @@ def classify(err: BaseException) -> str:
 def _failure_over(out_dir: Path, trial_id: str) -> None:
     """An earlier attempt's failure is over: its status row and its traceback file go."""
     failed_file(out_dir, trial_id).unlink(missing_ok=True)
-    (out_dir / "errors" / f"{trial_id}.txt").unlink(missing_ok=True)
+    for name in (f"{trial_id}.txt", f"{trial_id}.timeout"):
+        (out_dir / "errors" / name).unlink(missing_ok=True)
 
 
 def record_failure(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: torch.device,
@@ -278,7 +292,8 @@ def _evaluator(plan: Plan, device: torch.device):
 
 
 def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
-         device: torch.device, sync: Callable[[], None]) -> Method | None:
+         device: torch.device, sync: Callable[[], None],
+         progress: Callable[[dict[str, Any]], None] = lambda info: None) -> Method | None:
     """Train the trial's method; write its fit rows, curve, checkpoint and figures. None when
     the loss turned non-finite (the rows then record where)."""
     _reset_peak_mem(device)
@@ -298,6 +313,8 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     def on_log(step: int, values: dict[str, float]) -> None:
         nonlocal eval_s
         wall = time.perf_counter() - t_start
+        progress({"phase": "fit", "step": step, "steps": trial.budget_steps, "wall_s": wall,
+                  **{k: float(v) for k, v in values.items()}})
         for name, v in values.items():
             curve.append({"trial_id": trial.trial_id, "step": step, "metric": name,
                           "value": float(v), "wall_s": wall})

@@ -1,11 +1,13 @@
 """A dummy method for harness tests (after lm-evaluation-harness `models/dummy.py`): it "trains"
 by averaging the data and samples the mean image plus scaled per-sample noise, in milliseconds.
 `diverge_at` makes it produce a non-finite loss at that step to exercise the divergence path;
-`fail_at` makes it raise there in its first `fail_times` attempts, to exercise retries.
+`fail_at` makes it raise there in its first `fail_times` attempts, to exercise retries;
+`sleep_s` makes each step slow, to exercise timeouts and progress lines.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,7 @@ class DummyConfig:
     diverge_at: int = 0  # 0 = never; else the loss becomes NaN at this step
     fail_at: int = 0  # 0 = never; else fit raises at this step ...
     fail_times: int = 1  # ... in its first fail_times attempts in this process
+    sleep_s: float = 0.0  # wall seconds each step sleeps: a slow or hung fit, for timeouts
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Dummy(Method):
             if step == cfg.fail_at and _FAILURES.get(self._key(seed), 0) < cfg.fail_times:
                 _FAILURES[self._key(seed)] = _FAILURES.get(self._key(seed), 0) + 1
                 raise RuntimeError(f"planted failure at step {step}")
+            if cfg.sleep_s:
+                time.sleep(cfg.sleep_s)
             self.mean += cfg.lr * (batch.mean(0) - self.mean)
             log.add(step, loss)
             state.after(step)

@@ -3,6 +3,7 @@ never reach the metrics (a `diverged` status row says how many, the other settin
 the run exits non-zero)."""
 
 import json
+import re
 import math
 
 from harness.cli import main
@@ -117,3 +118,33 @@ def test_a_worker_that_dies_is_one_line_and_the_counts_stay_whole():
     assert [x.split("|")[1].strip().split(",")[:2] for x in ends] == [
         ["1 running", " 0 pending"], ["1 running", " 0 pending"], ["0 running", " 0 pending"]]
     assert ends[-1].lstrip().startswith("[2/2] b-s0 ok")
+
+
+SLOW_STUDY = """from harness.study import Scale, Study
+STUDY = Study(name="slow", method="dummy", data="mnist5k", seeds=(0,),
+              train_grid={"sleep_s": [0.0, 0.5]},
+              scales={"smoke": Scale(budget_steps=60, n_samples=2, log_every=1)})
+"""
+
+
+def test_a_hung_trial_says_where_it_is_and_stops_at_its_timeout(tmp_path, ray_local, capsys,
+                                                               monkeypatch):
+    """A trial that is silent for the heartbeat interval gets a console line with its step and
+    loss; past --trial-timeout it stops with a `timeout` failure row (not retried), while the
+    other trial finishes."""
+    monkeypatch.setenv("GENBENCH_HEARTBEAT_S", "2")
+    f = tmp_path / "slow.py"
+    f.write_text(SLOW_STUDY)
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out), "--no-report", "--trial-timeout", "20s"]) == 1
+    captured = capsys.readouterr()
+    assert re.search(r"still training: step \d+/60, loss [0-9.e-]+ \(\d+s in\)", captured.out), captured.out
+    assert "timeout: TrialTimeout: ran past the trial timeout of 20s" in captured.err
+    assert "1 ok, 0 diverged, 1 failed, 0 missing" in captured.out
+    df = read_results(out)
+    failed = df[df.metric == "failed"]
+    assert len(failed) == 1 and failed.protocol.iloc[0] == "timeout" and failed.value.iloc[0] == 1
+    assert json.loads(failed.cell_json.iloc[0]) == {"sleep_s": 0.5}
+    assert set(df[df.metric == "nfe"].cell_json) == {'{"sleep_s":0.0}'}  # the other one ran
+    assert main(["plan", str(f), "--set", "trial_timeout_s=-1"]) == 2
+    assert "trial_timeout_s" in capsys.readouterr().err
