@@ -683,7 +683,8 @@ def more_seeds(plan: dict, results: list[Result], max_seeds: int):
             continue
         target = max(target, n)
         cells.update(r.cells)
-        why.append(f"{r.claim}: {r.why or f'{n} seeds'}")
+        need = "spread unknown at one seed" if r.seeds_needed is None else f"about {r.seeds_needed} seeds"
+        why.append(f"{r.claim} ({need})")
     if not cells:
         return None, (), f"{len(stuck)} claims stay inconclusive: " + "; ".join(stuck)
     seeds = sorted({s for v in have.values() for s in v})

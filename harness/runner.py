@@ -60,8 +60,9 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
     os.environ["GENBENCH_NODE"] = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
     stage = Stage(out_dir, trial.trial_id)  # the run directory, or this trial's part of a URI's
     marker = stage.path / "errors" / f"{trial.trial_id}.timeout"
-    if _read(marker) == run_env.run_id:  # it timed out in this run and its worker was ended:
-        stage.finish()                   # Tune started it again, but it stays stopped
+    if run_env.run_id and _read(marker) == run_env.run_id:  # it timed out in this run and its
+        # worker was ended: Tune started it again, but it stays stopped
+        stage.finish()
         tune.report({"status": "timeout", "rows": 0,
                      "message": f"ran past {duration_text(plan.trial_timeout_s)}"})
         return

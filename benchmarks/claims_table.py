@@ -1,0 +1,58 @@
+"""The README's claims table from real runs: for each run directory, every claim its study
+declares with its verdict as `genbench claims` gives it, the seeds behind it and the run's wall
+time (from its rows: the first fit's start to the last row written; `--wall NAME=SECONDS`
+gives a measured one instead).
+
+    python benchmarks/claims_table.py /tmp/meas/sde_toy /tmp/meas/cm_steps --wall sde_toy=180
+
+prints markdown rows: study | claim | source | scale | seeds | wall time | verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from harness.claims import judge_run
+from harness.results import read_plan, read_results
+
+
+def wall_from_rows(out: Path) -> float:
+    """Seconds from the first fit's start (its first row minus its train time) to the last row."""
+    rows = read_results(out, warn=lambda _: None)
+    if rows.empty:
+        return float("nan")
+    train = rows[rows.metric == "train_s"]
+    start = (train.created_at - pd.to_timedelta(train.value, unit="s")).min()
+    return (rows.created_at.max() - start).total_seconds()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--wall", action="append", default=[], metavar="NAME=SECONDS",
+                   help="measured wall time of a run (its directory name)")
+    args = p.parse_args(argv)
+    walls = {k: float(v) for k, v in (w.split("=", 1) for w in args.wall)}
+    print("| study | claim | source | scale | seeds | wall time (2 cores) | verdict |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for out in args.runs:
+        plan = read_plan(out)
+        wall = walls.get(out.name, wall_from_rows(out))
+        seeds = sorted({t["seed"] for t in plan.get("trials", [])})
+        for r in judge_run(out):
+            effect = (f"{r.effect:+.3g} ({r.effect_rel:+.0%}), 95 % [{r.ci[0]:+.3g}, {r.ci[1]:+.3g}]"
+                      if r.ci[0] == r.ci[0] else "no interval")
+            verdict = f"**{r.verdict}**: {effect}, {r.seeds} seeds, {r.test}"
+            if r.verdict == "inconclusive" and r.why:
+                verdict += f"; {r.why}"
+            print(f"| {plan.get('study')} | `{r.claim}` | {r.source} | {plan.get('scale')} "
+                  f"(seeds {seeds[0]}-{seeds[-1]} planned) | {r.seeds} | {wall / 60:.1f} min | {verdict} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
