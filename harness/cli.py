@@ -143,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as err:  # a path of the wrong kind or without permission, met while working
+        import errno
+
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):  # the machine's
+            where = f": {err.filename}" if err.filename else ""                 # fault, not input
+            print(f"genbench: error: {err.strerror or first_line(err)}{where} (done work is kept; "
+                  "free space or fix the device, then rerun the same command)", file=sys.stderr)
+            return 1
         print(f"genbench: error: {first_line(err, type(err).__name__)}", file=sys.stderr)
         return 2
 

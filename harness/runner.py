@@ -49,7 +49,7 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
     from ray import tune
 
     from harness.provenance import pick_device
-    from harness.trial import TrialTimeout, execute_trial, record_failure
+    from harness.trial import TrialTimeout, execute_trial
 
     plan = Plan.from_json(plan_json)
     trial = Trial.from_dict(config["cell"]["trial"])
@@ -91,18 +91,35 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
                 watchdog.cancel()
                 why = TrialTimeout(f"ran past the trial timeout of "
                                    f"{duration_text(plan.trial_timeout_s)}")
-                outcome = record_failure(plan, trial, stage.path, run_env, device, why, attempt,
-                                         traceback.format_exc())
+                outcome = _recorded(plan, trial, stage.path, run_env, device, why, attempt,
+                                    traceback.format_exc())
                 break
             except Exception as err:  # noqa: BLE001 - recorded with its traceback
                 if attempt > max_failures:
-                    outcome = record_failure(plan, trial, stage.path, run_env, device, err,
-                                             attempt, traceback.format_exc())
+                    outcome = _recorded(plan, trial, stage.path, run_env, device, err, attempt,
+                                        traceback.format_exc())
                     break
     finally:
         watchdog.cancel()
-        stage.finish()
+        try:
+            stage.finish()
+        except OSError as err:  # (a full disk at a URI's stage): said in the result, not raised
+            outcome = TrialOutcome(trial.trial_id, "error", f"could not finish writing: {err}", 0)
     tune.report({"status": outcome.status, "rows": outcome.n_rows, "message": outcome.message})
+
+
+def _recorded(plan, trial, out_dir, env, device, err, attempts, trace):
+    """`record_failure`, or, when even that cannot be written (a full disk, a vanished
+    directory), an outcome that says both: never an exception, which Tune would print as a
+    long traceback of its own."""
+    from harness.trial import classify, record_failure
+
+    try:
+        return record_failure(plan, trial, out_dir, env, device, err, attempts, trace)
+    except OSError as also:
+        return TrialOutcome(trial.trial_id, classify(err),
+                            f"{type(err).__name__}: {first_line(err)}; not recorded either: "
+                            f"{also.strerror or also}: {also.filename or out_dir}", 0)
 
 
 def _read(path: Path) -> str:
@@ -494,8 +511,6 @@ def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
     import torch
     from ray import tune
 
-    from harness.trial import record_failure
-
     cluster = connect(address)
     nodes = cluster_nodes()
     trials = [w.trial for w in work]
@@ -537,8 +552,8 @@ def _tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
             err = result.error
             stage = Stage(out_dir, trial.trial_id)
             try:
-                outcomes.append(record_failure(plan, trial, stage.path, env, torch.device("cpu"),
-                                               err, max_failures + 1, str(err)))
+                outcomes.append(_recorded(plan, trial, stage.path, env, torch.device("cpu"), err,
+                                          max_failures + 1, str(err)))
             finally:
                 stage.finish()
         else:

@@ -29,7 +29,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em;display:block;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f3f3f3} td.l{text-align:left} .best{font-weight:bold;background:#e6f4e6}
+th{background:#f3f3f3} .l{text-align:left} .best{font-weight:bold;background:#e6f4e6}
 img{max-width:100%} figure{display:inline-block;margin:.3em;vertical-align:top}
 figure img{width:560px}
 figcaption{font-size:12px;color:#555;max-width:300px;overflow-wrap:anywhere}

@@ -3,10 +3,11 @@ at matched training images (budget_kimg): a DDPM (linear schedule, T = 1000) sam
 250 respaced steps, with and without x0 clamping; a consistency model trained by consistency
 training, sampled with 1, 2 and 5 steps; and a GAN with the StyleGAN loss, one network
 evaluation per image. The report's quality-against-NFE plot puts the three families on one
-axis.
+axis. Its claims (two consistency steps beat one, five beat two) need three seeds:
 
-    genbench run quickstart                  # smoke: ~5 min on a 2-core CPU, two arms at a
-                                             # time
+    genbench run quickstart                  # smoke, one seed: ~5 min on a 2-core CPU
+    genbench run quickstart --until-decided --max-seeds 3   # `make quickstart`: ~7 min, the
+                                             # claims decided (seeds 1-2 of the CM cell added)
     genbench run quickstart --scale full     # ~1 h on one GPU
 
 Results land in results/quickstart/<scale>/ (Parquet rows, loss curves, sample grids, report).

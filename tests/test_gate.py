@@ -4,6 +4,9 @@ the run exits non-zero)."""
 
 import json
 import re
+import subprocess
+
+import pytest
 import math
 
 from harness.cli import main
@@ -148,3 +151,35 @@ def test_a_hung_trial_says_where_it_is_and_stops_at_its_timeout(tmp_path, ray_lo
     assert set(df[df.metric == "nfe"].cell_json) == {'{"sleep_s":0.0}'}  # the other one ran
     assert main(["plan", str(f), "--set", "trial_timeout_s=-1"]) == 2
     assert "trial_timeout_s" in capsys.readouterr().err
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (needs root and a mount namespace that allows it: else the test skips,
+    saying so)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                          capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here ({made.stderr.strip()}): the full-disk "
+                    "test needs one")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_the_rerun_heals(small_disk, tmp_path, ray_local, capsys):
+    f = tmp_path / "heal.py"
+    f.write_text(HEAL_STUDY)
+    filler = small_disk / "filler"
+    with open(filler, "wb") as fh:  # leave room for the lock and the plan, not for the trials
+        fh.write(b"\0" * (1024 * 1024 - 40 * 1024))
+    out = small_disk / "run"
+    code = main(["run", str(f), "--out", str(out), "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "No space left on device" in err and all(x.startswith("genbench: ") for x in err.splitlines()), err
+    filler.unlink()
+    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0, capsys.readouterr().err
+    df = read_results(out)
+    assert len(df[df.metric == "nfe"]) == 2 and "failed" not in set(df.metric)
