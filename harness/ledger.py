@@ -36,7 +36,7 @@ from harness.errors import GenbenchError
 from harness.results import (checkpoint_problem, cross_file, fit_file, read_file, read_plan,
                              results_files)
 from harness.study import Plan, Trial
-from harness.storage import has_checkpoint, refuse_foreign
+from harness.storage import has_checkpoint, refuse_foreign, shown
 
 LOCK_NAME = "genbench.lock"
 
@@ -140,7 +140,7 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
                 raise ValueError(f"rows of study {sorted(studies - {plan.study})[0]!r}")
         except ValueError as err:
             dest = quarantine(out_dir, f)
-            line = f"quarantined {f.name}: {err}; moved to {dest}, its work runs again"
+            line = f"quarantined {f.name}: {err}; moved to {shown(out_dir, dest)}, its work runs again"
             ledger.quarantined.append(line)
             echo(line)
             continue
@@ -160,7 +160,8 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
         if problem:  # truncated: never loads, so its fit runs again (the trial checks the hash)
             dest = quarantine(out_dir, ckpt)
             ckpt.with_name(ckpt.name + ".sha256").unlink(missing_ok=True)
-            echo(f"quarantined {problem}; moved to {dest}, its fit runs again")
+            echo(f"quarantined {problem.replace(str(ckpt), shown(out_dir, ckpt))}; moved to "
+                 f"{shown(out_dir, dest)}, its fit runs again")
             checkpoint = False
         fit_needed = fit_rows is None
         units = []
@@ -221,7 +222,8 @@ def heal_plan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) ->
     plan_file = out_dir / "plans" / f"{plan.plan_id}.json"
     if read_plan(out_dir) and _readable_json(plan_file):
         return False
-    echo(f"{out_dir / 'study.json'} or {plan_file.name} was missing or unreadable: written again")
+    echo(f"{shown(out_dir, out_dir / 'study.json')} or {plan_file.name} was missing or unreadable: "
+         "written again")
     record_plan(out_dir, plan)
     return True
 
@@ -258,10 +260,11 @@ class OutputLock:
                     continue
                 if not self._stale(holder):
                     raise GenbenchError(
-                        f"{self.path.parent} is in use by another genbench run (host "
+                        f"{shown(self.path.parent, self.path.parent)} is in use by another "
+                        f"genbench run (host "
                         f"{holder.get('host', '?')}, pid {holder.get('pid', '?')}, since "
-                        f"{holder.get('started_at', '?')}); wait for it, or delete {self.path} "
-                        "if that run is dead") from None
+                        f"{holder.get('started_at', '?')}); wait for it, or delete "
+                        f"{self.path} if that run is dead") from None
                 if self._holder() != holder:  # another driver took it over meanwhile
                     continue
                 echo(f"taking over a stale lock of pid {holder.get('pid')} (no longer running)")

@@ -170,6 +170,19 @@ def mirrored_uri(local: Path) -> str | None:
     return json.loads(mark.read_text())["uri"] if mark.is_file() else None
 
 
+def shown(out_dir: Path, path: Path | str) -> str:
+    """How a message names `path` inside the run at `out_dir`: at its URI for a mirror (a user
+    never typed the cache's path), else the path itself."""
+    uri = mirrored_uri(out_dir)
+    try:
+        rel = Path(path).relative_to(out_dir)
+    except ValueError:
+        return str(path)
+    if not uri:
+        return str(path)
+    return uri.rstrip("/") + ("" if rel == Path(".") else f"/{rel.as_posix()}")
+
+
 def has_checkpoint(out_dir: Path, name: str) -> bool:
     """Whether checkpoints/<name> exists in the run: here, or at the URI of a mirror."""
     if (Path(out_dir) / "checkpoints" / name).is_file():

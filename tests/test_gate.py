@@ -183,3 +183,14 @@ def test_a_full_disk_is_one_line_and_the_rerun_heals(small_disk, tmp_path, ray_l
     assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0, capsys.readouterr().err
     df = read_results(out)
     assert len(df[df.metric == "nfe"]) == 2 and "failed" not in set(df.metric)
+
+
+def test_messages_about_a_run_at_a_uri_name_the_uri_not_the_cache(tmp_path):
+    from harness.storage import MARK, shown
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / MARK).write_text(json.dumps({"uri": "s3://bucket/run", "checkpoints": []}))
+    assert shown(mirror, mirror / "quarantine" / "x.parquet") == "s3://bucket/run/quarantine/x.parquet"
+    assert shown(mirror, mirror) == "s3://bucket/run"
+    assert shown(tmp_path, tmp_path / "a") == str(tmp_path / "a")  # a plain directory: itself
