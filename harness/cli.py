@@ -303,9 +303,17 @@ def _run_dirs(paths: list[str]) -> list[Path]:
 def cmd_report(args) -> int:
     from reports import write_report
 
+    from harness.results import read_results, results_files
     from harness.storage import publishing
 
     dirs = _run_dirs(args.runs)
+    for p, d in zip(args.runs, dirs):  # files none of which reads: a page of nothing is refused
+        skipped: list[str] = []
+        if results_files(d) and read_results(d, warn=skipped.append).empty:
+            raise GenbenchError(f"{p} holds no readable results: {skipped[0]}"
+                                + (f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""))
+        for line in skipped:
+            print(f"genbench: warning: {line}", file=sys.stderr)
     if args.out:
         print(f"report: {write_report(dirs, Path(args.out)).resolve()}")
         return 0

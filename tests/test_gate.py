@@ -194,3 +194,22 @@ def test_messages_about_a_run_at_a_uri_name_the_uri_not_the_cache(tmp_path):
     assert shown(mirror, mirror / "quarantine" / "x.parquet") == "s3://bucket/run/quarantine/x.parquet"
     assert shown(mirror, mirror) == "s3://bucket/run"
     assert shown(tmp_path, tmp_path / "a") == str(tmp_path / "a")  # a plain directory: itself
+
+
+def test_a_report_of_unreadable_results_is_refused_and_a_skipped_file_is_said(tmp_path, capsys):
+    import shutil
+
+    from harness.results import results_files
+
+    run = tmp_path / "run"
+    shutil.copytree("benchmarks/baselines/regression", run)
+    files = results_files(run)
+    files[0].write_bytes(b"torn")  # one bad file among good ones: a warning on stderr, a page
+    assert main(["report", str(run), "--out", str(tmp_path / "page")]) == 0
+    assert f"skipping {files[0]}: not a readable Parquet file" in capsys.readouterr().err
+    for f in files:  # none readable: refused, no page
+        f.write_bytes(b"torn")
+    assert main(["report", str(run), "--out", str(tmp_path / "page2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no readable results" in err
+    assert not (tmp_path / "page2").exists()
