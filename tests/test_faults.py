@@ -439,3 +439,38 @@ def test_a_trial_at_a_uri_pushes_its_checkpoints_and_rows_as_it_writes_them(tmp_
     assert any(r.startswith(f"results/{trial}.") and r.count(".") == 3 for r in seen[-1])  # a setting
     stage.finish()
     assert not stage.path.exists()
+
+
+def test_a_killed_worker_is_one_genbench_line_and_the_retry_finishes(tmp_path):
+    """The worker process of a running trial is killed (as the OOM killer or a lost node
+    would): the console gets one genbench line for it, none of Ray's, the counts stay whole,
+    and Tune's restart finishes the trial from its own files."""
+    from harness.reaper import _processes, session_processes
+
+    study = tmp_path / "long.py"
+    study.write_text(LONG.replace("seeds=(0, 1, 2, 3)", "seeds=(0,)")
+                     .replace("budget_steps=3000", "budget_steps=30000"))
+    out = tmp_path / "out"
+    before = set(Path("/tmp/ray").glob("session_2*"))
+    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study), "--out",
+                               str(out), "--no-report"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in driver.stdout:
+        lines.append(line)
+        if line.lstrip().startswith("started"):
+            break
+    time.sleep(3)  # training
+    session = str(next(iter(set(Path("/tmp/ray").glob("session_2*")) - before)))
+    procs = _processes()
+    workers = [p for p in session_processes(session) if "ImplicitFunc" in procs.get(p, (0, ""))[1]]
+    assert workers, "no trial worker found"
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    out_text, err = driver.communicate(timeout=300)
+    out_text = "".join(lines) + out_text
+    assert driver.returncode == 0, err
+    assert "its worker died; retrying 1/1" in out_text
+    assert "1 ok, 0 diverged, 0 failed, 0 missing" in out_text
+    assert "pending" in out_text and "-1 pending" not in out_text
+    assert not err.strip(), err  # nothing of Ray's on the console
