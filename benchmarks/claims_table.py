@@ -37,20 +37,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="measured wall time of a run (its directory name)")
     args = p.parse_args(argv)
     walls = {k: float(v) for k, v in (w.split("=", 1) for w in args.wall)}
-    print("| study | claim | source | scale | seeds | wall time (2 cores) | verdict |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| study | claim | source | seeds | wall time (2 cores) | verdict |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for out in args.runs:
         plan = read_plan(out)
         wall = walls.get(out.name, wall_from_rows(out))
-        seeds = sorted({t["seed"] for t in plan.get("trials", [])})
         for r in judge_run(out):
-            effect = (f"{r.effect:+.3g} ({r.effect_rel:+.0%}), 95 % [{r.ci[0]:+.3g}, {r.ci[1]:+.3g}]"
-                      if r.ci[0] == r.ci[0] else "no interval")
-            verdict = f"**{r.verdict}**: {effect}, {r.seeds} seeds, {r.test}"
-            if r.verdict == "inconclusive" and r.why:
-                verdict += f"; {r.why}"
-            print(f"| {plan.get('study')} | `{r.claim}` | {r.source} | {plan.get('scale')} "
-                  f"(seeds {seeds[0]}-{seeds[-1]} planned) | {r.seeds} | {wall / 60:.1f} min | {verdict} |")
+            verdict = f"**{r.verdict}**"
+            if r.ci[0] == r.ci[0]:  # an interval
+                verdict += (f" {r.effect_rel:+.0%} [{r.ci[0]:+.3g}, {r.ci[1]:+.3g}], "
+                            f"p {r.p_holm:.2g}, {r.test}")
+            if r.verdict == "inconclusive":
+                verdict += f"; {r.why.split('; ')[-1]}"
+            print(f"| {plan.get('study')} | `{r.claim}` | {r.source} | {r.seeds} | "
+                  f"{wall / 60:.1f} min | {verdict} |")
     return 0
 
 

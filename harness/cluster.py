@@ -132,6 +132,8 @@ def connect(address: str | None) -> Cluster:
     import ray
 
     quiet()
+    if address and ray.is_initialized():  # (a process that joined before, as tests do): an
+        probe(address)                    # address nothing answers at still fails in one line
     if not ray.is_initialized():
         kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         if address:

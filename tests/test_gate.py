@@ -213,3 +213,22 @@ def test_a_report_of_unreadable_results_is_refused_and_a_skipped_file_is_said(tm
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no readable results" in err
     assert not (tmp_path / "page2").exists()
+
+
+def test_a_read_only_output_directory_is_one_line_and_nothing_is_lost(small_disk, tmp_path,
+                                                                      ray_local, capsys):
+    f = tmp_path / "heal.py"
+    f.write_text(HEAL_STUDY)
+    out = small_disk / "run"
+    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0
+    before = sorted(p.name for p in (out / "results").iterdir())
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        code = main(["run", str(f), "--out", str(out), "--no-report", "--set", "seeds=[0,1]"])
+        err = capsys.readouterr().err
+        assert code == 1 and err.count("\n") == 1 and "Read-only file system" in err, err
+        assert str(out) in err
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert sorted(p.name for p in (out / "results").iterdir()) == before  # nothing lost
+    assert main(["run", str(f), "--out", str(out), "--no-report", "--set", "seeds=[0,1]"]) == 0
