@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: quickstart test bench
+.PHONY: quickstart test test-fast bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,11 +15,21 @@ $(VENV)/.installed: pyproject.toml
 quickstart: $(VENV)/.installed
 	$(VENV)/bin/genbench run quickstart --until-decided --max-seeds 3
 
+# every tier (what CI runs): ruff; the unit tier on both cores; the end-to-end tier in one
+# process (its Ray trials already use both cores: two pytest workers made it slower, 751 s
+# against 678 s); then the system tier, alone, since it kills processes, starts Ray nodes and
+# times benchmarks
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -m unit -n 2
+	$(PY) -m pytest -m e2e
+	$(PY) -m pytest -m "system and not slow"
 
-# the performance benchmarks (README, "Performance"); each prints its figures and ratios
+# the inner loop: the unit tier (no Ray cluster), about 2 minutes on 2 cores
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m unit -n 2
+
+# the performance benchmarks (docs/performance.md); each prints its figures and ratios
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_unet.py

@@ -17,7 +17,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from harness.provenance import device_clock
+from genbench.harness.provenance import device_clock
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int = 5) -> float:
@@ -35,9 +35,9 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int = 5)
 def main() -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from methods.ddpm import DDPMConfig
-    from methods.training import autocast, make_adam, prepare_net
-    from studies._common import FULL_UNET
+    from genbench.methods.ddpm import DDPMConfig
+    from genbench.methods.training import autocast, make_adam, prepare_net
+    from genbench.studies._common import FULL_UNET
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=128)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 STUDY = """
-from harness.study import Scale, Study
+from genbench.harness.study import Scale, Study
 STUDY = Study(name="load", method="dummy", data="mnist5k", seeds=tuple(range({seeds})),
               train_grid={{"lr": [0.25, 0.5]}},
               scales={{"smoke": Scale(budget_steps=20, n_samples=4, log_every=10)}})
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
         study.write_text(STUDY.format(seeds=args.trials // 2))
         out = Path(tmp) / "out"
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study), "--out",
+        proc = subprocess.Popen([sys.executable, "-m", "genbench", "run", str(study), "--out",
                                  str(out), "--no-report"], stdout=subprocess.PIPE, text=True)
         samples: list[tuple[int, float]] = []  # (trials done, driver RSS MB)
         done = 0
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
                 done += 1
         proc.wait()
         wall = time.perf_counter() - t0
-        from harness.results import read_results
+        from genbench.harness.results import read_results
 
         df = read_results(out)
         peak = max(m for _, m in samples)

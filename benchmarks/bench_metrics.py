@@ -42,7 +42,7 @@ class InceptionStandIn(torch.nn.Module):
 def write_pngs(images: torch.Tensor, folder: Path) -> None:
     from PIL import Image
 
-    from harness.metrics.features import quantize
+    from genbench.harness.metrics.features import quantize
 
     arr = quantize(images).permute(0, 2, 3, 1).numpy().astype(np.uint8)
     for i, img in enumerate(arr):
@@ -60,9 +60,9 @@ def cleanfid_rate(folder: Path, model, n: int, **kw) -> float:
 
 
 def main() -> None:
-    from harness import assets, data
-    from harness.metrics.features import InceptionExtractor, quantize
-    from harness.metrics.quality import Evaluator
+    from genbench.harness import assets, data
+    from genbench.harness.metrics.features import InceptionExtractor, quantize
+    from genbench.harness.metrics.quality import Evaluator
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000, help="images for the domain path")

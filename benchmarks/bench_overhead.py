@@ -33,12 +33,12 @@ PATHS = {"alone": "in one process, no Ray", "fresh": "genbench run, a fresh proc
 
 
 def main() -> None:
-    from harness.cluster import connect
-    from harness.ledger import scan
-    from harness.results import read_results
-    from harness.runner import _env, prepare_metrics, run_study
-    from harness.study import load_study, parse_sets
-    from harness.trial import execute_trial
+    from genbench.harness.cluster import connect
+    from genbench.harness.ledger import scan
+    from genbench.harness.results import read_results
+    from genbench.harness.driver import prepare_metrics, run_study, trial_env as _env
+    from genbench.harness.study import load_study, parse_sets
+    from genbench.harness.trial import execute_trial
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", default="ddpm_timesteps")
@@ -95,7 +95,7 @@ def main() -> None:
 
 def _inside(out: Path) -> float:
     """Seconds the trials spent fitting and sampling, from their own rows."""
-    from harness.results import read_results
+    from genbench.harness.results import read_results
 
     df = read_results(out)
     fit = df[df.metric == "train_s"].value.sum()

@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from harness.provenance import device_clock
+from genbench.harness.provenance import device_clock
 
 SETTINGS = [("ddpm", "ddpm-1000", {"steps": 0}), ("ddpm", "strided-250", {"steps": 250}),
             ("ddpm", "strided-100", {"steps": 100}), ("ddpm", "strided-50", {"steps": 50}),
@@ -43,10 +43,10 @@ class Clock:
 
 
 def build(method: str, scale: str, device: torch.device):
-    from harness import data
-    from harness.config import build_config
-    from harness.method import Budget, get_method
-    from studies import _common
+    from genbench.harness import data
+    from genbench.harness.config import build_config
+    from genbench.harness.method import Budget, get_method
+    from genbench.studies import _common
 
     config = {"ddpm": _common.SMOKE_UNET if scale == "smoke" else _common.FULL_UNET,
               "consistency": _common.SMOKE_UNET if scale == "smoke" else _common.FULL_UNET,
@@ -64,7 +64,7 @@ def nets_of(method) -> list[torch.nn.Module]:
 
 
 def main() -> None:
-    import harness.seeding as seeding
+    import genbench.harness.seeding as seeding
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=256)

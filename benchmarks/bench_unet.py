@@ -8,7 +8,7 @@ threads, in interleaved rounds; prints the median ratio of steps per second.
 The reference is `UNet2DModel(block_out_channels=(32, 64, 64), layers_per_block=1)` with
 attention at the lowest level (1.11 M parameters); genbench's is `UNet(n_feat=40,
 ch_mult=(1, 1, 2))`, within 0.1 % of it. Each is timed in NCHW and in channels-last memory
-(`methods.training.prepare_net`); genbench's also with `make_adam` (fused on CUDA). The last
+(`genbench.methods.training.prepare_net`); genbench's also with `make_adam` (fused on CUDA). The last
 line is genbench's default path on this device (`memory_format="auto"`: channels-last on CUDA
 only) against diffusers as its examples train it (eager, NCHW). diffusers is a
 benchmark-only dependency: `pip install -e '.[bench]'`.
@@ -22,7 +22,7 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from harness.provenance import device_clock
+from genbench.harness.provenance import device_clock
 
 
 def diffusers_unet(res: int, in_ch: int) -> torch.nn.Module:
@@ -35,7 +35,7 @@ def diffusers_unet(res: int, in_ch: int) -> torch.nn.Module:
 
 
 def genbench_unet(in_ch: int) -> torch.nn.Module:
-    from methods.nets.unet import UNet
+    from genbench.methods.nets.unet import UNet
 
     return UNet(in_ch=in_ch, n_feat=40, ch_mult=(1, 1, 2), num_res_blocks=1, attention=True)
 
@@ -45,7 +45,7 @@ class Trainer:
 
     def __init__(self, name: str, net: torch.nn.Module, *, diffusers: bool, fast: bool,
                  batch: int, res: int, in_ch: int, device: torch.device, bf16: bool):
-        from methods.training import autocast, make_adam, prepare_net
+        from genbench.methods.training import autocast, make_adam, prepare_net
 
         self.name, self.diffusers, self.device, self.bf16 = name, diffusers, device, bf16
         self.net = prepare_net(net, device, channels_last=fast)
@@ -96,7 +96,7 @@ def main() -> None:
     assert abs(gap) <= 0.05, "parameter counts not matched"
     import copy
 
-    from methods.nets.unet import UNetTraining
+    from genbench.methods.nets.unet import UNetTraining
 
     default_cl = UNetTraining().channels_last(device)  # genbench's memory_format="auto"
     trainers = [Trainer(f"{who} {'channels-last' if cl else 'NCHW'}", copy.deepcopy(nets[who]),

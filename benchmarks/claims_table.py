@@ -1,4 +1,4 @@
-"""The README's claims table from real runs: for each run directory, every claim its study
+"""The claims table of docs/compare-and-claims.md from real runs: for each run directory, every claim its study
 declares with its verdict as `genbench claims` gives it, the seeds behind it and the run's wall
 time (from its rows: the first fit's start to the last row written; `--wall NAME=SECONDS`
 gives a measured one instead).
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.claims import judge_run
-from harness.results import read_plan, read_results
+from genbench.harness.claims import judge_run
+from genbench.harness.results import read_plan, read_results
 
 
 def wall_from_rows(out: Path) -> float:

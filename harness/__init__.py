@@ -1,7 +1,6 @@
 """genbench harness: the engine that runs declared ablation studies of generative models.
 
-It knows methods only through the registry in `harness.method`; `harness.runner` is the only
-module that imports Ray.
+It knows methods only through their registry (`genbench.harness.method`); the Tune adapter
+(`genbench.harness.tune`) is the only module that imports Ray Tune. docs/architecture.md draws
+its rooms and the rules between them.
 """
-
-__version__ = "0.1.0"

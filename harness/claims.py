@@ -17,7 +17,7 @@ matches several points needs `combine`: `all` pairs the points of the two sides 
 every other axis and requires each pair to hold; `mean` compares, seed by seed, the mean of
 each side's points. "Better" follows the metric's own direction (`higher_is_better`).
 
-Each comparison is paired by seed where both sides share seeds (`harness.stats.estimate`), and
+Each comparison is paired by seed where both sides share seeds (`genbench.harness.stats.estimate`), and
 the verdicts of a run are corrected together with Holm's method:
 
 - `reproduced`: the difference is beyond `by` in the claimed direction (Holm-adjusted p at most
@@ -38,9 +38,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from harness import stats
-from harness.config import canonical_json, parse_value
-from harness.errors import GenbenchError
+from genbench.harness import stats
+from genbench.harness.config import canonical_json, parse_value
+from genbench.harness.errors import GenbenchError
 
 COMBINE = ("one", "all", "mean")
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
@@ -590,8 +590,8 @@ def run_catalog(rows, plan: dict) -> Catalog:
     """What a run measured (its rows) or will measure (its plan), for claims given after the
     fact (`genbench claims OUT --claim ...`): a metric's level and direction from its rows; a
     metric whose rows carry no direction is a fact."""
-    from harness.metrics import COST_METRICS, SETTING_COST_METRICS, TASK_METRICS
-    from harness.results import STATUS_METRICS
+    from genbench.harness.metrics import COST_METRICS, SETTING_COST_METRICS, TASK_METRICS
+    from genbench.harness.results import STATUS_METRICS
 
     measured: dict[str, tuple[str, bool | None]] = {}
     facts = []
@@ -614,7 +614,7 @@ def run_catalog(rows, plan: dict) -> Catalog:
             if m not in SETTING_COST_METRICS and m not in STATUS_METRICS:
                 measured.setdefault(m, ("fit", higher))
     def known() -> tuple[str, ...]:
-        from harness.metrics import metric_names
+        from genbench.harness.metrics import metric_names
 
         return (*measured, *metric_names())
 
@@ -637,7 +637,7 @@ def judge_run(out_dir, claims=None, *, plan: dict | None = None, alpha: float = 
     """The verdicts of `claims` (default: those of the plan) on the run in `out_dir`, from its
     current rows against `plan` (default: its study.json); the points are those of the plan and
     of the rows (a run made before claims existed has rows only)."""
-    from harness.results import read_current, read_plan
+    from genbench.harness.results import read_current, read_plan
 
     plan = read_plan(out_dir) if plan is None else plan
     claims = stored_claims(plan) if claims is None else [as_claim(c) for c in claims]

@@ -11,12 +11,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.errors import GenbenchError, first_line
+from genbench.harness.errors import GenbenchError, first_line
 
 
 def _parser() -> argparse.ArgumentParser:
+    from genbench import __version__
+
     p = argparse.ArgumentParser(prog="genbench", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"genbench {__version__}")
+    sub = p.add_subparsers(dest="command")
 
     def claim_arg(sp: argparse.ArgumentParser, text: str) -> None:
         sp.add_argument("--claim", dest="claims", action="append", default=[], metavar="TEXT",
@@ -129,7 +132,11 @@ def _duration(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `genbench`: what it can do
+        parser.print_help()
+        return 0
     try:
         return {"run": cmd_run, "plan": cmd_plan, "list": cmd_list, "assets": cmd_assets,
                 "report": cmd_report, "compare": cmd_compare,
@@ -155,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _resolve(args):
-    from harness.assets import require_inception
-    from harness.metrics import QUALITY_METRICS
-    from harness.study import load_study, parse_sets
+    from genbench.harness.assets import require_inception
+    from genbench.harness.metrics import QUALITY_METRICS
+    from genbench.harness.study import load_study, parse_sets
 
     study = load_study(args.study)
     sets = parse_sets(args.sets)
@@ -176,9 +183,9 @@ def cmd_run(args) -> int:
     import dataclasses
     import signal
 
-    from harness.claims import judge_run, more_seeds
-    from harness.runner import run_study, study_status
-    from harness.storage import is_uri, mirror_dir
+    from genbench.harness.claims import judge_run, more_seeds
+    from genbench.harness.driver import run_study, study_status
+    from genbench.harness.storage import is_uri, mirror_dir
 
     if args.max_failures < 0:
         raise GenbenchError(f"--max-failures must be >= 0, got {args.max_failures}")
@@ -244,11 +251,13 @@ def cmd_run(args) -> int:
 
 def _write_run_report(local: Path, out: str, quiet: bool = False) -> None:
     """Refresh the run's report page (at its URI too, for a mirror) and say where it is."""
-    from reports import write_report
+    from genbench.reports import write_report
 
-    from harness.storage import is_uri, publishing
+    from genbench.harness.storage import is_uri, publishing
 
-    if not local.is_dir() or not ((local / "results").is_dir() or (local / "study.json").is_file()):
+    from genbench.harness.rundir import RunDir
+
+    if not RunDir(local).is_run():
         return
     try:
         with publishing(local):
@@ -263,7 +272,7 @@ def _write_run_report(local: Path, out: str, quiet: bool = False) -> None:
 
 
 def cmd_claims(args) -> int:
-    from harness.claims import exit_status, judge_run, render_json
+    from genbench.harness.claims import exit_status, judge_run, render_json
 
     if not 0 < args.alpha < 1:
         raise GenbenchError(f"--alpha must be between 0 and 1 (a family-wise error rate), got "
@@ -289,22 +298,23 @@ def cmd_claims(args) -> int:
 
 
 def _run_dirs(paths: list[str]) -> list[Path]:
-    from harness.storage import MARK, is_uri, local_run
+    from genbench.harness.rundir import MIRROR_MARK, RunDir
+    from genbench.harness.storage import is_uri, local_run
 
     dirs = [local_run(p, "run") for p in paths]  # a URI: its local mirror
     for p, d in zip(paths, dirs):
-        if not (d / "results").is_dir() and not (d / "study.json").is_file():
-            if is_uri(p) and {x.name for x in d.iterdir()} <= {MARK}:
+        if not RunDir(d).is_run():
+            if is_uri(p) and {x.name for x in d.iterdir()} <= {MIRROR_MARK}:
                 shutil.rmtree(d)  # the empty mirror of a URI that holds no run
             raise GenbenchError(f"{p} is not a genbench run directory (no results/ or study.json)")
     return dirs
 
 
 def cmd_report(args) -> int:
-    from reports import write_report
+    from genbench.reports import write_report
 
-    from harness.results import read_results, results_files
-    from harness.storage import publishing
+    from genbench.harness.results import read_results, results_files
+    from genbench.harness.storage import publishing
 
     dirs = _run_dirs(args.runs)
     for p, d in zip(args.runs, dirs):  # files none of which reads: a page of nothing is refused
@@ -323,7 +333,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from harness.compare import compare, render_json, render_markdown
+    from genbench.harness.compare import compare, render_json, render_markdown
 
     if not 0 < args.alpha < 1:
         raise GenbenchError(f"--alpha must be between 0 and 1 (a family-wise error rate), got "
@@ -340,9 +350,10 @@ def cmd_compare(args) -> int:
 def cmd_plan(args) -> int:
     import dataclasses
 
-    from harness.cluster import connect, requested_address
-    from harness.packing import cluster_nodes, effective, memory_risks, simulate, this_machine
-    from harness.runner import calibrate, duration_text
+    from genbench.harness.cluster import connect, requested_address
+    from genbench.harness.packing import cluster_nodes, effective, memory_risks, simulate, this_machine
+    from genbench.harness.driver import calibrate
+    from genbench.harness.tune import duration_text
 
     if args.calibrate < 0:
         raise GenbenchError(f"--calibrate must be a positive number of steps, got {args.calibrate}")
@@ -368,7 +379,7 @@ def cmd_plan(args) -> int:
             print(f"  sample {s.key}  {s.cell or '(default knobs)'}")
     for line in plan.merged:
         print(f"merged: {line}")
-    from harness.claims import stored_claims
+    from genbench.harness.claims import stored_claims
 
     for c in stored_claims(dataclasses.asdict(plan)):
         print(f"claim: {c.text}" + (f"  [{c.source}]" if c.source else ""))
@@ -412,10 +423,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from harness import data as datasets
-    from harness.method import list_methods
-    from harness.metrics import COST_METRICS, QUALITY_METRICS, TASK_METRICS, metric_names
-    from harness.study import load_study, study_names
+    from genbench.harness import data as datasets
+    from genbench.harness.method import list_methods
+    from genbench.harness.metrics import COST_METRICS, QUALITY_METRICS, TASK_METRICS, metric_names
+    from genbench.harness.study import load_study, study_names
 
     metric_names()  # loads the quality metrics
 
@@ -435,14 +446,14 @@ def cmd_list(args) -> int:
 
 
 def cmd_assets(args) -> int:
-    from harness import assets
+    from genbench.harness import assets
 
     if args.action == "fetch":
         path = assets.fetch_inception()
         print(f"fetched {path} ({assets.inception_status().detail})")
     elif args.action == "build-features":
-        from harness import data as datasets
-        from harness.metrics.features import build_domain_extractor
+        from genbench.harness import data as datasets
+        from genbench.harness.metrics.features import build_domain_extractor
 
         datasets.check_available(args.dataset)
         datasets.resolution_of(args.dataset, args.resolution)  # a bad one fails here, in one line

@@ -14,7 +14,7 @@ bounded time instead of Ray's endless reconnection.
   `check_shared` asks a task on each node to find a marker file, and refuses a node-local path
   in one line before any trial starts.
 - A local Ray is started with this machine's CPUs and GPUs and Ray's own defaults otherwise;
-  its start-up messages are kept to errors, and a watchdog (`harness.reaper`) kills its
+  its start-up messages are kept to errors, and a watchdog (`genbench.harness.reaper`) kills its
   processes within a second of the driver's death, SIGKILL included.
 """
 
@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import GenbenchError, first_line
+from genbench.harness.errors import GenbenchError, first_line
 
 PROBE_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 30.0
@@ -148,9 +148,9 @@ def connect(address: str | None) -> Cluster:
                     signal.signal(sig, handler)
             from ray._private import worker
 
-            from harness.reaper import watch
+            from genbench.harness.reaper import watch
 
-            watch(os.getpid(), worker._global_node.get_session_dir_path())  # see harness.reaper
+            watch(os.getpid(), worker._global_node.get_session_dir_path())  # see genbench.harness.reaper
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     res = ray.cluster_resources()
     return Cluster(address, len(nodes), res.get("CPU", 0.0), res.get("GPU", 0.0))

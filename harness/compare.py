@@ -4,15 +4,15 @@ runs of different environments.)
 
 Rows are joined on `cell_key` (stable across commits: study, scale, arm, method and grid
 values) and metric, after leaving out on each side the rows that later measurements of the same
-point replaced (`harness.results.current_rows`). For each pair:
+point replaced (`genbench.harness.results.current_rows`). For each pair:
 
 - two or more seeds both runs share: the paired t-test on the per-seed differences and its
-  interval (the same statistics as claims, `harness.stats`): base and current of one seed share
+  interval (the same statistics as claims, `genbench.harness.stats`): base and current of one seed share
   the data order, initial draws and sampling noise, so pairing removes the seed-to-seed noise;
 - two or more seeds on both sides but not shared: Welch's t-test and its interval
   (`exact` when nothing varies: a deterministic metric, or the same shift at every seed);
 - one seed, and the metric has a within-run standard deviation (KID's `std`): a z-test on it;
-- otherwise the metric's declared tolerance (`harness.metrics.tolerance`): a relative change
+- otherwise the metric's declared tolerance (`genbench.harness.metrics.tolerance`): a relative change
   beyond it counts as a change.
 
 KID's `std` is the spread of the estimate over its random subsets (of at most 1,000 images a
@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import stats
-from harness.errors import GenbenchError
-from harness.metrics import WALL_CLOCK_METRICS, higher_is_better, tolerance
-from harness.results import STATUS_METRICS, read_current, read_plan
+from genbench.harness import stats
+from genbench.harness.errors import GenbenchError
+from genbench.harness.metrics import WALL_CLOCK_METRICS, higher_is_better, tolerance
+from genbench.harness.results import STATUS_METRICS, read_current, read_plan
 
 # library versions that change numbers; others (pandas, ray) do not
 NUMERIC_LIBRARIES = ("torch", "torchvision", "numpy", "clean-fid", "torch_cuda")
@@ -324,7 +324,7 @@ def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
 
 def _test(b: pd.DataFrame, c: pd.DataFrame, vb: np.ndarray, vc: np.ndarray):
     """(difference CUR - BASE, p, interval low, interval high, test name), by the statistics of
-    claims (`harness.stats.estimate`): paired by seed where both runs have two or more seeds in
+    claims (`genbench.harness.stats.estimate`): paired by seed where both runs have two or more seeds in
     common (the difference on those seeds), Welch otherwise, `exact` when nothing varies."""
     from scipy import stats as sps
 
@@ -387,7 +387,7 @@ def _num(x: float) -> str:
 
 def render_json(result: Comparison) -> str:
     """The comparison as JSON: valid JSON, with null where a number is missing (never NaN)."""
-    from harness.claims import json_safe
+    from genbench.harness.claims import json_safe
 
     d = asdict(result)
     d["regressions"] = len(result.regressions)

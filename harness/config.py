@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any, Literal, Union
 
-from harness.errors import GenbenchError
+from genbench.harness.errors import GenbenchError
 
 
 def _field_types(cls: type) -> dict[str, Any]:

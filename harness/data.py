@@ -10,7 +10,7 @@ that installed packages extend through the `genbench.datasets` entry point group
 - `fewshot:NAME:N[:class=K]`: the first N training images of NAME (of class K), for few-shot
   GAN studies (Karras et al. 2020, arXiv 2006.06676; Zhao et al. 2020, arXiv 2006.10738).
 - `mixture[:w,mean,std;...]`: points of a 1-D Gaussian mixture with an exact law
-  (`harness.mixture`); `mixture` alone is the VP-SDE toy's two components. Point data sets have
+  (`genbench.harness.mixture`); `mixture` alone is the VP-SDE toy's two components. Point data sets have
   `kind="points"`, load as (N, D) float32 and give `law(name)`, which the point metrics measure
   samples against.
 """
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.errors import GenbenchError
-from harness.method import TrainData
-from harness.registry import Registry, origin
+from genbench.harness.errors import GenbenchError
+from genbench.harness.method import TrainData
+from genbench.harness.registry import Registry, origin
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -166,7 +166,8 @@ def load(name: str, split: str = "train", resolution: int | None = None) -> Trai
     ds.check_available(arg)
     x_uint8, y = ds.load_split(arg, split)  # (N, C, H, W) uint8
     if meta.kind == "points":
-        return TrainData(name=name, x=x_uint8.float().contiguous(), y=y, num_classes=0)
+        return TrainData(name=name, x=x_uint8.float().contiguous(), y=y, num_classes=0,
+                         law=ds.law(arg))  # point data sets know their law
     res = resolution_of(name, resolution)
     x = x_uint8.float().div(127.5).sub(1.0)
     if x.shape[-1] != res or x.shape[-2] != res:
@@ -311,7 +312,7 @@ class GaussianMixture(Dataset):
     SIZES = {"train": (10_000, 0), "test": (20_000, 1)}
 
     def info(self, arg: str) -> DatasetInfo:
-        from harness.mixture import Mixture
+        from genbench.harness.mixture import Mixture
 
         mix = Mixture.parse(arg)
         return DatasetInfo(f"mixture:{arg}" if arg else "mixture", 1, 1, 0,
@@ -319,7 +320,7 @@ class GaussianMixture(Dataset):
                            f"stds {mix.stds}", kind="points")
 
     def law(self, arg: str):
-        from harness.mixture import Mixture
+        from genbench.harness.mixture import Mixture
 
         return Mixture.parse(arg)
 
@@ -337,8 +338,8 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     key = f"{st.st_size}-{int(st.st_mtime)}"
     if _MNIST5K.get("key") == key:
         return _MNIST5K["X"], _MNIST5K["y"]
-    from harness.assets import assets_dir
-    from harness.results import atomic_write_bytes
+    from genbench.harness.assets import assets_dir
+    from genbench.harness.results import atomic_write_bytes
 
     cache = assets_dir() / "data" / f"mnist5k-{key}.npz"
     try:

@@ -14,31 +14,24 @@ benchmark names and lm-evaluation-harness's task versions):
 - `Plan.cell_key` is stable: study, scale, method and the grid values only. It joins seeds and
   runs of different commits, and never decides what runs.
 
-It also holds the rules of an output directory: one study per directory; one driver at a time
-(`OutputLock`); results files are validated when read, and an unreadable one is moved to
+It also holds the rules of an output directory (whose layout is `genbench.harness.rundir`): one
+study per directory; results files are validated when read, and an unreadable one is moved to
 `quarantine/` and its work done again.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from harness.config import config_hash
-from harness.errors import GenbenchError
-from harness.results import (checkpoint_problem, cross_file, fit_file, read_file, read_plan,
-                             results_files)
-from harness.study import Plan, Trial
-from harness.storage import has_checkpoint, refuse_foreign, shown
-
-LOCK_NAME = "genbench.lock"
+from genbench.harness.config import config_hash
+from genbench.harness.errors import GenbenchError
+from genbench.harness.results import checkpoint_problem, read_file, read_plan, results_files
+from genbench.harness.plan import Plan, Trial
+from genbench.harness.rundir import LOCK_NAME, RunDir
+from genbench.harness.storage import has_checkpoint, refuse_foreign
 
 
 @dataclass(frozen=True)
@@ -122,9 +115,10 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
     """Compare `out_dir` with `plan`: validate every results file (moving unreadable ones to
     quarantine/), and list the work left per trial. `only` (a trial id) looks at that trial's
     files and work alone, as a trial does: it never touches another trial's files."""
-    from harness.assets import INCEPTION_MISSING, inception_status
+    from genbench.harness.assets import INCEPTION_MISSING, inception_status
 
     out_dir = Path(out_dir)
+    run = RunDir(out_dir)
     ledger = Ledger()
     metrics_by_file: dict[str, set[str]] = {}
     # a metric skipped for want of the Inception weights is missing work once they are here
@@ -139,8 +133,8 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
             if studies - {plan.study}:
                 raise ValueError(f"rows of study {sorted(studies - {plan.study})[0]!r}")
         except ValueError as err:
-            dest = quarantine(out_dir, f)
-            line = f"quarantined {f.name}: {err}; moved to {shown(out_dir, dest)}, its work runs again"
+            dest = run.quarantine(f)
+            line = f"quarantined {f.name}: {err}; moved to {run.shown(dest)}, its work runs again"
             ledger.quarantined.append(line)
             echo(line)
             continue
@@ -149,19 +143,19 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
                                    if not (skipped_note and (note or "").startswith(skipped_note))}
     measured = plan.measured()
     for trial in plan.trials if only is None else [t for t in plan.trials if t.trial_id == only]:
-        fit_rows = metrics_by_file.get(fit_file(out_dir, trial.trial_id).name)
+        fit_rows = metrics_by_file.get(run.fit_file(trial.trial_id).name)
         if fit_rows is not None and "diverged_at_step" in fit_rows:
             ledger.fits_done += 1
             ledger.diverged.append(trial.trial_id)
             continue
         checkpoint = has_checkpoint(out_dir, f"{trial.trial_id}.pt")
-        ckpt = out_dir / "checkpoints" / f"{trial.trial_id}.pt"
+        ckpt = run.checkpoint(trial.trial_id)
         problem = checkpoint_problem(ckpt, full=False) if checkpoint else None
         if problem:  # truncated: never loads, so its fit runs again (the trial checks the hash)
-            dest = quarantine(out_dir, ckpt)
-            ckpt.with_name(ckpt.name + ".sha256").unlink(missing_ok=True)
-            echo(f"quarantined {problem.replace(str(ckpt), shown(out_dir, ckpt))}; moved to "
-                 f"{shown(out_dir, dest)}, its fit runs again")
+            dest = run.quarantine(ckpt)
+            run.checksum(trial.trial_id).unlink(missing_ok=True)
+            echo(f"quarantined {problem.replace(str(ckpt), run.shown(ckpt))}; moved to "
+                 f"{run.shown(dest)}, its fit runs again")
             checkpoint = False
         fit_needed = fit_rows is None
         units = []
@@ -186,43 +180,34 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
     refit = {w.trial.trial_id for w in ledger.work if w.fit}  # their cross rows judged old fits
     for trial, partner in plan.cross_pairs() if only is None else []:  # (the driver's work)
         pair = {trial.trial_id, partner.trial_id}
-        if not pair & diverged and (pair & refit or cross_file(
-                out_dir, trial.trial_id, partner.trial_id).name not in metrics_by_file):
+        if not pair & diverged and (pair & refit or run.cross_file(
+                trial.trial_id, partner.trial_id).name not in metrics_by_file):
             ledger.cross.append((trial, partner))
     return ledger
 
 
-def quarantine(out_dir: Path, path: Path) -> Path:
-    """Move an unreadable results file out of results/ (whose readers it would break)."""
-    dest_dir = Path(out_dir) / "quarantine"
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    dest = dest_dir / f"{stamp}-{path.name}"
-    shutil.move(str(path), dest)
-    return dest
-
-
 def record_plan(out_dir: Path, plan: Plan) -> None:
     """Keep every plan that writes rows (plans/<plan_id>.json) and the latest as study.json."""
-    from harness.results import atomic_write_bytes
+    from genbench.harness.results import atomic_write_bytes
 
+    run = RunDir(out_dir)
     text = plan.to_json().encode()
-    path = Path(out_dir) / "plans" / f"{plan.plan_id}.json"
+    path = run.plan_file(plan.plan_id)
     if not _readable_json(path):  # missing or damaged: written again
         atomic_write_bytes(path, text)
-    atomic_write_bytes(Path(out_dir) / "study.json", text)
+    atomic_write_bytes(run.study_json, text)
 
 
 def heal_plan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> bool:
     """Rewrite study.json and this plan's plans/<plan_id>.json where they are missing or
     unreadable (a run with nothing to do leaves them alone otherwise); True if it did."""
-    from harness.results import read_plan
+    from genbench.harness.results import read_plan
 
-    out_dir = Path(out_dir)
-    plan_file = out_dir / "plans" / f"{plan.plan_id}.json"
+    run = RunDir(out_dir)
+    plan_file = run.plan_file(plan.plan_id)
     if read_plan(out_dir) and _readable_json(plan_file):
         return False
-    echo(f"{shown(out_dir, out_dir / 'study.json')} or {plan_file.name} was missing or unreadable: "
+    echo(f"{run.shown(run.study_json)} or {plan_file.name} was missing or unreadable: "
          "written again")
     record_plan(out_dir, plan)
     return True
@@ -234,77 +219,3 @@ def _readable_json(path: Path) -> bool:
         return True
     except (OSError, ValueError):
         return False
-
-
-class OutputLock:
-    """One driver per output directory: `genbench.lock` holds the holder's host, PID and start
-    time. A lock left by a dead process on this host is stale and taken over; one held by a
-    live process, or by another host, refuses the second driver in one line."""
-
-    def __init__(self, out_dir: Path):
-        self.path = Path(out_dir) / LOCK_NAME
-        self.held, self.me = False, {}
-
-    def acquire(self, echo: Callable[[str], None] = print) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"host": socket.gethostname(), "pid": os.getpid(),
-              "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            except FileExistsError:
-                holder = self._holder()
-                if not holder:  # empty or torn (a crash while it was written): nobody holds it
-                    echo(f"taking over {self.path}: empty or unreadable, so no run holds it")
-                    self.path.unlink(missing_ok=True)
-                    continue
-                if not self._stale(holder):
-                    raise GenbenchError(
-                        f"{shown(self.path.parent, self.path.parent)} is in use by another "
-                        f"genbench run (host "
-                        f"{holder.get('host', '?')}, pid {holder.get('pid', '?')}, since "
-                        f"{holder.get('started_at', '?')}); wait for it, or delete "
-                        f"{self.path} if that run is dead") from None
-                if self._holder() != holder:  # another driver took it over meanwhile
-                    continue
-                echo(f"taking over a stale lock of pid {holder.get('pid')} (no longer running)")
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self.held, self.me = True, me
-            return
-        raise GenbenchError(f"could not take the lock {self.path}; another run took it first")
-
-    def _holder(self) -> dict:
-        for _ in range(3):  # a holder may be between creating and writing the file
-            try:
-                holder = json.loads(self.path.read_text())
-                return holder if isinstance(holder, dict) else {}
-            except (OSError, ValueError):
-                time.sleep(0.1)
-        return {}
-
-    @staticmethod
-    def _stale(holder: dict) -> bool:
-        if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
-            return False  # another host's process cannot be checked from here
-        try:
-            os.kill(holder["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-
-    def release(self) -> None:
-        if self.held and self._holder() == self.me:  # never another driver's lock
-            self.path.unlink(missing_ok=True)
-        self.held = False
-
-    def __enter__(self) -> "OutputLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()

@@ -9,7 +9,7 @@ changes sampling, so a sample grid never retrains). The contract:
 - `sample(n, *, seed, labels=None, observation=None, **knobs)` returns `(N, C, H, W)` images in
   `[-1, 1]` (or `(N, D)` points for toy methods with `output = "points"`); the same seed gives
   the same samples, whatever the batch size, because noise comes from per-sample generators
-  (`harness.seeding`). `labels` condition class-conditional methods; `observation` carries a
+  (`genbench.harness.seeding`). `labels` condition class-conditional methods; `observation` carries a
   measurement of unknown images for inverse problems (inpainting with DPS).
 - `check(config, knobs, *, task, num_classes)` refuses, before anything runs, combinations that
   cannot work (guidance on an unconditional model, DPS without an observation).
@@ -18,9 +18,15 @@ changes sampling, so a sample grid never retrains). The contract:
   first sample setting (the ones its evaluations along training use).
 - `sampling_info(**knobs)` describes the sampler without running it: NFE per sample and the
   timesteps used; `info()` gives scalars about the trained model (e.g. `terminal_snr`).
-- `state_dict()` / `load_state_dict()` round-trip the trained model, config included, and
-  `to(device)` moves a loaded one to the device it samples on.
-- `losses` names the losses `fit` logs (through `methods.training.LossLog`), the first being the
+- `modules` declares the networks once (state_dict key -> attribute path, `"ema.net"` for an
+  EMA's copy) and `trained` which of them `n_params` counts; from these the base class gives
+  `state_dict()` / `load_state_dict()` (config, `extra_state()` and every network's weights on
+  the CPU, restored through the method's `rebuild(state)`), `to(device)` and `n_params()`.
+- `num_classes` (set by `fit` or `rebuild`) is the number of classes a fitted model conditions
+  on, 0 when unconditional; `images_per_step(config)` is how many training examples one
+  optimiser step sees (`budget_kimg` and the `train_images_per_s` row use it; None: it has no
+  batch, and the rows say so).
+- `losses` names the losses `fit` logs (through `genbench.methods.training.LossLog`), the first being the
   one `final_loss` reports: `("loss",)` for one network, `("loss_D", "loss_G")` for a GAN.
 - `resumable`: `fit` saves its training state through `budget.save` every
   `budget.checkpoint_every` steps and continues from `budget.resume`, so a trial that fails is
@@ -40,8 +46,8 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from harness.errors import GenbenchError
-from harness.registry import Registry
+from genbench.harness.errors import GenbenchError
+from genbench.harness.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class TrainData:
     x: torch.Tensor  # (N, C, H, W) images in [-1, 1], or (N, D) points for toy data
     y: torch.Tensor | None = None  # (N,) int64 class labels, None when unlabelled
     num_classes: int = 0  # 0 when unlabelled
+    law: Any = None  # the data's exact law where it has one (a mixture's weights, means, stds)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -91,9 +98,6 @@ class Observation:
     y: torch.Tensor  # (N, C, H, W) observed values, zero where hidden
     mask: torch.Tensor  # (N, 1, H, W) 1 where observed, 0 where hidden
 
-    def __getitem__(self, idx) -> "Observation":
-        return Observation(self.y[idx], self.mask[idx])
-
 
 class Method(abc.ABC):
     """Base class of every generative method (see the module docstring for the contract)."""
@@ -105,7 +109,11 @@ class Method(abc.ABC):
     losses: ClassVar[tuple[str, ...]] = ("loss",)  # logged losses; the first is `final_loss`
     cross_metrics: ClassVar[tuple[str, ...]] = ()  # names `cross_evaluate` returns
     facts: ClassVar[tuple[str, ...]] = ()  # names `info` returns: facts without a good direction
-    resumable: ClassVar[bool] = False  # fit() checkpoints and resumes (methods.training.TrainState)
+    resumable: ClassVar[bool] = False  # fit() checkpoints and resumes (genbench.methods.training.TrainState)
+    modules: ClassVar[dict[str, str]] = {}  # state_dict key -> attribute path of each network
+    trained: ClassVar[tuple[str, ...]] = ()  # the keys of `modules` whose parameters n_params counts
+    num_classes: int = 0  # classes the fitted model conditions on (0: unconditional)
+    device: torch.device = torch.device("cpu")  # where its networks live (fit's, then `to`'s)
 
     def __init__(self, config: Any | None = None):
         self.config = config if config is not None else self.Config()
@@ -122,13 +130,72 @@ class Method(abc.ABC):
         """Draw `n` samples; `labels` (n,) for class-conditional methods; `observation` for
         inverse problems."""
 
-    @abc.abstractmethod
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to sample again: config, data shape, weights."""
+    # -- bookkeeping from `modules`: saving, loading, moving, counting ------------------------
+    def module(self, key: str) -> torch.nn.Module | None:
+        """The network `modules[key]` names, or None where it does not exist (yet)."""
+        obj: Any = self
+        for part in self.modules[key].split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return None
+        return obj
 
-    @abc.abstractmethod
+    def extra_state(self) -> dict[str, Any]:
+        """What `rebuild` needs besides the config to build the empty networks (data shape,
+        classes, a data set's law); plain Python values or tensors."""
+        return {}
+
+    def rebuild(self, state: dict[str, Any]) -> None:
+        """Build the method's networks, untrained, on `self.device` from `self.config` and
+        `state` (a `state_dict()`), for `load_state_dict` to fill."""
+        if self.modules:
+            raise NotImplementedError(f"{type(self).__name__} declares modules but no rebuild()")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to sample again: config, `extra_state()`, each network's weights
+        (on the CPU; None for one that does not exist)."""
+        from genbench.harness.config import to_dict
+
+        out = {"config": to_dict(self.config), **self.extra_state()}
+        for key in self.modules:
+            net = self.module(key)
+            out[key] = None if net is None else {k: v.cpu() for k, v in net.state_dict().items()}
+        return out
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of `state_dict`."""
+        """Inverse of `state_dict`: the config, `rebuild`, then each saved network's weights;
+        the networks are left in eval mode, for sampling."""
+        from genbench.harness.config import build_config
+
+        self.config = build_config(self.Config, state["config"], what=f"{self.name} config")
+        self.rebuild(state)
+        for key in self.modules:
+            net = self.module(key)
+            if net is None:
+                continue
+            if state.get(key) is not None:
+                net.load_state_dict(state[key])
+            net.eval()
+
+    def to(self, device: torch.device) -> "Method":
+        """Move a loaded model to `device` for sampling (after `load_state_dict`); returns self."""
+        self.device = torch.device(device)
+        for key in self.modules:
+            net = self.module(key)
+            if net is not None:
+                net.to(self.device)
+        return self
+
+    def n_params(self) -> int:
+        """Number of parameters of the `trained` networks (0 before fit)."""
+        nets = [self.module(key) for key in self.trained]
+        return sum(p.numel() for net in nets if net is not None for p in net.parameters())
+
+    @classmethod
+    def images_per_step(cls, config: Any) -> int | None:
+        """Training examples per optimiser step under `config`: its `batch_size` where it has
+        one, else None (a method without minibatches; override to say otherwise)."""
+        return getattr(config, "batch_size", None)
 
     @classmethod
     def check(cls, config: Any, knobs: Any, *, task: str, num_classes: int) -> None:
@@ -167,23 +234,15 @@ class Method(abc.ABC):
         """Scalars about the trained model worth a result row (e.g. `terminal_snr`)."""
         return {}
 
-    def n_params(self) -> int:
-        """Number of trainable parameters."""
-        return 0
-
     def cross_evaluate(self, other: "Method", real: torch.Tensor, *,
                        seed: int) -> dict[str, dict[str, Any]]:
         """`cross_metrics` of this fit against `other`, a fit of the same cell with another
         seed, using `real` test images: name -> row fields (value, protocol)."""
         return {}
 
-    def to(self, device: torch.device) -> "Method":
-        """Move a loaded model to `device` for sampling (after `load_state_dict`); returns self."""
-        return self
-
     def knobs(self, **knobs: Any) -> Any:
         """Validated `Knobs` instance; unknown names fail listing the valid ones."""
-        from harness.config import build_config
+        from genbench.harness.config import build_config
 
         return build_config(self.Knobs, knobs, what=f"sampling knob of {self.name}")
 

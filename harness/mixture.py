@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-from harness.errors import GenbenchError
+from genbench.harness.errors import GenbenchError
 
 DEFAULT = "0.3,-2,0.5;0.7,1.5,0.3"  # the toy's two components: (weight, mean, std)
 

@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from harness.study import Plan, Resources, Trial
+from genbench.harness.plan import Plan, Resources, Trial
 
 EPS = 1e-9
 
@@ -114,7 +114,7 @@ def unplaceable(trials: tuple[Trial, ...] | list[Trial], nodes: list[Node]) -> l
 
 def refuse_unplaceable(plan_or_trials, nodes: list[Node], where: str) -> None:
     """One line, before anything runs, when some trial could never start on `nodes`."""
-    from harness.errors import GenbenchError
+    from genbench.harness.errors import GenbenchError
 
     trials = plan_or_trials.trials if isinstance(plan_or_trials, Plan) else plan_or_trials
     bad = unplaceable(trials, nodes)

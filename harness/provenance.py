@@ -44,13 +44,6 @@ def versions_json() -> str:
     return json.dumps(versions(), sort_keys=True)
 
 
-def pick_device(prefer: str = "auto") -> torch.device:
-    """`cuda` when present (or asked for), else `cpu`: chosen once, then passed in."""
-    if prefer == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(prefer)
-
-
 def device_clock(device: torch.device) -> float:
     """`time.perf_counter()` once the work queued on `device` is done (a CUDA device runs
     asynchronously: timing it without a synchronisation times the queueing)."""

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from harness.errors import GenbenchError, first_line
+from genbench.harness.errors import GenbenchError, first_line
 
 T = TypeVar("T")
 
@@ -77,7 +77,10 @@ class Registry(Generic[T]):
         if name not in self._items:
             self.load_entry_points()
         if name not in self._items:
-            raise GenbenchError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
+            raise GenbenchError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}"
+                                f" (one of your own: @register it in the study file, name its "
+                                f"module in Study(imports=...), or install a package declaring "
+                                f"it under the {self.group!r} entry point)")
         return self._items[name]
 
     def __contains__(self, name: str) -> bool:

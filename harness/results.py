@@ -1,7 +1,7 @@
 """The results store: append-only Parquet in long format with a versioned schema (after
 lm-evaluation-harness's results with `git_hash` and stylegan2-ada's metric jsonl).
 
-Layout of a run's output directory (one study per directory; `harness.ledger` enforces it):
+Layout of a run's output directory (one study per directory; `genbench.harness.ledger` enforces it):
   results/<trial_id>.fit.parquet          the fit's rows (training cost, model facts)
   results/<trial_id>.<unit>.parquet       one sampling unit's rows: a sample setting measured
                                           with a set of metrics (`unit_file` names it)
@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -35,7 +34,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.config import canonical_json
+from genbench.harness.config import canonical_json
+from genbench.harness.rundir import RunDir
 
 SCHEMA_VERSION = 2
 
@@ -88,28 +88,6 @@ V1_COLUMNS = ("schema_version", "study", "scale", "trial_id", "method", "dataset
               "versions_json", "created_at")
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def safe_name(text: Any) -> str:
-    """Any name (a study, arm, metric, trial id, setting label, figure) as one file name that
-    stays where it is put: letters, digits, `.`, `_` and `-` only, never empty, never starting
-    with a dot (hidden, `..`); a name that had to change gets a short hash of the original, so
-    two names never meet in one file ("a/b" and "a?b")."""
-    text = str(text)
-    stem, ext = (text[:-len(m[0])], m[0]) if (m := re.search(r"\.[A-Za-z0-9]{1,5}$", text)) else (text, "")
-    safe = _UNSAFE.sub("-", stem)[:100].lstrip(".") or "_"
-    if safe != stem:
-        safe += "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
-    return safe + ext
-
-
-def within(root: Path, *names: Any) -> Path:
-    """`root / name / ...` with every name made safe (`safe_name`): a path that cannot leave
-    `root`, whatever the names read from files or declarations hold."""
-    return Path(root).joinpath(*(safe_name(n) for n in names))
-
-
 def current_umask() -> int:
     """This process's umask (reading it means setting it, so it is set straight back)."""
     umask = os.umask(0)
@@ -153,10 +131,11 @@ def write_checkpoint(out_dir: Path, trial_id: str, payload: bytes) -> Path:
     """checkpoints/<trial_id>.pt, atomically, and beside it <trial_id>.pt.sha256: its size and
     content hash, so that a truncated or damaged checkpoint is told from a good one
     (`checkpoint_problem`) instead of failing every later run with torch's message."""
-    path = Path(out_dir) / "checkpoints" / f"{trial_id}.pt"
+    run = RunDir(out_dir)
+    path = run.checkpoint(trial_id)
     atomic_write_bytes(path, payload)
     digest = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
-    atomic_write_bytes(path.with_name(path.name + ".sha256"), json.dumps(digest).encode())
+    atomic_write_bytes(run.checksum(trial_id), json.dumps(digest).encode())
     return path
 
 
@@ -176,29 +155,6 @@ def checkpoint_problem(path: Path, *, full: bool) -> str | None:
     return None
 
 
-def fit_file(out_dir: Path, trial_id: str) -> Path:
-    """results/<trial_id>.fit.parquet: the rows of one fit."""
-    return Path(out_dir) / "results" / f"{trial_id}.fit.parquet"
-
-
-def unit_file(out_dir: Path, trial_id: str, sampling_key: str, metrics_key: str) -> Path:
-    """results/<trial_id>.<sampling_key>.<metrics_key>.parquet: the rows of one sample setting
-    measured with one set of metrics (a metric added later gets a file of its own)."""
-    return Path(out_dir) / "results" / f"{trial_id}.{sampling_key}.{metrics_key}.parquet"
-
-
-def failed_file(out_dir: Path, trial_id: str) -> Path:
-    """results/<trial_id>.failed.parquet: the status row of a trial whose last attempt raised
-    (removed when a later attempt succeeds)."""
-    return Path(out_dir) / "results" / f"{trial_id}.failed.parquet"
-
-
-def cross_file(out_dir: Path, trial_id: str, partner_id: str) -> Path:
-    """results/<trial_id>.x<partner_id>.parquet: rows of one fit measured against another fit
-    of its cell (`Method.cross_evaluate`)."""
-    return Path(out_dir) / "results" / f"{trial_id}.x{partner_id}.parquet"
-
-
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
     """Write result rows to `path` atomically."""
     atomic_write_table(rows_to_table(rows), path)
@@ -207,7 +163,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def write_curve(out_dir: Path, trial_id: str, points: list[dict[str, Any]]) -> Path:
     """curves/<trial_id>.parquet: training curves (loss and metrics along training)."""
-    path = Path(out_dir) / "curves" / f"{trial_id}.parquet"
+    path = RunDir(out_dir).curve_file(trial_id)
     cols = {f.name: [p.get(f.name) for p in points] for f in CURVE_SCHEMA}
     atomic_write_table(pa.Table.from_pydict(cols, schema=CURVE_SCHEMA), path)
     return path
@@ -242,8 +198,8 @@ def read_file(path: Path) -> pa.Table:
 
 def results_files(out_dir: Path) -> list[Path]:
     """The results files under `out_dir` (or a results/ directory), hidden temporaries excluded."""
-    d = Path(out_dir)
-    d = d / "results" if (d / "results").is_dir() else d
+    d = RunDir(out_dir).results
+    d = d if d.is_dir() else Path(out_dir)
     return sorted(p for p in d.glob("*.parquet") if not p.name.startswith((".", "_")))
 
 
@@ -270,7 +226,7 @@ def read_plan(out_dir: Path) -> dict:
     """The latest plan that ran in `out_dir` (its study.json) as a dict; {} when absent,
     unreadable or not a plan (a JSON value of another shape)."""
     try:
-        plan = json.loads((Path(out_dir) / "study.json").read_text())
+        plan = json.loads(RunDir(out_dir).study_json.read_text())
     except (OSError, ValueError):
         return {}
     trials = plan.get("trials", []) if isinstance(plan, dict) else None
@@ -292,7 +248,7 @@ def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
 
     Nothing written is ever deleted, so a directory keeps the rows of every plan that ran in
     it; counting them all would average a point's old and new measurements as if they were
-    more seeds. Two rules (the ledger's keys, `harness.ledger`, decide what ran):
+    more seeds. Two rules (the ledger's keys, `genbench.harness.ledger`, decide what ran):
 
     - A train cell and seed of an arm (`POINT`) counts the rows of one fit: the trial the
       latest plan (`plan`, study.json) has there, even before it has rows; for a point that
@@ -347,7 +303,7 @@ def read_current(out_dir: Path, plan: dict, *, warn=None) -> tuple[pd.DataFrame,
 
 def read_curves(out_dir: Path) -> pd.DataFrame:
     """Every training curve point under `out_dir` as one DataFrame."""
-    files = sorted((Path(out_dir) / "curves").glob("*.parquet"))
+    files = sorted(RunDir(out_dir).curves.glob("*.parquet"))
     if not files:
         return CURVE_SCHEMA.empty_table().to_pandas()
     return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()

@@ -12,7 +12,7 @@ and moves files, one by one, between them and the URI:
   error file of its trial id), pulled when it starts, and pushes what it wrote or removed when
   it ends: a file at the URI is always a whole file some trial finished.
 
-The lock that keeps two drivers off one run directory (`harness.ledger.OutputLock`) lives in
+The lock that keeps two drivers off one run directory (`genbench.harness.rundir.OutputLock`) lives in
 the mirror, so it holds per machine only: start one driver per URI.
 """
 
@@ -26,9 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from harness.errors import GenbenchError, first_line
+from genbench.harness.errors import GenbenchError, first_line
+from genbench.harness.rundir import LOCK_NAME, MIRROR_MARK, TRIAL_FOLDERS, RunDir
 
-MARK = ".genbench-mirror.json"  # in a mirror: the URI and the checkpoints it has
 NOT_MIRRORED = ("checkpoints/", "ray/")  # large, or Tune's own
 
 
@@ -84,7 +84,7 @@ class Remote:
              listing: dict[str, tuple[int, int]] | None = None) -> None:
         """Copy the files `where(relative path)` accepts into `local`, skipping those already
         there with the same size and a later modification time."""
-        from harness.results import atomic_write_bytes
+        from genbench.harness.results import atomic_write_bytes
 
         for rel, (size, mtime) in (self.listing() if listing is None else listing).items():
             if not where(rel):
@@ -120,11 +120,10 @@ class Remote:
 
 def snapshot(local: Path) -> dict[str, tuple[int, int]]:
     """Relative path -> (size, mtime in ns) of every file under `local`."""
-    from harness.ledger import LOCK_NAME
 
     out = {}
     for p in Path(local).rglob("*"):
-        if p.is_file() and p.name not in (MARK, LOCK_NAME):  # local to this machine
+        if p.is_file() and p.name not in (MIRROR_MARK, LOCK_NAME):  # local to this machine
             st = p.stat()
             out[p.relative_to(local).as_posix()] = (st.st_size, st.st_mtime_ns)
     return out
@@ -151,7 +150,7 @@ def mirror(uri: str, what: str = "--out") -> Path:
             (local / rel).unlink(missing_ok=True)
     checkpoints = sorted(rel.removeprefix("checkpoints/") for rel in listing
                          if rel.startswith("checkpoints/"))
-    (local / MARK).write_text(json.dumps({"uri": remote.uri, "checkpoints": checkpoints}))
+    RunDir(local).mirror_mark.write_text(json.dumps({"uri": remote.uri, "checkpoints": checkpoints}))
     return local
 
 
@@ -164,30 +163,11 @@ def refuse_foreign(where: str, names: list[str]) -> None:
                             f"{', ...' if len(names) > 3 else ''}); give a fresh --out")
 
 
-def mirrored_uri(local: Path) -> str | None:
-    """The URI a mirror stands for, None for a plain directory."""
-    mark = Path(local) / MARK
-    return json.loads(mark.read_text())["uri"] if mark.is_file() else None
-
-
-def shown(out_dir: Path, path: Path | str) -> str:
-    """How a message names `path` inside the run at `out_dir`: at its URI for a mirror (a user
-    never typed the cache's path), else the path itself."""
-    uri = mirrored_uri(out_dir)
-    try:
-        rel = Path(path).relative_to(out_dir)
-    except ValueError:
-        return str(path)
-    if not uri:
-        return str(path)
-    return uri.rstrip("/") + ("" if rel == Path(".") else f"/{rel.as_posix()}")
-
-
 def has_checkpoint(out_dir: Path, name: str) -> bool:
     """Whether checkpoints/<name> exists in the run: here, or at the URI of a mirror."""
-    if (Path(out_dir) / "checkpoints" / name).is_file():
+    if (RunDir(out_dir).checkpoints / name).is_file():
         return True
-    mark = Path(out_dir) / MARK
+    mark = RunDir(out_dir).mirror_mark
     return mark.is_file() and name in json.loads(mark.read_text())["checkpoints"]
 
 
@@ -200,7 +180,7 @@ def local_run(path: str | os.PathLike, what: str = "--out") -> Path:
 def publishing(local: Path) -> Iterator[None]:
     """Around what the driver writes in a run directory: for a mirror, send what changed back
     to its URI afterwards (a plain directory needs nothing)."""
-    uri = mirrored_uri(local)
+    uri = RunDir(local).mirrored_uri()
     before = snapshot(local) if uri else {}
     yield
     if uri is not None:
@@ -209,14 +189,13 @@ def publishing(local: Path) -> Iterator[None]:
 
 def pull_checkpoints(local: Path, names: list[str]) -> None:
     """Fetch these checkpoints of a mirror's run (for work the driver does itself)."""
-    uri = mirrored_uri(local)
+    uri = RunDir(local).mirrored_uri()
     if uri is not None:
         wanted = {f"checkpoints/{n}" for n in names}
         remote = Remote(uri)
         remote.pull(local, lambda rel: rel in wanted, remote.listing(("checkpoints",)))
 
 
-TRIAL_FOLDERS = ("results", "curves", "checkpoints", "errors")  # where a trial's own files live
 
 
 def trial_files(trial_id: str) -> Callable[[str], bool]:

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from harness.errors import GenbenchError
-from harness.method import Observation
+from genbench.harness.errors import GenbenchError
+from genbench.harness.method import Observation
 
 MASKS = ("center", "half", "random", "none")  # see make_inpainting
 
@@ -34,7 +34,7 @@ class Task:
     """Generation: no inputs, no task metrics."""
 
     name = "generate"
-    metrics: tuple[str, ...] = ()  # the task metrics it measures (see harness.metrics)
+    metrics: tuple[str, ...] = ()  # the task metrics it measures (see genbench.harness.metrics)
 
     def check(self, *, data: str, resolution: int, n_samples: int, mask: str) -> None:
         """Refuse, at plan time, a study this task cannot run."""
@@ -56,7 +56,7 @@ class Inpaint(Task):
     metrics = ("mse_hidden", "psnr_hidden")
 
     def check(self, *, data: str, resolution: int, n_samples: int, mask: str) -> None:
-        from harness import data as datasets
+        from genbench.harness import data as datasets
 
         if mask not in MASKS:
             raise GenbenchError(f"invalid value {mask!r} for mask; valid: {', '.join(MASKS)}")
@@ -67,7 +67,7 @@ class Inpaint(Task):
 
     def inputs(self, *, data: str, resolution: int, n_samples: int, mask: str,
                obs_noise: float, seed: int) -> TaskInputs:
-        from harness import data as datasets
+        from genbench.harness import data as datasets
 
         truth = datasets.load(data, "test", resolution).x[:n_samples]
         return TaskInputs(make_inpainting(truth, mask, obs_noise, seed=seed), truth)

@@ -31,11 +31,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.config import build_config, to_dict
-from harness.method import Budget, Method, Observation, TrainData
-from harness.seeding import PerSampleNoise
-from methods.training import (EMA, LossLog, TrainState, cpu_state, make_adam, minibatches,
-                              move_nets, to_device)
+from genbench.harness.method import Budget, Method, Observation, TrainData
+from genbench.harness.seeding import PerSampleNoise
+from genbench.methods.training import (EMA, LossLog, TrainState, make_adam, minibatches,
+                                       to_device)
 
 
 def d_loss_softplus(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -86,6 +85,8 @@ class AdversarialMethod(Method):
     resumable = True
     losses = ("loss_D", "loss_G")
     cross_metrics = ("d_accuracy", "d_precision", "d_recall")
+    modules = {"G": "G", "D": "D", "ema": "ema.net"}  # the generator's EMA samples by default
+    trained = ("G", "D")
 
     def __init__(self, config: Any | None = None):
         super().__init__(config)
@@ -93,7 +94,6 @@ class AdversarialMethod(Method):
         self.D: nn.Module | None = None
         self.ema: EMA | None = None
         self.data_shape: tuple[int, ...] = ()
-        self.device = torch.device("cpu")
 
     # -- what a GAN declares ------------------------------------------------------------------
     @abc.abstractmethod
@@ -226,35 +226,17 @@ class AdversarialMethod(Method):
         return {name: {"value": v, "protocol": protocol}
                 for name, v in discriminator_scores(d_real, d_fake).items()}
 
-    def n_params(self) -> int:
-        if self.G is None:
-            return 0
-        return sum(p.numel() for net in (self.G, self.D) for p in net.parameters())
-
     facts = ("n_params_G", "n_params_D")  # what info() returns
 
     def info(self) -> dict[str, float]:
         return {"n_params_G": float(sum(p.numel() for p in self.G.parameters())),
                 "n_params_D": float(sum(p.numel() for p in self.D.parameters()))}
 
-    def to(self, device: torch.device) -> "AdversarialMethod":
-        self.device = move_nets(device, self.G, self.D, self.ema and self.ema.net)
-        return self
+    def extra_state(self) -> dict[str, Any]:
+        return {"data_shape": list(self.data_shape)}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": to_dict(self.config), "data_shape": list(self.data_shape),
-                "G": cpu_state(self.G), "D": cpu_state(self.D),
-                "ema": cpu_state(self.ema and self.ema.net)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.config = build_config(self.Config, state["config"], what=f"{self.name} config")
+    def rebuild(self, state: dict[str, Any]) -> None:
         self._build(tuple(state["data_shape"]), self.device)
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        if state["ema"] is not None:
-            self.ema.net.load_state_dict(state["ema"])
-        self.G.eval()
-        self.D.eval()
 
 
 def lazy_adam_scale(every: int) -> float:

@@ -31,13 +31,12 @@ from typing import Any, Literal
 
 import torch
 
-from harness.config import build_config, to_dict
-from harness.errors import GenbenchError
-from harness.method import Budget, Method, Observation, TrainData, register
-from harness.seeding import PerSampleNoise
-from methods.nets.unet import UNet, UNetTraining
-from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, make_adam,
-                              minibatches, move_nets, prepare_net, to_device)
+from genbench.harness.errors import GenbenchError
+from genbench.harness.method import Budget, Method, Observation, TrainData, register
+from genbench.harness.seeding import PerSampleNoise
+from genbench.methods.nets.unet import UNet, UNetTraining
+from genbench.methods.training import (EMA, LossLog, TrainState, autocast, make_adam,
+                                       minibatches, prepare_net, to_device)
 
 Distance = Literal["l2", "l1", "pseudo_huber", "lpips"]
 
@@ -127,6 +126,8 @@ class ConsistencyModel(Method):
     Config = CMConfig
     Knobs = CMKnobs
     resumable = True
+    modules = {"net": "net", "target": "target", "ema": "ema.net"}  # F_theta, theta^-, EMA
+    trained = ("net",)
 
     def __init__(self, config: CMConfig | None = None):
         super().__init__(config)
@@ -134,7 +135,6 @@ class ConsistencyModel(Method):
         self.target: UNet | None = None
         self.ema: EMA | None = None
         self.data_shape: tuple[int, ...] = ()
-        self.device = torch.device("cpu")
 
     @classmethod
     def check(cls, config: CMConfig, knobs: CMKnobs, *, task: str, num_classes: int) -> None:
@@ -256,23 +256,8 @@ class ConsistencyModel(Method):
         times = self.sample_times(k)
         return {"nfe": len(times), "times": [round(t, 4) for t in times], "weights": k.weights}
 
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.net.parameters()) if self.net is not None else 0
+    def extra_state(self) -> dict[str, Any]:
+        return {"data_shape": list(self.data_shape)}
 
-    def to(self, device: torch.device) -> "ConsistencyModel":
-        self.device = move_nets(device, self.net, self.target, self.ema and self.ema.net)
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": to_dict(self.config), "data_shape": list(self.data_shape),
-                "net": cpu_state(self.net), "target": cpu_state(self.target),
-                "ema": cpu_state(self.ema and self.ema.net)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.config = build_config(CMConfig, state["config"], what="consistency config")
+    def rebuild(self, state: dict[str, Any]) -> None:
         self._build(tuple(state["data_shape"]), self.device)
-        self.net.load_state_dict(state["net"])
-        self.target.load_state_dict(state["target"])
-        if state["ema"] is not None:
-            self.ema.net.load_state_dict(state["ema"])
-        self.net.eval()

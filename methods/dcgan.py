@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from harness.errors import GenbenchError
-from harness.method import register
-from harness.seeding import PerSampleNoise
-from methods.adversarial import AdversarialMethod
-from methods.training import check_adam
+from genbench.harness.errors import GenbenchError
+from genbench.harness.method import register
+from genbench.harness.seeding import PerSampleNoise
+from genbench.methods.adversarial import AdversarialMethod
+from genbench.methods.training import check_adam
 
 
 @dataclass(frozen=True)

@@ -22,17 +22,16 @@ from typing import Any, Callable, Literal
 import torch
 import torch.nn.functional as F
 
-from harness.config import build_config, to_dict
-from harness.errors import GenbenchError
-from harness.method import Budget, Method, Observation, TrainData, register
-from harness.seeding import PerSampleNoise
-from methods.dps import dps_step
-from methods.nets.unet import UNet, UNetTraining
-from methods.samplers import Variance, ddim_step, ddpm_step, guided_eps
-from methods.schedules import NoiseSchedule, Spacing, cosine_betas, linear_betas
-from methods.score_distillation import DistillOptions, distill
-from methods.training import (EMA, LossLog, TrainState, autocast, cpu_state, make_adam,
-                              minibatches, move_nets, prepare_net, to_device)
+from genbench.harness.errors import GenbenchError
+from genbench.harness.method import Budget, Method, Observation, TrainData, register
+from genbench.harness.seeding import PerSampleNoise
+from genbench.methods.dps import dps_step
+from genbench.methods.nets.unet import UNet, UNetTraining
+from genbench.methods.samplers import Variance, ddim_step, ddpm_step, guided_eps
+from genbench.methods.schedules import NoiseSchedule, Spacing, cosine_betas, linear_betas
+from genbench.methods.score_distillation import DistillOptions, distill
+from genbench.methods.training import (EMA, LossLog, TrainState, autocast, make_adam,
+                                       minibatches, prepare_net, to_device)
 
 Sampler = Literal["ddpm", "ddim", "dps", "sds", "vsd"]
 
@@ -107,6 +106,8 @@ class DDPM(Method):
     Config = DDPMConfig
     Knobs = DDPMKnobs
     resumable = True
+    modules = {"net": "net", "ema": "ema.net"}  # eps_theta and its sampling EMA
+    trained = ("net",)
 
     def __init__(self, config: DDPMConfig | None = None):
         super().__init__(config)
@@ -114,8 +115,6 @@ class DDPM(Method):
         self.net: UNet | None = None
         self.ema: EMA | None = None
         self.data_shape: tuple[int, ...] = ()
-        self.num_classes = 0
-        self.device = torch.device("cpu")
 
     @classmethod
     def check(cls, config: DDPMConfig, knobs: DDPMKnobs, *, task: str, num_classes: int) -> None:
@@ -302,27 +301,13 @@ class DDPM(Method):
         return {"terminal_snr": self.schedule.terminal_snr,
                 "sqrt_alphabar_T": math.sqrt(float(self.schedule.alphabar[-1]))}
 
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.net.parameters()) if self.net is not None else 0
+    def extra_state(self) -> dict[str, Any]:
+        return {"data_shape": list(self.data_shape), "num_classes": self.num_classes}
 
-    def to(self, device: torch.device) -> "DDPM":
-        self.device = move_nets(device, self.net, self.ema and self.ema.net)
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": to_dict(self.config), "data_shape": list(self.data_shape),
-                "num_classes": self.num_classes, "net": cpu_state(self.net),
-                "ema": cpu_state(self.ema and self.ema.net)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.config = build_config(DDPMConfig, state["config"], what="DDPM config")
+    def rebuild(self, state: dict[str, Any]) -> None:
         self.schedule = make_schedule(self.config)
         self.num_classes = state["num_classes"]
         self._build(tuple(state["data_shape"]), self.device)
-        self.net.load_state_dict(state["net"])
-        if state["ema"] is not None:
-            self.ema.net.load_state_dict(state["ema"])
-        self.net.eval()
 
 
 # -- the samplers, looked up by the `sampler` knob ---------------------------------------------

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.errors import GenbenchError
-from methods.training import to_device
+from genbench.harness.errors import GenbenchError
+from genbench.methods.training import to_device
 
 
 def _uniform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

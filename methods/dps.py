@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from harness.method import Observation
-from methods.samplers import EpsFn, ddim_step, guided_eps, predict_x0
-from methods.schedules import NoiseSchedule
+from genbench.harness.method import Observation
+from genbench.methods.samplers import EpsFn, ddim_step, guided_eps, predict_x0
+from genbench.methods.schedules import NoiseSchedule
 
 
 def inpaint_operator(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

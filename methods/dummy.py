@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from harness.config import build_config, to_dict
-from harness.method import Budget, Method, Observation, TrainData, register
-from harness.seeding import PerSampleNoise
-from methods.training import LossLog, TrainState
+from genbench.harness.config import to_dict
+from genbench.harness.method import Budget, Method, Observation, TrainData, register
+from genbench.harness.seeding import PerSampleNoise
+from genbench.methods.training import LossLog, TrainState
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,8 @@ class Dummy(Method):
     def n_params(self) -> int:
         return 0 if self.mean is None else self.mean.numel()
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": to_dict(self.config), "mean": self.mean.clone()}
+    def extra_state(self) -> dict[str, Any]:
+        return {"mean": self.mean.clone()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.config = build_config(DummyConfig, state["config"], what="dummy config")
+    def rebuild(self, state: dict[str, Any]) -> None:
         self.mean = state["mean"].clone()

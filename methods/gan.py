@@ -23,12 +23,12 @@ from typing import Any, Literal
 import torch
 import torch.nn as nn
 
-from harness.errors import GenbenchError
-from harness.method import register
-from harness.seeding import PerSampleNoise
-from methods.adversarial import AdversarialMethod, lazy_adam_scale, start_side
-from methods.diffaugment import diff_augment, parse_policy
-from methods.training import check_adam, make_adam
+from genbench.harness.errors import GenbenchError
+from genbench.harness.method import register
+from genbench.harness.seeding import PerSampleNoise
+from genbench.methods.adversarial import AdversarialMethod, lazy_adam_scale, start_side
+from genbench.methods.diffaugment import diff_augment, parse_policy
+from genbench.methods.training import check_adam, make_adam
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Callable, Literal
 
 import torch
 
-from methods.schedules import NoiseSchedule
+from genbench.methods.schedules import NoiseSchedule
 
 Variance = Literal["beta", "posterior"]
 

@@ -73,10 +73,6 @@ class NoiseSchedule:
         return 1 - self.alphabar / self.alphabar_prev
 
     @property
-    def alphas(self) -> torch.Tensor:
-        return 1 - self.betas
-
-    @property
     def posterior_variance(self) -> torch.Tensor:
         """beta~_t = (1 - alphabar_{t-1}) / (1 - alphabar_t) beta_t (docs/methods.md M2)."""
         return (1 - self.alphabar_prev) / (1 - self.alphabar) * self.betas

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.seeding import PerSampleNoise
-from methods.samplers import EpsFn, guided_eps
-from methods.schedules import NoiseSchedule
+from genbench.harness.seeding import PerSampleNoise
+from genbench.methods.samplers import EpsFn, guided_eps
+from genbench.methods.schedules import NoiseSchedule
 
 
 @dataclass(frozen=True)

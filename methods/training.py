@@ -11,8 +11,8 @@ import math
 import torch
 import torch.nn as nn
 
-from harness.errors import DivergedError
-from harness.method import Budget
+from genbench.harness.errors import DivergedError
+from genbench.harness.method import Budget
 
 
 class minibatches:
@@ -106,20 +106,6 @@ def _restore(obj, state) -> None:
         obj.load_state_dict(state)
 
 
-def cpu_state(net: nn.Module | None) -> dict[str, torch.Tensor] | None:
-    """`net`'s weights on the CPU, for a method's `state_dict` (None for no network)."""
-    return None if net is None else {k: v.cpu() for k, v in net.state_dict().items()}
-
-
-def move_nets(device: torch.device | str, *nets: nn.Module | None) -> torch.device:
-    """Move the networks that exist to `device` (a loaded method's `to`); returns the device."""
-    device = torch.device(device)
-    for net in nets:
-        if net is not None:
-            net.to(device)
-    return device
-
-
 class EMA:
     """theta_ema <- decay * theta_ema + (1 - decay) * theta, on a frozen copy of `net`."""
 
@@ -194,7 +180,6 @@ class LossLog:
         self.budget = budget
         self.history: dict[str, list[torch.Tensor]] = {}
         self.first_step = 1
-        self.last: dict[str, float] = {}
 
     def add(self, step: int, losses: torch.Tensor | dict[str, torch.Tensor],
             **schedule: float) -> None:
@@ -219,6 +204,5 @@ class LossLog:
                 raise DivergedError(at, float(stacked[at - self.first_step]))
             means[name] = mean
         self.history = {}
-        self.last = means
         if self.budget.callback is not None:
             self.budget.callback(step, {**means, **schedule})

@@ -6,7 +6,7 @@ Equations", arXiv 2011.13456, Eq. 11 and Appendix C).
   `beta(t) = beta_min + t (beta_max - beta_min)`. With
   `B(t) = beta_min t + (beta_max - beta_min) t^2 / 2` and `m_t = exp(-B(t)/2)`, the transition is
   `x_t | x_0 ~ N(m_t x_0, 1 - m_t^2)`, so the marginal of a mixture stays a mixture with means
-  `m_t mu_i` and variances `v_i(t) = m_t^2 s_i^2 + 1 - m_t^2` (`harness.mixture`).
+  `m_t mu_i` and variances `v_i(t) = m_t^2 s_i^2 + 1 - m_t^2` (`genbench.harness.mixture`).
 - Exact score: `grad_x log p_t(x) = sum_i r_i(x) (-(x - m_t mu_i) / v_i(t))`, `r_i` the posterior
   responsibility of component i at x.
 - Learned score (`score="learned"`): an MLP `eps_theta(x, t)` trained by denoising score matching
@@ -31,13 +31,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from harness.config import build_config, to_dict
-from harness.errors import GenbenchError
-from harness.method import Budget, Method, Observation, TrainData, register
-from harness.mixture import Mixture, score as mixture_score
-from harness.seeding import PerSampleNoise
-from methods.training import (LossLog, TrainState, check_adam, cpu_state, make_adam, minibatches,
-                              move_nets, to_device)
+from genbench.harness.errors import GenbenchError
+from genbench.harness.method import Budget, Method, Observation, TrainData, register
+from genbench.harness.mixture import Mixture, score as mixture_score
+from genbench.harness.seeding import PerSampleNoise
+from genbench.methods.training import (LossLog, TrainState, check_adam, make_adam, minibatches,
+                                       to_device)
 
 
 @dataclass(frozen=True)
@@ -96,12 +95,13 @@ class VPSDE(Method):
     Knobs = VPSDEKnobs
     output = "points"
     resumable = True
+    modules = {"net": "net"}  # s_theta(x, t); the exact score needs no network
+    trained = ("net",)
 
     def __init__(self, config: VPSDEConfig | None = None):
         super().__init__(config)
         self.law: Mixture | None = None
         self.net: ScoreMLP | None = None
-        self.device = torch.device("cpu")
 
     @classmethod
     def check(cls, config: VPSDEConfig, knobs: VPSDEKnobs, *, task: str, num_classes: int) -> None:
@@ -148,10 +148,10 @@ class VPSDE(Method):
 
     # -- training -------------------------------------------------------------------------
     def fit(self, data: TrainData, budget: Budget, *, seed: int, device: torch.device) -> None:
-        from harness import data as datasets
-
         cfg = self.config
-        self.law, self.device = datasets.law(data.name), device
+        if data.law is None:
+            raise GenbenchError(f"vpsde needs a data set with an exact law (mixture), got {data.name!r}")
+        self.law, self.device = data.law, device
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self.net = ScoreMLP(cfg.hidden, cfg.layers).to(device)
@@ -290,25 +290,14 @@ class VPSDE(Method):
         return {"m_1": m1}
 
     def n_params(self) -> int:
-        if self.config.score == "exact" or self.net is None:
-            return 0
-        return sum(p.numel() for p in self.net.parameters())
+        return 0 if self.config.score == "exact" else super().n_params()  # the law has none
 
-    def to(self, device: torch.device) -> "VPSDE":
-        self.device = move_nets(device, self.net)
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
         law = self.law
-        return {"config": to_dict(self.config),
-                "law": [list(law.weights), list(law.means), list(law.stds)],
-                "net": cpu_state(self.net)}
+        return {"law": [list(law.weights), list(law.means), list(law.stds)]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.config = build_config(VPSDEConfig, state["config"], what="vpsde config")
+    def rebuild(self, state: dict[str, Any]) -> None:
         w, mu, s = state["law"]
         self.law = Mixture(tuple(w), tuple(mu), tuple(s))
         self.net = ScoreMLP(self.config.hidden, self.config.layers).to(self.device)
-        self.net.load_state_dict(state["net"])
-        self.net.eval()
 

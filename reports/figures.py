@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reports.tables import ci95, pareto  # noqa: E402
+from genbench.reports.tables import ci95, pareto  # noqa: E402
 
 UNITS = {"train_s": "s", "sample_s_per_image": "s / image", "peak_mem_mb": "MiB",
          "sample_peak_mem_mb": "MiB", "train_images_per_s": "images / s", "nfe": "evaluations",

@@ -3,7 +3,7 @@
 that opens from disk with no network (after lm-evaluation-harness's `make_table`, kept apart
 from the evaluator).
 
-Per study, in order: the claims the study tests and their verdicts (`harness.claims`); what was
+Per study, in order: the claims the study tests and their verdicts (`genbench.harness.claims`); what was
 asked and the answer in one table (mean ± 95 % interval over
 seeds, the best value of each metric marked); each metric against each ablation axis; quality
 against cost across arms; training curves; the sample grid of every setting side by side; the
@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import GenbenchError
-from harness.results import atomic_write_bytes, within
-from reports import figures
-from reports.tables import Run, axes_of, load_runs, main_metrics, quality_metrics, summarize
+from genbench.harness.errors import GenbenchError
+from genbench.harness.results import atomic_write_bytes
+from genbench.harness.rundir import RunDir, within
+from genbench.reports import figures
+from genbench.reports.tables import Run, axes_of, load_runs, main_metrics, quality_metrics, summarize
 
 COST_AXES = ("nfe", "sample_s_per_image")
 STYLE = """
@@ -69,7 +70,7 @@ def _check_dest(dest: Path) -> None:
 def write_report(paths: list[Path], dest: Path | None = None) -> Path:
     """Write the report of the run directories `paths` (one comparison page for several) to
     `dest` (default `paths[0]/report`); return the path of index.html."""
-    dest = Path(dest) if dest else Path(paths[0]) / "report"
+    dest = Path(dest) if dest else RunDir(paths[0]).report
     _check_dest(dest)
     runs = load_runs([Path(p) for p in paths])
     img = dest / "img"
@@ -114,7 +115,7 @@ def _fig(path: Path, dest: Path, caption: str) -> str:
 def _claims(runs: list[Run]) -> str:
     """The claims each run's study tests, with their verdicts: first on the page, since they are
     the question the study asks."""
-    from harness.claims import judge, stored_claims
+    from genbench.harness.claims import judge, stored_claims
 
     out = ["<h2>Claims</h2>"]
     for r in runs:
@@ -265,8 +266,8 @@ def _grids(runs: list[Run], img: Path, dest: Path) -> str:
             firsts.setdefault((t.get("arm", ""), json.dumps(t["cell"], sort_keys=True)), t)
         for (arm, cell), t in firsts.items():
             # names from study.json: made safe, so neither what is read nor what is written
-            # can lie outside the run or the report (`harness.results.within`)
-            tdir = within(r.path / "samples", t["trial_id"])
+            # can lie outside the run or the report (`genbench.harness.rundir.within`)
+            tdir = within(RunDir(r.path).samples, t["trial_id"])
             files = [within(tdir, f"{s['key']}.png") for s in r.plan.get("samples", [])
                      if s.get("arm", arm) == arm]
             files = ([tdir / "observation.png"] if (tdir / "observation.png").is_file() else []) + files
@@ -275,7 +276,7 @@ def _grids(runs: list[Run], img: Path, dest: Path) -> str:
             if figs:
                 out.append(f"<h3>run {r.index}, {html.escape(arm)}, {html.escape(_axes_text(cell))}, "
                            f"seed {t['seed']}</h3><div class='grids'>{''.join(figs)}</div>")
-            fdir = within(r.path / "figures", t["trial_id"])
+            fdir = within(RunDir(r.path).figures, t["trial_id"])
             method_figs = [_copy(p, within(img, f"run{r.index}", t["trial_id"], f"fig_{p.name}"),
                                  dest, p.stem.replace("_", " ")) for p in sorted(fdir.glob("*.png"))]
             if method_figs:

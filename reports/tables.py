@@ -4,7 +4,7 @@ followed, what is still missing, and per-cell summaries with a 95 % interval ove
 reports medians with a non-parametric interval instead, which needs more samples than an
 ablation's seeds).
 
-Pure pandas: no torch, no methods. The only genbench import is `harness.results`, the schema.
+Pure pandas: no torch, no methods. The only genbench import is `genbench.harness.results`, the schema.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.config import canonical_json
-from harness.results import STATUS_METRICS, read_current, read_curves, read_plan
+from genbench.harness.config import canonical_json
+from genbench.harness.results import STATUS_METRICS, read_current, read_curves, read_plan
 
 # the metrics a summary table leads with, when present: these quality and task metrics, then
 # any other quality metric in the rows (a row with a feature extractor), then these costs
@@ -50,9 +50,9 @@ class Run:
     @property
     def location(self) -> str:
         """Where the run lives: its URI for a local mirror of one, else its directory."""
-        from harness.storage import mirrored_uri
+        from genbench.harness.rundir import RunDir
 
-        return mirrored_uri(self.path) or str(self.path)
+        return RunDir(self.path).mirrored_uri() or str(self.path)
 
     def rerun_location(self) -> str:
         """A fresh place beside this run for a rerun: DIR-rerun, or the URI's path plus -rerun

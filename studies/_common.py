@@ -5,7 +5,7 @@ DDPM U-Net sizes as F_theta."""
 
 from typing import Any
 
-from harness.study import Resources, Scale
+from genbench import Resources, Scale
 
 # about 150k parameters: trains a few hundred steps a minute on one CPU core
 SMOKE_UNET = dict(n_feat=16, ch_mult=(1, 2), attention=False, batch_size=32, lr=1e-3)

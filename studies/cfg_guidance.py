@@ -7,8 +7,8 @@ domain classifier assigns to their conditioning class. w = 0 is the plain condit
     genbench run cfg_guidance --scale full    # ~3 h on one GPU
 """
 
-from harness.study import Claim, Study
-from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench import Claim, Study
+from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="cfg_guidance",

@@ -7,8 +7,8 @@ so each seed trains once.
     genbench run cm_steps --scale full    # ~3 h on one GPU
 """
 
-from harness.study import Claim, Scale, Study
-from studies._common import FULL_CM, PACKED, QUALITY, SEEDS, SMOKE_CM
+from genbench import Claim, Scale, Study
+from genbench.studies._common import FULL_CM, PACKED, QUALITY, SEEDS, SMOKE_CM
 
 STUDY = Study(
     name="cm_steps",

@@ -6,8 +6,8 @@ ratios. Each fit is sampled with 1 and 2 steps.
     genbench run cm_width --scale full    # ~8 h on one GPU (the 256-wide net dominates)
 """
 
-from harness.study import Claim, Scale, Study
-from studies._common import FULL_CM, PACKED, QUALITY, SEEDS, SMOKE_CM
+from genbench import Claim, Scale, Study
+from genbench.studies._common import FULL_CM, PACKED, QUALITY, SEEDS, SMOKE_CM
 
 WIDER = ("problem set (docs/methods.md M4, cm_width): the baseline width beats a quarter of it, "
          "at 1 and 2 steps")

@@ -11,8 +11,8 @@ scale runs on the embedded 28 px digits.
     genbench run dcgan_svhn --scale full     # SVHN, 10 epochs: ~30 min on one GPU
 """
 
-from harness.study import Claim, Scale, Study
-from studies._common import GAN_QUALITY, PACKED
+from genbench import Claim, Scale, Study
+from genbench.studies._common import GAN_QUALITY, PACKED
 
 STUDY = Study(
     name="dcgan_svhn",

@@ -6,8 +6,8 @@ wall time per image. DDIM is a sampling-time choice: each seed trains once.
     genbench run ddim_vs_ddpm --scale full    # ~1.5 h on one GPU
 """
 
-from harness.study import Claim, Study
-from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench import Claim, Study
+from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="ddim_vs_ddpm",

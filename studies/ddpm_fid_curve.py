@@ -9,8 +9,8 @@ The reference data is AFHQ-cat at 32 px: `--set data=folder:/path/to/afhq/train/
     genbench run ddpm_fid_curve --scale full    # ~30 min on one GPU (1,000 steps, FID every 100)
 """
 
-from harness.study import Claim, Resources, Scale, Study
-from studies._common import QUALITY
+from genbench import Claim, Resources, Scale, Study
+from genbench.studies._common import QUALITY
 
 M2_UNET = dict(n_feat=16, ch_mult=(1, 2), attention=False, batch_size=32, lr=1e-3)
 

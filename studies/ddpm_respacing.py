@@ -7,8 +7,8 @@ so each seed trains once and samples three times from the same initial noise.
     genbench run ddpm_respacing --scale full    # ~1.5 h on one GPU
 """
 
-from harness.study import Claim, Study
-from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench import Claim, Study
+from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="ddpm_respacing",

@@ -7,8 +7,8 @@ range and compare sample quality. With a fixed range the terminal noise level ch
     genbench run ddpm_timesteps --scale full    # ~2 h on one GPU, 4 trials packed per GPU
 """
 
-from harness.study import Claim, Study
-from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench import Claim, Study
+from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="ddpm_timesteps",

@@ -7,8 +7,8 @@ noise (which ignores the observation). Rows: `mse_hidden` and `psnr_hidden` on t
     genbench run dps_steps --scale full    # ~2 h on one GPU
 """
 
-from harness.study import Claim, Study
-from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench import Claim, Study
+from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STEPS = (20, 50, 100)
 

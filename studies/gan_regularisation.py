@@ -12,8 +12,8 @@ collapse shows in numbers, and quality is measured against the 1,000 held-out di
 Swap in an image folder (for example a 100-shot set) with `--set data=folder:/path/to/images`.
 """
 
-from harness.study import Arm, Claim, Scale, Study
-from studies._common import FULL_GAN, GAN_QUALITY, PACKED, SMOKE_GAN
+from genbench import Arm, Claim, Scale, Study
+from genbench.studies._common import FULL_GAN, GAN_QUALITY, PACKED, SMOKE_GAN
 
 POLICY = "color,translation,cutout"
 

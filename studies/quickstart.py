@@ -13,8 +13,8 @@ axis. Its claims (two consistency steps beat one, five beat two) need three seed
 Results land in results/quickstart/<scale>/ (Parquet rows, loss curves, sample grids, report).
 """
 
-from harness.study import Arm, Claim, Resources, Scale, Study
-from studies._common import FULL_CM, FULL_UNET, QUALITY, SMOKE_CM
+from genbench import Arm, Claim, Resources, Scale, Study
+from genbench.studies._common import FULL_CM, FULL_UNET, QUALITY, SMOKE_CM
 
 STUDY = Study(
     name="quickstart",

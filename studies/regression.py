@@ -11,7 +11,7 @@ It has a single scale worth running anywhere: `full` is the same study at a GPU-
 count, for a GPU baseline of its own (baselines are only compared on the same device kind).
 """
 
-from harness.study import Arm, Claim, Scale, Study
+from genbench import Arm, Claim, Scale, Study
 
 TINY_DDPM = dict(T=100, n_feat=8, ch_mult=(1, 2), attention=False, batch_size=32, lr=2e-3)
 TINY_NET = {k: v for k, v in TINY_DDPM.items() if k != "T"}

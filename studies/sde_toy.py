@@ -10,7 +10,7 @@ against the exact data law, against NFE, and the classic figure of trajectories 
 `--set data="mixture:0.5,-1,0.2;0.5,2,0.6"` runs it on another mixture.
 """
 
-from harness.study import Claim, Resources, Scale, Study
+from genbench import Claim, Resources, Scale, Study
 
 STUDY = Study(
     name="sde_toy",

@@ -7,8 +7,8 @@ rows report quality, `class_match` and the cost (NFE, time per image).
     genbench run sds_guidance --scale full    # ~2 h on one GPU
 """
 
-from harness.study import Claim, Study
-from studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench import Claim, Study
+from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
 
 STUDY = Study(
     name="sds_guidance",

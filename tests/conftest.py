@@ -1,18 +1,50 @@
-"""Shared fixtures: tiny data, and one local Ray instance for every test that needs it."""
+"""Shared fixtures (tiny data, one local Ray instance for every test that needs it) and the test
+tiers: every test is `unit` (the default), `e2e` or `system` (pyproject.toml names them). A unit
+test that starts Ray fails, naming the tier it belongs to, so the fast tier stays fast."""
 
 import pytest
 import torch
 
-from harness.method import TrainData
+from genbench.harness.method import TrainData
+
+TIERS = ("unit", "e2e", "system")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("system"):
+            item.add_marker(pytest.mark.system)  # the load test: a system test, run by hand
+        tiers = [t for t in TIERS if item.get_closest_marker(t)]
+        if "ray_local" in item.fixturenames and not tiers:
+            tiers = ["e2e"]  # it starts a Ray cluster
+            item.add_marker(pytest.mark.e2e)
+        if not tiers:
+            item.add_marker(pytest.mark.unit)
+        elif len(tiers) > 1 and tiers != ["e2e", "system"]:
+            raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(tiers)}: one tier")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_ray(request, monkeypatch):
+    """A unit test that would start Ray fails at once, saying to mark it e2e."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    import ray
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} starts Ray: mark it e2e (tests/conftest.py)")
+
+    if not ray.is_initialized():  # (in a run of every tier an earlier test may have started it)
+        monkeypatch.setattr(ray, "init", refuse)
 
 
 @pytest.fixture(scope="session")
 def ray_local():
     import ray
 
-    from harness.runner import init_ray
+    from genbench.harness.cluster import connect
 
-    init_ray(None)
+    connect(None)  # a local Ray sized to this machine
     yield
     ray.shutdown()
 
@@ -43,6 +75,6 @@ def isolated_assets(tmp_path_factory):
 def domain_extractor(isolated_assets):
     """The embedded digits' domain classifier: the one genbench ships (an empty assets
     directory has no build of its own)."""
-    from harness.metrics.features import load_domain_extractor
+    from genbench.harness.metrics.features import load_domain_extractor
 
     return load_domain_extractor("mnist5k", 28)

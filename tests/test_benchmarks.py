@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.system  # benchmarks: each runs a measured workload
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

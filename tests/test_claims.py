@@ -1,4 +1,4 @@
-"""Claims (harness.claims) and the statistics behind them (harness.stats), against simulations
+"""Claims (genbench.harness.claims) and the statistics behind them (genbench.harness.stats), against simulations
 with a known truth: A/A claims are decided at most at the nominal rate, large effects are
 reproduced, reversed claims contradicted, pairing decides what Welch cannot, Holm keeps the
 family-wise rate, and `seeds_needed` is what a simulation needs. Then the claim language, the
@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from harness import stats
-from harness.claims import (Catalog, Claim, Point, evaluate, exit_status, more_seeds, render_json,
-                            resolve)
-from harness.errors import GenbenchError
+from genbench.harness import stats
+from genbench.harness.claims import (Catalog, Claim, Point, evaluate, exit_status, more_seeds, render_json,
+                                     resolve)
+from genbench.harness.errors import GenbenchError
 
 A = Point("m", '{"k":1}', "{}")
 B = Point("m", '{"k":2}', "{}")
@@ -207,7 +207,7 @@ def test_sides_select_points_by_arm_and_grid_values_and_say_how_they_combine():
     ("fid_domain: steps=50 better than steps=10 by -5%", "by must be a number >= 0"),
 ])
 def test_bad_claims_are_refused_when_the_plan_resolves(claim, match, capsys):
-    from harness.cli import main
+    from genbench.harness.cli import main
 
     assert main(["plan", "ddim_vs_ddpm", "--claim", claim]) == 2
     err = capsys.readouterr().err
@@ -215,7 +215,7 @@ def test_bad_claims_are_refused_when_the_plan_resolves(claim, match, capsys):
 
 
 def test_every_shipped_study_declares_claims_that_resolve():
-    from harness.study import load_study, study_names
+    from genbench.harness.study import load_study, study_names
 
     for name in study_names():
         study = load_study(name)
@@ -227,7 +227,7 @@ def test_every_shipped_study_declares_claims_that_resolve():
         assert len(study.resolve("smoke").claims) == len(own[0] if own else study.claims)
 
 
-CLAIMS_STUDY = """from harness.study import Claim, Scale, Study
+CLAIMS_STUDY = """from genbench import Claim, Scale, Study
 STUDY = Study(name="clm", method="dummy", data="mnist5k", seeds=(0,), config=dict(batch_size=16),
     train_grid={"lr": [0.5, 0.05]}, sample_grid={"noise": [0.2, 0.8]}, metrics=("fid_domain",),
     claims=(Claim("fid_domain", better="lr=0.5, noise=0.2", than="lr=0.5, noise=0.8",
@@ -238,8 +238,8 @@ STUDY = Study(name="clm", method="dummy", data="mnist5k", seeds=(0,), config=dic
 
 def test_a_run_adds_seeds_until_its_claims_are_decided(tmp_path, ray_local, domain_extractor,
                                                        capsys):
-    from harness.cli import main
-    from harness.results import read_current, read_plan
+    from genbench.harness.cli import main
+    from genbench.harness.results import read_current, read_plan
 
     f = tmp_path / "clm.py"
     f.write_text(CLAIMS_STUDY)
@@ -294,7 +294,7 @@ def test_claims_on_a_run_made_before_claims(tmp_path, capsys):
     the command line are tested on its rows."""
     import shutil
 
-    from harness.cli import main
+    from genbench.harness.cli import main
 
     base = tmp_path / "base"
     shutil.copytree("benchmarks/baselines/regression", base)
@@ -309,7 +309,7 @@ def test_claims_on_a_run_made_before_claims(tmp_path, capsys):
 
 
 def test_a_set_that_removes_what_a_study_claim_names_leaves_the_claim_out(capsys):
-    from harness.cli import main
+    from genbench.harness.cli import main
 
     assert main(["plan", "ddpm_respacing", "--set", "steps=50"]) == 0
     out = capsys.readouterr().out

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from harness.cli import main
+from genbench.harness.cli import main
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -44,7 +44,7 @@ def test_bad_input(argv, match, tmp_path, capsys):
 
 def test_bad_method_in_a_study_file(tmp_path, capsys):
     f = tmp_path / "s.py"
-    f.write_text("from harness.study import Study, Scale\n"
+    f.write_text("from genbench import Study, Scale\n"
                  "STUDY = Study(name='s', method='gan9', data='mnist5k',"
                  " scales={'smoke': Scale(budget_steps=2, n_samples=2)})\n")
     assert main(["run", str(f), "--out", str(tmp_path / "out")]) == 2
@@ -73,7 +73,7 @@ SCALES = "scales={'smoke': Scale(budget_steps=2, n_samples=2)}"
 ])
 def test_a_study_file_of_the_wrong_shape_fails_in_one_line(declaration, match, tmp_path, capsys):
     f = tmp_path / "s.py"
-    f.write_text(f"from harness.study import Arm, Scale, Study\nSTUDY = Study(name='s', {declaration})\n")
+    f.write_text(f"from genbench import Arm, Scale, Study\nSTUDY = Study(name='s', {declaration})\n")
     for command in ("plan", "run"):
         out = tmp_path / "out"
         assert main([command, str(f), *(["--out", str(out)] if command == "run" else [])]) == 2
@@ -112,7 +112,7 @@ def test_an_out_directory_that_is_not_a_run_is_refused_and_left_alone(tmp_path, 
 
 
 def test_console_script_exit_status(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "nope", "--out",
+    proc = subprocess.run([sys.executable, "-m", "genbench", "run", "nope", "--out",
                            str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from harness.cli import main
-from harness.results import SCHEMA, atomic_write_table, read_file, results_files
+from genbench.harness.cli import main
+from genbench.harness.results import SCHEMA, atomic_write_table, read_file, results_files
 
 BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines" / "regression"
 

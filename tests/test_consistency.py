@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from harness.config import build_config
-from harness.errors import DivergedError, GenbenchError
-from harness.method import Budget
-from methods import consistency as cm
-from methods.consistency import CMConfig, CMKnobs, ConsistencyModel
+from genbench.harness.config import build_config
+from genbench.harness.errors import DivergedError, GenbenchError
+from genbench.harness.method import Budget
+from genbench.methods import consistency as cm
+from genbench.methods.consistency import CMConfig, CMKnobs, ConsistencyModel
 
 TINY = dict(n_feat=8, ch_mult=(1, 2), attention=False, batch_size=8, s1=10)
 

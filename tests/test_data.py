@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from harness import data
-from harness.errors import GenbenchError
+from genbench.harness import data
+from genbench.harness.errors import GenbenchError
 
 
 def test_mnist5k_fixed_disjoint_split():

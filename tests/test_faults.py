@@ -17,11 +17,13 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.cli import main
-from harness.results import read_results
+from genbench.harness.cli import main
+from genbench.harness.results import read_results
+
+pytestmark = pytest.mark.system  # processes killed, signals, nodes started, disks filled
 
 STUDY = """
-from harness.study import Scale, Study
+from genbench import Scale, Study
 STUDY = Study(name="faults", method="dummy", data="mnist5k", seeds=(0,),
               train_grid={{"fail_at": [0, 6]}}, config={config},
               scales={{"smoke": Scale(budget_steps=10, n_samples=2, log_every=1)}})
@@ -37,7 +39,7 @@ def write(tmp_path, **config):
 def test_unreachable_address_fails_in_one_line_before_writing(tmp_path):
     out = tmp_path / "out"
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "ddpm_timesteps",
+    proc = subprocess.run([sys.executable, "-m", "genbench", "run", "ddpm_timesteps",
                            "--out", str(out), "--address", "127.0.0.1:1"],
                           capture_output=True, text=True, timeout=60)
     assert time.monotonic() - start < 30
@@ -111,7 +113,7 @@ def test_a_gcs_store_gives_up_retrying_within_seconds_not_minutes():
     `genbench report gs://...` with no network would look hung. genbench bounds it."""
     import datetime
 
-    from harness.storage import GCS_RETRY_S, Remote
+    from genbench.harness.storage import GCS_RETRY_S, Remote
 
     for uri in ("gs://bucket/run", "gs://bucket/run?scheme=https"):
         options = Remote(uri).fs.__reduce__()[1][0]  # the options pyarrow rebuilds it from
@@ -143,10 +145,10 @@ def test_shared_workers_write_the_same_rows_and_say_so(tmp_path, ray_local):
     """--reuse-workers (Tune's reuse_actors) saves process starts; the rows are those of the
     same trials run one by one in this process, and CPU memory rows say that earlier trials
     shared the worker process."""
-    from harness.ledger import scan
-    from harness.runner import _env
-    from harness.study import load_study
-    from harness.trial import execute_trial
+    from genbench.harness.ledger import scan
+    from genbench.harness.driver import trial_env as _env
+    from genbench.harness.study import load_study
+    from genbench.harness.trial import execute_trial
 
     study = tmp_path / "shared.py"
     study.write_text(STUDY.format(config="{}").replace("fail_at", "lr").replace("[0, 6]", "[0.5, 0.25]")
@@ -166,10 +168,10 @@ def test_shared_workers_write_the_same_rows_and_say_so(tmp_path, ray_local):
 
 def test_a_fit_that_diverges_after_a_failed_attempt_keeps_one_status_row(tmp_path):
     """Divergence is final: the failure row of an earlier attempt goes, as a success's would."""
-    from harness.ledger import scan
-    from harness.runner import _env
-    from harness.study import load_study
-    from harness.trial import execute_trial, record_failure
+    from genbench.harness.ledger import scan
+    from genbench.harness.driver import trial_env as _env
+    from genbench.harness.study import load_study
+    from genbench.harness.trial import execute_trial, record_failure
 
     plan = load_study(write(tmp_path, diverge_at=3)).resolve("smoke")
     out, cpu = tmp_path / "out", torch.device("cpu")
@@ -200,7 +202,7 @@ def test_a_trial_that_always_fails_is_recorded_and_the_rest_finish(tmp_path, ray
                                  for e in err)
     assert "Traceback" not in captured.err  # Tune's tracebacks stay out of the terminal
     assert "1 ok, 0 diverged, 1 failed, 0 missing" in captured.out
-    from reports import write_report
+    from genbench.reports import write_report
 
     page = write_report([out]).read_text()  # the report lists the failure, not as missing work
     assert "failed after 2 attempts: error: RuntimeError: planted failure at step 6" in page
@@ -211,7 +213,7 @@ def test_a_trial_that_always_fails_is_recorded_and_the_rest_finish(tmp_path, ray
 
 
 LONG = """
-from harness.study import Scale, Study
+from genbench import Scale, Study
 STUDY = Study(name="long", method="dummy", data="mnist5k", seeds=(0, 1, 2, 3),
               scales={"smoke": Scale(budget_steps=3000, n_samples=2, log_every=100)})
 """
@@ -224,13 +226,13 @@ def _stable(df):
 
 
 def test_sigkill_of_the_driver_leaves_no_process_and_a_rerun_finishes(tmp_path, ray_local):
-    from harness.reaper import session_processes
+    from genbench.harness.reaper import session_processes
 
     study = tmp_path / "long.py"
     study.write_text(LONG)
     out = tmp_path / "killed"
     before = set(Path("/tmp/ray").glob("session_2*"))
-    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study), "--out",
+    driver = subprocess.Popen([sys.executable, "-m", "genbench", "run", str(study), "--out",
                                str(out), "--no-report"], stdout=subprocess.PIPE, text=True)
     for line in driver.stdout:  # kill it once the first trial is done and others run
         if line.lstrip().startswith("[1/4]"):
@@ -259,13 +261,13 @@ def test_sigterm_or_ctrl_c_stops_a_run_in_one_line_and_releases_everything(sig, 
     started ignored, as a background job of a script does), the lock released, the report
     refreshed with what is still to run, and Ray's processes gone (done work is kept: the
     SIGKILL test reruns)."""
-    from harness.reaper import session_processes
+    from genbench.harness.reaper import session_processes
 
     study = tmp_path / "long.py"
     study.write_text(LONG.replace("budget_steps=3000", "budget_steps=10_000_000"))
     out = tmp_path / "stopped"
     before = set(Path("/tmp/ray").glob("session_2*"))
-    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study), "--out",
+    driver = subprocess.Popen([sys.executable, "-m", "genbench", "run", str(study), "--out",
                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     for line in driver.stdout:
@@ -292,7 +294,7 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
     import shutil
     import tempfile
 
-    from harness.reaper import kill_session
+    from genbench.harness.reaper import kill_session
 
     ray_cli = str(Path(sys.executable).parent / "ray")
     token = secrets.token_hex(32)
@@ -320,7 +322,7 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
                                  env=env, timeout=120, capture_output=True)
         if private.returncode != 0:  # no mount namespaces here: a plain worker node
             subprocess.run(worker, env=env, check=True, timeout=120, capture_output=True)
-        run = [sys.executable, "-m", "harness.cli", "run", str(study), "--no-report",
+        run = [sys.executable, "-m", "genbench", "run", str(study), "--no-report",
                "--address", f"127.0.0.1:{port}"]
         refused = subprocess.run([*run, "--out", str(tmp_path / "refused")], env=no_token,
                                  capture_output=True, text=True, timeout=60)
@@ -338,7 +340,7 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
         assert not list(tmp_path.rglob(".genbench-shared-*"))
         assert "Traceback" not in ok.stderr and "tensorboard" not in ok.stdout.lower()
         # the packing view of that cluster, with a calibration run on it
-        plan = [sys.executable, "-m", "harness.cli", "plan", str(study),
+        plan = [sys.executable, "-m", "genbench", "plan", str(study),
                 "--address", f"127.0.0.1:{port}"]
         shown = subprocess.run([*plan, "--calibrate", "3"], env=env, capture_output=True,
                                text=True, timeout=120)
@@ -368,10 +370,10 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
         tmp_path, ray_local, monkeypatch, capsys):
     """One failing pair never stops the others, fails the run's exit status and is tried
     again; a refit's pairs too."""
-    from harness.ledger import scan
-    from harness.runner import study_status
-    from harness.study import load_study
-    from methods.gan import GAN
+    from genbench.harness.ledger import scan
+    from genbench.harness.driver import study_status
+    from genbench.harness.study import load_study
+    from genbench.methods.gan import GAN
 
     calls = []
 
@@ -383,7 +385,7 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
 
     monkeypatch.setattr(GAN, "cross_evaluate", flaky)
     f = tmp_path / "cross.py"
-    f.write_text("from harness.study import Scale, Study\n"
+    f.write_text("from genbench import Scale, Study\n"
                  "STUDY = Study(name='cross', method='gan', data='mnist5k', seeds=(0, 1),\n"
                  "              config=dict(z_dim=8, n_feat=4, batch_size=8), metrics=(),\n"
                  "              scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
@@ -414,11 +416,11 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
 def test_a_trial_at_a_uri_pushes_its_checkpoints_and_rows_as_it_writes_them(tmp_path, monkeypatch):
     """A process that dies mid-trial (OOM kill, preemption) loses no finished work at a URI:
     each training checkpoint, the fit and each setting reach the URI when written."""
-    from harness.ledger import scan
-    from harness.runner import _env
-    from harness.storage import Remote, Stage
-    from harness.study import load_study
-    from harness.trial import execute_trial
+    from genbench.harness.ledger import scan
+    from genbench.harness.driver import trial_env as _env
+    from genbench.harness.storage import Remote, Stage
+    from genbench.harness.study import load_study
+    from genbench.harness.trial import execute_trial
 
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
     plan = load_study(write(tmp_path)).resolve("smoke")
@@ -445,14 +447,14 @@ def test_a_killed_worker_is_one_genbench_line_and_the_retry_finishes(tmp_path):
     """The worker process of a running trial is killed (as the OOM killer or a lost node
     would): the console gets one genbench line for it, none of Ray's, the counts stay whole,
     and Tune's restart finishes the trial from its own files."""
-    from harness.reaper import _processes, session_processes
+    from genbench.harness.reaper import _processes, session_processes
 
     study = tmp_path / "long.py"
     study.write_text(LONG.replace("seeds=(0, 1, 2, 3)", "seeds=(0,)")
                      .replace("budget_steps=3000", "budget_steps=30000"))
     out = tmp_path / "out"
     before = set(Path("/tmp/ray").glob("session_2*"))
-    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study), "--out",
+    driver = subprocess.Popen([sys.executable, "-m", "genbench", "run", str(study), "--out",
                                str(out), "--no-report"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     lines = []

@@ -9,18 +9,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from harness.config import build_config
-from harness.errors import DivergedError, GenbenchError
-from harness.method import Budget, TrainData
-from harness.metrics.quality import DUP_QUANTILE, duplicate_rate
-from methods import adversarial, diffaugment
-from methods.adversarial import (d_loss_bce, d_loss_softplus, discriminator_scores,
-                                 g_loss_bce, g_loss_softplus, lazy_adam_scale, r1_penalty,
-                                 start_side)
-from methods.dcgan import DCGAN, DCGANConfig
-from methods.diffaugment import diff_augment, rand_brightness, rand_cutout, rand_translation
-from methods.gan import GAN, GANConfig
-from methods.training import LossLog
+from genbench.harness.config import build_config
+from genbench.harness.errors import DivergedError, GenbenchError
+from genbench.harness.method import Budget, TrainData
+from genbench.harness.metrics.quality import DUP_QUANTILE, duplicate_rate
+from genbench.methods import adversarial, diffaugment
+from genbench.methods.adversarial import (d_loss_bce, d_loss_softplus, discriminator_scores,
+                                          g_loss_bce, g_loss_softplus, lazy_adam_scale, r1_penalty,
+                                          start_side)
+from genbench.methods.dcgan import DCGAN, DCGANConfig
+from genbench.methods.diffaugment import diff_augment, rand_brightness, rand_cutout, rand_translation
+from genbench.methods.gan import GAN, GANConfig
+from genbench.methods.training import LossLog
 
 CPU = torch.device("cpu")
 TINY = dict(z_dim=8, n_feat=4, batch_size=8)

@@ -9,10 +9,10 @@ import subprocess
 import pytest
 import math
 
-from harness.cli import main
-from harness.results import read_results
+from genbench.harness.cli import main
+from genbench.harness.results import read_results
 
-NAN_STUDY = """from harness.study import Scale, Study
+NAN_STUDY = """from genbench import Scale, Study
 STUDY = Study(name="nan", method="dummy", data="mnist5k", seeds=(0,),
               sample_grid={"noise": [0.3, float("nan")]}, metrics=("fid_domain",),
               scales={"smoke": Scale(budget_steps=2, n_samples=8, log_every=1)})
@@ -43,7 +43,7 @@ def test_non_finite_samples_are_a_diverged_setting_and_the_others_go_on(tmp_path
     assert "setting noise-nan: not measured: 8 of 8 samples are not finite" in page
 
 
-HEAL_STUDY = """from harness.study import Scale, Study
+HEAL_STUDY = """from genbench import Scale, Study
 STUDY = Study(name="heal", method="dummy", data="mnist5k", seeds=(0,),
               sample_grid={"noise": [0.1, 0.2]},
               scales={"smoke": Scale(budget_steps=2, n_samples=2, log_every=1)})
@@ -53,7 +53,7 @@ STUDY = Study(name="heal", method="dummy", data="mnist5k", seeds=(0,),
 def test_a_damaged_run_directory_heals_on_the_next_run(tmp_path, ray_local, capsys):
     """A torn lock, a lost study.json and plan, a truncated checkpoint and one with a flipped
     byte: each said in one line, and the next run repairs it instead of failing every time."""
-    from harness.results import results_files
+    from genbench.harness.results import results_files
 
     f = tmp_path / "heal.py"
     f.write_text(HEAL_STUDY)
@@ -99,7 +99,7 @@ def test_a_worker_that_dies_is_one_line_and_the_counts_stay_whole():
     never go negative when the trial starts and ends again."""
     from types import SimpleNamespace
 
-    from harness.runner import _progress_callback
+    from genbench.harness.tune import _progress_callback
 
     lines = []
     progress = _progress_callback(2, lines.append, max_failures=2)
@@ -123,7 +123,7 @@ def test_a_worker_that_dies_is_one_line_and_the_counts_stay_whole():
     assert ends[-1].lstrip().startswith("[2/2] b-s0 ok")
 
 
-SLOW_STUDY = """from harness.study import Scale, Study
+SLOW_STUDY = """from genbench import Scale, Study
 STUDY = Study(name="slow", method="dummy", data="mnist5k", seeds=(0,),
               train_grid={"sleep_s": [0.0, 0.5]},
               scales={"smoke": Scale(budget_steps=60, n_samples=2, log_every=1)})
@@ -186,20 +186,20 @@ def test_a_full_disk_is_one_line_and_the_rerun_heals(small_disk, tmp_path, ray_l
 
 
 def test_messages_about_a_run_at_a_uri_name_the_uri_not_the_cache(tmp_path):
-    from harness.storage import MARK, shown
+    from genbench.harness.rundir import MIRROR_MARK, RunDir
 
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    (mirror / MARK).write_text(json.dumps({"uri": "s3://bucket/run", "checkpoints": []}))
-    assert shown(mirror, mirror / "quarantine" / "x.parquet") == "s3://bucket/run/quarantine/x.parquet"
-    assert shown(mirror, mirror) == "s3://bucket/run"
-    assert shown(tmp_path, tmp_path / "a") == str(tmp_path / "a")  # a plain directory: itself
+    (mirror / MIRROR_MARK).write_text(json.dumps({"uri": "s3://bucket/run", "checkpoints": []}))
+    assert RunDir(mirror).shown(mirror / "quarantine" / "x.parquet") == "s3://bucket/run/quarantine/x.parquet"
+    assert RunDir(mirror).shown(mirror) == "s3://bucket/run"
+    assert RunDir(tmp_path).shown(tmp_path / "a") == str(tmp_path / "a")  # a plain directory: itself
 
 
 def test_a_report_of_unreadable_results_is_refused_and_a_skipped_file_is_said(tmp_path, capsys):
     import shutil
 
-    from harness.results import results_files
+    from genbench.harness.results import results_files
 
     run = tmp_path / "run"
     shutil.copytree("benchmarks/baselines/regression", run)

@@ -14,13 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness import results
-from harness.cli import main
-from harness.ledger import LOCK_NAME, OutputLock
-from harness.results import read_results
-from harness.study import Scale, Study
+from genbench.harness import results
+from genbench.harness.cli import main
+from genbench.harness.rundir import LOCK_NAME, OutputLock, RunDir
+from genbench.harness.results import read_results
+from genbench.harness.study import Scale, Study
 
-STUDY_FILE = """from harness.study import Study, Scale
+STUDY_FILE = """from genbench import Study, Scale
 STUDY = Study(name={name!r}, method='dummy', data='mnist5k', train_grid={{'lr': [0.5]}},
               sample_grid={{'noise': {noise}}}, metrics={metrics},
               scales={{'smoke': Scale(budget_steps=3, n_samples=2, log_every=1)}})
@@ -96,8 +96,8 @@ def test_a_changed_measurement_runs_exactly_the_missing_work(change, tmp_path, r
 def counted_once(out: Path, change: str) -> None:
     """What reports and compare count after the change: each point once, the new measurement
     where it replaced one, and both where the change added a point (a new grid value)."""
-    from harness.compare import compare
-    from reports.tables import load_runs
+    from genbench.harness.compare import compare
+    from genbench.reports.tables import load_runs
 
     every, [run_] = read_results(out), load_runs([out])
     assert (run_.rows.groupby(["cell_key", "seed", "metric"]).size() == 1).all()
@@ -193,7 +193,7 @@ def test_duplicate_cells_and_seeds_are_merged(capsys, tmp_path):
     assert [t.seed for t in plan.trials] == [0, 1] and len(plan.samples) == 1
     assert len(plan.merged) == 3
     f = tmp_path / "d.py"
-    f.write_text("from harness.study import Study, Scale\n"
+    f.write_text("from genbench import Study, Scale\n"
                  "STUDY = Study(name='d', method='dummy', data='mnist5k', config={'lr': 0.5},"
                  " train_grid=[{'lr': 0.5}, {}], scales={'smoke': Scale(budget_steps=2, n_samples=2)})\n")
     assert main(["plan", str(f), "--set", "seeds=[0,0]"]) == 0
@@ -218,7 +218,7 @@ def test_files_get_the_modes_the_umask_gives(umask, tmp_path, ray_local):
 
 
 def test_cell_keys_survive_a_new_config_field_but_not_a_new_grid_value(monkeypatch):
-    from methods.dummy import Dummy, DummyConfig
+    from genbench.methods.dummy import Dummy, DummyConfig
 
     s = Study(name="k", method="dummy", data="mnist5k", train_grid={"lr": [0.5, 0.25]},
               sample_grid={"noise": [0.5, 0.1]}, seeds=(0, 1),
@@ -251,7 +251,7 @@ def test_version_1_tables_read_under_version_2(tmp_path):
     (tmp_path / "results").mkdir()
     pq.write_table(pa.Table.from_pydict(v1, schema=pa.schema(fields)),
                    tmp_path / "results" / "abc-s0.parquet")
-    results.write_rows(results.fit_file(tmp_path, "def-s0"),
+    results.write_rows(RunDir(tmp_path).fit_file("def-s0"),
                        [{"schema_version": 2, "study": "s", "trial_id": "def-s0",
                          "metric": "train_s", "value": 2.0, "cell_key": "k", "train_steps": 3}])
     df = read_results(tmp_path)
@@ -267,11 +267,11 @@ def test_a_metric_skipped_for_missing_weights_is_missing_work_once_they_are_here
     fetch` the next run measures them (while the weights stay missing, it does not retry)."""
     import torch
 
-    from harness import assets
-    from harness.ledger import scan
-    from harness.runner import _env
-    from harness.study import load_study
-    from harness.trial import execute_trial
+    from genbench.harness import assets
+    from genbench.harness.ledger import scan
+    from genbench.harness.driver import trial_env as _env
+    from genbench.harness.study import load_study
+    from genbench.harness.trial import execute_trial
 
     monkeypatch.setenv("GENBENCH_ASSETS", str(tmp_path / "assets"))
     f = Path(study_file(tmp_path, metrics=("fid_inception",)))
@@ -294,10 +294,11 @@ def test_a_trial_works_out_what_is_left_from_its_own_files_alone(tmp_path):
     ledger's work from its own files; another trial's files, even corrupt, are not touched."""
     import torch
 
-    from harness.ledger import scan
-    from harness.runner import _env, work_left
-    from harness.study import load_study
-    from harness.trial import execute_trial
+    from genbench.harness.ledger import scan
+    from genbench.harness.driver import trial_env as _env
+    from genbench.harness.tune import work_left
+    from genbench.harness.study import load_study
+    from genbench.harness.trial import execute_trial
 
     plan = load_study(study_file(tmp_path, noise=(0.5, 0.25))).resolve("smoke")
     out = tmp_path / "out"

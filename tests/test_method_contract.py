@@ -1,4 +1,4 @@
-"""Every registered method against the contract of `harness.method.Method` on tiny inputs:
+"""Every registered method against the contract of `genbench.harness.method.Method` on tiny inputs:
 shape, range, same seed same samples, batch-size invariance, state round trip, knob checks."""
 
 import dataclasses
@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from harness.config import build_config
-from harness.errors import DivergedError, GenbenchError
-from harness.method import Budget, Method, TrainData, get_method, list_methods, register
+from genbench.harness.config import build_config
+from genbench.harness.errors import DivergedError, GenbenchError
+from genbench.harness.method import Budget, Method, TrainData, get_method, list_methods, register
 
 # the smallest config of each method that still exercises its code paths
 TINY = {
@@ -36,9 +36,9 @@ def test_every_method_has_a_tiny_config(name):
 
 @pytest.fixture
 def tiny_points():
-    from harness.mixture import Mixture
+    from genbench.harness.mixture import Mixture
 
-    return TrainData(name="mixture", x=Mixture.parse("").sample(32, seed=0))
+    return TrainData(name="mixture", x=Mixture.parse("").sample(32, seed=0), law=Mixture.parse(""))
 
 
 @pytest.mark.parametrize("name", list_methods())
@@ -85,7 +85,7 @@ def test_divergence_raises(tiny_images):
 
 def test_a_side_the_unet_cannot_halve_fails_in_one_line_before_training(tiny_images):
     """28 -> 14 -> 7 works with three levels; 30 would meet 8 against 7 in a skip concat."""
-    from methods.nets.unet import UNetTraining
+    from genbench.methods.nets.unet import UNetTraining
 
     cfg = UNetTraining(n_feat=8, ch_mult=(1, 2, 2))
     assert cfg.unet((1, 28, 28))(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long)).shape \
@@ -106,11 +106,13 @@ def test_a_side_the_unet_cannot_halve_fails_in_one_line_before_training(tiny_ima
 
 def test_registry_refuses_duplicates_and_lists_names():
     with pytest.raises(GenbenchError, match="method 'ddpm' is registered twice: by "
-                                            "methods.ddpm.DDPM and by methods.dummy.Dummy"):
+                                            "genbench.methods.ddpm.DDPM and by "
+                                            "genbench.methods.dummy.Dummy"):
         register("ddpm")(get_method("dummy"))
     assert get_method("ddpm").__name__ == "DDPM"  # the refused one changed nothing
     register("ddpm")(get_method("ddpm"))  # the same class again is harmless
-    with pytest.raises(GenbenchError, match="unknown method 'nope'; valid: .*ddpm"):
+    with pytest.raises(GenbenchError, match="unknown method 'nope'; valid: .*ddpm.*Study\\(imports=.*"
+                                            "'genbench.methods' entry point"):
         get_method("nope")
     with pytest.raises(TypeError):
         @register("no_config")
@@ -154,7 +156,7 @@ def test_training_steps_never_make_the_host_wait_for_the_gpu(name, tiny_images, 
     """Between log points a step only queues work: from the end of step 1 (set-up and the
     data's upload are done) to the log point, any synchronising call (a copy from pageable
     memory, `.item()`, a data-dependent shape) raises under torch's sync debug mode."""
-    from methods.training import LossLog
+    from genbench.methods.training import LossLog
 
     real_add = LossLog.add
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from harness.cli import main
-from harness.results import SCHEMA, atomic_write_table, read_file, results_files, safe_name, within
+from genbench.harness.cli import main
+from genbench.harness.results import SCHEMA, atomic_write_table, read_file, results_files
+from genbench.harness.rundir import safe_name, within
 
 BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines" / "regression"
 
@@ -34,7 +35,7 @@ def test_safe_name_keeps_a_name_in_its_folder(name, tmp_path):
 def test_names_that_would_become_paths_are_refused_at_load(declaration, what, tmp_path, capsys):
     f = tmp_path / "s.py"
     scales = "" if "scales=" in declaration else ", scales={'smoke': Scale(budget_steps=1, n_samples=1)}"
-    f.write_text("from harness.study import Arm, Scale, Study\n"
+    f.write_text("from genbench import Arm, Scale, Study\n"
                  f"STUDY = Study(data='mnist5k', {declaration}{scales})\n")
     assert main(["run", str(f), "--no-report"]) == 2
     err = capsys.readouterr().err

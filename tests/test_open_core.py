@@ -1,65 +1,26 @@
-"""The open core: a method defined in a study file and one from an installed plugin package run
-through Ray; several methods side by side as arms; per-arm --set; budgets in images seen;
+"""The open core: a method defined in a study file runs through Ray (one from an installed plugin
+package: tests/test_install.py); several methods side by side as arms; per-arm --set; budgets in images seen;
 metrics that fit the data; knobs the sampler ignores; broken study files."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from harness.cli import main
-from harness.errors import GenbenchError
-from harness.results import read_results
-from harness.study import Arm, Scale, Study, load_study
+from genbench.harness.cli import main
+from genbench.harness.errors import GenbenchError
+from genbench.harness.results import read_results
+from genbench.harness.study import Arm, Scale, Study, load_study
+from userland import MEAN_IMAGE
 
-MEAN_IMAGE = '''
-from dataclasses import dataclass
-
-import torch
-
-from harness.method import Method, register
-from harness.seeding import PerSampleNoise
-
-
-@dataclass(frozen=True)
-class MeanConfig:
-    batch_size: int = 8  # examples per step
-
-
-@dataclass(frozen=True)
-class MeanKnobs:
-    noise: float = 0.1  # standard deviation around the mean image
-
-
-@register("{name}")
-class MeanImage(Method):
-    Config, Knobs = MeanConfig, MeanKnobs
-
-    def fit(self, data, budget, *, seed, device):
-        self.mean = data.x[: budget.steps * self.config.batch_size].mean(0)
-        if budget.callback:
-            budget.callback(budget.steps, {{"loss": 0.0}})
-
-    def sample(self, n, *, seed, labels=None, observation=None, **knobs):
-        k = self.knobs(**knobs)
-        return (self.mean + k.noise * PerSampleNoise(seed, range(n)).randn(*self.mean.shape)).clamp(-1, 1)
-
-    def state_dict(self):
-        return {{"mean": self.mean}}
-
-    def load_state_dict(self, state):
-        self.mean = state["mean"]
-'''
 
 
 def test_a_method_defined_in_the_study_file_runs_through_ray(tmp_path, ray_local):
     f = tmp_path / "mine.py"
     f.write_text(MEAN_IMAGE.format(name="mean_image") + textwrap.dedent("""
-        from harness.study import Scale, Study
+        from genbench import Scale, Study
         STUDY = Study(name="mine", method="mean_image", data="mnist5k",
                       sample_grid={"noise": [0.0, 0.2]},
                       scales={"smoke": Scale(budget_steps=2, n_samples=4, log_every=1)})
@@ -72,40 +33,6 @@ def test_a_method_defined_in_the_study_file_runs_through_ray(tmp_path, ray_local
     assert load_study(str(f)).name == "mine"  # loading the file again is harmless
 
 
-@pytest.fixture
-def plugin_package(tmp_path):
-    """A tiny package that declares a method through the genbench.methods entry point,
-    installed into this environment for the test and removed afterwards."""
-    pkg = tmp_path / "plugin"
-    (pkg / "genbench_testplugin").mkdir(parents=True)
-    (pkg / "genbench_testplugin" / "__init__.py").write_text(MEAN_IMAGE.format(name="plugin_mean"))
-    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "genbench-testplugin"
-        version = "0.1"
-        [project.entry-points."genbench.methods"]
-        plugin_mean = "genbench_testplugin:MeanImage"
-    """))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", "--no-index", str(pkg)],
-                   check=True, capture_output=True)
-    yield
-    subprocess.run([*pip, "uninstall", "-y", "genbench-testplugin"], check=True, capture_output=True)
-
-
-def test_a_plugin_package_method_runs_through_ray(plugin_package, tmp_path, ray_local):
-    f = tmp_path / "uses_plugin.py"
-    f.write_text("from harness.study import Scale, Study\n"
-                 "STUDY = Study(name='uses_plugin', method='plugin_mean', data='mnist5k',"
-                 " scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
-    out = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0
-    assert set(read_results(out).method) == {"plugin_mean"}
-
-
 ARMS = dict(name="arms", data="mnist5k", seeds=(0,),
             arms=(Arm("mean", "dummy", config={"batch_size": 16}, sample_grid={"noise": [0.1]}),
                   Arm("ddpm", "ddpm", config=dict(T=20, n_feat=8, ch_mult=(1,), attention=False,
@@ -116,7 +43,7 @@ ARMS = dict(name="arms", data="mnist5k", seeds=(0,),
 
 def test_an_arms_study_runs_both_methods_in_one_tune_run(tmp_path, ray_local, capsys):
     f = tmp_path / "arms.py"
-    f.write_text("from harness.study import Arm, Scale, Study\n"
+    f.write_text("from genbench import Arm, Scale, Study\n"
                  f"STUDY = Study(**{ARMS!r})\n")
     out = tmp_path / "out"
     assert main(["run", str(f), "--out", str(out)]) == 0
@@ -168,8 +95,8 @@ def test_a_relative_folder_and_data_directory_reach_the_trials(image_folder, tmp
     and the trials get the driver's GENBENCH_DATA made absolute."""
     import os
 
-    from harness import data
-    from harness.runner import _env
+    from genbench.harness import data
+    from genbench.harness.driver import trial_env as _env
 
     monkeypatch.chdir(tmp_path)
     assert data.canonical("folder:cats") == f"folder:{image_folder}"
@@ -232,7 +159,7 @@ def test_figures_without_the_sampling_knobs_fail_before_any_work(tmp_path, capsy
     f.write_text(MEAN_IMAGE.format(name="oldfigs") + textwrap.dedent("""
         MeanImage.figures = lambda self, data, *, seed: {}  # the contract before knobs
 
-        from harness.study import Scale, Study
+        from genbench import Scale, Study
         STUDY = Study(name="figs", method="oldfigs", data="mnist5k", figures=True,
                       scales={"smoke": Scale(budget_steps=2, n_samples=2, log_every=1)})
         """))
@@ -250,7 +177,7 @@ def test_a_path_that_is_not_a_python_file(tmp_path, capsys):
 
 
 def test_list_marks_a_broken_study_and_lists_the_rest(tmp_path, monkeypatch, capsys):
-    import studies
+    from genbench import studies
 
     (tmp_path / "zz_broken.py").write_text("STUDY = (\n")
     monkeypatch.setattr(studies, "__path__", [*studies.__path__, str(tmp_path)])
@@ -262,7 +189,7 @@ def test_list_marks_a_broken_study_and_lists_the_rest(tmp_path, monkeypatch, cap
 def test_plan_records_the_imports_workers_need(tmp_path):
     f = tmp_path / "mine2.py"
     f.write_text(MEAN_IMAGE.format(name="mean_image2") +
-                 "from harness.study import Scale, Study\n"
+                 "from genbench import Scale, Study\n"
                  "STUDY = Study(name='mine2', method='mean_image2', data='mnist5k',"
                  " imports=('json',), scales={'smoke': Scale(budget_steps=1, n_samples=1)})\n")
     plan = load_study(str(f)).resolve("smoke")

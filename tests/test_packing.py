@@ -4,10 +4,11 @@ start refused before anything is written, and the wall time from calibrated dura
 
 import pytest
 
-from harness.cli import main
-from harness.errors import GenbenchError
-from harness.packing import Node, memory_risks, simulate, unplaceable
-from harness.study import Arm, Plan, Resources, Scale, Study, Trial
+from genbench.harness.cli import main
+from genbench.harness.errors import GenbenchError
+from genbench.harness.packing import Node, memory_risks, simulate, unplaceable
+from genbench.harness.plan import Plan, Resources, Trial
+from genbench.harness.study import Arm, Scale, Study
 
 
 def trials(*resources: Resources) -> list[Trial]:
@@ -118,7 +119,7 @@ def test_a_plan_that_cannot_fit_this_machine_is_refused_before_anything_is_writt
 def test_calibration_estimates_each_cell_and_the_wall_time(tmp_path, capsys):
     study = tmp_path / "cal.py"
     study.write_text(
-        "from harness.study import Scale, Study\n"
+        "from genbench import Scale, Study\n"
         "STUDY = Study(name='cal', method='dummy', data='mnist5k', seeds=(0, 1, 2),\n"
         "              train_grid={'lr': [0.1, 0.2]},\n"
         "              scales={'smoke': Scale(budget_steps=400, n_samples=128)})\n")
@@ -137,8 +138,8 @@ def test_calibration_leaves_the_first_steps_one_off_costs_out(monkeypatch):
 
     import torch
 
-    from harness.trial import WARMUP_STEPS, calibrate_trial
-    from methods.training import LossLog
+    from genbench.harness.calibrate import WARMUP_STEPS, calibrate_trial
+    from genbench.methods.training import LossLog
 
     real_add = LossLog.add
 
@@ -161,7 +162,7 @@ def test_a_calibration_waiting_for_a_node_says_so_and_then_returns(ray_local):
 
     import ray
 
-    from harness.runner import await_task
+    from genbench.harness.driver import await_task
 
     lines = []
     ref = ray.remote(lambda: time.sleep(1.5) or 7).options(num_cpus=0).remote()

@@ -4,7 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from harness import results
+from genbench.harness import results
+from genbench.harness.rundir import RunDir
 
 
 def row(**kw):
@@ -13,8 +14,8 @@ def row(**kw):
 
 
 def test_roundtrip(tmp_path):
-    results.write_rows(results.fit_file(tmp_path, "a-s0"), [row(trial_id="a-s0")])
-    results.write_rows(results.unit_file(tmp_path, "b-s0", "k1", "m1"),
+    results.write_rows(RunDir(tmp_path).fit_file("a-s0"), [row(trial_id="a-s0")])
+    results.write_rows(RunDir(tmp_path).unit_file("b-s0", "k1", "m1"),
                        [row(trial_id="b-s0"), row(trial_id="b-s0")])
     df = results.read_results(tmp_path)
     assert list(df.columns) == list(results.COLUMNS) and len(df) == 3
@@ -22,7 +23,7 @@ def test_roundtrip(tmp_path):
 
 
 def test_reader_skips_a_bad_file_and_says_so(tmp_path):
-    results.write_rows(results.fit_file(tmp_path, "a-s0"), [row(trial_id="a-s0")])
+    results.write_rows(RunDir(tmp_path).fit_file("a-s0"), [row(trial_id="a-s0")])
     (tmp_path / "results" / "junk.parquet").write_bytes(b"PAR1 not really")
     said = []
     df = results.read_results(tmp_path, warn=said.append)
@@ -32,12 +33,12 @@ def test_reader_skips_a_bad_file_and_says_so(tmp_path):
 
 def test_unknown_column_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not in the results schema"):
-        results.write_rows(results.fit_file(tmp_path, "x"), [row(wat=1)])
-    assert not results.fit_file(tmp_path, "x").exists()
+        results.write_rows(RunDir(tmp_path).fit_file("x"), [row(wat=1)])
+    assert not RunDir(tmp_path).fit_file("x").exists()
 
 
 def test_crash_during_write_leaves_old_file_intact(tmp_path, monkeypatch):
-    path = results.write_rows(results.fit_file(tmp_path, "a-s0"), [row()])
+    path = results.write_rows(RunDir(tmp_path).fit_file("a-s0"), [row()])
     before = path.read_bytes()
 
     def boom(*a, **k):
@@ -50,12 +51,16 @@ def test_crash_during_write_leaves_old_file_intact(tmp_path, monkeypatch):
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
 
 
-def test_readme_documents_every_column():
+def test_the_docs_schema_table_is_the_code_schema():
+    """docs/results.md's schema table names every column of the code's schema, and no other."""
+    import re
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for name in results.COLUMNS:
-        assert f"`{name}`" in readme, f"README's schema table misses {name}"
+    doc = (Path(__file__).parent.parent / "docs" / "results.md").read_text()
+    table = doc[doc.index("| column | meaning |"):].split("\n\n")[0]
+    documented = set(re.findall(r"^\| ([^|]+) \|", table, re.M)[2:])  # header and rule left out
+    documented = {n for cell in documented for n in re.findall(r"`([a-z_]+)`", cell)}
+    assert documented == set(results.COLUMNS)
 
 
 def test_current_rows_count_each_point_once_and_follow_the_latest_plan():
@@ -64,7 +69,7 @@ def test_current_rows_count_each_point_once_and_follow_the_latest_plan():
     last measurement of each setting and metric."""
     import pandas as pd
 
-    from harness.config import canonical_json
+    from genbench.harness.config import canonical_json
 
     t = [datetime(2026, 1, 1, h, tzinfo=timezone.utc) for h in range(8)]
     cell = canonical_json({"lr": 0.5})

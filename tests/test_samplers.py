@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from harness.config import build_config
-from harness.method import Budget
-from methods.ddpm import DDPM, DDPMConfig
-from methods.samplers import ddpm_step, predict_x0
-from methods.schedules import NoiseSchedule, linear_betas
+from genbench.harness.config import build_config
+from genbench.harness.method import Budget
+from genbench.methods.ddpm import DDPM, DDPMConfig
+from genbench.methods.samplers import ddpm_step, predict_x0
+from genbench.methods.schedules import NoiseSchedule, linear_betas
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_clamping_bounds_x0_hat(sched):
 def trained(request):
     torch.manual_seed(0)
     x = torch.rand(16, 1, 8, 8) * 2 - 1
-    from harness.method import TrainData
+    from genbench.harness.method import TrainData
 
     m = DDPM(build_config(DDPMConfig, dict(T=20, n_feat=8, ch_mult=(1, 2), attention=False,
                                             batch_size=8)))

@@ -4,13 +4,13 @@ with thresholding, DPS inpainting, SDS/VSD, and the forward/backward figures."""
 import pytest
 import torch
 
-from harness.config import build_config
-from harness.errors import GenbenchError
-from harness.method import Budget, TrainData
-from methods.ddpm import DDPM, DDPMConfig, DDPMKnobs
-from harness.tasks import hidden_error, make_inpainting
-from methods.samplers import ddim_sigma, ddim_step, ddpm_step, guided_eps, predict_x0
-from methods.schedules import NoiseSchedule, linear_betas
+from genbench.harness.config import build_config
+from genbench.harness.errors import GenbenchError
+from genbench.harness.method import Budget, TrainData
+from genbench.methods.ddpm import DDPM, DDPMConfig, DDPMKnobs
+from genbench.harness.tasks import hidden_error, make_inpainting
+from genbench.methods.samplers import ddim_sigma, ddim_step, ddpm_step, guided_eps, predict_x0
+from genbench.methods.schedules import NoiseSchedule, linear_betas
 
 CPU = torch.device("cpu")
 
@@ -178,7 +178,7 @@ def test_score_distillation_samples(cond, sampler):
 def test_sds_gradient_is_w_t_times_eps_difference(cond, monkeypatch):
     # with a prior that predicts exactly the injected noise, the SDS gradient is zero and the
     # image does not move; VSD with the same prior copy does not move either
-    from methods import score_distillation as sd
+    from genbench.methods import score_distillation as sd
 
     x0 = cond.sample(2, seed=4, sampler="sds", sds_iters=1, sds_lr=0.0)
     monkeypatch.setattr(sd, "guided_eps", lambda fn, x_t, t, c, w: captured.pop())
@@ -219,9 +219,9 @@ def test_backward_figure_follows_the_sampling_knobs(digits):
 
 
 def test_a_trials_figures_use_the_knobs_of_its_evaluations(tmp_path, monkeypatch):
-    from harness.ledger import scan
-    from harness.runner import _env
-    from harness.trial import execute_trial
+    from genbench.harness.ledger import scan
+    from genbench.harness.driver import trial_env as _env
+    from genbench.harness.trial import execute_trial
 
     seen, real = [], DDPM.figures
 
@@ -240,9 +240,9 @@ def test_a_trials_figures_use_the_knobs_of_its_evaluations(tmp_path, monkeypatch
 
 
 def test_a_figure_that_fails_never_costs_the_fit(tmp_path, monkeypatch):
-    from harness.ledger import scan
-    from harness.runner import _env
-    from harness.trial import execute_trial
+    from genbench.harness.ledger import scan
+    from genbench.harness.driver import trial_env as _env
+    from genbench.harness.trial import execute_trial
 
     def broken(self, data, *, seed, **knobs):
         raise RuntimeError("a figure bug")
@@ -257,11 +257,11 @@ def test_a_figure_that_fails_never_costs_the_fit(tmp_path, monkeypatch):
 
 
 def _figures_study(tmp_path):
-    from harness.study import load_study
+    from genbench.harness.study import load_study
 
     study = tmp_path / "figs.py"
     study.write_text(
-        "from harness.study import Scale, Study\n"
+        "from genbench import Scale, Study\n"
         "STUDY = Study(name='figs', method='ddpm', data='mnist5k', seeds=(0,), figures=True,\n"
         "              config=dict(T=10, n_feat=8, ch_mult=(1,), attention=False, batch_size=8),\n"
         "              sample_config=dict(variance='posterior', clip_x0=True),\n"

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from methods.schedules import (NoiseSchedule, cosine_betas, cosine_f, linear_betas,
-                               timestep_subsequence)
+from genbench.methods.schedules import (NoiseSchedule, cosine_betas, cosine_f, linear_betas,
+                                        timestep_subsequence)
 
 
 def test_linear_betas_endpoints_and_spacing():

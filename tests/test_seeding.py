@@ -4,8 +4,8 @@ call per step."""
 
 import torch
 
-from harness import seeding
-from harness.seeding import PerSampleNoise, sample_seed
+from genbench.harness import seeding
+from genbench.harness.seeding import PerSampleNoise, sample_seed
 
 
 def one_call_per_step(seed, indices, shape, steps, fn=torch.randn):

@@ -1,16 +1,21 @@
 """Every study end to end through Ray Tune on CPU at (shrunken) smoke scale: Parquet schema,
 row counts, curves, sample grids, resume from the ledger, and a diverging run."""
 
+import contextlib
+import io
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from harness.claims import VERDICTS, Claim
-from harness.cli import main
-from harness.data import info
-from harness.results import COLUMNS, read_curves, read_results
-from harness.study import load_study, study_names
+from genbench.harness.claims import VERDICTS, Claim
+from genbench.harness.cli import main
+from genbench.harness.plan import Plan
+from genbench.harness.data import info
+from genbench.harness.results import COLUMNS, read_curves, read_results
+from genbench.harness.study import load_study, study_names
 
 # shrink budgets so the whole suite stays within minutes; the grids are the studies' own
 FAST = ["--set", "budget_steps=4", "--set", "n_samples=2", "--set", "log_every=2"]
@@ -22,21 +27,54 @@ PER_TRIAL = {"train_s", "train_images_per_s", "n_params", "final_loss", "peak_me
 PER_SETTING = {"sample_s_per_image", "nfe"}
 
 
+@dataclass
+class SmokeRun:
+    """One study run at the shrunken smoke scale, shared by its generic and its own tests."""
+
+    out: Path
+    plan: Plan
+    df: pd.DataFrame
+    curves: pd.DataFrame
+    console: str
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, ray_local):
+    runs: dict[str, SmokeRun] = {}
+
+    def run(name: str) -> SmokeRun:
+        if name not in runs:
+            out = tmp_path_factory.mktemp("smoke") / name
+            extra = SHORT_CHAIN.get(name, {})
+            sets = [a for k, v in extra.items() for a in ("--set", f"{k}={v}")]
+            console = io.StringIO()
+            with contextlib.redirect_stdout(console):  # shared worker processes: these runs
+                code = main(["run", name, "--out", str(out), *FAST, *sets,  # check rows, not
+                             "--reuse-workers", "--no-report"])               # memory: ~4 s a trial
+            assert code == 0, console.getvalue()[-2000:]
+            plan = load_study(name).resolve("smoke", {"budget_steps": 4, "n_samples": 2,
+                                                      "log_every": 2, **extra})
+            runs[name] = SmokeRun(out, plan, read_results(out), read_curves(out), console.getvalue())
+        return runs[name]
+    return run
+
+
+def _per_study(name):  # one xdist worker runs a study's tests, so its run happens once
+    return pytest.mark.xdist_group(name)
+
+
 # regression runs whole, against its baseline, in test_reports.py
-@pytest.mark.parametrize("name", [n for n in study_names() if n != "regression"])
-def test_study_smoke(name, tmp_path, ray_local, capsys):
-    out = tmp_path / name
-    # shared worker processes: these runs check rows, not memory, and save ~4 s per trial
-    extra = SHORT_CHAIN.get(name, {})
-    sets = [a for k, v in extra.items() for a in ("--set", f"{k}={v}")]
-    assert main(["run", name, "--out", str(out), *FAST, *sets, "--reuse-workers"]) == 0
-    plan = load_study(name).resolve("smoke", {"budget_steps": 4, "n_samples": 2, "log_every": 2,
-                                              **extra})
-    df = read_results(out)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_per_study(n))
+                                  for n in study_names() if n != "regression"])
+def test_study_smoke(name, smoke):
+    """What every study's run has: the schema, every trial's cost rows, every setting's grid,
+    quality rows with their protocol, curves, a verdict for each claim."""
+    r = smoke(name)
+    out, plan, df, curves = r.out, r.plan, r.df, r.curves
     assert list(df.columns) == list(COLUMNS)
     assert set(df.trial_id) == {t.trial_id for t in plan.trials}
     # the run ends with a verdict for each of the study's claims (at these budgets, any verdict)
-    verdicts = [x for x in capsys.readouterr().out.splitlines() if x.startswith("claim ")]
+    verdicts = [x for x in r.console.splitlines() if x.startswith("claim ")]
     texts = [Claim(**c).text for c in plan.claims]
     assert texts and len(verdicts) == len(texts)
     assert all(f" {t}: " in v and v.split()[1] in VERDICTS for t, v in zip(texts, verdicts))
@@ -76,52 +114,88 @@ def test_study_smoke(name, tmp_path, ray_local, capsys):
     curves = read_curves(out)
     assert set(curves.trial_id) == set(df.trial_id) and (curves.step.max() == 4)
     assert json.loads((out / "study.json").read_text())["study"] == name
-    if name == "cfg_guidance":  # 10 settings per seed, each with class_match
-        assert len(plan.samples) == 10
-        cm = df[df.metric == "class_match"]
-        assert len(cm) == 10 * len(plan.trials) and cm.value.between(0, 1).all()
-    if name == "dps_steps":  # reconstruction error of DPS and of its plain DDIM baseline
-        for metric in ("mse_hidden", "psnr_hidden"):
-            assert len(df[df.metric == metric]) == len(plan.samples) * len(plan.trials)
-        for trial in plan.trials:
-            assert (out / "samples" / trial.trial_id / "observation.png").is_file()
-    if name == "ddpm_fid_curve":  # forward and backward process figures with each trial
-        for trial in plan.trials:
-            for fig in ("forward_process", "backward_process"):
-                assert (out / "figures" / trial.trial_id / f"{fig}.png").is_file()
-    if name in ("gan_regularisation", "dcgan_svhn", "quickstart"):  # both losses of each GAN
-        for trial in plan.trials:
-            if trial.method in ("gan", "dcgan"):
-                rows = df[df.trial_id == trial.trial_id]
-                assert {"final_loss", "final_loss_G", "n_params_G", "n_params_D"} <= set(rows.metric)
-                assert {"loss_D", "loss_G", "d_real", "d_fake"} <= set(
-                    curves[curves.trial_id == trial.trial_id].metric)
-    if name == "gan_regularisation":  # baseline, +R1, +R1+DiffAugment, each at every seed
-        assert set(df.arm) == {"baseline", "r1", "r1_diffaug"}
-        assert "duplicate_rate_domain" in plan.metrics
-        assert df.drop_duplicates("trial_id").groupby("arm").seed.nunique().eq(3).all()
-    if name in ("gan_regularisation", "dcgan_svhn"):  # D judged against another seed's G
-        cross = df[df.metric.isin(["d_accuracy", "d_precision", "d_recall"])]
-        assert len(cross) == 3 * len(plan.trials)
-        assert cross.note.str.startswith("against the fit of seed").all()
-        assert (cross.n_samples == 2).all() and cross.protocol.notna().all()
-        assert cross[cross.metric == "d_accuracy"].value.between(0, 1).all()
-    if name == "dcgan_svhn":  # the smoke scale runs on the embedded digits
-        assert (df.dataset == "mnist5k").all()
-    if name == "sde_toy":  # {sde, ode} x 3 step counts from each fit, exact and learned scores
-        assert {json.loads(c)["score"] for c in df.cell_json.unique()} == {"exact", "learned"}
-        assert len(plan.settings_for(plan.trials[0])) == 6
-        for trial in plan.trials:
-            assert (out / "figures" / trial.trial_id / "trajectories.png").is_file()
-        nfe = df[df.metric == "nfe"]
-        assert set(nfe.value) == {10.0, 100.0, 1000.0}
-    if name == "ddpm_timesteps":  # rows for T = 500, 1000, 2000 for every seed
-        configs = df.drop_duplicates("trial_id")
-        got = {(json.loads(c)["config"]["T"], s) for c, s in zip(configs.config_json, configs.seed)}
-        assert got == {(T, s) for T in (500, 1000, 2000) for s in (0, 1)}
-        snr = df[df.metric == "terminal_snr"].groupby(
-            df.config_json.map(lambda c: json.loads(c)["config"]["T"])).value.first()
-        assert snr[500] > snr[1000] > snr[2000]
+
+
+@_per_study("cfg_guidance")
+def test_cfg_guidance_measures_class_match_in_every_setting(smoke):
+    r = smoke("cfg_guidance")
+    assert len(r.plan.samples) == 10
+    cm = r.df[r.df.metric == "class_match"]
+    assert len(cm) == 10 * len(r.plan.trials) and cm.value.between(0, 1).all()
+
+
+@_per_study("dps_steps")
+def test_dps_steps_measures_the_hidden_region_and_keeps_the_observation(smoke):
+    r = smoke("dps_steps")
+    for metric in ("mse_hidden", "psnr_hidden"):  # DPS and its plain DDIM baseline alike
+        assert len(r.df[r.df.metric == metric]) == len(r.plan.samples) * len(r.plan.trials)
+    for trial in r.plan.trials:
+        assert (r.out / "samples" / trial.trial_id / "observation.png").is_file()
+
+
+@_per_study("ddpm_fid_curve")
+def test_ddpm_fid_curve_saves_the_process_figures(smoke):
+    r = smoke("ddpm_fid_curve")
+    for trial in r.plan.trials:
+        for fig in ("forward_process", "backward_process"):
+            assert (r.out / "figures" / trial.trial_id / f"{fig}.png").is_file()
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_per_study(n))
+                                  for n in ("gan_regularisation", "dcgan_svhn", "quickstart")])
+def test_every_gan_logs_both_losses_and_both_networks(name, smoke):
+    r = smoke(name)
+    for trial in r.plan.trials:
+        if trial.method in ("gan", "dcgan"):
+            rows = r.df[r.df.trial_id == trial.trial_id]
+            assert {"final_loss", "final_loss_G", "n_params_G", "n_params_D"} <= set(rows.metric)
+            assert {"loss_D", "loss_G", "d_real", "d_fake"} <= set(
+                r.curves[r.curves.trial_id == trial.trial_id].metric)
+
+
+@_per_study("gan_regularisation")
+def test_gan_regularisation_runs_each_arm_at_every_seed(smoke):
+    r = smoke("gan_regularisation")  # baseline, +R1, +R1+DiffAugment
+    assert set(r.df.arm) == {"baseline", "r1", "r1_diffaug"}
+    assert "duplicate_rate_domain" in r.plan.metrics
+    assert r.df.drop_duplicates("trial_id").groupby("arm").seed.nunique().eq(3).all()
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_per_study(n))
+                                  for n in ("gan_regularisation", "dcgan_svhn")])
+def test_discriminators_are_judged_against_another_seeds_generator(name, smoke):
+    r = smoke(name)
+    cross = r.df[r.df.metric.isin(["d_accuracy", "d_precision", "d_recall"])]
+    assert len(cross) == 3 * len(r.plan.trials)
+    assert cross.note.str.startswith("against the fit of seed").all()
+    assert (cross.n_samples == 2).all() and cross.protocol.notna().all()
+    assert cross[cross.metric == "d_accuracy"].value.between(0, 1).all()
+
+
+@_per_study("dcgan_svhn")
+def test_dcgan_svhn_runs_on_the_embedded_digits_at_smoke_scale(smoke):
+    assert (smoke("dcgan_svhn").df.dataset == "mnist5k").all()
+
+
+@_per_study("sde_toy")
+def test_sde_toy_samples_both_processes_at_three_step_counts_from_both_scores(smoke):
+    r = smoke("sde_toy")
+    assert {json.loads(c)["score"] for c in r.df.cell_json.unique()} == {"exact", "learned"}
+    assert len(r.plan.settings_for(r.plan.trials[0])) == 6
+    for trial in r.plan.trials:
+        assert (r.out / "figures" / trial.trial_id / "trajectories.png").is_file()
+    assert set(r.df[r.df.metric == "nfe"].value) == {10.0, 100.0, 1000.0}
+
+
+@_per_study("ddpm_timesteps")
+def test_ddpm_timesteps_rows_for_each_T_and_seed_with_falling_terminal_snr(smoke):
+    r = smoke("ddpm_timesteps")
+    configs = r.df.drop_duplicates("trial_id")
+    got = {(json.loads(c)["config"]["T"], s) for c, s in zip(configs.config_json, configs.seed)}
+    assert got == {(T, s) for T in (500, 1000, 2000) for s in (0, 1)}
+    snr = r.df[r.df.metric == "terminal_snr"].groupby(
+        r.df.config_json.map(lambda c: json.loads(c)["config"]["T"])).value.first()
+    assert snr[500] > snr[1000] > snr[2000]
 
 
 def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
@@ -147,7 +221,7 @@ def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
 
 def test_diverging_trial_is_reported(tmp_path, ray_local, capsys):
     f = tmp_path / "div.py"
-    f.write_text("from harness.study import Study, Scale\n"
+    f.write_text("from genbench import Study, Scale\n"
                  "STUDY = Study(name='div', method='dummy', data='mnist5k',"
                  " train_grid={'diverge_at': [0, 3]},"
                  " scales={'smoke': Scale(budget_steps=5, n_samples=2, log_every=1)})\n")

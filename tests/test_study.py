@@ -2,9 +2,10 @@
 
 import pytest
 
-from harness.config import parse_value
-from harness.errors import GenbenchError
-from harness.study import Plan, Scale, Study, load_study, parse_sets, study_names
+from genbench.harness.config import parse_value
+from genbench.harness.errors import GenbenchError
+from genbench.harness.plan import Plan
+from genbench.harness.study import Scale, Study, load_study, parse_sets, study_names
 
 
 def make(**kw):
@@ -100,7 +101,7 @@ def test_every_study_resolves_at_every_scale(name):
 
 def test_load_study_from_path(tmp_path):
     f = tmp_path / "mine.py"
-    f.write_text("from harness.study import Study, Scale\n"
+    f.write_text("from genbench import Study, Scale\n"
                  "STUDY = Study(name='mine', method='dummy', data='mnist5k',"
                  " scales={'smoke': Scale(budget_steps=2, n_samples=2)})\n")
     assert load_study(str(f)).name == "mine"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from harness.errors import GenbenchError
-from harness.registry import Registry, origin
+from genbench.harness.errors import GenbenchError
+from genbench.harness.registry import Registry, origin
 
 # name: (higher is better, what it measures and how)
 COST_METRICS: dict[str, tuple[bool, str]] = {

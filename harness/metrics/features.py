@@ -30,9 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.assets import SHIPPED_FEATURES, assets_dir, require_inception, sha256_file
-from harness.errors import GenbenchError
-from harness.results import atomic_write_bytes
+from genbench.harness.assets import SHIPPED_FEATURES, assets_dir, require_inception, sha256_file
+from genbench.harness.errors import GenbenchError
+from genbench.harness.results import atomic_write_bytes
 
 FEAT_DIM = 128
 DOMAIN_ACCURACY_BOUND = {"mnist5k": 0.97, "mnist": 0.99}  # held-out accuracy a build must reach
@@ -141,8 +141,8 @@ def build_domain_extractor(dataset: str, resolution: int | None = None, *, seed:
     """Train the domain classifier of `dataset` on its train split, check its held-out
     accuracy on the test split (at least `min_accuracy`, default the data set's bound), and
     cache it under the assets directory by content hash."""
-    from harness import data as datasets
-    from harness.seeding import seed_everything
+    from genbench.harness import data as datasets
+    from genbench.harness.seeding import seed_everything
 
     train = datasets.load(dataset, "train", resolution)
     shipped = _shipped_pointer(dataset, train.x.shape[-1])

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.metrics import register_metric
-from harness.mixture import ks_statistic, wasserstein1
+from genbench.harness.metrics import register_metric
+from genbench.harness.mixture import ks_statistic, wasserstein1
 
 
 @register_metric("w1_exact", space="exact", higher_is_better=False, needs_labels=False,

@@ -25,16 +25,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from harness.assets import assets_dir
-from harness.errors import GenbenchError
-from harness.metrics import QUALITY_METRICS, register_metric
-from harness.results import atomic_write_bytes
+from genbench.harness.assets import assets_dir
+from genbench.harness.errors import GenbenchError
+from genbench.harness.metrics import QUALITY_METRICS, register_metric
+from genbench.harness.results import atomic_write_bytes
 
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
@@ -67,7 +67,9 @@ class MetricInput:
     ref: Reference | None  # None in the "exact" space
     logits: np.ndarray | None  # (N, K) domain classifier logits (domain space only)
     labels: np.ndarray | None  # (N,) conditioning labels of class-conditional samples
-    law: Any = None  # the data set's exact law ("exact" space: `harness.data.law`)
+    law: Any = None  # the data set's exact law ("exact" space: `genbench.harness.data.law`)
+    # what several metrics of one space share, computed once (precision and recall's k-NN pass)
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def gaussian_fit(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,21 +109,19 @@ def _kth_nn_radii(feats: torch.Tensor, k: int) -> torch.Tensor:
     return torch.cat(radii)
 
 
-def _coverage(query: torch.Tensor, support: torch.Tensor, radii: torch.Tensor) -> float:
-    """Fraction of `query` points inside at least one ball (support_i, radii_i)."""
-    inside = []
-    for chunk in query.split(1024):
-        inside.append((torch.cdist(chunk, support) <= radii[None]).any(1))
-    return float(torch.cat(inside).float().mean())
-
-
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K) -> tuple[float, float]:
-    """Improved precision (fake inside the real manifold) and recall (real inside the fake one)."""
+    """Improved precision (the fraction of fakes inside at least one real k-NN ball) and recall
+    (the fraction of reals inside at least one fake k-NN ball), from one pass over the
+    fake-real distances: each chunk of fakes against every real serves both."""
     r = torch.from_numpy(np.asarray(real, dtype=np.float32))
     f = torch.from_numpy(np.asarray(fake, dtype=np.float32))
-    precision = _coverage(f, r, _kth_nn_radii(r, k))
-    recall = _coverage(r, f, _kth_nn_radii(f, k))
-    return precision, recall
+    radii_r, radii_f = _kth_nn_radii(r, k), _kth_nn_radii(f, k)
+    fake_inside, real_covered = [], torch.zeros(len(r), dtype=torch.bool)
+    for chunk, radii in zip(f.split(1024), radii_f.split(1024)):
+        d = torch.cdist(chunk, r)  # (chunk, N_real)
+        fake_inside.append((d <= radii_r[None]).any(1))
+        real_covered |= (d <= radii[:, None]).any(0)
+    return float(torch.cat(fake_inside).float().mean()), float(real_covered.float().mean())
 
 
 def duplicate_rate(real: np.ndarray, fake: np.ndarray,
@@ -160,7 +160,9 @@ def _register_space(space: str) -> None:
 
     def pr(which: int) -> Callable[[MetricInput], dict[str, Any]]:
         def fn(m: MetricInput) -> dict[str, Any]:
-            values = precision_recall(m.ref.feats, m.feats)
+            if "precision_recall" not in m.memo:  # both metrics of a space: one pass
+                m.memo["precision_recall"] = precision_recall(m.ref.feats, m.feats)
+            values = m.memo["precision_recall"]
             return {"value": values[which],
                     "protocol": f"k-NN manifolds, k={PR_K} (Kynkaanniemi et al. 2019); "
                                 f"{CLEAN_PROTOCOL[space]}"}
@@ -207,20 +209,20 @@ class Evaluator:
     """
 
     def __init__(self, dataset: str, resolution: int, *, ref_split: str = "train",
-                 n_ref: int | None = None, device: torch.device | str = "cpu",
+                 device: torch.device | str = "cpu",
                  missing_assets: str = "error"):
-        from harness import data as datasets
+        from genbench.harness import data as datasets
 
         self.dataset, self.resolution, self.ref_split = dataset, resolution, ref_split
         self.domain = datasets.info(dataset).domain or dataset  # whose classifier: domain features
-        self.n_ref, self.device, self.missing_assets = n_ref, torch.device(device), missing_assets
+        self.device, self.missing_assets = torch.device(device), missing_assets
         self._extractors: dict[str, Any] = {}
         self._refs: dict[str, Reference] = {}
 
     # -- feature spaces -------------------------------------------------------------------
     def extractor(self, space: str):
         if space not in self._extractors:
-            from harness.metrics import features
+            from genbench.harness.metrics import features
 
             if space == "domain":
                 self._extractors[space] = features.load_domain_extractor(
@@ -235,11 +237,12 @@ class Evaluator:
         """Reference features of `space`, from the cache or computed and cached now."""
         if space in self._refs:
             return self._refs[space]
-        from harness import data as datasets
+        from genbench.harness import data as datasets
 
         ex = self.extractor(space)
         ident = {"dataset": self.dataset, "split": self.ref_split, "extractor": ex.id,
-                 "resolution": self.resolution, "n_ref": self.n_ref, "version": 1}
+                 "resolution": self.resolution,
+                 "n_ref": None, "version": 1}  # (n_ref: the whole split; kept, so keys stay)
         key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
         path = assets_dir() / "refstats" / f"{key}.npz"
         if path.is_file():
@@ -248,8 +251,6 @@ class Evaluator:
                             f" key={key}", self.ref_split, z["feats"], z["mu"], z["sigma"])
         else:
             images = datasets.load(self.dataset, self.ref_split, self.resolution).x
-            if self.n_ref is not None:
-                images = images[: self.n_ref]
             feats, _ = ex.run(images)
             mu, sigma = gaussian_fit(feats)
             buf = io.BytesIO()
@@ -264,7 +265,7 @@ class Evaluator:
         """Make every asset the metrics need present, building the domain extractor and the
         reference statistics if missing. Returns the names that will be skipped (missing
         Inception weights with missing_assets="skip"); raises GenbenchError otherwise."""
-        from harness.metrics import features
+        from genbench.harness.metrics import features
 
         skipped = []
         for space in sorted({QUALITY_METRICS.get(n).space for n in names} - {"exact"}):
@@ -285,12 +286,12 @@ class Evaluator:
                  labels: torch.Tensor | None = None) -> list[dict[str, Any]]:
         """Result-row fields (metric, value, std, protocol columns) for each metric name."""
         rows = []
-        by_space: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        by_space: dict[str, MetricInput] = {}
         for name in names:
             spec = QUALITY_METRICS.get(name)
             base = {"metric": name, "n_samples": len(samples), "ref_split": None}
             if spec.space == "exact":  # points against the data set's law, no features
-                from harness import data as datasets
+                from genbench.harness import data as datasets
 
                 law = datasets.law(self.dataset)
                 out = spec.fn(MetricInput(samples.double().numpy(), None, None, None, law))
@@ -305,16 +306,17 @@ class Evaluator:
                     rows.append({**base, "value": float("nan"), "note": f"skipped: {err}"})
                     continue
                 raise
-            if spec.space not in by_space:
-                by_space[spec.space] = ex.run(samples)
-            feats, logits = by_space[spec.space]
+            if spec.space not in by_space:  # features once per space, shared by its metrics
+                feats, logits = ex.run(samples)
+                by_space[spec.space] = MetricInput(feats, ref, logits,
+                                                   None if labels is None else labels.numpy())
+            m = by_space[spec.space]
             need = MIN_SAMPLES.get(name.split("_")[0], 1)
-            if min(len(feats), ref.n) < need:
+            if min(len(m.feats), ref.n) < need:
                 out = {"value": float("nan"), "note": f"skipped: {name} needs at least {need} "
-                                                       f"samples, got {len(feats)} (ref {ref.n})"}
+                                                       f"samples, got {len(m.feats)} (ref {ref.n})"}
             else:
-                out = spec.fn(MetricInput(feats, ref, logits,
-                                          None if labels is None else labels.numpy()))
+                out = spec.fn(m)
             rows.append({**base, "n_ref": ref.n, "feature_extractor": ex.id,
                          "ref_split": ref.key, **out})
         return rows

@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.errors import GenbenchError
-from methods.training import check_adam
+from genbench.harness.errors import GenbenchError
+from genbench.methods.training import check_adam
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

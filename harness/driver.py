@@ -1,0 +1,259 @@
+"""The driver: a run around the Tune adapter (`genbench.harness.tune`). It refuses what cannot
+work before writing anything (an output directory of another study or in use, an unreachable
+cluster, a trial no node can hold), holds the directory's lock, reads the ledger, builds the
+metric assets, records the plan, has Tune run the trials with work left, then measures fits
+against each other (cross-seed evaluations) and says how the study stands; `calibrate` times
+each train cell for `genbench plan --calibrate`.
+
+Resuming uses genbench's own ledger (`genbench.harness.ledger`), not `Tuner.restore`: a rerun runs
+exactly the fits and sample-setting measurements that are missing or stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from genbench.harness.assets import assets_dir
+from genbench.harness.errors import GenbenchError, first_line
+from genbench.harness.cluster import check_shared, connect, requested_address
+from genbench.harness.provenance import git_sha, versions_json
+from genbench.harness.results import current_umask
+from genbench.harness.ledger import check_study, heal_plan, record_plan, scan
+from genbench.harness.rundir import OutputLock, RunDir
+from genbench.harness.packing import (cluster_nodes, effective, refuse_unplaceable, this_machine)
+from genbench.harness.storage import (Remote, has_checkpoint, is_uri, mirror, mirror_dir,
+                                      publishing, pull_checkpoints)
+from genbench.harness.plan import Plan, Trial
+from genbench.harness.rows import Env
+from genbench.harness.trial import TrialOutcome
+from genbench.harness.tune import ray_device, run_tune
+
+
+def prepare_metrics(plan: Plan, echo=print) -> None:
+    """Build or load, in the driver, every asset the plan's quality metrics need (domain
+    extractor, reference statistics), so trials only read them; fail early when one is missing
+    and the study does not allow skipping it."""
+    if not plan.metrics:
+        return
+    from genbench.harness.metrics.quality import Evaluator
+
+    skipped = Evaluator(plan.data, plan.resolution, ref_split=plan.ref_split,
+                        missing_assets=plan.missing_assets).prepare(plan.metrics, echo=echo)
+    if skipped:
+        echo(f"skipping {', '.join(skipped)}: Inception weights missing "
+             "(see `genbench assets`); rows record the reason")
+
+
+def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
+              echo=None) -> dict[str, dict[str, float]]:
+    """Time a short run of each train cell (`genbench.harness.calibrate.calibrate_trial`): on the cluster at
+    `address` as Ray tasks with the trial's resources, else here in this process. Returns the
+    timings by config hash; a cell whose calibration fails stops it, in one line."""
+    import torch
+
+    from genbench.harness.calibrate import calibrate_trial
+
+    firsts = plan.cells().values()
+    if address:
+        import ray
+
+        nodes = cluster_nodes()
+
+        def remote(plan_json: str, trial: dict, steps: int, n: int, env: dict) -> dict:
+            Env(**env).apply()
+            trial = Trial.from_dict(trial)
+            torch.set_num_threads(max(1, int(trial.resources.cpu)))
+            return calibrate_trial(Plan.from_json(plan_json), trial, ray_device(), steps, n)
+
+        env = dataclasses.asdict(trial_env())
+        refs = {t.config_hash: ray.remote(remote).options(
+            num_cpus=effective(t.resources, nodes).cpu, num_gpus=effective(t.resources, nodes).gpu,
+            max_retries=0).remote(plan.to_json(), dataclasses.asdict(t), steps, n, env)
+            for t in firsts}
+        timing, where = (lambda t: await_task(refs[t.config_hash], f"trial {t.trial_id}",
+                                              echo)), " on the cluster"
+    else:
+        def timing(t: Trial) -> dict[str, float]:
+            torch.set_num_threads(max(1, int(t.resources.cpu)))
+            use_gpu = t.resources.gpu > 0 and torch.cuda.is_available()
+            return calibrate_trial(plan, t, torch.device("cuda" if use_gpu else "cpu"), steps, n)
+        where = ""
+    out: dict[str, dict[str, float]] = {}
+    for t in firsts:
+        try:
+            out[t.config_hash] = timing(t)
+        except Exception as err:  # noqa: BLE001 - one line
+            cause = getattr(err, "cause", None) or err  # a Ray task's error carries the original
+            if isinstance(cause, GenbenchError) and not address:
+                raise cause from None
+            first = first_line(cause)
+            kind = "" if isinstance(cause, GenbenchError) else f"{type(cause).__name__}: "
+            raise GenbenchError(f"calibrating trial {t.trial_id} (arm {t.arm}) failed{where}: "
+                                f"{kind}{first}") from None
+        if echo:
+            echo(f"  calibrated {t.arm} {t.cell or '(base config)'}")
+    return out
+
+
+WAIT_NOTE_S = 60.0  # how often a calibration waiting for a node says so
+
+
+def await_task(ref, what: str, echo=None, every: float = WAIT_NOTE_S):
+    """`ray.get(ref)`, saying every `every` seconds that `what` has no result yet: on a busy
+    cluster a task may legitimately wait for a node with its resources (no timeout), and a
+    full-scale calibration may run for minutes, but never in silence."""
+    import time
+
+    import ray
+
+    start = time.monotonic()
+    while not ray.wait([ref], timeout=every)[0]:
+        if echo:
+            echo(f"  {what}: no result after {time.monotonic() - start:.0f} s (still running, or "
+                 "waiting for a node with its resources: `ray status` shows which; Ctrl-C stops)")
+    return ray.get(ref)
+
+
+def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
+              storage: str | None = None, echo=None, max_failures: int = 1,
+              reuse_workers: bool = False) -> list[TrialOutcome]:
+    """Run what the ledger says is missing of `plan` on Ray Tune; one outcome per trial run.
+    Refuses, before writing anything, a directory of another study or one in use, and an
+    address where no cluster answers (`--address` or `RAY_ADDRESS`). For a URI, its local
+    mirror (`genbench.harness.storage.mirror_dir`) holds everything the run wrote when this returns."""
+    echo = echo or (lambda line: print(line, flush=True))
+    uri = str(out_dir).rstrip("/") if is_uri(out_dir) else None
+    address = requested_address(address)
+    if uri:
+        Remote(uri)  # a URI pyarrow cannot open fails here, in one line
+    if storage and is_uri(storage):
+        Remote(storage, "--storage")
+    for path, what in ((None if uri else out_dir, "--out"),
+                       (None if not storage or is_uri(storage) else storage, "--storage")):
+        if path is not None and Path(path).exists() and not Path(path).is_dir():
+            raise GenbenchError(f"{what} {path} is a file; give a directory")
+    if address:
+        connect(address)  # one line within seconds when it cannot: before anything is written
+        check_shared(out_dir if uri else Path(out_dir).resolve(), "--out")
+        if storage:
+            check_shared(storage, "--storage")
+    # a trial no node can hold would wait forever: refused now, in one line
+    refuse_unplaceable(plan, cluster_nodes() if address else this_machine(),
+                       f"the cluster at {address}" if address else "this machine")
+    # trials chdir into their own directory: an absolute path, or the URI's local mirror,
+    # refreshed once this driver holds its lock (a second driver's refresh would remove what
+    # the first has only locally)
+    local = mirror_dir(Remote(uri).uri) if uri else Path(out_dir).resolve()
+    if not uri:
+        check_study(local, plan)
+    created = not local.exists()
+    lock = OutputLock(local)
+    lock.acquire(echo)
+    try:
+        if uri:
+            mirror(uri)  # (refuses a URI holding something else before copying it)
+            check_study(local, plan)
+        ledger = scan(local, plan, echo)
+        if any(w.units for w in ledger.work):
+            try:
+                prepare_metrics(plan, echo)  # may fail: before any row is written
+            except BaseException:
+                lock.release()
+                if created and not any(local.iterdir()):
+                    local.rmdir()
+                raise
+        echo(ledger.summary(plan))
+        if not ledger.work and not ledger.cross:
+            if any(local.iterdir()):  # nothing to run; a damaged or lost study.json heals
+                with publishing(local):
+                    heal_plan(local, plan, echo)
+            return []
+        with publishing(local):
+            record_plan(local, plan)
+        outcomes = (run_tune(plan, ledger.work, uri or str(local), address, storage, echo,
+                             max_failures, trial_env(reuse_workers)) if ledger.work else [])
+        if uri and ledger.work:
+            mirror(uri)  # what the trials pushed: the mirror is up to date from here on
+        with publishing(local):
+            _cross(plan, ledger.cross, local, echo)
+        return outcomes
+    finally:
+        lock.release()
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """Where every trial of a plan stands in an output directory."""
+
+    ok: list[str]
+    diverged: list[str]
+    failed: list[str]  # their last attempt raised (a status row says why)
+    missing: list[str]  # never ran, or interrupted
+    cross_missing: int = 0  # measurable cross-seed pairs still unmeasured (one failed)
+    settings_diverged: tuple[str, ...] = ()  # sample settings whose samples were not finite
+
+    @property
+    def complete(self) -> bool:
+        return not (self.diverged or self.failed or self.missing or self.cross_missing
+                    or self.settings_diverged)
+
+    def line(self) -> str:
+        return (f"{len(self.ok)} ok, {len(self.diverged)} diverged, {len(self.failed)} failed, "
+                f"{len(self.missing)} missing"
+                + (f", {self.cross_missing} cross-seed evaluations missing"
+                   if self.cross_missing else "")
+                + (f", {len(self.settings_diverged)} sample settings with non-finite samples"
+                   if self.settings_diverged else ""))
+
+
+def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
+    """The whole study's status in `out_dir`, whatever this run did."""
+    ledger = scan(Path(out_dir), plan, echo=lambda _: None)
+    left = {w.trial.trial_id for w in ledger.work}
+    failed = sorted(t for t in left if RunDir(out_dir).failed_file(t).is_file())
+    ids = [t.trial_id for t in plan.trials]
+    # pairs of two finished fits whose checkpoints exist: a pair one of them lacks (deleted to
+    # save disk) cannot be measured, and `_cross` says so; it must not fail every rerun
+    cross = sum(not {a.trial_id, b.trial_id} & left
+                and all(has_checkpoint(out_dir, f"{t.trial_id}.pt") for t in (a, b))
+                for a, b in ledger.cross)
+    return StudyStatus(ok=[t for t in ids if t not in left and t not in ledger.diverged],
+                       diverged=list(ledger.diverged), failed=failed,
+                       missing=sorted(left - set(failed)), cross_missing=cross,
+                       settings_diverged=tuple(ledger.settings_diverged))
+
+
+def trial_env(reuse_workers: bool = False) -> Env:
+    """What every trial of this run needs from the driver's process: code version, assets,
+    umask, data directory."""
+    data = os.environ.get("GENBENCH_DATA")
+    return Env(git_sha=git_sha(), versions_json=versions_json(),
+               assets_dir=str(assets_dir().resolve()), umask=current_umask(),
+               reuse_workers=reuse_workers, data_dir=str(Path(data).resolve()) if data else "")
+
+
+def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
+    """Cross-seed evaluations (`Method.cross_evaluate`), in the driver on its CPU once every
+    fit is done: small models judged on a few thousand images at most."""
+    if not pairs:
+        return
+    import torch
+
+    from genbench.harness.trial import execute_cross
+
+    env, done, failed = trial_env(), 0, 0
+    pull_checkpoints(out_dir, sorted({f"{t.trial_id}.pt" for pair in pairs for t in pair}))
+    for trial, partner in pairs:
+        try:
+            done += bool(execute_cross(plan, trial, partner, out_dir, env, torch.device("cpu")))
+        except Exception as err:  # noqa: BLE001 - one pair's error never stops the others
+            failed += 1
+            echo(f"  cross-seed evaluation {trial.trial_id} x {partner.trial_id} failed: "
+                 f"{type(err).__name__}: {first_line(err)} (the next run tries it again)")
+    lacking = len(pairs) - done - failed
+    echo(f"cross-seed evaluations: {done} of {len(pairs)} written"
+         + (f"; {failed} failed" if failed else "")
+         + (f"; {lacking} lack a fit (diverged or failed)" if lacking else ""))

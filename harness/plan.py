@@ -1,0 +1,178 @@
+"""The plan as pure data: what `genbench run` will do, serialisable to JSON (study.json,
+plans/<plan_id>.json, each Tune trial's config), with the keys that identify its work.
+
+A `Plan` holds the resolved trials (one fit: an arm's train cell at one seed, `Trial`) and
+sample settings (`SampleSetting`), the run-wide settings (data, resolution, metrics, task...)
+and the claims it tests. Its keys: a trial's `trial_id` (the ledger's key of a fit), a setting's
+`sampling_key` (with the fit's, the key of a sample setting's rows) and `cell_key` (what joins the
+seeds of one cell, and runs at different commits). Resolving a study into a plan is
+`genbench.harness.resolve`; declaring one is `genbench.harness.study`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from genbench.harness.config import canonical_json, config_hash
+from genbench.harness.tasks import get_task
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial asks Ray for; a GPU fraction shares a GPU but does not cap its memory."""
+
+    cpu: float = 1.0  # CPU cores per trial
+    gpu: float = 0.0  # GPUs per trial (0.25 packs four trials on one GPU); ignored without GPUs
+
+    def __str__(self) -> str:
+        return f"{self.cpu:g} CPU, {self.gpu:g} GPU"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One fit: an arm's train-grid cell at one seed."""
+
+    trial_id: str  # "<config hash>-s<seed>": the ledger's key of this fit
+    arm: str  # the study arm it belongs to
+    method: str  # registered method name
+    cell: dict[str, Any]  # the train-grid values of this cell
+    config: dict[str, Any]  # the full method config
+    config_hash: str  # hash of study, scale, arm, method, data, resolution, config and budget
+    seed: int
+    budget_steps: int  # optimiser steps (from budget_steps, or budget_kimg and batch_size)
+    resources: Resources = Resources()  # what Ray reserves for it (see Arm.resources)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Trial":
+        """The inverse of `dataclasses.asdict` (plans in JSON, Tune configs)."""
+        return cls(**{**d, "resources": Resources(**d.get("resources", {}))})
+
+
+@dataclass(frozen=True)
+class SampleSetting:
+    """One sampling of an arm's fitted models: a sample-grid cell."""
+
+    key: str  # file-name-safe label, e.g. "steps-50" ("default" for an empty grid)
+    arm: str  # the arm whose fits it samples
+    cell: dict[str, Any]  # the sample-grid values of this setting
+    knobs: dict[str, Any]  # the full knobs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A resolved study: everything a trial needs, serialisable to JSON (study.json)."""
+
+    study: str
+    scale: str
+    data: str
+    resolution: int  # side length the data is loaded (and metrics are computed) at
+    log_every: int
+    n_samples: int
+    metrics: tuple[str, ...]
+    ref_split: str
+    missing_assets: str
+    eval_every: int
+    eval_samples: int
+    task: str
+    mask: str
+    obs_noise: float
+    figures: bool
+    resources: Resources
+    trials: tuple[Trial, ...]
+    samples: tuple[SampleSetting, ...]
+    imports: tuple[str, ...] = ()  # what every worker imports before looking methods up
+    merged: tuple[str, ...] = ()  # cells, settings and seeds that resolved to the same work
+    claims: tuple[dict[str, Any], ...] = ()  # the claims it tests (`Claim.to_dict()`), checked
+    claims_left_out: tuple[str, ...] = ()  # the study's claims --set made inapplicable, and why
+    trial_timeout_s: float = 0.0  # a trial that runs longer stops with a `timeout` failure
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        d = json.loads(text)
+        d["resources"] = Resources(**d["resources"])
+        d["trials"] = tuple(Trial.from_dict(t) for t in d["trials"])
+        d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
+        for name in ("metrics", "imports", "merged", "claims", "claims_left_out"):
+            d[name] = tuple(d.get(name, ()))
+        return cls(**d)
+
+    def with_seeds(self, cells: set[tuple[str, str]], seeds: tuple[int, ...]) -> "Plan":
+        """This plan with `seeds` added to the train cells `cells` ((arm, canonical JSON of the
+        cell)): the trials of the seeds each cell lacks, after its own (`--until-decided`)."""
+        trials = list(self.trials)
+        have = {(t.arm, canonical_json(t.cell), t.seed) for t in trials}
+        for t in self.cells().values():
+            key = (t.arm, canonical_json(t.cell))
+            if key not in cells:
+                continue
+            for seed in seeds:
+                if (*key, seed) not in have:
+                    trials.append(dataclasses.replace(t, seed=seed,
+                                                      trial_id=f"{t.config_hash[:8]}-s{seed}"))
+                    have.add((*key, seed))
+        return dataclasses.replace(self, trials=tuple(trials))
+
+    @property
+    def plan_id(self) -> str:
+        """Hash of the whole plan: rows name the plan that wrote them (plans/<plan_id>.json)."""
+        return config_hash(self.to_json())
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([t.arm for t in self.trials]))
+
+    def cells(self) -> dict[str, Trial]:
+        """Each train cell (config hash) with its first trial, in plan order: what calibration
+        times, once per cell."""
+        out: dict[str, Trial] = {}
+        for t in self.trials:
+            out.setdefault(t.config_hash, t)
+        return out
+
+    def settings_for(self, trial: Trial) -> tuple[SampleSetting, ...]:
+        """The sample settings of the trial's arm."""
+        return tuple(s for s in self.samples if s.arm == trial.arm)
+
+    def measured(self) -> tuple[str, ...]:
+        """Every metric a sample setting must have rows for: cost, task and quality metrics."""
+        from genbench.harness.metrics import SETTING_COST_METRICS
+
+        return (*SETTING_COST_METRICS, *get_task(self.task).metrics, *self.metrics)
+
+    def sampling_key(self, trial: Trial, setting: SampleSetting) -> str:
+        """Ledger key of drawing `setting`'s samples from `trial`'s fit: everything that changes
+        the samples or how they are measured, except the metric list (see `genbench.harness.ledger`)."""
+        return config_hash({"fit": trial.trial_id, "knobs": setting.knobs,
+                            "n_samples": self.n_samples, "task": self.task, "mask": self.mask,
+                            "obs_noise": self.obs_noise, "ref_split": self.ref_split})
+
+    def cross_pairs(self) -> list[tuple[Trial, Trial]]:
+        """(trial, partner) pairs for methods with `cross_metrics`: within each train cell of
+        an arm, every seed is paired with the next seed (the last with the first), so each
+        fit is judged against one fit it never saw. Cells with one seed have no pair."""
+        from genbench.harness.method import get_method
+
+        groups: dict[str, list[Trial]] = {}
+        for t in self.trials:
+            if get_method(t.method).cross_metrics:
+                groups.setdefault(self.cell_key(t), []).append(t)
+        pairs = []
+        for trials in groups.values():
+            trials = sorted(trials, key=lambda t: t.seed)
+            if len(trials) > 1:
+                pairs += [(t, trials[(i + 1) % len(trials)]) for i, t in enumerate(trials)]
+        return pairs
+
+    def cell_key(self, trial: Trial, setting: SampleSetting | None = None) -> str:
+        """Stable key of a point of the study: study, scale, arm, method and the grid values of
+        the train cell and sample setting. Unlike the trial id it ignores the rest of the config
+        and the seed, so it joins the seeds of one cell and runs of different commits."""
+        return config_hash({"study": self.study, "scale": self.scale, "arm": trial.arm,
+                            "method": trial.method, "cell": trial.cell,
+                            "setting": None if setting is None else setting.cell})

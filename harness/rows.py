@@ -1,0 +1,134 @@
+"""Rows and their provenance: what every row of a trial records about how it was measured
+(`Env`: code version, package versions, assets; the device, node, plan and keys), one writer per
+trial (`Rows`), and the peak-memory counters behind `peak_mem_mb` and `sample_peak_mem_mb`
+(CUDA's allocator statistics, or the process's VmHWM reset before each phase on Linux).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genbench.harness.config import canonical_json
+from genbench.harness.results import (SCHEMA_VERSION, write_rows)
+from genbench.harness.metrics import higher_is_better
+from genbench.harness.plan import Plan, Trial
+
+
+@dataclass(frozen=True)
+class Env:
+    """Facts about the run that every row records."""
+
+    git_sha: str
+    versions_json: str
+    assets_dir: str  # absolute GENBENCH_ASSETS, so every node looks in the same place
+    umask: int = 0o022  # the driver's umask: files written by workers get the user's modes
+    reuse_workers: bool = False  # trials share worker processes (`genbench run --reuse-workers`)
+    data_dir: str = ""  # the driver's GENBENCH_DATA made absolute ("" = unset: each node's own)
+    run_id: str = ""  # this driver run (a trial that timed out in it is not started again in it)
+    heartbeat_s: float = 60.0  # a trial silent this long gets a progress line on the console
+
+    def apply(self) -> None:
+        """Point this process at the driver's assets and data (trials run in directories of
+        their own: relative paths would not reach them)."""
+        os.environ["GENBENCH_ASSETS"] = self.assets_dir
+        if self.data_dir:
+            os.environ["GENBENCH_DATA"] = self.data_dir
+
+
+class Rows:
+    """Result rows of one trial: every row carries the same provenance (schema v2)."""
+
+    def __init__(self, plan: Plan, trial: Trial, env: Env, device: torch.device):
+        from genbench.harness.provenance import device_name
+
+        self.plan, self.trial, self.env = plan, trial, env
+        self.per_step: int | None = None  # training examples per step, once the method is built
+        self.base = {"schema_version": SCHEMA_VERSION, "study": plan.study, "scale": plan.scale,
+                     "trial_id": trial.trial_id, "arm": trial.arm, "method": trial.method,
+                     "dataset": plan.data,
+                     "seed": trial.seed, "config_hash": trial.config_hash,
+                     "config_json": canonical_json({"config": trial.config,
+                                                    "budget_steps": trial.budget_steps,
+                                                    "data": plan.data,
+                                                    "resolution": plan.resolution,
+                                                    "cell": trial.cell}),
+                     "cell_json": canonical_json(trial.cell), "device": device_name(device),
+                     "git_sha": env.git_sha, "versions_json": env.versions_json,
+                     "node": os.environ.get("GENBENCH_NODE") or socket.gethostname(),
+                     "plan_id": plan.plan_id}
+        self.count = 0
+
+    def of(self, method: Any) -> "Rows":
+        """These rows are about `method` (built once per trial): the examples one of its
+        optimiser steps sees, as it declares them (`Method.images_per_step`)."""
+        self.per_step = method.images_per_step(method.config)
+        return self
+        self.note = ""
+
+    def write(self, path: Path, rows: list[dict[str, Any]]) -> None:
+        now = datetime.now(timezone.utc)
+        write_rows(path, [{**self.base, "created_at": now,
+                           "higher_is_better": higher_is_better(r["metric"]), **r} for r in rows])
+        self.count += len(rows)
+
+    def fit_row(self, metric: str, value: float, steps: int, **extra: Any) -> dict[str, Any]:
+        return {"metric": metric, "value": float(value), "sample_json": "{}",
+                "cell_key": self.plan.cell_key(self.trial), "run_key": self.trial.trial_id,
+                "train_steps": steps, "images_seen": steps * self.per_step if self.per_step else None,
+                **extra}
+
+
+# Linux keeps a process's peak RSS (VmHWM) and resets it when "5" is written to clear_refs, so
+# a trial in a reused worker process measures its own peak, not an earlier trial's
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+_STATUS = Path("/proc/self/status")
+
+
+def reset_peak_mem(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        pass
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def peak_mem_protocol(device: torch.device, around: str, env: Env) -> str:
+    if device.type == "cuda":
+        return f"torch.cuda.max_memory_allocated during {around}"
+    shared = "; the worker process ran earlier trials too, whose retained memory counts" \
+        if env.reuse_workers else ""
+    if _vm_hwm_mb() is not None and _CLEAR_REFS.exists():
+        return f"peak RSS of the trial process during {around} (VmHWM reset before; imports included{shared})"
+    return f"ru_maxrss of the trial process (imports and earlier work included{shared})"
+
+
+def peak_mem_mb(device: torch.device, reserved: bool = False) -> float:
+    """Peak since the last reset: on CUDA what tensors took (or, `reserved`, what the caching
+    allocator held: what other processes cannot have); on the CPU the resident set."""
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_reserved if reserved else torch.cuda.max_memory_allocated
+        return peak(device) / 2**20
+    hwm = _vm_hwm_mb() if _CLEAR_REFS.exists() else None
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
