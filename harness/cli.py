@@ -251,11 +251,9 @@ def cmd_run(args) -> int:
 
 def _write_run_report(local: Path, out: str, quiet: bool = False) -> None:
     """Refresh the run's report page (at its URI too, for a mirror) and say where it is."""
-    from genbench.reports import write_report
-
-    from genbench.harness.storage import is_uri, publishing
-
     from genbench.harness.rundir import RunDir
+    from genbench.harness.storage import is_uri, publishing
+    from genbench.reports import write_report
 
     if not RunDir(local).is_run():
         return

@@ -95,8 +95,9 @@ class Run:
         for ref in self.plan.get("imports", []):
             if ref.startswith("path:"):
                 return ref.removeprefix("path:")
-            if ref.startswith("studies."):
-                return ref.removeprefix("studies.")
+            for shipped in ("genbench.studies.", "studies."):  # (the second: runs before 0.1's
+                if ref.startswith(shipped):                      # one namespace)
+                    return ref.removeprefix(shipped)
         return self.plan.get("study", "STUDY")
 
 

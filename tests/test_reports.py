@@ -294,3 +294,19 @@ def test_the_interval_is_students_t_and_absent_where_the_mean_is_not_finite():
     assert ci95(v) == pytest.approx(stats.t.ppf(0.975, 2) * v.std(ddof=1) / 3 ** 0.5)
     assert ci95(np.array([1.0, np.nan, 2.0, 4.0])) == ci95(v)  # NaN left out, as pandas' mean does
     assert np.isnan(ci95(np.array([1.0]))) and np.isnan(ci95(np.array([1.0, np.inf, 2.0])))
+
+
+def test_the_rerun_command_names_the_study_as_the_command_line_does(tmp_path):
+    """A shipped study by name (as runs record it now, and as runs before the one namespace
+    did), a study file by its path, else the plan's study name."""
+    import pandas as pd
+
+    from genbench.reports.tables import Run
+
+    def ref(plan):
+        return Run(0, tmp_path, pd.DataFrame(), pd.DataFrame(), plan).study_ref()
+
+    assert ref({"imports": ["genbench.studies.cm_steps"], "study": "x"}) == "cm_steps"
+    assert ref({"imports": ["studies.cm_steps"], "study": "x"}) == "cm_steps"
+    assert ref({"imports": ["my_lab.methods", "path:/abs/mine.py"], "study": "x"}) == "/abs/mine.py"
+    assert ref({"imports": ["my_lab.methods"], "study": "mine"}) == "mine"
