@@ -23,7 +23,7 @@ from genbench.harness.provenance import git_sha, versions_json
 from genbench.harness.results import current_umask
 from genbench.harness.ledger import check_study, heal_plan, record_plan, scan
 from genbench.harness.rundir import OutputLock, RunDir
-from genbench.harness.packing import (cluster_nodes, effective, refuse_unplaceable, this_machine)
+from genbench.harness.packing import cluster_nodes, effective, refuse_unplaceable, this_machine
 from genbench.harness.storage import (Remote, has_checkpoint, is_uri, mirror, mirror_dir,
                                       publishing, pull_checkpoints)
 from genbench.harness.plan import Plan, Trial

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from genbench.harness.config import canonical_json
-from genbench.harness.results import (SCHEMA_VERSION, write_rows)
+from genbench.harness.results import SCHEMA_VERSION, write_rows
 from genbench.harness.metrics import higher_is_better
 from genbench.harness.plan import Plan, Trial
 

@@ -23,7 +23,7 @@ from genbench.harness.config import build_config, canonical_json
 from genbench.harness.errors import DivergedError, GenbenchError, first_line
 from genbench.harness.method import Budget, Method, Observation, get_method
 from genbench.harness.ledger import Unit, Work
-from genbench.harness.results import (atomic_write_bytes, write_curve)
+from genbench.harness.results import atomic_write_bytes, write_curve
 from genbench.harness.rundir import RunDir
 from genbench.harness.seeding import seed_everything
 from genbench.harness.registry import import_code

@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
         if not tiers:
             item.add_marker(pytest.mark.unit)
-        elif len(tiers) > 1 and tiers != ["e2e", "system"]:
+        elif len(tiers) > 1:
             raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(tiers)}: one tier")
 
 
