@@ -53,7 +53,7 @@ class DatasetInfo:
 
 def data_dir() -> Path:
     """Where torchvision data sets live: `$GENBENCH_DATA`, default ~/.cache/genbench/data
-    (a relative `$GENBENCH_DATA` is made absolute for the trials: `runner.Env.data_dir`)."""
+    (a relative `$GENBENCH_DATA` is made absolute for the trials: `rows.Env.data_dir`)."""
     return Path(os.environ.get("GENBENCH_DATA", Path.home() / ".cache" / "genbench" / "data"))
 
 

@@ -33,7 +33,7 @@ changes sampling, so a sample grid never retrains). The contract:
   retried from its last checkpoint with the same result as an uninterrupted run.
 - `cross_metrics` / `cross_evaluate(other, real, seed=)`: metrics of a fitted model measured
   against another fit of the same cell (another seed), such as a GAN's discriminator judging a
-  generator it never trained against. The runner pairs each seed with the next one after the
+  generator it never trained against. The driver pairs each seed with the next one after the
   trials end.
 """
 

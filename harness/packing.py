@@ -133,7 +133,7 @@ def memory_risks(cells: dict, nodes: list[Node], timed: dict[str, dict[str, floa
     """Calibrated cells whose trials would share a GPU (a fraction `gpu` < 1: floor(1/gpu) of
     them on one GPU) without room: their peaks (memory the allocator reserved over fit,
     sampling and metrics) plus a CUDA context each add up to more than 90 % of its memory.
-    `cells` is `Plan.cells()`, `timed` `runner.calibrate`'s result (peak_mem_mb, device_mem_mb),
+    `cells` is `Plan.cells()`, `timed` `driver.calibrate`'s result (peak_mem_mb, device_mem_mb),
     both by config hash."""
     out = []
     for h, c in timed.items():
