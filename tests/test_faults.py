@@ -462,11 +462,14 @@ def test_a_killed_worker_is_one_genbench_line_and_the_retry_finishes(tmp_path):
         lines.append(line)
         if line.lstrip().startswith("started"):
             break
-    time.sleep(3)  # training
     session = str(next(iter(set(Path("/tmp/ray").glob("session_2*")) - before)))
-    procs = _processes()
-    workers = [p for p in session_processes(session) if "ImplicitFunc" in procs.get(p, (0, ""))[1]]
-    assert workers, "no trial worker found"
+    workers, deadline = [], time.monotonic() + 60
+    while not workers and time.monotonic() < deadline:  # the actor names itself once it runs
+        time.sleep(1)                                    # the trial: seconds after "started"
+        procs = _processes()
+        workers = [p for p in session_processes(session) if "ImplicitFunc" in procs.get(p, (0, ""))[1]]
+    assert workers, "no trial worker found within 60 s of its start"
+    time.sleep(2)  # training
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
     out_text, err = driver.communicate(timeout=300)
