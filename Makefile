@@ -15,19 +15,18 @@ $(VENV)/.installed: pyproject.toml
 quickstart: $(VENV)/.installed
 	$(VENV)/bin/genbench run quickstart --until-decided --max-seeds 3
 
-# every tier (what CI runs): ruff; the unit tier on both cores; the end-to-end tier in one
-# process (its Ray trials already use both cores: two pytest workers made it slower, 751 s
-# against 678 s); then the system tier, alone, since it kills processes, starts Ray nodes and
+# every tier (what CI runs): ruff; the unit and end-to-end tiers on both cores (studies run in
+# the test process, `--in-process`; the tests of Ray itself share one pytest worker and one Ray
+# instance); then the system tier, alone, since it kills processes, starts Ray nodes and
 # times benchmarks
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -m unit -n 2
-	$(PY) -m pytest -m e2e
+	$(PY) -m pytest -m "unit or e2e" -n 2 --dist loadgroup
 	$(PY) -m pytest -m "system and not slow"
 
 # the inner loop: the unit tier (no Ray cluster), about 2 minutes on 2 cores
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -m unit -n 2
+	$(PY) -m pytest -m unit -n 2 --dist loadgroup
 
 # the performance benchmarks (docs/performance.md); each prints its figures and ratios
 bench: $(VENV)/.installed

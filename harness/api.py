@@ -48,10 +48,11 @@ def plan(study: str | Path | Study, *, scale: str = "smoke",
 def run(study: str | Path | Study, *, scale: str = "smoke",
         sets: dict[str, Any] | list[str] | None = None, out: str | Path | None = None,
         claims: tuple[str, ...] = (), address: str | None = None, max_failures: int = 1,
-        reuse_workers: bool = False, echo=None):
+        reuse_workers: bool = False, in_process: bool = False, echo=None):
     """Run what is missing of `plan(study, scale=..., sets=..., claims=...)` into `out`
     (default `results/<study>/<scale>`; a URI works too) on Ray Tune, on this machine or the
-    cluster at `address`, and return the current rows (`load(out)`). Trials that fail are
+    cluster at `address` (or, `in_process`, here without Ray, one trial after another), and
+    return the current rows (`load(out)`). Trials that fail are
     rows with status metrics, as on the command line; a Study object's methods must be
     installed or named in its `imports` (workers import them by name)."""
     from genbench.harness.driver import run_study
@@ -60,7 +61,7 @@ def run(study: str | Path | Study, *, scale: str = "smoke",
     p = plan(study, scale=scale, sets=sets, claims=claims)
     target = str(out) if out is not None else str(Path("results") / p.study / p.scale)
     run_study(p, target, address=address, max_failures=max_failures,
-              reuse_workers=reuse_workers, echo=echo)
+              reuse_workers=reuse_workers, in_process=in_process, echo=echo)
     return load(mirror_dir(target) if is_uri(target) else target)
 
 

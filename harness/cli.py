@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reuse-workers", action="store_true",
                      help="run trials in shared worker processes (saves about 4 s of process "
                           "start per trial; CPU memory rows then include earlier trials')")
+    run.add_argument("--in-process", action="store_true",
+                     help="run the trials one after another in this process, without Ray: for "
+                          "a debugger (breakpoint() stops here), a profiler or a quick look; "
+                          "same rows, no parallelism")
     run.add_argument("--max-failures", type=int, default=1, metavar="N",
                      help="retry a trial that raises up to N times (default 1)")
     run.add_argument("--trial-timeout", metavar="DURATION", type=_duration,
@@ -213,7 +217,8 @@ def cmd_run(args) -> int:
     while True:
         try:
             outcomes = run_study(plan, out, address=args.address, storage=args.storage,
-                                 max_failures=args.max_failures, reuse_workers=args.reuse_workers)
+                                 max_failures=args.max_failures, reuse_workers=args.reuse_workers,
+                                 in_process=args.in_process)
         except KeyboardInterrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the report is quick: let it finish
             signal.signal(signal.SIGTERM, signal.SIG_IGN)

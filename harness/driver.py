@@ -29,6 +29,7 @@ from genbench.harness.storage import (Remote, has_checkpoint, is_uri, mirror, mi
 from genbench.harness.plan import Plan, Trial
 from genbench.harness.rows import Env
 from genbench.harness.trial import TrialOutcome
+from genbench.harness.inprocess import run_inprocess
 from genbench.harness.tune import ray_device, run_tune
 
 
@@ -119,14 +120,18 @@ def await_task(ref, what: str, echo=None, every: float = WAIT_NOTE_S):
 
 def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
               storage: str | None = None, echo=None, max_failures: int = 1,
-              reuse_workers: bool = False) -> list[TrialOutcome]:
-    """Run what the ledger says is missing of `plan` on Ray Tune; one outcome per trial run.
+              reuse_workers: bool = False, in_process: bool = False) -> list[TrialOutcome]:
+    """Run what the ledger says is missing of `plan` on Ray Tune (or, `in_process`, here, one
+    trial after another: `genbench.harness.inprocess`); one outcome per trial run.
     Refuses, before writing anything, a directory of another study or one in use, and an
     address where no cluster answers (`--address` or `RAY_ADDRESS`). For a URI, its local
     mirror (`genbench.harness.storage.mirror_dir`) holds everything the run wrote when this returns."""
     echo = echo or (lambda line: print(line, flush=True))
     uri = str(out_dir).rstrip("/") if is_uri(out_dir) else None
     address = requested_address(address)
+    if in_process and address:
+        raise GenbenchError(f"--in-process runs the trials here, without Ray: it cannot join the "
+                            f"cluster at {address} (unset RAY_ADDRESS, or drop --in-process)")
     if uri:
         Remote(uri)  # a URI pyarrow cannot open fails here, in one line
     if storage and is_uri(storage):
@@ -173,8 +178,17 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
             return []
         with publishing(local):
             record_plan(local, plan)
-        outcomes = (run_tune(plan, ledger.work, uri or str(local), address, storage, echo,
-                             max_failures, trial_env(reuse_workers)) if ledger.work else [])
+        # seed-major: seed 0 of every cell before any seed 1, so an interrupted study is
+        # balanced across its cells
+        work = sorted(ledger.work, key=lambda w: w.trial.seed)
+        if not work:
+            outcomes = []
+        elif in_process:
+            outcomes = run_inprocess(plan, work, uri or str(local), echo, max_failures,
+                                     trial_env())
+        else:
+            outcomes = run_tune(plan, work, uri or str(local), address, storage, echo,
+                                max_failures, trial_env(reuse_workers))
         if uri and ledger.work:
             mirror(uri)  # what the trials pushed: the mirror is up to date from here on
         with publishing(local):

@@ -153,10 +153,14 @@ class RunDir:
         return uri.rstrip("/") + ("" if rel == Path(".") else f"/{rel.as_posix()}")
 
     def quarantine(self, path: Path) -> Path:
-        """Move an unreadable results file out of results/ (whose readers it would break)."""
+        """Move an unreadable file out of results/ or checkpoints/ (whose readers it would
+        break) to quarantine/<UTC time>-<name>, never over an earlier one of the same name."""
         self.quarantine_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        dest = self.quarantine_dir / f"{stamp}-{path.name}"
+        dest, n = self.quarantine_dir / f"{stamp}-{path.name}", 1
+        while dest.exists():  # the same file damaged twice within a second
+            n += 1
+            dest = self.quarantine_dir / f"{stamp}.{n}-{path.name}"
         shutil.move(str(path), dest)
         return dest
 

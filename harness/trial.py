@@ -2,8 +2,8 @@
 train-grid cell (or load the fit's checkpoint), then draw each sample setting still to measure
 from the same fitted model and the same initial noise, measure cost, task and quality metrics,
 and write rows, curve, sample grids and checkpoint atomically; and, once every seed is fitted,
-measure fits against each other (`execute_cross`). `genbench.harness.tune` wraps this for Ray Tune;
-tests call it directly.
+measure fits against each other (`execute_cross`). `attempt_trial` adds retries and the trial timeout;
+`genbench.harness.tune` runs it in Ray Tune, `genbench.harness.inprocess` here; tests call it directly.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from genbench.harness import data as datasets
 from genbench.harness.config import build_config, canonical_json
 from genbench.harness.errors import DivergedError, GenbenchError, first_line
 from genbench.harness.method import Budget, Method, Observation, get_method
-from genbench.harness.ledger import Unit, Work
+from genbench.harness.ledger import Unit, Work, scan
 from genbench.harness.results import atomic_write_bytes, write_curve
+from genbench.harness.progress import duration_text
 from genbench.harness.rundir import RunDir
 from genbench.harness.seeding import seed_everything
 from genbench.harness.registry import import_code
@@ -132,6 +133,91 @@ def record_failure(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: to
                [{**rows.fit_row("failed", attempts, 0, protocol=kind,
                                 note=f"{kind}: {message}; traceback: {trace_path}")}])
     return TrialOutcome(trial.trial_id, kind, f"{message} (traceback: {trace_path})", rows.count)
+
+
+def work_left(plan: Plan, trial: Trial, out_dir: Path) -> Work | None:
+    """The ledger's work for `trial` in `out_dir`, from its own files alone; None when done."""
+    left = scan(out_dir, plan, echo=lambda _: None, only=trial.trial_id).work
+    return left[0] if left else None
+
+
+def attempt_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: torch.device, *,
+                  max_failures: int = 1, sync: Callable[[], None] = lambda: None,
+                  progress: Callable[[dict[str, Any]], None] = lambda info: None,
+                  stuck: Callable[[], None] | None = None) -> TrialOutcome:
+    """Do what is still missing of `trial` in `out_dir` (all the driver planned, or less where
+    an earlier attempt, this process's or a dead one's, finished some of it), retrying up to
+    `max_failures` times what is left. A failure is recorded (status row, traceback file) and
+    returned, never raised. Past the plan's `trial_timeout_s` the trial stops with a `timeout`
+    failure, never retried; `stuck()` is called if it is still running `Watchdog.GRACE_S` later
+    (stuck in C code: the Tune adapter ends its worker process)."""
+    import traceback
+
+    watchdog = Watchdog(plan.trial_timeout_s, stuck)
+    try:
+        for attempt in range(1, max_failures + 2):
+            work = work_left(plan, trial, out_dir)
+            if work is None:
+                return TrialOutcome(trial.trial_id, "ok", "", 0)
+            try:
+                return execute_trial(plan, work, out_dir, env, device, sync, progress)
+            except TrialTimeout:  # never retried: it would only time out again
+                watchdog.cancel()
+                why = TrialTimeout(f"ran past the trial timeout of "
+                                   f"{duration_text(plan.trial_timeout_s)}")
+                return recorded(plan, trial, out_dir, env, device, why, attempt,
+                                traceback.format_exc())
+            except Exception as err:  # noqa: BLE001 - recorded with its traceback
+                if attempt > max_failures:
+                    return recorded(plan, trial, out_dir, env, device, err, attempt,
+                                    traceback.format_exc())
+        raise AssertionError("unreachable: the last attempt returns")
+    finally:
+        watchdog.cancel()
+
+
+def recorded(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: torch.device,
+             err: BaseException, attempts: int, trace: str) -> TrialOutcome:
+    """`record_failure`, or, when even that cannot be written (a full disk, a vanished
+    directory), an outcome that says both: never an exception (Tune would print its own long
+    traceback)."""
+    try:
+        return record_failure(plan, trial, out_dir, env, device, err, attempts, trace)
+    except OSError as also:
+        return TrialOutcome(trial.trial_id, classify(err),
+                            f"{type(err).__name__}: {first_line(err)}; not recorded either: "
+                            f"{also.strerror or also}: {also.filename or out_dir}", 0)
+
+
+class Watchdog:
+    """Raises TrialTimeout in the thread that made it once `seconds` have passed (between two
+    Python bytecodes: a step in C finishes first); calls `stuck()` if the trial is still running
+    `GRACE_S` later. 0 seconds: no watchdog."""
+
+    GRACE_S = 30.0
+
+    def __init__(self, seconds: float, stuck: Callable[[], None] | None = None):
+        import ctypes
+        import threading
+
+        self.done = threading.Event()
+        if not seconds:
+            return
+        target = threading.get_ident()
+
+        def watch() -> None:
+            if self.done.wait(seconds):
+                return
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target),
+                                                       ctypes.py_object(TrialTimeout))
+            if self.done.wait(self.GRACE_S) or stuck is None:
+                return
+            stuck()
+
+        threading.Thread(target=watch, name="genbench-trial-timeout", daemon=True).start()
+
+    def cancel(self) -> None:
+        self.done.set()
 
 
 def execute_cross(plan: Plan, trial: Trial, partner: Trial, out_dir: Path, env: Env,

@@ -1,9 +1,10 @@
 """The Ray Tune adapter, the only module that imports Ray Tune (after Ray Tune's
 `tune_basic_example.py` and `mnist_pytorch.py`): one Tune trial per train-grid cell and seed with
 work left, `tune.with_resources` with fractional GPUs, `grid_search` over those trials, a
-progress callback that prints one line per event, and the function each Tune trial runs
-(`run_trial`): a watchdog for `--trial-timeout`, heartbeats, retries from checkpoints, and
-everything else in `genbench.harness.trial.execute_trial`, plain Python.
+progress callback that tells `genbench.harness.progress` of each event, and the function each
+Tune trial runs (`run_trial`): heartbeats to the driver and the hard stop of a trial stuck past
+its timeout, around `genbench.harness.trial.attempt_trial` (retries, the timeout, failures
+recorded), plain Python. `genbench.harness.inprocess` runs the same trials without Ray.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import os
 import uuid
 from pathlib import Path
 
-from genbench.harness.errors import first_line
 from genbench.harness.cluster import connect
-from genbench.harness.ledger import Work, scan
-from genbench.harness.rundir import RunDir
+from genbench.harness.ledger import Work
 from genbench.harness.packing import cluster_nodes, effective, simulate
-from genbench.harness.storage import Stage
 from genbench.harness.plan import Plan, Trial
+from genbench.harness.progress import Progress, duration_text, heartbeat_seconds
 from genbench.harness.rows import Env
-from genbench.harness.trial import TrialOutcome
+from genbench.harness.rundir import RunDir
+from genbench.harness.storage import Stage
+from genbench.harness.trial import TrialOutcome, attempt_trial, recorded
 
 
 def ray_device():
@@ -36,22 +37,18 @@ def ray_device():
 
 def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
               max_failures: int = 1) -> None:
-    """The Tune trainable: `config["cell"]` holds one trial of the plan; do what the ledger
-    says is still missing from its files (so a trial Tune restarts after its process died
-    does not redo finished work), retrying up to `max_failures` times what is still
-    missing, and report. A failure is recorded (status row, traceback file) and reported as
-    a result, never raised: Tune prints nothing and the other trials go on. Along the way it
-    reports where it is (a heartbeat, at most every `heartbeat_s / 2`), and past the plan's
-    `trial_timeout_s` it stops with a `timeout` failure."""
+    """The Tune trainable: `config["cell"]` holds one trial of the plan, done by
+    `genbench.harness.trial.attempt_trial` (what is left of it, retried, recorded when it fails:
+    Tune prints nothing and the other trials go on), and reported. Along the way it reports
+    where it is (a heartbeat, at most every `heartbeat_s / 2`); a trial still running past its
+    timeout's grace (stuck in C) has its worker ended, after a marker tells the trial Tune starts
+    again to stay stopped."""
     import socket
     import time
-    import traceback
 
     import ray
     import torch
     from ray import tune
-
-    from genbench.harness.trial import TrialTimeout, execute_trial
 
     plan = Plan.from_json(plan_json)
     trial = Trial.from_dict(config["cell"]["trial"])
@@ -76,52 +73,21 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
             last[0] = now
             tune.report({"heartbeat": json.dumps(info)})
 
-    watchdog = _Watchdog(plan.trial_timeout_s, marker, run_env.run_id)
+    def stuck() -> None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(run_env.run_id)
+        os._exit(1)  # Tune sees the worker die and starts the trial again: it stays stopped
+
     try:
-        for attempt in range(1, max_failures + 2):
-            # what is left: all the driver planned, or less where an attempt (this process's,
-            # or one Tune restarts after its process died) finished some of it
-            work = work_left(plan, trial, stage.path)
-            if work is None:
-                outcome = TrialOutcome(trial.trial_id, "ok", "", 0)
-                break
-            try:
-                outcome = execute_trial(plan, work, stage.path, run_env, device, stage.sync,
-                                        heartbeat)
-                break
-            except TrialTimeout:  # never retried: it would only time out again
-                watchdog.cancel()
-                why = TrialTimeout(f"ran past the trial timeout of "
-                                   f"{duration_text(plan.trial_timeout_s)}")
-                outcome = _recorded(plan, trial, stage.path, run_env, device, why, attempt,
-                                    traceback.format_exc())
-                break
-            except Exception as err:  # noqa: BLE001 - recorded with its traceback
-                if attempt > max_failures:
-                    outcome = _recorded(plan, trial, stage.path, run_env, device, err, attempt,
-                                        traceback.format_exc())
-                    break
+        outcome = attempt_trial(plan, trial, stage.path, run_env, device,
+                                max_failures=max_failures, sync=stage.sync, progress=heartbeat,
+                                stuck=stuck)
     finally:
-        watchdog.cancel()
         try:
             stage.finish()
         except OSError as err:  # (a full disk at a URI's stage): said in the result, not raised
             outcome = TrialOutcome(trial.trial_id, "error", f"could not finish writing: {err}", 0)
     tune.report({"status": outcome.status, "rows": outcome.n_rows, "message": outcome.message})
-
-
-def _recorded(plan, trial, out_dir, env, device, err, attempts, trace):
-    """`record_failure`, or, when even that cannot be written (a full disk, a vanished
-    directory), an outcome that says both: never an exception, which Tune would print as a
-    long traceback of its own."""
-    from genbench.harness.trial import classify, record_failure
-
-    try:
-        return record_failure(plan, trial, out_dir, env, device, err, attempts, trace)
-    except OSError as also:
-        return TrialOutcome(trial.trial_id, classify(err),
-                            f"{type(err).__name__}: {first_line(err)}; not recorded either: "
-                            f"{also.strerror or also}: {also.filename or out_dir}", 0)
 
 
 def _read(path: Path) -> str:
@@ -131,152 +97,51 @@ def _read(path: Path) -> str:
         return ""
 
 
-class _Watchdog:
-    """Raises TrialTimeout in the thread that made it once `seconds` have passed (between two
-    Python bytecodes: a step in C finishes first). A trial still running `GRACE_S` later (stuck
-    in C) has its worker process ended, after a marker tells the restarted trial to stay
-    stopped."""
-
-    GRACE_S = 30.0
-
-    def __init__(self, seconds: float, marker: Path, run_id: str):
-        import ctypes
-        import threading
-
-        self.done = threading.Event()
-        if not seconds:
-            return
-        target = threading.get_ident()
-
-        def watch() -> None:
-            if self.done.wait(seconds):
-                return
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target),
-                                                       ctypes.py_object(_timeout_class()))
-            if self.done.wait(self.GRACE_S):
-                return
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(run_id)
-            os._exit(1)  # Tune sees the worker die and starts the trial again: it stays stopped
-
-        threading.Thread(target=watch, name="genbench-trial-timeout", daemon=True).start()
-
-    def cancel(self) -> None:
-        self.done.set()
-
-
-def _timeout_class():
-    from genbench.harness.trial import TrialTimeout
-
-    return TrialTimeout
-
-
-def work_left(plan: Plan, trial: Trial, out_dir: Path) -> Work | None:
-    """The ledger's work for `trial` in `out_dir`, from its own files alone; None when done."""
-    left = scan(out_dir, plan, echo=lambda _: None, only=trial.trial_id).work
-    return left[0] if left else None
-
-
 def _trial_id(trial) -> str:
     return trial.config["cell"]["trial"]["trial_id"]
 
 
-def _where(info: dict | None) -> str:
-    """A trial's last heartbeat as a console line."""
-    if not info:
-        return "still running (no progress reported yet)"
-    if info.get("phase") == "fit":
-        losses = ", ".join(f"{k} {v:.4g}" for k, v in info.items()
-                           if k not in ("phase", "step", "steps", "wall_s"))
-        return (f"still training: step {info['step']}/{info['steps']}"
-                + (f", {losses}" if losses else "") + f" ({duration_text(info.get('wall_s', 0))} in)")
-    return f"still sampling: setting {info.get('setting')} ({info.get('done', 0) + 1} of {info.get('of', '?')})"
-
-
-def heartbeat_seconds() -> float:
-    """How long a trial may be silent before the console says where it is (GENBENCH_HEARTBEAT_S,
-    default 60)."""
-    try:
-        return max(0.5, float(os.environ.get("GENBENCH_HEARTBEAT_S", "60")))
-    except ValueError:
-        return 60.0
-
-
-def duration_text(seconds: float) -> str:
-    """A duration as people say it: 42s, 17 min, 3.5 h."""
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: float = 60.0):
-    """A Tune callback printing one line as each trial starts and ends, the ending line with
-    how many are done, running and pending and an estimate of the time left (Tune itself is
-    silenced, so logs stay readable with hundreds of trials)."""
-    import time
-
+    """A Tune callback that tells `genbench.harness.progress.Progress` of each trial's start,
+    heartbeat, end and restart (Tune itself is silenced, so logs stay readable with hundreds of
+    trials)."""
     from ray import tune
 
-    class Progress(tune.Callback):
+    class Callback(tune.Callback):
         def __init__(self):
-            self.ended, self.running, self.start = set(), set(), time.monotonic()
-            self.restarts: dict[str, int] = {}
-            self.said: dict[str, float] = {}  # when the console last heard of each trial
-            self.where: dict[str, dict] = {}  # each trial's last heartbeat
+            self.progress = Progress(total, echo, max_failures, heartbeat_s)
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self.running.add(_trial_id(trial))
-            self.said[_trial_id(trial)] = time.monotonic()
-            echo(f"  started  {_trial_id(trial)}  {trial.config['cell']['trial']['cell'] or ''}")
+            self.progress.started(_trial_id(trial), trial.config["cell"]["trial"]["cell"])
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            if "heartbeat" in result:  # where the trial is; said only after a silence
-                self.where[_trial_id(trial)] = json.loads(result["heartbeat"])
+            if "heartbeat" in result:
+                self.progress.heard(_trial_id(trial), json.loads(result["heartbeat"]))
 
         def on_step_end(self, iteration, trials, **info):
-            now = time.monotonic()
-            for tid in sorted(self.running):
-                if now - self.said.get(tid, now) >= heartbeat_s:
-                    self.said[tid] = now
-                    echo(f"  {tid}: {_where(self.where.get(tid))}")
-
-        def _end(self, trial, status: str, message: str) -> None:
-            tid = _trial_id(trial)
-            self.running.discard(tid)
-            self.ended.add(tid)  # (a set: a trial Tune reports twice is counted once)
-            done, left = len(self.ended), max(0, total - len(self.ended))
-            pending = max(0, left - len(self.running))
-            elapsed = time.monotonic() - self.start
-            eta = elapsed / done * left if done else 0.0
-            extra = f": {message}" if message else ""
-            echo(f"  [{done}/{total}] {tid} {status}{extra} | "
-                 f"{len(self.running)} running, {pending} pending, ~{duration_text(eta)} left")
+            self.progress.tick()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             res = trial.last_result or {}
-            self._end(trial, res.get("status", "?"), res.get("message", ""))
+            self.progress.finished(_trial_id(trial), res.get("status", "?"), res.get("message", ""))
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            # the worker process died (killed, out of memory, a lost node); Tune starts it
-            # again and the trial resumes from its own files. Ray's own lines stay off the
-            # console (log_to_driver=False): one line here
-            tid = _trial_id(trial)
-            self.running.discard(tid)
-            self.restarts[tid] = self.restarts.get(tid, 0) + 1
-            echo(f"  {tid}: its worker died; retrying {self.restarts[tid]}/{max_failures}")
+            # Tune starts it again and the trial resumes from its own files; Ray's own lines
+            # stay off the console (log_to_driver=False)
+            self.progress.restarted(_trial_id(trial))
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self._end(trial, "error", "its worker died every attempt (see the failed row)")
+            self.progress.finished(_trial_id(trial), "error",
+                                   "its worker died every attempt (see the failed row)")
 
-    return Progress()
+    return Callback()
 
 
 def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
              storage: str | None, echo, max_failures: int, env: Env) -> list[TrialOutcome]:
-    """Run `work` as one Tune run, one trial per fit, each with its own resources; `env` is
-    what every trial needs from the driver (`reuse_workers` shares worker processes)."""
+    """Run `work` as one Tune run, one trial per fit in the order given (Tune starts a grid's
+    trials in order), each with its own resources; `env` is what every trial needs from the
+    driver (`reuse_workers` shares worker processes)."""
     import torch
     from ray import tune
 
@@ -288,9 +153,6 @@ def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
          f"per trial, {simulate(trials, nodes).at_once} at once on "
          f"{cluster.nodes} node{'s' * (cluster.nodes != 1)}")
     env = dataclasses.replace(env, run_id=uuid.uuid4().hex, heartbeat_s=heartbeat_seconds())
-    # seed-major: seed 0 of every cell before any seed 1, so an interrupted study is balanced
-    # across its cells (Tune starts a grid's trials in order)
-    work = sorted(work, key=lambda w: w.trial.seed)
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), max_failures=max_failures)
     # a trial works out what is left itself (work_left): after a restart it is less
@@ -320,8 +182,8 @@ def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
             err = result.error
             stage = Stage(out_dir, trial.trial_id)
             try:
-                outcomes.append(_recorded(plan, trial, stage.path, env, torch.device("cpu"), err,
-                                          max_failures + 1, str(err)))
+                outcomes.append(recorded(plan, trial, stage.path, env, torch.device("cpu"), err,
+                                         max_failures + 1, str(err)))
             finally:
                 stage.finish()
         else:

@@ -8,6 +8,8 @@ import torch
 from genbench.harness.method import TrainData
 
 TIERS = ("unit", "e2e", "system")
+# fixtures that make a test end to end: a Ray cluster, or a study run shared by a module's tests
+E2E_FIXTURES = {"ray_local", "run_dir", "smoke"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -15,8 +17,10 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("slow") and not item.get_closest_marker("system"):
             item.add_marker(pytest.mark.system)  # the load test: a system test, run by hand
         tiers = [t for t in TIERS if item.get_closest_marker(t)]
-        if "ray_local" in item.fixturenames and not tiers:
-            tiers = ["e2e"]  # it starts a Ray cluster
+        if "ray_local" in item.fixturenames:  # one pytest-xdist worker runs every Ray test: one
+            item.add_marker(pytest.mark.xdist_group("ray"))  # Ray instance on the machine
+        if set(item.fixturenames) & E2E_FIXTURES and not tiers:
+            tiers = ["e2e"]  # it starts a Ray cluster, or runs a study
             item.add_marker(pytest.mark.e2e)
         if not tiers:
             item.add_marker(pytest.mark.unit)

@@ -81,15 +81,16 @@ def test_load_of_a_directory_that_is_not_a_run_fails_in_one_line(tmp_path):
 
 
 @pytest.mark.e2e
-def test_run_returns_the_rows_and_load_reads_them_back(tmp_path, ray_local):
+def test_run_returns_the_rows_and_load_reads_them_back(tmp_path):
     study = genbench.Study(name="api", method="dummy", data="mnist5k", seeds=(0, 1),
                            sample_grid={"noise": [0.1, 0.5]}, metrics=("fid_domain",),
                            scales={"smoke": genbench.Scale(budget_steps=2, n_samples=16)})
     lines = []
-    rows = genbench.run(study, out=tmp_path / "out", echo=lines.append)
+    rows = genbench.run(study, out=tmp_path / "out", echo=lines.append, in_process=True)
     assert len(rows[rows.metric == "fid_domain"]) == 4 and set(rows.seed) == {0, 1}
     assert any("ledger:" in line for line in lines)
-    again = genbench.run(study, out=tmp_path / "out", echo=lines.append)  # resumes: nothing to do
+    again = genbench.run(study, out=tmp_path / "out", echo=lines.append,  # resumes: nothing
+                         in_process=True)                                 # to do
     assert len(again) == len(rows) and any("to run: 0 fits" in line for line in lines[-3:])
     assert genbench.load(tmp_path / "out").sort_values(["trial_id", "metric", "setting_json"]) \
         .reset_index(drop=True).equals(rows.sort_values(["trial_id", "metric", "setting_json"])

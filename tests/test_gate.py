@@ -19,12 +19,13 @@ STUDY = Study(name="nan", method="dummy", data="mnist5k", seeds=(0,),
 """
 
 
-def test_non_finite_samples_are_a_diverged_setting_and_the_others_go_on(tmp_path, ray_local,
-                                                                        domain_extractor, capsys):
+@pytest.mark.e2e
+def test_non_finite_samples_are_a_diverged_setting_and_the_others_go_on(tmp_path, domain_extractor,
+                                                                        capsys):
     f = tmp_path / "nan.py"
     f.write_text(NAN_STUDY)
     out = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out)]) == 1
+    assert main(["run", str(f), "--out", str(out), "--in-process"]) == 1
     captured = capsys.readouterr()
     assert "diverged: setting noise-nan: 8 of 8 samples not finite" in captured.err
     assert "1 sample settings with non-finite samples" in captured.out
@@ -37,7 +38,7 @@ def test_non_finite_samples_are_a_diverged_setting_and_the_others_go_on(tmp_path
     good = df[df.setting_json == '{"noise":0.3}']
     assert math.isfinite(good[good.metric == "fid_domain"].value.iloc[0])  # the other setting ran
     # final, as a diverged fit: a rerun has nothing to do and still says so
-    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 1
+    assert main(["run", str(f), "--out", str(out), "--no-report", "--in-process"]) == 1
     assert "nothing to run" in capsys.readouterr().out
     page = (out / "report" / "index.html").read_text()
     assert "setting noise-nan: not measured: 8 of 8 samples are not finite" in page
@@ -50,7 +51,8 @@ STUDY = Study(name="heal", method="dummy", data="mnist5k", seeds=(0,),
 """
 
 
-def test_a_damaged_run_directory_heals_on_the_next_run(tmp_path, ray_local, capsys):
+@pytest.mark.e2e
+def test_a_damaged_run_directory_heals_on_the_next_run(tmp_path, capsys):
     """A torn lock, a lost study.json and plan, a truncated checkpoint and one with a flipped
     byte: each said in one line, and the next run repairs it instead of failing every time."""
     from genbench.harness.results import results_files
@@ -58,7 +60,7 @@ def test_a_damaged_run_directory_heals_on_the_next_run(tmp_path, ray_local, caps
     f = tmp_path / "heal.py"
     f.write_text(HEAL_STUDY)
     out = tmp_path / "out"
-    run = ["run", str(f), "--out", str(out), "--no-report"]
+    run = ["run", str(f), "--out", str(out), "--no-report", "--in-process"]
     assert main(run) == 0
     capsys.readouterr()
 
@@ -168,21 +170,37 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def test_a_full_disk_is_one_line_and_the_rerun_heals(small_disk, tmp_path, ray_local, capsys):
+@pytest.mark.e2e
+def test_a_full_disk_is_one_line_and_the_rerun_heals(small_disk, tmp_path, capsys):
     f = tmp_path / "heal.py"
     f.write_text(HEAL_STUDY)
     filler = small_disk / "filler"
     with open(filler, "wb") as fh:  # leave room for the lock and the plan, not for the trials
         fh.write(b"\0" * (1024 * 1024 - 40 * 1024))
     out = small_disk / "run"
-    code = main(["run", str(f), "--out", str(out), "--no-report"])
+    code = main(["run", str(f), "--out", str(out), "--no-report", "--in-process"])
     err = capsys.readouterr().err
     assert code == 1, err
     assert "No space left on device" in err and all(x.startswith("genbench: ") for x in err.splitlines()), err
     filler.unlink()
-    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0, capsys.readouterr().err
+    assert main(["run", str(f), "--out", str(out), "--no-report", "--in-process"]) == 0, \
+        capsys.readouterr().err
     df = read_results(out)
     assert len(df[df.metric == "nfe"]) == 2 and "failed" not in set(df.metric)
+
+
+def test_the_same_file_quarantined_twice_within_a_second_keeps_both(tmp_path):
+    from genbench.harness.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    kept = []
+    for content in (b"first", b"second", b"third"):
+        bad = tmp_path / "checkpoints" / "a-s0.pt"
+        bad.parent.mkdir(exist_ok=True)
+        bad.write_bytes(content)
+        kept.append(run.quarantine(bad))
+    assert sorted(p.read_bytes() for p in kept) == [b"first", b"second", b"third"]
+    assert len(list((tmp_path / "quarantine").iterdir())) == 3
 
 
 def test_messages_about_a_run_at_a_uri_name_the_uri_not_the_cache(tmp_path):
@@ -215,20 +233,23 @@ def test_a_report_of_unreadable_results_is_refused_and_a_skipped_file_is_said(tm
     assert not (tmp_path / "page2").exists()
 
 
+@pytest.mark.e2e
 def test_a_read_only_output_directory_is_one_line_and_nothing_is_lost(small_disk, tmp_path,
-                                                                      ray_local, capsys):
+                                                                      capsys):
     f = tmp_path / "heal.py"
     f.write_text(HEAL_STUDY)
     out = small_disk / "run"
-    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0
+    assert main(["run", str(f), "--out", str(out), "--no-report", "--in-process"]) == 0
     before = sorted(p.name for p in (out / "results").iterdir())
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     try:
-        code = main(["run", str(f), "--out", str(out), "--no-report", "--set", "seeds=[0,1]"])
+        code = main(["run", str(f), "--out", str(out), "--no-report", "--set", "seeds=[0,1]",
+                     "--in-process"])
         err = capsys.readouterr().err
         assert code == 1 and err.count("\n") == 1 and "Read-only file system" in err, err
         assert str(out) in err
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     assert sorted(p.name for p in (out / "results").iterdir()) == before  # nothing lost
-    assert main(["run", str(f), "--out", str(out), "--no-report", "--set", "seeds=[0,1]"]) == 0
+    assert main(["run", str(f), "--out", str(out), "--no-report", "--set", "seeds=[0,1]",
+                 "--in-process"]) == 0

@@ -39,13 +39,14 @@ def snapshot(out: Path) -> dict[str, int]:
             for sub in ("results", "checkpoints") for p in (out / sub).glob("*")}
 
 
-def run(*argv) -> int:
-    return main(["run", *map(str, argv), "--no-report"])  # the ledger is under test, not pages
+def run(*argv) -> int:  # the ledger is under test, not pages nor Ray
+    return main(["run", *map(str, argv), "--no-report", "--in-process"])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("change", ["n_samples", "knob", "grid_value", "metric", "config",
                                     "budget"])
-def test_a_changed_measurement_runs_exactly_the_missing_work(change, tmp_path, ray_local,
+def test_a_changed_measurement_runs_exactly_the_missing_work(change, tmp_path,
                                                              domain_extractor):
     out = tmp_path / "out"
     path = study_file(tmp_path)
@@ -118,7 +119,8 @@ def counted_once(out: Path, change: str) -> None:
     assert max(v.n_base for v in result.verdicts) == 1
 
 
-def test_another_study_in_the_same_directory_is_refused(tmp_path, ray_local, capsys):
+@pytest.mark.e2e
+def test_another_study_in_the_same_directory_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     assert run(study_file(tmp_path, name="first"), "--out", out) == 0
     before = (out / "study.json").read_text(), snapshot(out)
@@ -141,7 +143,8 @@ def test_another_study_in_the_same_directory_is_refused(tmp_path, ray_local, cap
     assert "'smoke' scale of first" in capsys.readouterr().err
 
 
-def test_a_corrupt_results_file_is_quarantined_and_rerun(tmp_path, ray_local, capsys):
+@pytest.mark.e2e
+def test_a_corrupt_results_file_is_quarantined_and_rerun(tmp_path, capsys):
     out = tmp_path / "out"
     path = study_file(tmp_path)
     assert run(path, "--out", out) == 0
@@ -158,7 +161,8 @@ def test_a_corrupt_results_file_is_quarantined_and_rerun(tmp_path, ray_local, ca
     assert len(pd.read_parquet(out / "results")) == len(good)  # pandas reads the table again
 
 
-def test_a_second_driver_is_refused_and_a_stale_lock_taken_over(tmp_path, ray_local, capsys):
+@pytest.mark.e2e
+def test_a_second_driver_is_refused_and_a_stale_lock_taken_over(tmp_path, capsys):
     out = tmp_path / "out"
     path = study_file(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -202,12 +206,14 @@ def test_duplicate_cells_and_seeds_are_merged(capsys, tmp_path):
     assert out.count("merged:") == 2
 
 
-@pytest.mark.parametrize("umask", [0o022, 0o027])
-def test_files_get_the_modes_the_umask_gives(umask, tmp_path, ray_local):
+def test_files_get_the_modes_the_umask_gives(tmp_path, ray_local):
+    """The driver's umask reaches the Ray workers (0o027, not a worker's default 0o022), and
+    files written through a temporary (mkstemp's 0o600) get it too."""
+    umask = 0o027
     old = os.umask(umask)
     try:
         out = tmp_path / "out"
-        assert run(study_file(tmp_path), "--out", out) == 0
+        assert main(["run", study_file(tmp_path), "--out", str(out), "--no-report"]) == 0
     finally:
         os.umask(old)
     files = [p for sub in ("results", "curves", "checkpoints", "samples", "plans")
@@ -296,7 +302,7 @@ def test_a_trial_works_out_what_is_left_from_its_own_files_alone(tmp_path):
 
     from genbench.harness.ledger import scan
     from genbench.harness.driver import trial_env as _env
-    from genbench.harness.tune import work_left
+    from genbench.harness.trial import work_left
     from genbench.harness.study import load_study
     from genbench.harness.trial import execute_trial
 

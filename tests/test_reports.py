@@ -42,12 +42,12 @@ def run_study(tmp: Path, name: str, data="mnist5k", metrics=("fid_domain", "kid_
         study = "import dataclasses\n" + study
     f.write_text(study)
     out = tmp / name
-    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0
+    assert main(["run", str(f), "--out", str(out), "--no-report", "--in-process"]) == 0
     return out
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, ray_local, domain_extractor):
+def run_dir(tmp_path_factory, domain_extractor):
     return run_study(tmp_path_factory.mktemp("rep"), "run")
 
 
@@ -249,12 +249,13 @@ def test_compare_refuses_another_data_set(run_dir, tmp_path, capsys):
     assert "warning: not comparable" in capsys.readouterr().err
 
 
-def test_run_refreshes_the_report(tmp_path, ray_local):
+@pytest.mark.e2e
+def test_run_refreshes_the_report(tmp_path):
     f = tmp_path / "r.py"
     f.write_text("from genbench import Scale, Study\n"
                  "STUDY = Study(name='r', method='dummy', data='mnist5k',"
                  " scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
-    assert main(["run", str(f), "--out", str(tmp_path / "o")]) == 0
+    assert main(["run", str(f), "--out", str(tmp_path / "o"), "--in-process"]) == 0
     assert (tmp_path / "o" / "report" / "index.html").is_file()
 
 

@@ -39,7 +39,7 @@ class SmokeRun:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory, ray_local):
+def smoke(tmp_path_factory):
     runs: dict[str, SmokeRun] = {}
 
     def run(name: str) -> SmokeRun:
@@ -48,9 +48,9 @@ def smoke(tmp_path_factory, ray_local):
             extra = SHORT_CHAIN.get(name, {})
             sets = [a for k, v in extra.items() for a in ("--set", f"{k}={v}")]
             console = io.StringIO()
-            with contextlib.redirect_stdout(console):  # shared worker processes: these runs
-                code = main(["run", name, "--out", str(out), *FAST, *sets,  # check rows, not
-                             "--reuse-workers", "--no-report"])               # memory: ~4 s a trial
+            with contextlib.redirect_stdout(console):  # in this process: these runs check
+                code = main(["run", name, "--out", str(out), *FAST, *sets,  # rows, not Ray
+                             "--in-process", "--no-report"])  # (test_inprocess.py: same rows)
             assert code == 0, console.getvalue()[-2000:]
             plan = load_study(name).resolve("smoke", {"budget_steps": 4, "n_samples": 2,
                                                       "log_every": 2, **extra})
@@ -198,10 +198,10 @@ def test_ddpm_timesteps_rows_for_each_T_and_seed_with_falling_terminal_snr(smoke
     assert snr[500] > snr[1000] > snr[2000]
 
 
-def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
+def test_rerun_resumes_from_the_ledger(tmp_path, capsys):
     out = tmp_path / "q"
     args = ["run", "quickstart", "--out", str(out), *FAST, "--set", "steps=2", "--set",
-            "clip_x0=false", "--reuse-workers", "--no-report"]
+            "clip_x0=false", "--in-process", "--no-report"]
     assert main(args) == 0
     first = read_results(out)
     assert main(args) == 0
@@ -219,14 +219,14 @@ def test_rerun_resumes_from_the_ledger(tmp_path, ray_local, capsys):
                                                                   "d_recall"}
 
 
-def test_diverging_trial_is_reported(tmp_path, ray_local, capsys):
+def test_diverging_trial_is_reported(tmp_path, capsys):
     f = tmp_path / "div.py"
     f.write_text("from genbench import Study, Scale\n"
                  "STUDY = Study(name='div', method='dummy', data='mnist5k',"
                  " train_grid={'diverge_at': [0, 3]},"
                  " scales={'smoke': Scale(budget_steps=5, n_samples=2, log_every=1)})\n")
     out = tmp_path / "div"
-    assert main(["run", str(f), "--out", str(out)]) == 1
+    assert main(["run", str(f), "--out", str(out), "--in-process"]) == 1
     err = capsys.readouterr().err
     assert "diverged" in err and "step 3" in err
     df = read_results(out)
@@ -234,10 +234,10 @@ def test_diverging_trial_is_reported(tmp_path, ray_local, capsys):
     assert "nfe" in set(df.metric)  # the healthy cell still ran
 
 
-def test_metrics_along_training_go_to_curves(tmp_path, ray_local):
+def test_metrics_along_training_go_to_curves(tmp_path):
     out = tmp_path / "q"
     assert main(["run", "quickstart", "--out", str(out), *FAST, "--set", "eval_every=2",
-                 "--set", "steps=2", "--set", "clip_x0=false", "--reuse-workers", "--no-report"]) == 0
+                 "--set", "steps=2", "--set", "clip_x0=false", "--in-process", "--no-report"]) == 0
     curves = read_curves(out)
     fid = curves[curves.metric == "fid_domain"]
     for trial_id in set(read_results(out).trial_id):  # every arm: DDPM, consistency, GAN

@@ -1,0 +1,63 @@
+"""`genbench run --in-process`: the same trials as Ray Tune runs, one after another in this
+process. Most end-to-end tests run studies this way (tests of Ray itself keep Ray), so the
+rows must be Ray's: every measurement but timings and memory equal, bit for bit."""
+
+import math
+
+import pytest
+
+from genbench.harness.cli import main
+from genbench.harness.results import read_results
+
+FAST = ["--set", "budget_steps=4", "--set", "n_samples=4", "--set", "log_every=2",
+        "--set", "steps=2", "--no-report"]
+# what measures the machine and the process, not the method
+MACHINE = {"train_s", "train_images_per_s", "sample_s_per_image", "peak_mem_mb",
+           "sample_peak_mem_mb"}
+
+
+def test_in_process_rows_are_the_rows_of_a_ray_run(tmp_path, ray_local, capsys):
+    here, ray = tmp_path / "here", tmp_path / "ray"
+    assert main(["run", "quickstart", "--out", str(here), *FAST, "--in-process"]) == 0
+    out = capsys.readouterr().out
+    assert "one at a time in this process (--in-process)" in out and "[3/3]" in out
+    assert main(["run", "quickstart", "--out", str(ray), *FAST]) == 0
+    key = ["trial_id", "setting_json", "metric"]
+    a, b = (read_results(d).sort_values(key).reset_index(drop=True) for d in (here, ray))
+    assert a[key].equals(b[key]) and len(a) > 50
+    same = ~a.metric.isin(MACHINE)
+    for x, y, m in zip(a.value[same], b.value[same], a.metric[same]):
+        assert x == y or (math.isnan(x) and math.isnan(y)), m
+    for col in ("config_json", "sample_json", "protocol", "n_samples", "note", "run_key"):
+        assert a[col][same].equals(b[col][same]), col
+    assert sorted(p.name for p in (here / "results").iterdir()) == \
+        sorted(p.name for p in (ray / "results").iterdir())
+
+
+def test_in_process_refuses_a_cluster_address(tmp_path, capsys):
+    assert main(["run", "quickstart", "--out", str(tmp_path / "o"), "--in-process",
+                 "--address", "127.0.0.1:6379"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--in-process runs the trials here" in err
+    assert not (tmp_path / "o").exists()
+
+
+SLOW_STUDY = """from genbench import Scale, Study
+STUDY = Study(name="slow", method="dummy", data="mnist5k", seeds=(0,),
+              train_grid={"sleep_s": [0.0, 0.5]},
+              scales={"smoke": Scale(budget_steps=40, n_samples=2, log_every=1)})
+"""
+
+
+@pytest.mark.e2e
+def test_in_process_a_trial_past_its_timeout_stops_and_the_next_runs(tmp_path, capsys):
+    f = tmp_path / "slow.py"
+    f.write_text(SLOW_STUDY)
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out), "--no-report", "--in-process",
+                 "--trial-timeout", "3s"]) == 1
+    err = capsys.readouterr().err
+    assert "timeout: TrialTimeout: ran past the trial timeout of 3s" in err
+    df = read_results(out)
+    assert df[df.metric == "failed"].protocol.tolist() == ["timeout"]
+    assert len(df[df.metric == "nfe"]) == 1  # the quick cell ran
