@@ -19,6 +19,7 @@ from pathlib import Path
 from genbench.harness.assets import assets_dir
 from genbench.harness.errors import GenbenchError, first_line
 from genbench.harness.cluster import check_shared, connect, requested_address
+from genbench.harness.compaction import compact, compact_at
 from genbench.harness.provenance import git_sha, versions_json
 from genbench.harness.results import current_umask
 from genbench.harness.ledger import check_study, heal_plan, record_plan, scan
@@ -175,24 +176,33 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
             if any(local.iterdir()):  # nothing to run; a damaged or lost study.json heals
                 with publishing(local):
                     heal_plan(local, plan, echo)
+                    _compact(local, None, echo)  # what a run that stopped early left
             return []
         with publishing(local):
             record_plan(local, plan)
         # seed-major: seed 0 of every cell before any seed 1, so an interrupted study is
         # balanced across its cells
         work = sorted(ledger.work, key=lambda w: w.trial.seed)
+        ended: set[str] = set()
+
+        def after(trial_id: str) -> None:  # a trial ended: compact the ended ones' files
+            ended.add(trial_id)            # once there are enough (a URI's: at the end)
+            if not uri and len(ended) >= compact_at() // 3 and _compact(local, ended, echo):
+                ended.clear()
+
         if not work:
             outcomes = []
         elif in_process:
             outcomes = run_inprocess(plan, work, uri or str(local), echo, max_failures,
-                                     trial_env())
+                                     trial_env(), after)
         else:
             outcomes = run_tune(plan, work, uri or str(local), address, storage, echo,
-                                max_failures, trial_env(reuse_workers))
+                                max_failures, trial_env(reuse_workers), after)
         if uri and ledger.work:
             mirror(uri)  # what the trials pushed: the mirror is up to date from here on
         with publishing(local):
             _cross(plan, ledger.cross, local, echo)
+            _compact(local, None, echo)
         return outcomes
     finally:
         lock.release()
@@ -247,6 +257,21 @@ def trial_env(reuse_workers: bool = False) -> Env:
     return Env(git_sha=git_sha(), versions_json=versions_json(),
                assets_dir=str(assets_dir().resolve()), umask=current_umask(),
                reuse_workers=reuse_workers, data_dir=str(Path(data).resolve()) if data else "")
+
+
+def _compact(out_dir: Path, trial_ids: set[str] | None, echo) -> bool:
+    """Compact the small results files of `trial_ids` (None: all) once there are enough
+    (`genbench.harness.compaction`); one line when it did. Never fatal: the small files are
+    the results as they stand."""
+    try:
+        done = compact(out_dir, trial_ids)
+    except Exception as err:  # noqa: BLE001 - the store's or the disk's reason, in one line
+        echo(f"compacting results in {RunDir(out_dir).shown(out_dir)} failed ({first_line(err)}); "
+             "the small files stay, and the next run tries again")
+        return False
+    if done:
+        echo(f"compacted {done[1]} results files into {RunDir(out_dir).shown(done[0])}")
+    return done is not None
 
 
 def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:

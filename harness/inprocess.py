@@ -24,9 +24,9 @@ from genbench.harness.trial import TrialOutcome, attempt_trial
 
 
 def run_inprocess(plan: Plan, work: list[Work], out_dir: str, echo, max_failures: int,
-                  env: Env) -> list[TrialOutcome]:
-    """Do `work` here, trial after trial in the order given; the console lines are a Tune
-    run's (`genbench.harness.progress`)."""
+                  env: Env, after=lambda trial_id: None) -> list[TrialOutcome]:
+    """Do `work` here, trial after trial in the order given, calling `after(trial_id)` as each
+    ends; the console lines are a Tune run's (`genbench.harness.progress`)."""
     echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, one at a time in "
          "this process (--in-process)")
     env = dataclasses.replace(env, run_id=uuid.uuid4().hex, heartbeat_s=heartbeat_seconds(),
@@ -49,7 +49,7 @@ def run_inprocess(plan: Plan, work: list[Work], out_dir: str, echo, max_failures
             progress.started(tid, trial.cell)
             try:
                 outcome = attempt_trial(plan, trial, Path(stage.path), env,
-                                        torch.device("cuda" if use_gpu else "cpu"),
+                                        torch.device("cuda" if use_gpu else "cpu"), planned=w,
                                         max_failures=max_failures, sync=stage.sync,
                                         progress=heartbeat)
             finally:
@@ -59,6 +59,7 @@ def run_inprocess(plan: Plan, work: list[Work], out_dir: str, echo, max_failures
                     outcome = TrialOutcome(tid, "error", f"could not finish writing: {err}", 0)
             progress.finished(tid, outcome.status, outcome.message)
             outcomes.append(outcome)
+            after(tid)
     finally:
         torch.set_num_threads(threads)
     return outcomes

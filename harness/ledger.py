@@ -28,7 +28,8 @@ from typing import Callable
 
 from genbench.harness.config import config_hash
 from genbench.harness.errors import GenbenchError
-from genbench.harness.results import checkpoint_problem, read_file, read_plan, results_files
+from genbench.harness.results import (V1_COLUMNS, checkpoint_problem, is_part, part_sources,
+                                      read_file, read_plan, results_files)
 from genbench.harness.plan import Plan, Trial
 from genbench.harness.rundir import LOCK_NAME, RunDir
 from genbench.harness.storage import has_checkpoint, refuse_foreign
@@ -55,6 +56,12 @@ class Work:
     trial: Trial
     fit: bool
     units: tuple[Unit, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Work":
+        """The inverse of `dataclasses.asdict` (a Tune trial's config)."""
+        return cls(Trial.from_dict(d["trial"]), d["fit"],
+                   tuple(Unit(u["setting"], u["sampling_key"], tuple(u["metrics"])) for u in d["units"]))
 
 
 @dataclass
@@ -120,30 +127,32 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
     out_dir = Path(out_dir)
     run = RunDir(out_dir)
     ledger = Ledger()
-    metrics_by_file: dict[str, set[str]] = {}
     # a metric skipped for want of the Inception weights is missing work once they are here
     skipped_note = f"skipped: {INCEPTION_MISSING}" if inception_status().present else None
     files = results_files(out_dir)
-    if only is not None:
+    if only is not None:  # its own small files (what a part holds, the driver planned)
         files = [f for f in files if f.name.startswith(f"{only}.")]
+    metrics_by_file: dict[str, set[str]] = {}
     for f in files:
         try:
-            table = read_file(f)
-            studies = set(table.column("study").to_pylist())
-            if studies - {plan.study}:
-                raise ValueError(f"rows of study {sorted(studies - {plan.study})[0]!r}")
+            metrics_by_file.update(_file_metrics(f, plan.study, skipped_note))
         except ValueError as err:
             dest = run.quarantine(f)
             line = f"quarantined {f.name}: {err}; moved to {run.shown(dest)}, its work runs again"
             ledger.quarantined.append(line)
             echo(line)
-            continue
-        metrics_by_file[f.name] = {m for m, note in zip(table.column("metric").to_pylist(),
-                                                        table.column("note").to_pylist())
-                                   if not (skipped_note and (note or "").startswith(skipped_note))}
+    # by trial: its fit's metrics, and each sampling key's (over the files of its metric sets)
+    fits: dict[str, set[str]] = {}
+    measured_by_key: dict[tuple[str, str], set[str]] = {}
+    for name, metrics in metrics_by_file.items():
+        tid, kind, *rest = name.removesuffix(".parquet").split(".")
+        if kind == "fit":
+            fits[tid] = metrics
+        elif rest:  # <trial_id>.<sampling_key>.<metrics_key>
+            measured_by_key.setdefault((tid, kind), set()).update(metrics)
     measured = plan.measured()
     for trial in plan.trials if only is None else [t for t in plan.trials if t.trial_id == only]:
-        fit_rows = metrics_by_file.get(run.fit_file(trial.trial_id).name)
+        fit_rows = fits.get(trial.trial_id)
         if fit_rows is not None and "diverged_at_step" in fit_rows:
             ledger.fits_done += 1
             ledger.diverged.append(trial.trial_id)
@@ -162,8 +171,7 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
         settings = plan.settings_for(trial)
         for setting in settings:
             key = plan.sampling_key(trial, setting)
-            prefix = f"{trial.trial_id}.{key}."
-            have = set().union(*[m for name, m in metrics_by_file.items() if name.startswith(prefix)])
+            have = measured_by_key.get((trial.trial_id, key), set())
             missing = tuple(m for m in measured if fit_needed or m not in have)
             if "diverged" in have and not fit_needed:  # non-finite samples: final, as a fit's
                 ledger.settings_diverged.append(f"{trial.trial_id} {setting.key}")
@@ -184,6 +192,46 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
                 trial.trial_id, partner.trial_id).name not in metrics_by_file):
             ledger.cross.append((trial, partner))
     return ledger
+
+
+def _file_metrics(path: Path, study: str, skipped_note: str | None) -> dict[str, set[str]]:
+    """The metrics a results file holds, by small file: itself, or each small file a compacted
+    part lists (its rows in order); a metric skipped for want of the Inception weights (a row
+    whose note starts with `skipped_note`) does not count. Reads three columns. Raises
+    ValueError for a file that is not a readable results file of `study`."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+        missing = [c for c in V1_COLUMNS if c not in names]
+        if missing:
+            raise ValueError(f"not a genbench results file (no column {missing[0]!r})")
+        table = pq.read_table(path, columns=["study", "metric", "note"])
+    except (OSError, pa.ArrowException) as err:
+        raise ValueError(f"not a readable Parquet file ({str(err).splitlines()[0]})") from None
+    studies = set(pc.unique(table.column("study")).to_pylist())
+    if studies - {study}:
+        raise ValueError(f"rows of study {sorted(studies - {study}, key=str)[0]!r}")
+    metric = table.column("metric")
+    if skipped_note:
+        skipped = pc.fill_null(pc.starts_with(table.column("note"), skipped_note), False)
+    else:
+        skipped = pa.array(np.zeros(table.num_rows, bool))
+    if not is_part(path):
+        return {path.name: set(pc.filter(metric, pc.invert(skipped)).to_pylist())}
+    sources = part_sources(path)
+    counts = [r for *_, r in sources]
+    if sum(counts) != table.num_rows:
+        raise ValueError(f"its footer lists {sum(counts)} rows and it holds {table.num_rows}")
+    out: dict[str, set[str]] = {name: set() for name, *_ in sources}
+    frame = pa.table({"file": np.repeat(np.arange(len(sources)), counts), "metric": metric})
+    frame = frame.filter(pc.invert(skipped)).group_by(["file", "metric"]).aggregate([])
+    for i, m in zip(frame.column("file").to_pylist(), frame.column("metric").to_pylist()):
+        out[sources[i][0]].add(m)
+    return out
 
 
 def record_plan(out_dir: Path, plan: Plan) -> None:

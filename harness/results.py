@@ -7,6 +7,8 @@ Layout of a run's output directory (one study per directory; `genbench.harness.l
                                           with a set of metrics (`unit_file` names it)
   results/<trial_id>.x<partner>.parquet   a fit measured against another seed's fit
   results/<trial_id>.failed.parquet       the status row of a trial that failed (class, message)
+  results/part-<hash>.parquet             small files compacted (`genbench.harness.compaction`);
+                                          its footer lists them, and readers skip a listed one
   errors/<trial_id>.txt                   the full traceback of that failure
   curves/<trial_id>.parquet               training curves: trial_id, step, metric, value, wall_s
   samples/<trial_id>/<setting>.png        a grid of the first samples of each setting
@@ -196,11 +198,55 @@ def read_file(path: Path) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
+PART_PREFIX = "part-"  # a compacted part: results/part-<hash>.parquet
+SOURCES_KEY = b"genbench.sources"  # its footer's list of the small files it holds
+
+
+def is_part(path: Path) -> bool:
+    return path.name.startswith(PART_PREFIX)
+
+
+def identity(path: Path) -> tuple[str, int, int]:
+    """What tells one version of a small file from another: name, size, modification time."""
+    st = path.stat()
+    return path.name, st.st_size, st.st_mtime_ns
+
+
+def part_sources(part: Path) -> list[tuple[str, int, int, int]]:
+    """The small files a compacted part holds, in its row order: (name, size, mtime_ns, rows),
+    from its footer alone. Raises ValueError for a file that is not a readable part."""
+    try:
+        meta = pq.read_metadata(part).metadata or {}
+        return [(str(n), int(s), int(m), int(r)) for n, s, m, r in json.loads(meta[SOURCES_KEY])]
+    except (OSError, pa.ArrowException, KeyError, ValueError, TypeError) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"not a readable compacted part ({why})") from None
+
+
+def covered(parts: list[Path]) -> set[tuple[str, int, int]]:
+    """Identities of the small files the readable `parts` hold."""
+    out: set[tuple[str, int, int]] = set()
+    for part in parts:
+        try:
+            out.update((n, s, m) for n, s, m, _ in part_sources(part))
+        except ValueError:
+            continue  # an unreadable part: the ledger quarantines it
+    return out
+
+
 def results_files(out_dir: Path) -> list[Path]:
-    """The results files under `out_dir` (or a results/ directory), hidden temporaries excluded."""
+    """The results files under `out_dir` (or a results/ directory): compacted parts, and the
+    small files no part holds (a crash between writing a part and removing its sources leaves
+    them); hidden temporaries excluded."""
     d = RunDir(out_dir).results
     d = d if d.is_dir() else Path(out_dir)
-    return sorted(p for p in d.glob("*.parquet") if not p.name.startswith((".", "_")))
+    files = sorted(p for p in d.glob("*.parquet") if not p.name.startswith((".", "_")))
+    parts = [f for f in files if is_part(f)]
+    if not parts:
+        return files
+    held = covered(parts)
+    names = {n for n, _, _ in held}
+    return [f for f in files if is_part(f) or f.name not in names or identity(f) not in held]
 
 
 def _warn(line: str) -> None:
@@ -263,22 +309,26 @@ def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
     if rows.empty:
         return rows
     plan = plan or {}
-    planned, configs = {}, {}
-    for t in plan.get("trials", []):
-        cell = (plan.get("scale"), t.get("arm"), canonical_json(t.get("cell")))
-        planned[(*cell, t.get("seed"))] = t["trial_id"]
-        configs.setdefault(cell, set()).add(t.get("config_hash"))
+    cell = ["scale", "arm", "cell_json"]
+    trials = pd.DataFrame([{"scale": plan.get("scale"), "arm": t.get("arm"),
+                            "cell_json": canonical_json(t.get("cell")), "seed": t.get("seed"),
+                            "planned": t["trial_id"], "config_hash": t.get("config_hash")}
+                           for t in plan.get("trials", [])],
+                          columns=[*POINT, "planned", "config_hash"]).astype({"seed": "int64"})
+    # one fit per point: the latest fit written there (its rows' latest time)
     fits = (rows.groupby("trial_id", sort=False)
             .agg(**{c: (c, "first") for c in (*POINT, "config_hash")}, last=("created_at", "max"))
-            .reset_index().sort_values("last"))
-    keep = set()
-    for point, group in fits.groupby(list(POINT), sort=False, dropna=False):
-        if point in planned:
-            keep.add(planned[point])
-            continue
-        latest = group.iloc[-1]
-        if latest.config_hash in configs.get(point[:3], {latest.config_hash}):
-            keep.add(latest.trial_id)
+            .reset_index().sort_values("last", kind="stable")
+            .drop_duplicates(list(POINT), keep="last"))
+    fits = fits.merge(trials[[*POINT, "planned"]].drop_duplicates(list(POINT)), on=list(POINT),
+                      how="left")
+    keep = set(trials.planned)  # a point the plan covers counts its planned fit (rows or not)
+    # elsewhere the latest fit, unless the plan runs its train cell with another config
+    loose = fits[fits.planned.isna()]
+    ran = trials[cell].drop_duplicates().assign(cell_planned=True)
+    same = trials[[*cell, "config_hash"]].drop_duplicates().assign(config_planned=True)
+    loose = loose.merge(ran, on=cell, how="left").merge(same, on=[*cell, "config_hash"], how="left")
+    keep.update(loose.trial_id[loose.cell_planned.isna() | loose.config_planned.notna()])
     rows = rows[rows.trial_id.isin(keep)]
     again = (rows.sort_values("created_at", kind="stable")
              .duplicated(["trial_id", "setting_json", "metric"], keep="last")

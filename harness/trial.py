@@ -135,17 +135,30 @@ def record_failure(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: to
     return TrialOutcome(trial.trial_id, kind, f"{message} (traceback: {trace_path})", rows.count)
 
 
-def work_left(plan: Plan, trial: Trial, out_dir: Path) -> Work | None:
-    """The ledger's work for `trial` in `out_dir`, from its own files alone; None when done."""
+def work_left(plan: Plan, trial: Trial, out_dir: Path, planned: Work | None = None) -> Work | None:
+    """What is left of `planned` (the driver's ledger work for `trial`; None: everything) once
+    the trial's own files are looked at, and nothing else (an earlier attempt's, or a dead
+    process's, finished work); None when done. Both views can only overstate what is missing
+    (the driver's is older; the trial's own misses the compacted parts), so what both call
+    missing is."""
     left = scan(out_dir, plan, echo=lambda _: None, only=trial.trial_id).work
-    return left[0] if left else None
+    own = left[0] if left else None
+    if own is None or planned is None:
+        return own
+    still = {u.setting: set(u.metrics) for u in own.units}
+    units = tuple(Unit(u.setting, u.sampling_key, tuple(m for m in u.metrics if m in still[u.setting]))
+                  for u in planned.units if u.setting in still)
+    units = tuple(u for u in units if u.metrics)
+    fit = planned.fit and own.fit
+    return Work(trial, fit, units) if fit or units else None
 
 
 def attempt_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: torch.device, *,
-                  max_failures: int = 1, sync: Callable[[], None] = lambda: None,
+                  planned: Work | None = None, max_failures: int = 1,
+                  sync: Callable[[], None] = lambda: None,
                   progress: Callable[[dict[str, Any]], None] = lambda info: None,
                   stuck: Callable[[], None] | None = None) -> TrialOutcome:
-    """Do what is still missing of `trial` in `out_dir` (all the driver planned, or less where
+    """Do what is still missing of `trial` in `out_dir` (all the driver `planned`, or less where
     an earlier attempt, this process's or a dead one's, finished some of it), retrying up to
     `max_failures` times what is left. A failure is recorded (status row, traceback file) and
     returned, never raised. Past the plan's `trial_timeout_s` the trial stops with a `timeout`
@@ -156,7 +169,7 @@ def attempt_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: tor
     watchdog = Watchdog(plan.trial_timeout_s, stuck)
     try:
         for attempt in range(1, max_failures + 2):
-            work = work_left(plan, trial, out_dir)
+            work = work_left(plan, trial, out_dir, planned)
             if work is None:
                 return TrialOutcome(trial.trial_id, "ok", "", 0)
             try:

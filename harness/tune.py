@@ -51,7 +51,8 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
     from ray import tune
 
     plan = Plan.from_json(plan_json)
-    trial = Trial.from_dict(config["cell"]["trial"])
+    planned = Work.from_dict(config["cell"]["work"])
+    trial = planned.trial
     run_env = Env(**env)
     torch.set_num_threads(max(1, int(trial.resources.cpu)))
     # a GPU share when Ray gave one (none on a cluster without GPUs: then the CPU)
@@ -79,7 +80,7 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
         os._exit(1)  # Tune sees the worker die and starts the trial again: it stays stopped
 
     try:
-        outcome = attempt_trial(plan, trial, stage.path, run_env, device,
+        outcome = attempt_trial(plan, trial, stage.path, run_env, device, planned=planned,
                                 max_failures=max_failures, sync=stage.sync, progress=heartbeat,
                                 stuck=stuck)
     finally:
@@ -101,10 +102,11 @@ def _trial_id(trial) -> str:
     return trial.config["cell"]["trial"]["trial_id"]
 
 
-def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: float = 60.0):
+def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: float = 60.0,
+                       after=lambda trial_id: None):
     """A Tune callback that tells `genbench.harness.progress.Progress` of each trial's start,
     heartbeat, end and restart (Tune itself is silenced, so logs stay readable with hundreds of
-    trials)."""
+    trials), and `after(trial_id)` of each trial's end."""
     from ray import tune
 
     class Callback(tune.Callback):
@@ -124,6 +126,7 @@ def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: flo
         def on_trial_complete(self, iteration, trials, trial, **info):
             res = trial.last_result or {}
             self.progress.finished(_trial_id(trial), res.get("status", "?"), res.get("message", ""))
+            after(_trial_id(trial))
 
         def on_trial_recover(self, iteration, trials, trial, **info):
             # Tune starts it again and the trial resumes from its own files; Ray's own lines
@@ -133,15 +136,17 @@ def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: flo
         def on_trial_error(self, iteration, trials, trial, **info):
             self.progress.finished(_trial_id(trial), "error",
                                    "its worker died every attempt (see the failed row)")
+            after(_trial_id(trial))
 
     return Callback()
 
 
 def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
-             storage: str | None, echo, max_failures: int, env: Env) -> list[TrialOutcome]:
+             storage: str | None, echo, max_failures: int, env: Env,
+             after=lambda trial_id: None) -> list[TrialOutcome]:
     """Run `work` as one Tune run, one trial per fit in the order given (Tune starts a grid's
     trials in order), each with its own resources; `env` is what every trial needs from the
-    driver (`reuse_workers` shares worker processes)."""
+    driver (`reuse_workers` shares worker processes); `after(trial_id)` hears of each end."""
     import torch
     from ray import tune
 
@@ -156,7 +161,7 @@ def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
     trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), max_failures=max_failures)
     # a trial works out what is left itself (work_left): after a restart it is less
-    cells = [{"trial": dataclasses.asdict(w.trial)} for w in work]
+    cells = [{"trial": dataclasses.asdict(w.trial), "work": dataclasses.asdict(w)} for w in work]
     asks = {t.trial_id: dataclasses.asdict(effective(t.resources, nodes)) for t in trials}
     tuner = tune.Tuner(
         # each trial asks for its own resources (Arm.resources): a bigger cell, a bigger share
@@ -170,7 +175,7 @@ def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
         run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
                                   storage_path=storage or f"{out_dir}/ray", verbose=0,
                                   callbacks=[_progress_callback(len(work), echo, max_failures,
-                                                                heartbeat_seconds())],
+                                                                heartbeat_seconds(), after)],
                                   # a worker that dies (killed, lost node) is started again
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
     )
