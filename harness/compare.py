@@ -35,6 +35,7 @@ without a direction (a method's `terminal_snr`) are not judged.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -278,17 +279,22 @@ def _point(rows: pd.DataFrame, verdict: str, note: str, vb: np.ndarray, vc: np.n
 
 def _config_diff(b: pd.DataFrame, c: pd.DataFrame) -> str:
     """How the two sides' configs differ (a deliberate change reads as one), or ""."""
-    def cfg(rows: pd.DataFrame) -> dict:
-        text = rows.config_json.dropna()
+    first = [r.config_json.dropna() for r in (b, c)]
+    return _configs_differ(*(t.iloc[0] if len(t) else "" for t in first))
+
+
+@functools.lru_cache(maxsize=4096)  # many points share one config: parsed once per pair
+def _configs_differ(text_b: str, text_c: str) -> str:
+    def cfg(text: str) -> dict:
         try:
-            d = json.loads(text.iloc[0]) if len(text) else {}
+            d = json.loads(text) if text else {}
         except ValueError:
             return {}
         flat = dict(d.get("config", {}))
         flat.update({k: v for k, v in d.items() if k not in ("config", "cell")})
         return flat
 
-    cb, cc = cfg(b), cfg(c)
+    cb, cc = cfg(text_b), cfg(text_c)
     keys = sorted(k for k in set(cb) | set(cc) if cb.get(k, "-") != cc.get(k, "-"))
     if not keys:
         return ""
@@ -300,10 +306,15 @@ def _config_diff(b: pd.DataFrame, c: pd.DataFrame) -> str:
 def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
     """`unfinished_seeds` verdicts of the train cells both runs have and either left
     unfinished: the seeds whose fit diverged or whose last attempt failed."""
+    fits = [r[r.setting_json.isna()] for r in (base, cur)]  # a fit's own rows name its seeds
+    bad = [f[f.metric.isin(STATUS_METRICS)] for f in fits]
+    cells = (set(bad[0].cell_key) | set(bad[1].cell_key)) & set(base.cell_key) & set(cur.cell_key)
+
     def seeds(rows: pd.DataFrame) -> dict[str, tuple[set, set, pd.Series]]:
+        rows = rows[rows.cell_key.isin(cells)]  # only the cells with an unfinished seed
         out = {}
         for key, g in rows.groupby("cell_key"):
-            fits = g[g.setting_json.isna()]  # the fit's own rows name the cell's seeds
+            fits = g[g.setting_json.isna()]
             out[key] = (set(fits.seed), set(fits[fits.metric.isin(STATUS_METRICS)].seed), g.iloc[0])
         return out
 
@@ -311,8 +322,6 @@ def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
     out = []
     for key in sorted(set(sb) & set(sc)):
         (all_b, bad_b, row), (all_c, bad_c, _) = sb[key], sc[key]
-        if not bad_b and not bad_c:
-            continue
         nb, nc = len(bad_b), len(bad_c)
         verdict = "regression" if nc > nb else "improvement" if nc < nb else "no change"
         out.append(Verdict(study=str(row.study), arm=str(row.arm), cell=_axes(row.cell_json),

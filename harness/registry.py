@@ -46,6 +46,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._sources: dict[str, str] = {}  # name -> where its object was defined
         self._loaded: set[tuple[str, str]] = set()  # entry points already imported
+        self._eps: dict[str, metadata.EntryPoint] | None = None  # installed, by name
 
     def add(self, name: str, obj: T, source: str | None = None) -> T:
         """Register `obj` under `name`; `source` (default `origin(obj)`) tells a second
@@ -58,25 +59,48 @@ class Registry(Generic[T]):
         self._sources[name] = source
         return obj
 
+    def _scan(self) -> dict[str, metadata.EntryPoint]:
+        """The installed entry points of this group, by name (read once, and again on a miss
+        of `get`: a package installed while a worker process lives is found then)."""
+        self._eps = {ep.name: ep for ep in metadata.entry_points(group=self.group)}
+        return self._eps
+
+    def _load(self, ep: metadata.EntryPoint) -> None:
+        if (ep.name, ep.value) in self._loaded:
+            return
+        self._loaded.add((ep.name, ep.value))
+        try:
+            obj = ep.load()
+        except Exception as err:  # a broken plugin: one line, naming it
+            raise GenbenchError(f"cannot load {self.kind} {ep.name!r} from entry point "
+                                f"{ep.value} ({self.group}): {type(err).__name__}: {err}") from None
+        if ep.name not in self._items and not isinstance(obj, type(sys)):
+            self.add(ep.name, obj)
+
+    def _find(self, name: str, rescan: bool) -> bool:
+        """Import what may define `name`, lazily: its own entry point, else the module entry
+        points (imported for the names they register), else, with `rescan`, the same after
+        reading the installed entry points again."""
+        for fresh in (False, True) if rescan else (False,):
+            eps = self._scan() if fresh or self._eps is None else self._eps
+            if name in eps:
+                self._load(eps[name])
+            for ep in sorted(eps.values(), key=lambda e: e.name):
+                if name in self._items:
+                    return True
+                if ep.attr is None:  # a module: what it registers has names of its own
+                    self._load(ep)
+            if name in self._items:
+                return True
+        return False
+
     def load_entry_points(self) -> None:
-        """Import the entry points of this group that this process has not loaded yet (a
-        package installed while a worker process lives is found at its next lookup)."""
-        for ep in sorted(metadata.entry_points(group=self.group), key=lambda e: e.name):
-            if (ep.name, ep.value) in self._loaded:
-                continue
-            self._loaded.add((ep.name, ep.value))
-            try:
-                obj = ep.load()
-            except Exception as err:  # a broken plugin: one line, naming it
-                raise GenbenchError(f"cannot load {self.kind} {ep.name!r} from entry point "
-                                    f"{ep.value} ({self.group}): {type(err).__name__}: {err}") from None
-            if ep.name not in self._items and not isinstance(obj, type(sys)):
-                self.add(ep.name, obj)
+        """Import every entry point of this group not loaded yet (reading them again)."""
+        for ep in sorted(self._scan().values(), key=lambda e: e.name):
+            self._load(ep)
 
     def get(self, name: str) -> T:
-        if name not in self._items:
-            self.load_entry_points()
-        if name not in self._items:
+        if name not in self._items and not self._find(name, rescan=True):
             raise GenbenchError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}"
                                 f" (one of your own: @register it in the study file, name its "
                                 f"module in Study(imports=...), or install a package declaring "
@@ -84,12 +108,16 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def __contains__(self, name: str) -> bool:
-        self.load_entry_points()
-        return name in self._items
+        return name in self._items or self._find(name, rescan=False)
 
     def names(self) -> list[str]:
-        self.load_entry_points()
-        return sorted(self._items)
+        """Every name, without importing what the entry points of objects name (`genbench
+        list` loads no method); module entry points are imported for what they register."""
+        eps = self._scan()
+        for ep in sorted(eps.values(), key=lambda e: e.name):
+            if ep.attr is None:
+                self._load(ep)
+        return sorted(set(self._items) | {n for n, ep in eps.items() if ep.attr is not None})
 
     def items(self) -> list[tuple[str, T]]:
         self.load_entry_points()

@@ -1,0 +1,171 @@
+"""How genbench's readers grow with the number of trials in a run directory.
+
+It writes a run directory of N trials through genbench's own writers (`Rows`, the rows a trial
+of the dummy method writes: five cost rows per fit; per sample setting, two of them, nfe, time,
+memory and fid_domain), with the plan that matches (study.json, plans/), for each N asked. Then
+it times, each in a fresh process with its peak memory: the ledger's check of the plan
+(`genbench.harness.ledger.scan`), `genbench report`, `genbench compare` of the run with itself,
+`genbench claims`, and `pandas.read_parquet(OUT/results)`; before compaction (one small file
+per trial and unit, as trials write them) and after it (`genbench.harness.compaction.compact`,
+which the driver runs at the end of a run). It prints a table and the growth factor per 10x
+of trials.
+
+    python benchmarks/bench_results.py                       # N = 1,000 and 10,000
+    python benchmarks/bench_results.py --trials 1000 10000 100000 --skip-small 100000
+
+`--skip-small N` writes run N straight into compacted parts (writing 300,000 small files, each
+synced, takes most of an hour on 2 cores) and measures only the compacted directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SEEDS = 4
+SETTINGS = (0.1, 0.5)  # the dummy's `noise` knob: two sample settings per fit
+
+
+def study(n_trials: int):
+    from genbench import Scale, Study
+
+    cells = max(1, n_trials // SEEDS)
+    return Study(name="growth", method="dummy", data="mnist5k", seeds=tuple(range(SEEDS)),
+                 train_grid={"lr": [round(1e-4 * (i + 1), 6) for i in range(cells)]},
+                 sample_grid={"noise": list(SETTINGS)}, metrics=("fid_domain",),
+                 claims=("fid_domain: noise=0.1 better than noise=0.5 (mean)",),
+                 scales={"smoke": Scale(budget_steps=10, n_samples=64)})
+
+
+def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
+    """The run directory: every trial's rows through `Rows`; returns (rows, seconds)."""
+    import random
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from genbench.harness.ledger import Unit, record_plan
+    from genbench.harness.metrics import higher_is_better
+    from genbench.harness.results import (PART_PREFIX, SOURCES_KEY, atomic_write_bytes,
+                                          rows_to_table)
+    from genbench.harness.rows import Env, Rows
+    from genbench.harness.rundir import RunDir
+
+    start = time.perf_counter()
+    plan = study(n_trials).resolve("smoke", {})
+    record_plan(out, plan)
+    env = Env(git_sha="bench", versions_json="{}", assets_dir="/tmp")
+    run, rng, total = RunDir(out), random.Random(0), 0
+    batch: list[dict] = []
+    for i, trial in enumerate(plan.trials):
+        rows = Rows(plan, trial, env, torch.device("cpu"))
+        rows.per_step = 64
+        lr = trial.config["lr"]
+        fit = [rows.fit_row(m, v, 10) for m, v in (
+            ("train_s", rng.uniform(1, 2)), ("train_images_per_s", rng.uniform(400, 500)),
+            ("n_params", 1), ("final_loss", lr + rng.gauss(0, 1e-5)),
+            ("peak_mem_mb", rng.uniform(900, 950)))]
+        files = [(run.fit_file(trial.trial_id), fit)]
+        for setting in plan.settings_for(trial):
+            key = plan.sampling_key(trial, setting)
+            unit = Unit(setting.key, key, plan.measured())
+            common = {"sample_json": json.dumps({**setting.knobs, "nfe": 1}),
+                      "setting_json": json.dumps(setting.cell), "n_samples": plan.n_samples,
+                      "cell_key": plan.cell_key(trial, setting), "run_key": key}
+            fid = 100 * setting.cell["noise"] + 1e5 * lr + rng.gauss(0, 1)
+            files.append((run.unit_file(trial.trial_id, key, unit.metrics_key), [
+                {"metric": m, "value": v, **common} for m, v in (
+                    ("nfe", 1.0), ("sample_s_per_image", rng.uniform(1e-4, 2e-4)),
+                    ("sample_peak_mem_mb", rng.uniform(900, 950)), ("fid_domain", fid))]))
+        for path, part in files:
+            total += len(part)
+            if compacted:  # the rows `Rows.write` would write, batched into parts
+                batch += [{**rows.base, "created_at": datetime.now(timezone.utc),
+                           "higher_is_better": higher_is_better(r["metric"]), **r} for r in part]
+            else:
+                rows.write(path, part)
+        if compacted and (len(batch) >= 200_000 or i == len(plan.trials) - 1):
+            table = rows_to_table(batch).replace_schema_metadata({SOURCES_KEY: b"[]"})
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            atomic_write_bytes(run.results / f"{PART_PREFIX}bench{i:08d}.parquet",
+                               sink.getvalue().to_pybytes())
+            batch = []
+    return total, time.perf_counter() - start
+
+
+STEPS = {
+    "ledger check": "from genbench.harness.ledger import scan; from genbench.harness.plan import Plan; "
+                    "p = Plan.from_json(open('{out}/study.json').read()); "
+                    "l = scan('{out}', p, echo=lambda _: None); assert not l.work, len(l.work)",
+    "report": "from genbench.harness.cli import main; assert main(['report', '{out}', '--out', '{tmp}/page']) == 0",
+    "compare": "from genbench.harness.cli import main; assert main(['compare', '{out}', '{out}']) == 0",
+    "claims": "from genbench.harness.cli import main; main(['claims', '{out}'])",
+    "pandas read": "import pandas as pd; pd.read_parquet('{out}/results')",
+}
+
+
+def measure(name: str, out: Path, tmp: Path) -> tuple[float, float]:
+    """(seconds, peak MB) of one step in a fresh Python process, imports included."""
+    code = STEPS[name].format(out=out, tmp=tmp)
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        tail = proc.stderr.strip().splitlines()[-2:]
+        print(f"    {name} failed: {' | '.join(tail)}", file=sys.stderr)
+        return float("nan"), float("nan")
+    return wall, int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--skip-small", type=int, nargs="*", default=[],
+                    help="sizes written straight into compacted parts")
+    ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
+    args = ap.parse_args()
+    from genbench.harness.compaction import compact
+    from genbench.harness.results import results_files
+
+    results: dict[tuple[str, str, int], tuple[float, float]] = {}
+    print(f"{'trials':>8} {'rows':>9} {'layout':>10} {'files':>7} " +
+          " ".join(f"{s:>20}" for s in args.steps))
+    for n in args.trials:
+        with tempfile.TemporaryDirectory(prefix="bench_results_") as tmp:
+            out = Path(tmp) / "run"
+            direct = n in args.skip_small
+            n_rows, write_s = write_run(out, n, compacted=direct)
+            print(f"  (wrote {n} trials, {n_rows} rows in {write_s:.0f} s)", file=sys.stderr)
+            layouts = ["compacted"] if direct else ["small", "compacted"]
+            for layout in layouts:
+                if layout == "compacted" and not direct:
+                    t = time.perf_counter()
+                    compact(out)
+                    print(f"  (compacted in {time.perf_counter() - t:.1f} s)", file=sys.stderr)
+                cells = []
+                for step in args.steps:
+                    wall, mb = measure(step, out, Path(tmp))
+                    results[(step, layout, n)] = (wall, mb)
+                    cells.append(f"{wall:7.1f} s {mb:7.0f} MB")
+                print(f"{n:>8} {n_rows:>9} {layout:>10} {len(results_files(out)):>7} "
+                      + " ".join(f"{c:>20}" for c in cells), flush=True)
+    sizes = sorted(args.trials)
+    for layout in ("small", "compacted"):
+        for a, b in zip(sizes, sizes[1:]):
+            if (args.steps[0], layout, a) in results and (args.steps[0], layout, b) in results:
+                growth = [results[(s, layout, b)][0] / results[(s, layout, a)][0] for s in args.steps]
+                print(f"growth {a} -> {b} trials ({layout}, x{b / a:g}): " +
+                      ", ".join(f"{s} x{g:.1f}" for s, g in zip(args.steps, growth)))
+
+
+if __name__ == "__main__":
+    main()
