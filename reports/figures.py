@@ -23,6 +23,11 @@ UNITS = {"train_s": "s", "sample_s_per_image": "s / image", "peak_mem_mb": "MiB"
          "psnr_hidden": "dB"}
 MARKERS = ("o", "s", "^", "D", "v", "P")
 LINESTYLES = ("-", "--", ":", "-.")
+# a huge study's figures summarise: at most this many lines per metric-against-axis figure (the
+# best ones) and labelled points per quality-against-cost figure (the Pareto front); the title
+# says what was left out, and the summary table keeps every value
+MAX_LINES = 10
+MAX_LABELS = 24
 
 
 def palette(arms: list[str]) -> dict[str, str]:
@@ -94,22 +99,30 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
     numeric = _numeric(xs_all)
     pos = {v: (float(v) if numeric else i) for i, v in enumerate(xs_all)}
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    series = d.groupby(["run", "arm", *others], dropna=False, sort=True)
+    series = list(d.groupby(["run", "arm", *others], dropna=False, sort=True))
+    title = f"{metric} against {axis.split('.', 1)[1]}"
+    if len(series) > MAX_LINES:  # a huge study: its best lines, and the title says so
+        hib = d.higher_is_better.dropna()
+        sign = -1.0 if len(hib) and bool(hib.iloc[0]) else 1.0
+        series = sorted(series, key=lambda kg: sign * float(np.nanmean(kg[1].value)))[:MAX_LINES]
+        title += f" (the {MAX_LINES} best of {d.groupby(['run', 'arm', *others], dropna=False).ngroups} lines)"
     styles = itertools.cycle(LINESTYLES)
     style_of: dict[tuple, str] = {}
     for key, g in series:
         run, arm, *rest = key
         rest_key = tuple(rest)
         style_of.setdefault(rest_key, next(styles))
-        means, cis, xs = [], [], []
+        means, cis, xs, dots_x, dots_y = [], [], [], [], []
         for x, gx in g.groupby(axis, sort=False):
             vals = gx.value.to_numpy(dtype=float)
             xs.append(pos[x])
             means.append(vals.mean())
             cis.append(ci95(vals))
             jitter = np.linspace(-0.04, 0.04, len(vals)) * (1 if not numeric else 0)
-            ax.scatter(pos[x] + jitter, vals, s=10, alpha=0.35, color=colors.get(arm, "k"),
-                       linewidths=0)
+            dots_x.append(pos[x] + jitter)
+            dots_y.append(vals)
+        ax.scatter(np.concatenate(dots_x), np.concatenate(dots_y), s=10, alpha=0.35,
+                   color=colors.get(arm, "k"), linewidths=0)
         order = np.argsort(xs)
         xs, means, cis = np.array(xs)[order], np.array(means)[order], np.array(cis)[order]
         name = ", ".join([arm] + [f"{o.split('.', 1)[1]}={_value(v)}" for o, v in zip(others, rest)
@@ -121,7 +134,7 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
                     capsize=3, label=name)
     if not numeric:
         ax.set_xticks(range(len(xs_all)), [_value(v) for v in xs_all])
-    return _finish(fig, ax, path, title=f"{metric} against {axis.split('.', 1)[1]}",
+    return _finish(fig, ax, path, title=title,
                    xlabel=axis.replace(".", " axis: ", 1), ylabel=label(metric),
                    xs=xs_all if numeric else [], ys=d.value)
 
@@ -150,12 +163,16 @@ def quality_vs_cost(rows: pd.DataFrame, quality: str, cost: str, colors: dict[st
     ax.scatter(front.c, front.q, s=140, facecolors="none", edgecolors="0.3", zorder=4,
                label="Pareto front")
     ax.margins(x=0.3, y=0.15)  # room for the labels
-    out = _finish(fig, ax, None, title=f"{quality} against {cost}", xlabel=label(cost),
+    labelled = d.index if len(d) <= MAX_LABELS else front.index[:MAX_LABELS]
+    title = f"{quality} against {cost}" + ("" if len(d) <= MAX_LABELS else
+                                           f"\n(labels on the Pareto front of {len(d)} points)")
+    out = _finish(fig, ax, None, title=title, xlabel=label(cost),
                   ylabel=f"{label(quality)} ({'higher' if higher else 'lower'} is better)",
                   xs=d.c, ys=d.q)
-    _place_labels(fig, ax, list(zip(d.c, d.q)),
-                  [", ".join(filter(None, (_setting_label(c), _setting_label(t))))
-                   for c, t in zip(d.cell_json, d.setting_json)])
+    _place_labels(fig, ax, [(d.c[i], d.q[i]) for i in labelled],
+                  [", ".join(filter(None, (_setting_label(d.cell_json[i]),
+                                           _setting_label(d.setting_json[i]))))
+                   for i in labelled], others=list(zip(d.c, d.q)))
     return _save(fig, path) if out is None else out
 
 
@@ -168,10 +185,11 @@ def _setting_label(setting_json) -> str:
     return ", ".join(f"{k}={_value(v)}" for k, v in json.loads(setting_json).items())
 
 
-def _place_labels(fig, ax, points, texts) -> None:
-    """Annotate points so that no label overlaps a marker, another label or the axes' edge:
-    each label takes the first free position around its point (right side first); a point with
-    no free position stays unlabelled (the summary table has every value)."""
+def _place_labels(fig, ax, points, texts, others=()) -> None:
+    """Annotate points so that no label overlaps a marker (of `points` and `others`), another
+    label or the axes' edge: each label takes the first free position around its point (right
+    side first); a point with no free position stays unlabelled (the summary table has every
+    value)."""
     fig.tight_layout()
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
@@ -179,7 +197,7 @@ def _place_labels(fig, ax, points, texts) -> None:
     from matplotlib.transforms import Bbox
 
     placed = []  # the markers, then each label placed
-    for x, y in points:
+    for x, y in dict.fromkeys([*points, *others]):
         px, py = ax.transData.transform((x, y))
         placed.append(Bbox.from_extents(px - 10, py - 10, px + 10, py + 10))  # ring included
     offsets = [(9, 2), (9, -8), (9, 10), (9, -16), (-9, 2), (-9, -8), (-9, 10), (-9, -16),

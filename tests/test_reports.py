@@ -311,3 +311,41 @@ def test_the_rerun_command_names_the_study_as_the_command_line_does(tmp_path):
     assert ref({"imports": ["studies.cm_steps"], "study": "x"}) == "cm_steps"
     assert ref({"imports": ["my_lab.methods", "path:/abs/mine.py"], "study": "x"}) == "/abs/mine.py"
     assert ref({"imports": ["my_lab.methods"], "study": "mine"}) == "mine"
+
+
+def test_a_huge_studys_figures_show_their_best_lines_and_label_the_front(tmp_path, monkeypatch):
+    """40 train cells: the metric-against-axis figure draws the 10 best lines (lower is better
+    here), the quality-against-cost figure labels only its Pareto front; both titles say so."""
+    import pandas as pd
+
+    from genbench.reports import figures
+
+    rows = []
+    for i in range(40):
+        for noise in (0.1, 0.5):
+            for metric, value in (("fid_domain", 10 * i + 100 * noise), ("sample_s_per_image", 1 + i % 7)):
+                rows.append({"run": 0, "arm": "a", "cell_key": f"c{i}", "train.lr": i,
+                             "sample.noise": noise, "metric": metric, "value": value,
+                             "higher_is_better": False, "cell_json": json.dumps({"lr": i}),
+                             "setting_json": json.dumps({"noise": noise})})
+    rows = pd.DataFrame(rows)
+    seen = {}
+    real = figures._finish
+
+    def finish(fig, ax, path, **kw):
+        seen[kw["title"]] = ax
+        return real(fig, ax, path, **kw)
+
+    monkeypatch.setattr(figures, "_finish", finish)
+    figures.metric_vs_axis(rows, "fid_domain", "sample.noise", {}, tmp_path / "a.png", False)
+    (title, ax), = seen.items()
+    assert title == "fid_domain against noise (the 10 best of 40 lines)"
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == \
+        sorted(f"a, lr={i}" for i in range(10))  # the lowest fid: lr 0..9
+    seen.clear()
+    figures.quality_vs_cost(rows.assign(cell_key=rows.cell_key + rows["sample.noise"].astype(str)),
+                            "fid_domain", "sample_s_per_image", {}, tmp_path / "b.png", False)
+    (title, ax), = seen.items()
+    assert title.endswith("(labels on the Pareto front of 80 points)")
+    labels = [t.get_text() for t in ax.texts]
+    assert 0 < len(labels) <= figures.MAX_LABELS and "lr=0, noise=0.1" in labels
