@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 SEEDS = 4
+LIMIT_S = 600  # a step still running after this is stopped (shown as inf)
 SETTINGS = (0.1, 0.5)  # the dummy's `noise` knob: two sample settings per fit
 
 
@@ -51,6 +52,7 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
     import pyarrow.parquet as pq
     import torch
 
+    from genbench.harness.config import canonical_json
     from genbench.harness.ledger import Unit, record_plan
     from genbench.harness.metrics import higher_is_better
     from genbench.harness.results import (PART_PREFIX, SOURCES_KEY, atomic_write_bytes,
@@ -64,6 +66,7 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
     env = Env(git_sha="bench", versions_json="{}", assets_dir="/tmp")
     run, rng, total = RunDir(out), random.Random(0), 0
     batch: list[dict] = []
+    sources: list[list] = []
     for i, trial in enumerate(plan.trials):
         rows = Rows(plan, trial, env, torch.device("cpu"))
         rows.per_step = 64
@@ -76,8 +79,8 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
         for setting in plan.settings_for(trial):
             key = plan.sampling_key(trial, setting)
             unit = Unit(setting.key, key, plan.measured())
-            common = {"sample_json": json.dumps({**setting.knobs, "nfe": 1}),
-                      "setting_json": json.dumps(setting.cell), "n_samples": plan.n_samples,
+            common = {"sample_json": canonical_json({**setting.knobs, "nfe": 1}),
+                      "setting_json": canonical_json(setting.cell), "n_samples": plan.n_samples,
                       "cell_key": plan.cell_key(trial, setting), "run_key": key}
             fid = 100 * setting.cell["noise"] + 1e5 * lr + rng.gauss(0, 1)
             files.append((run.unit_file(trial.trial_id, key, unit.metrics_key), [
@@ -86,18 +89,20 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
                     ("sample_peak_mem_mb", rng.uniform(900, 950)), ("fid_domain", fid))]))
         for path, part in files:
             total += len(part)
-            if compacted:  # the rows `Rows.write` would write, batched into parts
-                batch += [{**rows.base, "created_at": datetime.now(timezone.utc),
+            if compacted:  # the rows `Rows.write` would write, batched into parts that
+                batch += [{**rows.base, "created_at": datetime.now(timezone.utc),  # list them
                            "higher_is_better": higher_is_better(r["metric"]), **r} for r in part]
+                sources.append([path.name, 0, 0, len(part)])
             else:
                 rows.write(path, part)
         if compacted and (len(batch) >= 200_000 or i == len(plan.trials) - 1):
-            table = rows_to_table(batch).replace_schema_metadata({SOURCES_KEY: b"[]"})
+            table = rows_to_table(batch).replace_schema_metadata(
+                {SOURCES_KEY: json.dumps(sources).encode()})
             sink = pa.BufferOutputStream()
             pq.write_table(table, sink)
             atomic_write_bytes(run.results / f"{PART_PREFIX}bench{i:08d}.parquet",
                                sink.getvalue().to_pybytes())
-            batch = []
+            batch, sources = [], []
     return total, time.perf_counter() - start
 
 
@@ -116,8 +121,12 @@ def measure(name: str, out: Path, tmp: Path) -> tuple[float, float]:
     """(seconds, peak MB) of one step in a fresh Python process, imports included."""
     code = STEPS[name].format(out=out, tmp=tmp)
     start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code],
-                          capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code],
+                              capture_output=True, text=True, timeout=LIMIT_S)
+    except subprocess.TimeoutExpired:
+        print(f"    {name}: stopped after {LIMIT_S} s", file=sys.stderr)
+        return float("inf"), float("nan")
     wall = time.perf_counter() - start
     if proc.returncode:
         tail = proc.stderr.strip().splitlines()[-2:]
@@ -155,7 +164,7 @@ def main() -> None:
                 for step in args.steps:
                     wall, mb = measure(step, out, Path(tmp))
                     results[(step, layout, n)] = (wall, mb)
-                    cells.append(f"{wall:7.1f} s {mb:7.0f} MB")
+                    cells.append(f"{wall:7.1f} s {mb:7.0f} MB" if wall < LIMIT_S else f"> {LIMIT_S} s")
                 print(f"{n:>8} {n_rows:>9} {layout:>10} {len(results_files(out)):>7} "
                       + " ".join(f"{c:>20}" for c in cells), flush=True)
     sizes = sorted(args.trials)

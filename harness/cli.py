@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     study_args(plan)
     plan.add_argument("--address", help="show the packing on the Ray cluster there (HOST:PORT, "
                                         "auto, ray://...; default $RAY_ADDRESS, else this machine)")
+    plan.add_argument("--verbose", action="store_true",
+                      help=f"list every trial and sample setting (else, past {PLAN_LINES} trials "
+                           "of an arm, one line per train cell with its seeds)")
     plan.add_argument("--calibrate", nargs="?", type=int, const=20, default=0, metavar="STEPS",
                       help="time STEPS (default 20) optimiser steps and 64 samples of each train "
                            "cell (on the cluster with --address) and estimate the wall time")
@@ -375,11 +378,23 @@ def cmd_plan(args) -> int:
         print(f"arm {arm} (method {trials[0].method}, {trials[0].budget_steps} steps): "
               f"{len(cells)} train cells x {len(trials) // max(1, len(cells))} seeds = "
               f"{len(trials)} trials; {len(settings)} sample settings each")
-        for t in trials:
-            print(f"  trial {t.trial_id}  seed {t.seed}  {effective(t.resources, nodes)}  "
-                  f"{t.cell or '(base config)'}")
-        for s in settings:
-            print(f"  sample {s.key}  {s.cell or '(default knobs)'}")
+        if args.verbose or len(trials) <= PLAN_LINES:
+            for t in trials:
+                print(f"  trial {t.trial_id}  seed {t.seed}  {effective(t.resources, nodes)}  "
+                      f"{t.cell or '(base config)'}")
+        else:  # one line per train cell, its seeds summarised
+            by_cell: dict[str, list] = {}
+            for t in trials:
+                by_cell.setdefault(t.config_hash, []).append(t)
+            for ts in _head_tail(list(by_cell.values()), "train cells"):
+                if isinstance(ts, str):
+                    print(ts)
+                    continue
+                print(f"  cell {ts[0].cell or '(base config)'}: {len(ts)} seeds "
+                      f"({_seeds_text(sorted(t.seed for t in ts))})  {effective(ts[0].resources, nodes)}")
+            print("  (--verbose lists every trial)")
+        for s in _head_tail(settings, "sample settings") if not args.verbose else settings:
+            print(s if isinstance(s, str) else f"  sample {s.key}  {s.cell or '(default knobs)'}")
     for line in plan.merged:
         print(f"merged: {line}")
     from genbench.harness.claims import stored_claims
@@ -423,6 +438,27 @@ def cmd_plan(args) -> int:
               "start", file=sys.stderr)
         return 1
     return 0
+
+
+PLAN_LINES = 24  # `genbench plan` lists at most this many trials (or cells) per arm unless --verbose
+
+
+def _head_tail(items: list, what: str) -> list:
+    """The first and last PLAN_LINES // 2 of `items`, and a line saying how many are between."""
+    half = PLAN_LINES // 2
+    if len(items) <= PLAN_LINES:
+        return items
+    return [*items[:half], f"  ... {len(items) - 2 * half} more {what} (--verbose lists them) ...",
+            *items[-half:]]
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    """0-9, or 0, 1, 2, ..., 40 where they are not consecutive."""
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    if len(seeds) > 5:
+        return f"{seeds[0]}, {seeds[1]}, {seeds[2]}, ..., {seeds[-1]}"
+    return ", ".join(map(str, seeds))
 
 
 def cmd_list(args) -> int:

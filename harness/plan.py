@@ -12,6 +12,7 @@ seeds of one cell, and runs at different commits). Resolving a study into a plan
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -118,7 +119,7 @@ class Plan:
                     have.add((*key, seed))
         return dataclasses.replace(self, trials=tuple(trials))
 
-    @property
+    @functools.cached_property  # (the plan is frozen: hashing 100,000 trials once is enough)
     def plan_id(self) -> str:
         """Hash of the whole plan: rows name the plan that wrote them (plans/<plan_id>.json)."""
         return config_hash(self.to_json())

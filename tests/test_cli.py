@@ -126,3 +126,19 @@ def test_list_and_plan(capsys):
     assert main(["plan", "ddpm_timesteps", "--set", "seeds=[0,1,2]"]) == 0
     out = capsys.readouterr().out
     assert "3 train cells x 3 seeds = 9 trials" in out and "9 trials, 2 at once, 5 waves" in out
+
+
+def test_a_plan_of_many_seeds_prints_a_summary_and_verbose_every_trial(tmp_path, capsys):
+    f = tmp_path / "many.py"
+    f.write_text("from genbench import Scale, Study\n"
+                 "STUDY = Study(name='many', method='dummy', data='mnist5k', seeds=tuple(range(300)),"
+                 " train_grid={'lr': [0.1, 0.2]},"
+                 " scales={'smoke': Scale(budget_steps=2, n_samples=2)})\n")
+    assert main(["plan", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 15
+    assert "2 train cells x 300 seeds = 600 trials" in out
+    assert "cell {'lr': 0.1}: 300 seeds (0-299)" in out and "--verbose lists every trial" in out
+    assert main(["plan", str(f), "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert sum(line.startswith("  trial ") for line in out.splitlines()) == 600
