@@ -23,16 +23,17 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlparse
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from genbench.harness.errors import GenbenchError
 from genbench.harness.method import TrainData
 from genbench.harness.registry import Registry, origin
+
+if TYPE_CHECKING:  # torch loads with the data: naming and checking data sets need none
+    import torch
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -171,6 +172,8 @@ def load(name: str, split: str = "train", resolution: int | None = None) -> Trai
     res = resolution_of(name, resolution)
     x = x_uint8.float().div(127.5).sub(1.0)
     if x.shape[-1] != res or x.shape[-2] != res:
+        import torch.nn.functional as F
+
         x = F.interpolate(x, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
         x = x.clamp(-1.0, 1.0)
     return TrainData(name=name, x=x.contiguous(), y=y, num_classes=meta.num_classes)
@@ -358,6 +361,8 @@ _MNIST5K: dict = {}
 
 
 def _load_mnist5k(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     X, y = _mnist5k_arrays()
     order = np.random.RandomState(0).permutation(len(X))  # the fixed split, never reseeded
     idx = order[:4000] if split == "train" else order[4000:]
@@ -394,6 +399,8 @@ def _torchvision_dataset(ds: Torchvision, split: str, download: bool):
 
 
 def _load_torchvision(dataset: Torchvision, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     ds = _torchvision_dataset(dataset, split, download=not _torchvision_present(dataset))
     data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
     if data.ndim == 3:  # MNIST (N, H, W)
@@ -405,6 +412,8 @@ def _load_torchvision(dataset: Torchvision, split: str) -> tuple[torch.Tensor, t
 
 
 def _load_folder(path: Path, split: str) -> tuple[torch.Tensor, None]:
+    import torch
+
     from PIL import Image
 
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -42,12 +42,13 @@ from __future__ import annotations
 import abc
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from genbench.harness.errors import GenbenchError
 from genbench.harness.registry import Registry
+
+if TYPE_CHECKING:  # torch loads when a method runs: `genbench list` and the registries need none
+    import torch
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,19 @@ class Method(abc.ABC):
     modules: ClassVar[dict[str, str]] = {}  # state_dict key -> attribute path of each network
     trained: ClassVar[tuple[str, ...]] = ()  # the keys of `modules` whose parameters n_params counts
     num_classes: int = 0  # classes the fitted model conditions on (0: unconditional)
-    device: torch.device = torch.device("cpu")  # where its networks live (fit's, then `to`'s)
+    _device: Any = None  # where its networks live (fit's, then `to`'s); the CPU until then
+
+    @property
+    def device(self) -> "torch.device":
+        import torch
+
+        return self._device if self._device is not None else torch.device("cpu")
+
+    @device.setter
+    def device(self, value: Any) -> None:
+        import torch
+
+        self._device = torch.device(value)
 
     def __init__(self, config: Any | None = None):
         self.config = config if config is not None else self.Config()
@@ -179,7 +192,7 @@ class Method(abc.ABC):
 
     def to(self, device: torch.device) -> "Method":
         """Move a loaded model to `device` for sampling (after `load_state_dict`); returns self."""
-        self.device = torch.device(device)
+        self.device = device
         for key in self.modules:
             net = self.module(key)
             if net is not None:

@@ -14,11 +14,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from scipy.special import ndtr
 
 from genbench.harness.errors import GenbenchError
+
+if TYPE_CHECKING:  # torch loads when points are drawn or scored: naming a mixture needs none
+    import torch
 
 DEFAULT = "0.3,-2,0.5;0.7,1.5,0.3"  # the toy's two components: (weight, mean, std)
 
@@ -53,6 +57,8 @@ class Mixture:
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
         """(n, 1) float32 draws, reproducible from `seed`."""
+        import torch
+
         rng = np.random.default_rng(seed)
         comp = rng.choice(len(self.weights), size=n, p=np.asarray(self.weights))
         x = rng.normal(np.asarray(self.means)[comp], np.asarray(self.stds)[comp])
@@ -84,6 +90,8 @@ class Mixture:
 def log_prob(mix_means: torch.Tensor, mix_vars: torch.Tensor, log_weights: torch.Tensor,
              x: torch.Tensor) -> torch.Tensor:
     """log sum_i w_i N(x; mean_i, var_i) for x (B, 1) and per-sample (B, K) means and variances."""
+    import torch
+
     return torch.logsumexp(log_weights - 0.5 * (x - mix_means) ** 2 / mix_vars
                            - 0.5 * torch.log(2 * math.pi * mix_vars), dim=1, keepdim=True)
 
@@ -92,6 +100,8 @@ def score(mix_means: torch.Tensor, mix_vars: torch.Tensor, log_weights: torch.Te
           x: torch.Tensor) -> torch.Tensor:
     """d/dx log p(x) = sum_i r_i(x) (-(x - mean_i) / var_i), r_i the posterior responsibility
     of component i at x; shapes as `log_prob`."""
+    import torch
+
     logits = log_weights - 0.5 * (x - mix_means) ** 2 / mix_vars - 0.5 * torch.log(mix_vars)
     r = torch.softmax(logits, dim=1)
     return (r * (-(x - mix_means) / mix_vars)).sum(1, keepdim=True)

@@ -30,14 +30,16 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genbench.harness.config import canonical_json
 from genbench.harness.rundir import RunDir
+
+if TYPE_CHECKING:  # pandas loads with the first table read: writers and `genbench list` need none
+    import pandas as pd
 
 SCHEMA_VERSION = 2
 
@@ -306,6 +308,8 @@ def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
       `n_samples`, task or reference split), or a cross-seed metric against another partner
       (the seeds changed), counts once: the row written last.
     """
+    import pandas as pd
+
     if rows.empty:
         return rows
     plan = plan or {}

@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 MAX_SEEDS = 10_000  # seeds_needed looks no further: beyond it a claim is not decidable by seeds
 
@@ -62,6 +61,8 @@ class Estimate:
         if self.se == 0:  # exact: the same difference at every seed
             return 0.0 if (distance > 0 if upper else distance < 0) else 1.0
         t = distance / self.se
+        from scipy import stats  # (a second to import: loaded where a number is asked for)
+
         return float(stats.t.sf(t, self.dof) if upper else stats.t.cdf(t, self.dof))
 
     def p_two_sided(self) -> float:
@@ -80,6 +81,8 @@ def estimate(x: dict[int, float], y: dict[int, float], *, alpha: float = 0.05) -
     have when there are two or more of them (the seeds only one side has are left out), else
     Welch's t on all seeds when each side has two or more, else no interval (`test="none"`).
     Non-finite values are left out. The interval is two-sided at level 1 - alpha."""
+    from scipy import stats
+
     x = {s: float(v) for s, v in x.items() if v is not None and math.isfinite(v)}
     y = {s: float(v) for s, v in y.items() if v is not None and math.isfinite(v)}
     xs, ys = np.array(list(x.values())), np.array(list(y.values()))
@@ -139,6 +142,8 @@ def seeds_needed(distance: float, *, sd: float = float("nan"), sd_x: float = flo
     two-sided level-alpha t interval excludes a true difference of `distance` from its
     threshold with probability `power`, from the noncentral t distribution. None when no number
     up to MAX_SEEDS does, or the spread is unknown."""
+    from scipy import stats
+
     distance = abs(distance)
     if distance == 0 or not math.isfinite(distance):
         return None

@@ -12,12 +12,13 @@ trial's inputs, and measures the outputs. A new task touches this file only (add
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from genbench.harness.errors import GenbenchError
 from genbench.harness.method import Observation
+
+if TYPE_CHECKING:  # torch loads when a task measures: planning needs none
+    import torch
 
 MASKS = ("center", "half", "random", "none")  # see make_inpainting
 
@@ -95,6 +96,8 @@ def make_inpainting(x: torch.Tensor, kind: str, noise_std: float, seed: int) -> 
     """The observation of images x (N, C, H, W) under a mask `kind`:
     `center` hides the central half-side square, `half` hides the right half,
     `random` hides each pixel with probability 1/2, `none` hides nothing."""
+    import torch
+
     N, C, H, W = x.shape
     mask = torch.ones(N, 1, H, W)
     if kind == "center":
@@ -113,6 +116,8 @@ def make_inpainting(x: torch.Tensor, kind: str, noise_std: float, seed: int) -> 
 
 def hidden_error(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
     """(MSE, PSNR in dB) over the hidden pixels; images in [-1, 1], so the peak-to-peak is 2."""
+    import torch
+
     hidden = (1 - mask).expand_as(x)
     n = hidden.sum().clamp(min=1)
     mse = float(((x_hat - x) ** 2 * hidden).sum() / n)

@@ -142,3 +142,18 @@ def test_a_plan_of_many_seeds_prints_a_summary_and_verbose_every_trial(tmp_path,
     assert main(["plan", str(f), "--verbose"]) == 0
     out = capsys.readouterr().out
     assert sum(line.startswith("  trial ") for line in out.splitlines()) == 600
+
+
+def test_help_and_list_load_neither_torch_nor_ray_nor_pandas():
+    """Commands that train nothing answer at once: the registries list names from the entry
+    points without importing what they name, and torch, scipy and pandas load where used."""
+    code = ("import contextlib, io, sys; from genbench.harness.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    main(['list'])\n"
+            "    try: main(['--help'])\n"
+            "    except SystemExit: pass\n"
+            "assert 'ddpm' in out.getvalue() and 'fid_domain' in out.getvalue()\n"
+            "print(sorted(m for m in ('torch', 'ray', 'pandas', 'scipy.stats') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

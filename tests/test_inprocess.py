@@ -16,12 +16,16 @@ MACHINE = {"train_s", "train_images_per_s", "sample_s_per_image", "peak_mem_mb",
            "sample_peak_mem_mb"}
 
 
-def test_in_process_rows_are_the_rows_of_a_ray_run(tmp_path, ray_local, capsys):
+def test_in_process_rows_are_the_rows_of_a_ray_run(tmp_path, ray_local, capsys, monkeypatch):
+    """... and both compact their results as trials end (a part per ended trial here)."""
+    monkeypatch.setenv("GENBENCH_COMPACT_AT", "2")
     here, ray = tmp_path / "here", tmp_path / "ray"
     assert main(["run", "quickstart", "--out", str(here), *FAST, "--in-process"]) == 0
     out = capsys.readouterr().out
     assert "one at a time in this process (--in-process)" in out and "[3/3]" in out
     assert main(["run", "quickstart", "--out", str(ray), *FAST]) == 0
+    out = capsys.readouterr().out  # compacted during the run, from Tune's callback:
+    assert 0 < out.index("compacted ") < out.index("[3/3]")  # before the last trial ended
     key = ["trial_id", "setting_json", "metric"]
     a, b = (read_results(d).sort_values(key).reset_index(drop=True) for d in (here, ray))
     assert a[key].equals(b[key]) and len(a) > 50
@@ -30,8 +34,8 @@ def test_in_process_rows_are_the_rows_of_a_ray_run(tmp_path, ray_local, capsys):
         assert x == y or (math.isnan(x) and math.isnan(y)), m
     for col in ("config_json", "sample_json", "protocol", "n_samples", "note", "run_key"):
         assert a[col][same].equals(b[col][same]), col
-    assert sorted(p.name for p in (here / "results").iterdir()) == \
-        sorted(p.name for p in (ray / "results").iterdir())
+    for d in (here, ray):  # every small file went into a part
+        assert all(p.name.startswith("part-") for p in (d / "results").iterdir())
 
 
 def test_in_process_refuses_a_cluster_address(tmp_path, capsys):

@@ -26,15 +26,17 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
 
 from genbench.harness.assets import assets_dir
 from genbench.harness.errors import GenbenchError
 from genbench.harness.metrics import QUALITY_METRICS, register_metric
 from genbench.harness.results import atomic_write_bytes
+
+if TYPE_CHECKING:  # torch loads when a metric is measured: naming the metrics needs none
+    import torch
 
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
@@ -102,6 +104,8 @@ def kernel_distance(feats1: np.ndarray, feats2: np.ndarray, *, subsets: int = KI
 
 def _kth_nn_radii(feats: torch.Tensor, k: int) -> torch.Tensor:
     """Distance of each point to its k-th nearest neighbour within the same set (self excluded)."""
+    import torch
+
     radii = []
     for chunk in feats.split(1024):
         d = torch.cdist(chunk, feats)
@@ -113,6 +117,8 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K) -> tuple
     """Improved precision (the fraction of fakes inside at least one real k-NN ball) and recall
     (the fraction of reals inside at least one fake k-NN ball), from one pass over the
     fake-real distances: each chunk of fakes against every real serves both."""
+    import torch
+
     r = torch.from_numpy(np.asarray(real, dtype=np.float32))
     f = torch.from_numpy(np.asarray(fake, dtype=np.float32))
     radii_r, radii_f = _kth_nn_radii(r, k), _kth_nn_radii(f, k)
@@ -129,6 +135,8 @@ def duplicate_rate(real: np.ndarray, fake: np.ndarray,
     """(rate, threshold, m): the fraction of the first m fakes whose nearest other fake lies
     closer than the q-quantile of the nearest-neighbour distances among the first m reals,
     m = min(len(real), len(fake))."""
+    import torch
+
     m = min(len(real), len(fake))
     r = torch.from_numpy(np.asarray(real[:m], dtype=np.float32))
     f = torch.from_numpy(np.asarray(fake[:m], dtype=np.float32))
@@ -211,6 +219,8 @@ class Evaluator:
     def __init__(self, dataset: str, resolution: int, *, ref_split: str = "train",
                  device: torch.device | str = "cpu",
                  missing_assets: str = "error"):
+        import torch
+
         from genbench.harness import data as datasets
 
         self.dataset, self.resolution, self.ref_split = dataset, resolution, ref_split
