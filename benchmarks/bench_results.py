@@ -12,6 +12,10 @@ of trials.
 
     python benchmarks/bench_results.py                       # N = 1,000 and 10,000
     python benchmarks/bench_results.py --trials 1000 10000 100000 --skip-small 100000
+    python benchmarks/bench_results.py --trials 1000 --reference /tmp/old-genbench
+
+`--reference DIR` also times an older genbench's readers (DIR/genbench, e.g. a git worktree
+of an earlier commit linked there) on the same small files: the before of a change.
 
 `--skip-small N` writes run N straight into compacted parts (writing 300,000 small files, each
 synced, takes most of an hour on 2 cores) and measures only the compacted directory.
@@ -117,13 +121,17 @@ STEPS = {
 }
 
 
-def measure(name: str, out: Path, tmp: Path) -> tuple[float, float]:
-    """(seconds, peak MB) of one step in a fresh Python process, imports included."""
+def measure(name: str, out: Path, tmp: Path, reference: str | None = None) -> tuple[float, float]:
+    """(seconds, peak MB) of one step in a fresh Python process, imports included; with
+    `reference`, the genbench found there (PYTHONPATH) instead of this one."""
+    import os
+
     code = STEPS[name].format(out=out, tmp=tmp)
+    env = {**os.environ, "PYTHONPATH": reference} if reference else None
     start = time.perf_counter()
     try:
         proc = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code],
-                              capture_output=True, text=True, timeout=LIMIT_S)
+                              capture_output=True, text=True, timeout=LIMIT_S, env=env)
     except subprocess.TimeoutExpired:
         print(f"    {name}: stopped after {LIMIT_S} s", file=sys.stderr)
         return float("inf"), float("nan")
@@ -141,6 +149,9 @@ def main() -> None:
     ap.add_argument("--skip-small", type=int, nargs="*", default=[],
                     help="sizes written straight into compacted parts")
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
+    ap.add_argument("--reference", metavar="DIR",
+                    help="a directory whose genbench/ is an older genbench (a git worktree linked "
+                         "as DIR/genbench): its readers are timed too, on the small files")
     args = ap.parse_args()
     from genbench.harness.compaction import compact
     from genbench.harness.results import results_files
@@ -155,6 +166,8 @@ def main() -> None:
             n_rows, write_s = write_run(out, n, compacted=direct)
             print(f"  (wrote {n} trials, {n_rows} rows in {write_s:.0f} s)", file=sys.stderr)
             layouts = ["compacted"] if direct else ["small", "compacted"]
+            if args.reference and not direct:
+                layouts.insert(0, "reference")
             for layout in layouts:
                 if layout == "compacted" and not direct:
                     t = time.perf_counter()
@@ -162,13 +175,14 @@ def main() -> None:
                     print(f"  (compacted in {time.perf_counter() - t:.1f} s)", file=sys.stderr)
                 cells = []
                 for step in args.steps:
-                    wall, mb = measure(step, out, Path(tmp))
+                    wall, mb = measure(step, out, Path(tmp),
+                                       args.reference if layout == "reference" else None)
                     results[(step, layout, n)] = (wall, mb)
                     cells.append(f"{wall:7.1f} s {mb:7.0f} MB" if wall < LIMIT_S else f"> {LIMIT_S} s")
                 print(f"{n:>8} {n_rows:>9} {layout:>10} {len(results_files(out)):>7} "
                       + " ".join(f"{c:>20}" for c in cells), flush=True)
     sizes = sorted(args.trials)
-    for layout in ("small", "compacted"):
+    for layout in ("reference", "small", "compacted"):
         for a, b in zip(sizes, sizes[1:]):
             if (args.steps[0], layout, a) in results and (args.steps[0], layout, b) in results:
                 growth = [results[(s, layout, b)][0] / results[(s, layout, a)][0] for s in args.steps]

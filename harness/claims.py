@@ -165,6 +165,21 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _same_key(a: Any) -> Any:
+    """A hashable key under which values `_same` calls equal are equal."""
+    if isinstance(a, bool):
+        return ("bool", a)
+    if isinstance(a, (int, float)):
+        return ("number", float(a))
+    if isinstance(a, (list, tuple)):
+        return ("list", tuple(_same_key(x) for x in a))
+    try:
+        hash(a)
+        return ("value", a)
+    except TypeError:
+        return ("json", json.dumps(a, sort_keys=True, default=str))
+
+
 def _split_top(text: str) -> list[str]:
     """Split on commas outside brackets: `ch_mult=[1,2], steps=5` -> two items."""
     parts, depth, cur = [], 0, ""
@@ -309,9 +324,12 @@ def _select(side: Side, points: list[Point], name: str, level: str, combine: str
                             f"{', '.join(arms)}")
     pool = [p for p in points if side.arm is None or p.arm == side.arm]
     axes: dict[str, list] = {}
+    seen: set[tuple[str, Any]] = set()
     for p in pool:
         for k, v in p.coords().items():
-            if not any(_same(v, x) for x in axes.setdefault(k, [])):
+            axes.setdefault(k, [])
+            if (k, _same_key(v)) not in seen:  # (a set: a huge grid is not quadratic)
+                seen.add((k, _same_key(v)))
                 axes[k].append(v)
     for key, _ in side.values:
         if key not in axes:

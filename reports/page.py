@@ -25,6 +25,8 @@ from genbench.harness.rundir import RunDir, within
 from genbench.reports import figures
 from genbench.reports.tables import Run, axes_of, load_runs, main_metrics, quality_metrics, summarize
 
+MAX_ROWS = 200  # a huge study's summary and rerun tables show this many rows and say so
+
 COST_AXES = ("nfe", "sample_s_per_image")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -188,20 +190,35 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
     stats.update({(r.run, r.arm, r.cell_json, None, r.metric): (r["mean"], r.ci, r.n)
                   for _, r in f.iterrows()})
     metrics = main_metrics(rows)
-    best = {}
+    best, higher_of = {}, {}
     for m in metrics:
         d = pd.concat([s[s.metric == m], f[f.metric == m]]).dropna(subset=["mean"])
         if len(d) > 1 and d.higher_is_better.notna().any():
-            higher = bool(d.higher_is_better.dropna().iloc[0])
-            best[m] = d["mean"].max() if higher else d["mean"].min()
+            higher_of[m] = bool(d.higher_is_better.dropna().iloc[0])
+            best[m] = d["mean"].max() if higher_of[m] else d["mean"].min()
     out = ["<h2>Summary</h2><p>Mean ± 95 % interval over seeds; bold: the best value of each "
            "metric in its good direction. Training metrics belong to the fit and repeat on each "
            "of its settings.</p><table><tr><th>run</th><th class='l'>arm</th><th class='l'>"
            "train cell</th><th class='l'>sample setting</th><th>seeds</th>"]
     out += [f"<th>{html.escape(m)}</th>" for m in metrics] + ["</tr>"]
+    seeds: dict[tuple, float] = {}  # the most seeds behind any metric of the row
+    for k, v in stats.items():
+        seeds[k[:4]] = max(seeds.get(k[:4], 0), v[2])
     groups = settings[["run", "arm", "cell_json", "setting_json"]].drop_duplicates()
+    left_out = 0
+    if len(groups) > MAX_ROWS:  # a huge study: its best rows by the first main metric
+        first = next((m for m in metrics if m in best and (s.metric == m).any()), None)
+        if first is not None:
+            order = s[s.metric == first].sort_values("mean", ascending=not higher_of[first],
+                                                      kind="stable", na_position="last")
+            groups = order[["run", "arm", "cell_json", "setting_json"]].drop_duplicates()
+        left_out = len(groups) - MAX_ROWS
+        groups = groups.head(MAX_ROWS)
+        out[0] = out[0].replace("</p>", f" The {MAX_ROWS} rows best by {first or 'plan order'} "
+                                f"of {MAX_ROWS + left_out} are shown; every value is in results/ "
+                                "(`genbench.load`).</p>", 1)
     for run, arm, cell, setting in groups.itertuples(index=False):
-        n = max((v[2] for k, v in stats.items() if k[:4] == (run, arm, cell, setting)), default=0)
+        n = seeds.get((run, arm, cell, setting), 0)
         cells = [f"<td>{run}</td><td class='l'>{html.escape(str(arm))}</td>"
                  f"<td class='l'>{html.escape(_axes_text(cell))}</td>"
                  f"<td class='l'>{html.escape(_axes_text(setting))}</td><td>{int(n)}</td>"]
@@ -296,22 +313,26 @@ def _rerun(runs: list[Run]) -> str:
     out = ["<h2>Rerun a cell</h2><table><tr><th>run</th><th class='l'>arm</th>"
            "<th class='l'>cell</th><th class='l'>command</th></tr>"]
     for r in runs:
-        seen = set()
-        multi_arm = len({t.get("arm") for t in r.plan.get("trials", [])}) > 1
-        for t in r.plan.get("trials", []):
+        trials = r.plan.get("trials", [])
+        multi_arm = len({t.get("arm") for t in trials}) > 1
+        cells: dict[tuple, tuple[dict, list]] = {}  # (arm, cell) -> (a trial, its seeds)
+        for t in trials:
             key = (t.get("arm"), json.dumps(t["cell"], sort_keys=True))
-            if key in seen:
-                continue
-            seen.add(key)
+            cells.setdefault(key, (t, []))[1].append(t["seed"])
+        shown = list(cells.items())[:MAX_ROWS]
+        for key, (t, seeds) in shown:
             prefix = f"{t.get('arm')}." if multi_arm else ""
-            seeds = sorted(x["seed"] for x in r.plan["trials"]
-                           if (x.get("arm"), json.dumps(x["cell"], sort_keys=True)) == key)
+            seeds = sorted(seeds)
             sets = " ".join(f"--set {prefix}{k}={_cli(v)}" for k, v in t["cell"].items())
             cmd = " ".join(f"genbench run {r.study_ref()} --scale {r.plan.get('scale', 'smoke')} "
                            f"{sets} --set seeds={_cli(seeds)} --out {r.rerun_location()}".split())
             out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(str(t.get('arm')))}</td>"
                        f"<td class='l'>{html.escape(_axes_text(key[1]))}</td>"
                        f"<td class='l'><code>{html.escape(cmd)}</code></td></tr>")
+        if len(cells) > len(shown):
+            out.append(f"<tr><td>{r.index}</td><td class='l' colspan='3'>... and "
+                       f"{len(cells) - len(shown)} more cells: their commands take the same form"
+                       "</td></tr>")
     return "".join(out) + "</table>"
 
 

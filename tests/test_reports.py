@@ -349,3 +349,24 @@ def test_a_huge_studys_figures_show_their_best_lines_and_label_the_front(tmp_pat
     assert title.endswith("(labels on the Pareto front of 80 points)")
     labels = [t.get_text() for t in ax.texts]
     assert 0 < len(labels) <= figures.MAX_LABELS and "lr=0, noise=0.1" in labels
+
+
+def test_a_huge_studys_tables_show_their_best_rows_and_say_how_many_more(tmp_path, monkeypatch):
+    """The summary keeps the MAX_ROWS rows best by the first main metric, the rerun table its
+    first cells, and both say what they left out (a run written as a trial writes its rows,
+    by benchmarks/bench_results.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import bench_results
+
+    from genbench.reports import page
+
+    monkeypatch.setattr(page, "MAX_ROWS", 10)
+    out = tmp_path / "run"
+    bench_results.write_run(out, 100, compacted=True)  # 25 cells x 4 seeds, 2 settings each
+    assert main(["report", str(out), "--out", str(tmp_path / "page")]) == 0
+    text = (tmp_path / "page" / "index.html").read_text()
+    assert "The 10 rows best by fid_domain of 50 are shown" in text
+    assert "and 15 more cells: their commands take the same form" in text
+    summary = text.split("<h2>Summary</h2>")[1].split("</table>")[0]
+    assert summary.count("<tr>") == 11  # the header and 10 rows
+    assert "lr=0.0001" in summary and "noise=0.1" in summary  # the best: lowest lr and noise
