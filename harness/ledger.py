@@ -135,7 +135,8 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
     metrics_by_file: dict[str, set[str]] = {}
     for f in files:
         try:
-            metrics_by_file.update(_file_metrics(f, plan.study, skipped_note))
+            for name, metrics in _file_metrics(f, plan.study, skipped_note).items():
+                metrics_by_file.setdefault(name, set()).update(metrics)  # a part and a refit's
         except ValueError as err:
             dest = run.quarantine(f)
             line = f"quarantined {f.name}: {err}; moved to {run.shown(dest)}, its work runs again"
