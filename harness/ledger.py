@@ -28,8 +28,8 @@ from typing import Callable
 
 from genbench.harness.config import config_hash
 from genbench.harness.errors import GenbenchError
-from genbench.harness.results import (V1_COLUMNS, checkpoint_problem, is_part, part_sources,
-                                      read_file, read_plan, results_files)
+from genbench.harness.results import (V1_COLUMNS, checkpoint_problem, is_part, read_file,
+                                      read_plan, results_files, sources_of)
 from genbench.harness.plan import Plan, Trial
 from genbench.harness.rundir import LOCK_NAME, RunDir
 from genbench.harness.storage import has_checkpoint, refuse_foreign
@@ -206,11 +206,12 @@ def _file_metrics(path: Path, study: str, skipped_note: str | None) -> dict[str,
     import pyarrow.parquet as pq
 
     try:
-        names = pq.read_schema(path).names
-        missing = [c for c in V1_COLUMNS if c not in names]
+        parquet = pq.ParquetFile(path)  # opened once: its footer, then three columns
+        schema = parquet.schema_arrow
+        missing = [c for c in V1_COLUMNS if c not in schema.names]
         if missing:
             raise ValueError(f"not a genbench results file (no column {missing[0]!r})")
-        table = pq.read_table(path, columns=["study", "metric", "note"])
+        table = parquet.read(columns=["study", "metric", "note"])
     except (OSError, pa.ArrowException) as err:
         raise ValueError(f"not a readable Parquet file ({str(err).splitlines()[0]})") from None
     studies = set(pc.unique(table.column("study")).to_pylist())
@@ -223,7 +224,7 @@ def _file_metrics(path: Path, study: str, skipped_note: str | None) -> dict[str,
         skipped = pa.array(np.zeros(table.num_rows, bool))
     if not is_part(path):
         return {path.name: set(pc.filter(metric, pc.invert(skipped)).to_pylist())}
-    sources = part_sources(path)
+    sources = sources_of(schema.metadata)
     counts = [r for *_, r in sources]
     if sum(counts) != table.num_rows:
         raise ValueError(f"its footer lists {sum(counts)} rows and it holds {table.num_rows}")

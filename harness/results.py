@@ -218,9 +218,18 @@ def part_sources(part: Path) -> list[tuple[str, int, int, int]]:
     """The small files a compacted part holds, in its row order: (name, size, mtime_ns, rows),
     from its footer alone. Raises ValueError for a file that is not a readable part."""
     try:
-        meta = pq.read_metadata(part).metadata or {}
-        return [(str(n), int(s), int(m), int(r)) for n, s, m, r in json.loads(meta[SOURCES_KEY])]
-    except (OSError, pa.ArrowException, KeyError, ValueError, TypeError) as err:
+        return sources_of(pq.read_metadata(part).metadata)
+    except (OSError, pa.ArrowException) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"not a readable compacted part ({why})") from None
+
+
+def sources_of(metadata: dict[bytes, bytes] | None) -> list[tuple[str, int, int, int]]:
+    """`part_sources` from a footer's key-value metadata already read."""
+    try:
+        return [(str(n), int(s), int(m), int(r))
+                for n, s, m, r in json.loads((metadata or {})[SOURCES_KEY])]
+    except (KeyError, ValueError, TypeError) as err:
         why = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"not a readable compacted part ({why})") from None
 

@@ -104,8 +104,8 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
     if len(series) > MAX_LINES:  # a huge study: its best lines, and the title says so
         hib = d.higher_is_better.dropna()
         sign = -1.0 if len(hib) and bool(hib.iloc[0]) else 1.0
+        title += f" (the {MAX_LINES} best of {len(series)} lines)"
         series = sorted(series, key=lambda kg: sign * float(np.nanmean(kg[1].value)))[:MAX_LINES]
-        title += f" (the {MAX_LINES} best of {d.groupby(['run', 'arm', *others], dropna=False).ngroups} lines)"
     styles = itertools.cycle(LINESTYLES)
     style_of: dict[tuple, str] = {}
     for key, g in series:

@@ -10,6 +10,7 @@ import pytest
 import math
 
 from genbench.harness.cli import main
+from userland import SLOW_STUDY
 from genbench.harness.results import read_results
 
 NAN_STUDY = """from genbench import Scale, Study
@@ -123,13 +124,6 @@ def test_a_worker_that_dies_is_one_line_and_the_counts_stay_whole():
     assert [x.split("|")[1].strip().split(",")[:2] for x in ends] == [
         ["1 running", " 0 pending"], ["1 running", " 0 pending"], ["0 running", " 0 pending"]]
     assert ends[-1].lstrip().startswith("[2/2] b-s0 ok")
-
-
-SLOW_STUDY = """from genbench import Scale, Study
-STUDY = Study(name="slow", method="dummy", data="mnist5k", seeds=(0,),
-              train_grid={"sleep_s": [0.0, 0.5]},
-              scales={"smoke": Scale(budget_steps=60, n_samples=2, log_every=1)})
-"""
 
 
 def test_a_hung_trial_says_where_it_is_and_stops_at_its_timeout(tmp_path, ray_local, capsys,

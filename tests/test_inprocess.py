@@ -8,6 +8,7 @@ import pytest
 
 from genbench.harness.cli import main
 from genbench.harness.results import read_results
+from userland import SLOW_STUDY
 
 FAST = ["--set", "budget_steps=4", "--set", "n_samples=4", "--set", "log_every=2",
         "--set", "steps=2", "--no-report"]
@@ -44,13 +45,6 @@ def test_in_process_refuses_a_cluster_address(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--in-process runs the trials here" in err
     assert not (tmp_path / "o").exists()
-
-
-SLOW_STUDY = """from genbench import Scale, Study
-STUDY = Study(name="slow", method="dummy", data="mnist5k", seeds=(0,),
-              train_grid={"sleep_s": [0.0, 0.5]},
-              scales={"smoke": Scale(budget_steps=40, n_samples=2, log_every=1)})
-"""
 
 
 @pytest.mark.e2e

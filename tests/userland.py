@@ -1,6 +1,14 @@
 """What users write, as tests write it: a method of one's own against the public facade
 (`genbench`), the smallest that honours the contract (docs/studies.md, "Your own method").
-`{name}` is the name it registers under."""
+`{name}` is the name it registers under. `SLOW_STUDY`: a study whose second cell's fit
+sleeps 0.5 s a step (30 s in all), for timeouts and progress lines."""
+
+SLOW_STUDY = """from genbench import Scale, Study
+STUDY = Study(name="slow", method="dummy", data="mnist5k", seeds=(0,),
+              train_grid={"sleep_s": [0.0, 0.5]},
+              scales={"smoke": Scale(budget_steps=60, n_samples=2, log_every=1)})
+"""
+
 
 MEAN_IMAGE = '''
 from dataclasses import dataclass
