@@ -13,6 +13,10 @@ of trials.
     python benchmarks/bench_results.py                       # N = 1,000 and 10,000
     python benchmarks/bench_results.py --trials 1000 10000 100000 --skip-small 100000
     python benchmarks/bench_results.py --trials 1000 --reference /tmp/old-genbench
+    python benchmarks/bench_results.py --trials 100000 --skip-small 100000 --keep /tmp/runs
+
+`--keep DIR` writes the run directories under DIR (run-N) and leaves them there; a later call
+with the same DIR reuses them instead of writing them again (to profile one reader).
 
 `--reference DIR` also times an older genbench's readers (DIR/genbench, e.g. a git worktree
 of an earlier commit linked there) on the same small files: the before of a change.
@@ -149,10 +153,14 @@ def main() -> None:
     ap.add_argument("--skip-small", type=int, nargs="*", default=[],
                     help="sizes written straight into compacted parts")
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
+    ap.add_argument("--keep", metavar="DIR", help="write the run directories under DIR and keep "
+                    "them (reused when there already)")
     ap.add_argument("--reference", metavar="DIR",
                     help="a directory whose genbench/ is an older genbench (a git worktree linked "
                          "as DIR/genbench): its readers are timed too, on the small files")
     args = ap.parse_args()
+    import pandas as pd
+
     from genbench.harness.compaction import compact
     from genbench.harness.results import results_files
 
@@ -161,10 +169,14 @@ def main() -> None:
           " ".join(f"{s:>20}" for s in args.steps))
     for n in args.trials:
         with tempfile.TemporaryDirectory(prefix="bench_results_") as tmp:
-            out = Path(tmp) / "run"
+            out = Path(args.keep) / f"run-{n}" if args.keep else Path(tmp) / "run"
             direct = n in args.skip_small
-            n_rows, write_s = write_run(out, n, compacted=direct)
-            print(f"  (wrote {n} trials, {n_rows} rows in {write_s:.0f} s)", file=sys.stderr)
+            if (out / "study.json").is_file():
+                n_rows = len(pd.read_parquet(out / "results", columns=["metric"]))
+                print(f"  (reused {out}: {n_rows} rows)", file=sys.stderr)
+            else:
+                n_rows, write_s = write_run(out, n, compacted=direct)
+                print(f"  (wrote {n} trials, {n_rows} rows in {write_s:.0f} s)", file=sys.stderr)
             layouts = ["compacted"] if direct else ["small", "compacted"]
             if args.reference and not direct:
                 layouts.insert(0, "reference")

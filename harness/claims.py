@@ -465,17 +465,21 @@ def _values(table: dict, points: tuple[Point, ...], metric: str) -> dict[int, fl
     return {s: sum(d[s] for d in per) / len(per) for s in sorted(seeds)}
 
 
-def _table(rows) -> tuple[dict, dict, dict]:
+def _table(rows, metrics: set[str] | None = None) -> tuple[dict, dict, dict]:
     """(arm, cell, setting, metric) -> {seed: finite value}; metric -> direction; notes of the
-    metrics that have none (why a metric was skipped)."""
+    metrics that have none (why a metric was skipped); of the rows of `metrics` where given
+    (the claims' own: a million rows hold far more)."""
     table: dict = {}
     notes: dict[str, str] = {}
     direction: dict[str, bool] = {}
     if rows is None or rows.empty:
         return table, direction, notes
-    sub = rows[["arm", "cell_json", "setting_json", "metric", "seed", "value", "higher_is_better",
-                "note"]]
-    for arm, cell, setting, metric, seed, value, hib, note in sub.itertuples(index=False):
+    if metrics is not None:
+        rows = rows[rows.metric.isin(sorted(metrics))]
+    cols = ["arm", "cell_json", "setting_json", "metric", "seed", "value", "higher_is_better",
+            "note"]
+    for arm, cell, setting, metric, seed, value, hib, note in zip(*(rows[c].tolist()
+                                                                     for c in cols)):
         setting = setting if isinstance(setting, str) else None
         if hib is not None and hib == hib and metric not in direction:
             direction[metric] = bool(hib)
@@ -491,7 +495,7 @@ def evaluate(resolved: list[Resolved], rows, *, alpha: float = ALPHA,
     """The verdict of every resolved claim on `rows` (the run's current rows), Holm-corrected
     across all comparisons. The direction of a metric comes from the rows (the registry's
     `directions` for a metric with no rows yet)."""
-    table, direction, notes = _table(rows)
+    table, direction, notes = _table(rows, {r.claim.metric for r in resolved})
     direction = {**(directions or {}), **direction}
     tests: list[list[Test]] = []
     for r in resolved:

@@ -39,7 +39,7 @@ import functools
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,14 @@ from genbench.harness import stats
 from genbench.harness.errors import GenbenchError
 from genbench.harness.metrics import WALL_CLOCK_METRICS, higher_is_better, tolerance
 from genbench.harness.results import STATUS_METRICS, read_current, read_plan
+
+# what compare reads of each run (its checks, its joins and what a verdict shows)
+COLUMNS = ["study", "dataset", "device", "versions_json", "protocol", "feature_extractor",
+           "ref_split", "n_samples", "cell_key", "metric", "seed", "value", "std", "arm",
+           "cell_json", "setting_json", "higher_is_better", "note", "config_json"]
+JUDGED = ["study", "arm", "cell_key", "cell_json", "setting_json", "metric", "seed", "value",
+          "std", "higher_is_better", "note", "config_json"]
+MAX_UNCHANGED = 200  # the markdown lists every change and at most this many unchanged points
 
 # library versions that change numbers; others (pandas, ray) do not
 NUMERIC_LIBRARIES = ("torch", "torchvision", "numpy", "clean-fid", "torch_cuda")
@@ -112,9 +120,9 @@ def _device_kind(device: str) -> str:
 
 
 def _fingerprint(rows: pd.DataFrame) -> dict[str, set]:
-    versions = rows.versions_json.dropna().map(json.loads)
-    out = {"dataset": set(rows.dataset.dropna()),
-           "device": set(rows.device.dropna().map(_device_kind))}
+    versions = [json.loads(v) for v in rows.versions_json.dropna().unique()]
+    out = {"dataset": set(rows.dataset.dropna().unique()),
+           "device": {_device_kind(d) for d in rows.device.dropna().unique()}}
     for lib in NUMERIC_LIBRARIES:
         out[f"{lib} version"] = {v.get(lib) for v in versions}
     return out
@@ -126,11 +134,17 @@ def _protocols(rows: pd.DataFrame, keys: set) -> dict[str, set]:
     protocol); status rows are left out (a failure's protocol column holds its kind)."""
     cols = ["protocol", "feature_extractor", "ref_split", "n_samples"]
     out = {}
-    rows = rows[rows.cell_key.isin(keys) | rows.cell_key.isna()]
-    for metric, g in rows[~rows.metric.isin(STATUS_METRICS)].groupby("metric"):
+    others = set(rows.cell_key.dropna().unique()) - keys  # (rows of points both runs have
+    rows = rows[[*cols, "metric", "cell_key"]]                # are most: filtered only if not)
+    if others:
+        rows = rows[~rows.cell_key.isin(others)]
+    rows = rows[~rows.metric.isin(STATUS_METRICS)]
+    for col in cols:
+        for metric, g in rows[["metric", col]].dropna().drop_duplicates().groupby("metric"):
+            out[(metric, col)] = set(g[col].tolist())
+    for metric in rows.metric.unique():
         for col in cols:
-            vals = {v for v in g[col].tolist() if v is not None and not (isinstance(v, float) and math.isnan(v))}
-            out[(metric, col)] = vals
+            out.setdefault((metric, col), set())
     return out
 
 
@@ -141,7 +155,7 @@ def check_comparable(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
     for key in fb:
         if fb[key] != fc[key]:
             problems.append(f"{key} differs: {sorted(map(str, fb[key]))} vs {sorted(map(str, fc[key]))}")
-    common = set(base.cell_key.dropna()) & set(cur.cell_key.dropna())
+    common = set(base.cell_key.dropna().unique()) & set(cur.cell_key.dropna().unique())
     pb, pc = _protocols(base, common), _protocols(cur, common)
     for key in sorted(set(pb) & set(pc)):
         if pb[key] and pc[key] and pb[key] != pc[key]:
@@ -160,12 +174,13 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     refused even then. Wall-clock metrics (`WALL_CLOCK_METRICS`) measure the machine and its
     load as much as the code: judged only with `timings`."""
     quiet = []
-    base, cur = (read_current(d, read_plan(d), warn=quiet.append)[0] for d in (base_dir, cur_dir))
+    base, cur = (read_current(d, read_plan(d), warn=quiet.append, columns=COLUMNS)[0]
+                 for d in (base_dir, cur_dir))
     if base.empty or cur.empty:
         raise GenbenchError(f"nothing to compare: {base_dir if base.empty else cur_dir} has no rows")
     result = Comparison(str(base_dir), str(cur_dir), warnings=quiet,
                         missing_is_regression=not allow_missing, timings=timings)
-    sb, sc = (sorted(set(r.study.dropna())) for r in (base, cur))
+    sb, sc = (sorted(set(r.study.dropna().unique())) for r in (base, cur))
     if sb != sc:
         if not force:
             raise GenbenchError(f"different studies: BASE is {', '.join(sb)} and CUR is "
@@ -178,66 +193,14 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     keyless = [f"{d}: {int(r.cell_key.isna().sum())} rows without a cell_key (schema version 1) "
                "are not compared" for d, r in ((base_dir, base), (cur_dir, cur)) if r.cell_key.isna().any()]
     result.warnings += keyless
-    base, cur = base.dropna(subset=["cell_key"]), cur.dropna(subset=["cell_key"])
+    base, cur = (r[JUDGED] for r in (base, cur))  # (what the checks alone read goes)
+    base, cur = (r.dropna(subset=["cell_key"]) if r.cell_key.isna().any() else r
+                 for r in (base, cur))
     result.verdicts += _unfinished(base, cur)
     left_out = STATUS_METRICS if timings else (*STATUS_METRICS, *WALL_CLOCK_METRICS)
     base, cur = (r[~r.metric.isin(left_out)] for r in (base, cur))
-    keys = ["cell_key", "metric"]
-    gb = {k: g for k, g in base.groupby(keys)}
-    gc = {k: g for k, g in cur.groupby(keys)}
-    result.only_base, result.only_cur = len(set(gb) - set(gc)), len(set(gc) - set(gb))
-    pending, unjudged = [], {}
-
-    def skip(reason: str, rows: pd.DataFrame) -> None:
-        n, example = unjudged.get(reason, (0, ""))
-        unjudged[reason] = (n + 1, example or _where(rows))
-
-    for key in sorted(set(gb) | set(gc)):
-        b, c = gb.get(key), gc.get(key)
-        some = b if b is not None else c
-        direction = some.higher_is_better.dropna()  # rows before it was recorded: the registry
-        higher = bool(direction.iloc[0]) if len(direction) else higher_is_better(key[1])
-        if higher is None:
-            skip("facts without a good direction (not judged)", some)
-            continue
-        vb = b.value.to_numpy(dtype=float) if b is not None else np.array([])
-        vc = c.value.to_numpy(dtype=float) if c is not None else np.array([])
-        vb, vc = vb[np.isfinite(vb)], vc[np.isfinite(vc)]
-        if b is None:
-            result.verdicts.append(_point(c, "new", "new in current: not in base", vb, vc))
-        elif not len(vb):
-            if len(vc):
-                result.verdicts.append(_point(b, "new", "measured in current only (no values "
-                                              "in base: " + _why_none(b) + ")", vb, vc))
-            else:
-                skip("metrics with no values on either side (skipped: " + _why_none(b) + ")", b)
-        elif c is None:
-            result.verdicts.append(_point(b, "missing", "missing in current", vb, vc))
-        elif not len(vc):
-            result.verdicts.append(_point(b, "regression", "no values in current: "
-                                          + _why_none(c), vb, vc))
-        else:
-            pending.append((b, c, vb, vc, higher))
-    result.unjudged = [Unjudged(r, n, e) for r, (n, e) in unjudged.items()]
-    tested = [_test(b, c, vb, vc) for b, c, vb, vc, _ in pending]
-    rejected = [p <= alpha for p in stats.holm([t[1] for t in tested])]
-    for (b, c, vb, vc, higher), (diff, p, lo, hi, test), reject in zip(pending, tested, rejected):
-        metric = b.metric.iloc[0]
-        tol = tolerance(metric) * max(abs(vb.mean()), 1e-12)
-        # a change must be beyond the noise (the test) and beyond the metric's tolerance
-        changed = abs(diff) > tol and (test in ("tolerance", "exact") or reject)
-        if changed:
-            verdict = "improvement" if (diff > 0) == higher else "regression"
-        elif (test in ("tolerance", "exact") or sorted(vb) == sorted(vc)
-              or (abs(diff) <= tol and (reject or max(abs(lo), abs(hi)) <= tol))):
-            verdict = "no change"
-        else:
-            verdict = "inconclusive"
-        result.verdicts.append(Verdict(
-            study=str(b.study.iloc[0]), arm=str(b.arm.iloc[0]), cell=_axes(b.cell_json.iloc[0]),
-            setting=_axes(b.setting_json.iloc[0]), metric=metric, base=float(vb.mean()),
-            cur=float(vc.mean()), diff=float(diff), lo=float(lo), hi=float(hi), n_base=len(vb),
-            n_cur=len(vc), test=test, p=float(p), verdict=verdict, note=_config_diff(b, c)))
+    _judge(base, cur, alpha, result)
+    del base, cur
     if not result.judged:
         raise GenbenchError(f"compared nothing: no metric of {base_dir} has values in {cur_dir} "
                             f"at the same points ({result.only_base} points only in base, "
@@ -255,36 +218,11 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     return result
 
 
-def _where(rows: pd.DataFrame) -> str:
-    r = rows.iloc[0]
-    return f"{r.arm} {_axes(r.cell_json) or '(base)'} {_axes(r.setting_json) or '-'} {r.metric}"
-
-
-def _why_none(rows: pd.DataFrame) -> str:
-    """Why a point has no finite value: its rows' note (a skipped metric), else NaN."""
-    notes = [n for n in rows.note.dropna().tolist() if n]
-    return notes[0] if notes else "NaN"
-
-
-def _point(rows: pd.DataFrame, verdict: str, note: str, vb: np.ndarray, vc: np.ndarray) -> Verdict:
-    """A point that is not judged by a test: missing, new, or without values on one side."""
-    nan = float("nan")
-    return Verdict(study=str(rows.study.iloc[0]), arm=str(rows.arm.iloc[0]),
-                   cell=_axes(rows.cell_json.iloc[0]), setting=_axes(rows.setting_json.iloc[0]),
-                   metric=str(rows.metric.iloc[0]),
-                   base=float(vb.mean()) if len(vb) else nan, cur=float(vc.mean()) if len(vc) else nan,
-                   diff=nan, lo=nan, hi=nan, n_base=len(vb), n_cur=len(vc), test="none", p=nan,
-                   verdict=verdict, note=note)
-
-
-def _config_diff(b: pd.DataFrame, c: pd.DataFrame) -> str:
-    """How the two sides' configs differ (a deliberate change reads as one), or ""."""
-    first = [r.config_json.dropna() for r in (b, c)]
-    return _configs_differ(*(t.iloc[0] if len(t) else "" for t in first))
-
-
 @functools.lru_cache(maxsize=4096)  # many points share one config: parsed once per pair
 def _configs_differ(text_b: str, text_c: str) -> str:
+    if text_b == text_c:
+        return ""
+
     def cfg(text: str) -> dict:
         try:
             d = json.loads(text) if text else {}
@@ -306,9 +244,13 @@ def _configs_differ(text_b: str, text_c: str) -> str:
 def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
     """`unfinished_seeds` verdicts of the train cells both runs have and either left
     unfinished: the seeds whose fit diverged or whose last attempt failed."""
-    fits = [r[r.setting_json.isna()] for r in (base, cur)]  # a fit's own rows name its seeds
-    bad = [f[f.metric.isin(STATUS_METRICS)] for f in fits]
-    cells = (set(bad[0].cell_key) | set(bad[1].cell_key)) & set(base.cell_key) & set(cur.cell_key)
+    status = [r[r.metric.isin(STATUS_METRICS)] for r in (base, cur)]  # (few: filtered first)
+    bad = [f[f.setting_json.isna()] for f in status]  # a fit's own rows name its seeds
+    bad_cells = set(bad[0].cell_key.unique()) | set(bad[1].cell_key.unique())
+    if not bad_cells:
+        return []
+    cells = bad_cells.intersection(*(r.cell_key[r.cell_key.isin(bad_cells)].unique()
+                                     for r in (base, cur)))
 
     def seeds(rows: pd.DataFrame) -> dict[str, tuple[set, set, pd.Series]]:
         rows = rows[rows.cell_key.isin(cells)]  # only the cells with an unfinished seed
@@ -331,33 +273,198 @@ def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
     return out
 
 
-def _test(b: pd.DataFrame, c: pd.DataFrame, vb: np.ndarray, vc: np.ndarray):
-    """(difference CUR - BASE, p, interval low, interval high, test name), by the statistics of
-    claims (`genbench.harness.stats.estimate`): paired by seed where both runs have two or more seeds in
-    common (the difference on those seeds), Welch otherwise, `exact` when nothing varies."""
+_POINT = ["cell_key", "metric"]
+_SHOWN = ["study", "arm", "cell_json", "setting_json", "metric"]  # what a verdict names
+_NULL = (None, "")
+
+
+def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparison) -> None:
+    """Every (cell_key, metric) point of BASE and CUR judged or listed, into `result`:
+    column-wise over all points at once (no frame per point), so that a run of a million rows
+    compares in seconds; `tests/test_compare.py` checks it against `stats.estimate` point by
+    point."""
     from scipy import stats as sps
 
-    est = stats.estimate(_by_seed(c), _by_seed(b))
-    if est.test == "exact":  # no noise: exact, and not part of the corrected family
-        return est.diff, float("nan"), est.diff, est.diff, "exact"
-    if est.test in ("paired t", "welch"):
-        return (est.diff, est.p_two_sided(), est.lo, est.hi,
-                "paired" if est.test == "paired t" else "welch")
-    diff = vc.mean() - vb.mean()
-    sd_b, sd_c = b["std"].dropna().to_numpy(dtype=float), c["std"].dropna().to_numpy(dtype=float)
-    if len(vb) == len(vc) == 1 and len(sd_b) and len(sd_c):
-        se = math.sqrt(sd_b[0] ** 2 + sd_c[0] ** 2)
-        if se > 0:
-            return diff, 2 * sps.norm.sf(abs(diff) / se), diff - 1.96 * se, diff + 1.96 * se, "z"
-    return diff, float("nan"), float("nan"), float("nan"), "tolerance"
+    keys = pd.concat([base[_POINT], cur[_POINT]], ignore_index=True)  # (the keys only: a
+    point = keys.groupby(_POINT, sort=True).ngroup().to_numpy()  # run's other columns stay put)
+    del keys
+    n_points = int(point.max()) + 1  # points in (cell_key, metric) order
+    side = np.repeat(np.array([0, 1]), [len(base), len(cur)])
+    sides = (base, cur)
+    both = pd.DataFrame({"_p": point, "_side": side,
+                         "seed": np.concatenate([r.seed.to_numpy() for r in sides]),
+                         "value": np.concatenate([r.value.to_numpy(dtype=float) for r in sides])})
+    value = both["value"].to_numpy()
+    finite = np.isfinite(value)
+
+    def per_point(k: int, cols: list[str], only: np.ndarray | None = None) -> pd.DataFrame:
+        """The first non-null value of each column per point, over the rows of side `k` (of
+        the points `only`, where given)."""
+        rows = sides[k][cols].assign(_p=point[side == k])
+        if only is not None:
+            rows = rows[only[rows._p.to_numpy()]]
+        if "note" in cols:
+            rows["note"] = rows["note"].where(~rows["note"].isin(_NULL))
+        return rows.groupby("_p")[cols].first().reindex(range(n_points))
+
+    def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(point[mask], weights=None if weights is None else weights[mask],
+                           minlength=n_points)
+
+    has = [count(side == k) > 0 for k in (0, 1)]  # rows at the point, finite or not
+    shown = per_point(0, _SHOWN).combine_first(per_point(1, _SHOWN, only=~has[0]))
+    own = [per_point(k, ["higher_is_better", "note", "config_json", "std"]) for k in (0, 1)]
+    n = [count((side == k) & finite) for k in (0, 1)]  # finite values (a verdict's seeds)
+    mean = [count((side == k) & finite, value) / np.maximum(n[k], 1) for k in (0, 1)]
+    higher = own[0]["higher_is_better"].combine_first(own[1]["higher_is_better"])
+    metric = shown["metric"].to_numpy(dtype=object)
+    higher = np.array([bool(h) if h is not None and h == h else higher_is_better(m)
+                       for h, m in zip(higher.tolist(), metric)], dtype=object)
+    result.only_base = int((has[0] & ~has[1]).sum())
+    result.only_cur = int((has[1] & ~has[0]).sum())
+
+    col = {c: shown[c].tolist() for c in _SHOWN}  # (lists: a row of a frame costs 50 us)
+
+    def where(i: int) -> str:
+        return (f"{col['arm'][i]} {_axes(col['cell_json'][i]) or '(base)'} "
+                f"{_axes(col['setting_json'][i]) or '-'} {col['metric'][i]}")
+
+    def why_none(k: int, i: int) -> str:  # why a side has no finite value: its note, else NaN
+        note = own[k]["note"].iat[i]
+        return note if isinstance(note, str) else "NaN"
+
+    def listed(i: int, verdict: str, note: str) -> Verdict:  # a point no test judges
+        nan = float("nan")
+        return Verdict(study=str(col["study"][i]), arm=str(col["arm"][i]),
+                       cell=_axes(col["cell_json"][i]), setting=_axes(col["setting_json"][i]),
+                       metric=str(col["metric"][i]),
+                       base=float(mean[0][i]) if n[0][i] else nan,
+                       cur=float(mean[1][i]) if n[1][i] else nan, diff=nan, lo=nan, hi=nan,
+                       n_base=int(n[0][i]), n_cur=int(n[1][i]), test="none", p=nan,
+                       verdict=verdict, note=note)
+
+    unjudged: dict[str, tuple[int, str]] = {}
+    fact = np.array([h is None for h in higher], dtype=bool)
+    pending = ~fact & has[0] & has[1] & (n[0] > 0) & (n[1] > 0)
+    for i in np.flatnonzero(~pending).tolist():  # the few points no test judges, in order
+        if fact[i]:
+            reason = "facts without a good direction (not judged)"
+        elif not has[0][i]:
+            result.verdicts.append(listed(i, "new", "new in current: not in base"))
+            continue
+        elif not n[0][i]:
+            if n[1][i]:
+                result.verdicts.append(listed(i, "new", "measured in current only (no values "
+                                              f"in base: {why_none(0, i)})"))
+                continue
+            reason = f"metrics with no values on either side (skipped: {why_none(0, i)})"
+        elif not has[1][i]:
+            result.verdicts.append(listed(i, "missing", "missing in current"))
+            continue
+        else:
+            result.verdicts.append(listed(i, "regression", f"no values in current: "
+                                          f"{why_none(1, i)}"))
+            continue
+        k, example = unjudged.get(reason, (0, ""))
+        unjudged[reason] = (k + 1, example or where(i))
+    result.unjudged = [Unjudged(r, k, e) for r, (k, e) in unjudged.items()]
+
+    # the estimate of `stats.estimate` (CUR - BASE by seed), for every pending point at once:
+    # each side's finite values, the last per seed, as `stats.estimate`'s dicts keep them
+    rows = both.loc[finite & pending[point], ["_p", "_side", "seed", "value"]]
+    rows = rows.drop_duplicates(["_p", "_side", "seed"], keep="last")
+    by_side = [rows[rows._side == k] for k in (0, 1)]
+    m = [_moments(s._p.to_numpy(), s.value.to_numpy(dtype=float), n_points) for s in by_side]
+    pairs = by_side[0].merge(by_side[1], on=["_p", "seed"], suffixes=("_b", "_c"))
+    pairs = pairs.sort_values(["_p", "seed"], kind="stable")  # (the seeds in order, as there)
+    n_pair, d_mean, d_sd = _moments(pairs._p.to_numpy(),
+                                    (pairs.value_c - pairs.value_b).to_numpy(), n_points)
+    paired = pending & (n_pair >= 2)
+    welch = pending & ~paired & (m[0][0] >= 2) & (m[1][0] >= 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vb, vc = m[0][2] ** 2 / m[0][0], m[1][2] ** 2 / m[1][0]
+        se = np.where(paired, d_sd / np.sqrt(n_pair), np.sqrt(vb + vc))
+        dof = np.where(paired, n_pair - 1.0,
+                       (vb + vc) ** 2 / (vb ** 2 / (m[0][0] - 1) + vc ** 2 / (m[1][0] - 1)))
+        dof = np.where(paired | (np.isfinite(dof) & (dof > 0)), dof, m[0][0] + m[1][0] - 2.0)
+    diff = np.where(paired, d_mean, np.where(welch, m[1][1] - m[0][1], mean[1] - mean[0]))
+    test = np.full(n_points, "tolerance", dtype=object)
+    test[paired], test[welch] = "paired", "welch"
+    exact = (paired | welch) & (se == 0)
+    test[exact] = "exact"
+    t_test = (paired | welch) & ~exact
+    std = [pd.to_numeric(o["std"], errors="coerce").to_numpy(dtype=float) for o in own]
+    z_se = np.sqrt(std[0] ** 2 + std[1] ** 2)
+    z_test = pending & ~paired & ~welch & (n[0] == 1) & (n[1] == 1) & (z_se > 0)
+    test[z_test] = "z"
+    nan = np.full(n_points, np.nan)
+    p, lo, hi = nan.copy(), nan.copy(), nan.copy()
+    if t_test.any():
+        t = np.abs(diff[t_test]) / se[t_test]
+        p[t_test] = np.minimum(1.0, 2 * sps.t.sf(t, dof[t_test]))
+        half = sps.t.ppf(0.975, dof[t_test]) * se[t_test]
+        lo[t_test], hi[t_test] = diff[t_test] - half, diff[t_test] + half
+    if z_test.any():
+        s_ = z_se[z_test]
+        p[z_test] = 2 * sps.norm.sf(np.abs(diff[z_test]) / s_)
+        lo[z_test], hi[z_test] = diff[z_test] - 1.96 * s_, diff[z_test] + 1.96 * s_
+    lo[exact], hi[exact] = diff[exact], diff[exact]
+    idx = np.flatnonzero(pending)
+    reject = np.zeros(n_points, dtype=bool)
+    reject[idx] = np.asarray(stats.holm(p[idx]), dtype=float) <= alpha  # (NaN: False)
+
+    rel = {x: tolerance(x) for x in set(metric)}
+    tol = np.array([rel[x] for x in metric], dtype=float) * np.maximum(np.abs(mean[0]), 1e-12)
+    fixed = np.isin(test, ("tolerance", "exact"))  # no test: the change alone decides
+    changed = pending & (np.abs(diff) > tol) & (fixed | reject)
+    within = np.abs(diff) <= tol
+    same = _same_values(both.loc[finite & pending[point]], n, n_points)
+    unchanged = pending & ~changed & (fixed | same | (within & (reject | (np.maximum(
+        np.abs(lo), np.abs(hi)) <= tol))))
+    up = (diff > 0) == higher.astype(bool) if len(idx) else np.zeros(n_points, dtype=bool)
+    verdict = np.where(changed, np.where(up, "improvement", "regression"),
+                       np.where(unchanged, "no change", "inconclusive"))
+    cfg = [[c if isinstance(c, str) else "" for c in o["config_json"].tolist()] for o in own]
+    num = {k: a.tolist() for k, a in (("base", mean[0]), ("cur", mean[1]), ("diff", diff),
+                                      ("lo", lo), ("hi", hi), ("p", p), ("nb", n[0]),
+                                      ("nc", n[1]), ("verdict", verdict), ("test", test))}
+    result.verdicts += [Verdict(
+        study=str(col["study"][i]), arm=str(col["arm"][i]), cell=_axes(col["cell_json"][i]),
+        setting=_axes(col["setting_json"][i]), metric=str(col["metric"][i]), base=num["base"][i],
+        cur=num["cur"][i], diff=num["diff"][i], lo=num["lo"][i], hi=num["hi"][i],
+        n_base=num["nb"][i], n_cur=num["nc"][i], test=num["test"][i], p=num["p"][i],
+        verdict=num["verdict"][i], note=_configs_differ(cfg[0][i], cfg[1][i]))
+        for i in idx.tolist()]
 
 
-def _by_seed(rows: pd.DataFrame) -> dict[int, float]:
-    """A point's finite values keyed by seed."""
-    v = rows.value.to_numpy(dtype=float)
-    return {int(s): float(x) for s, x in zip(rows.seed, v) if np.isfinite(x)}
+def _moments(group: np.ndarray, x: np.ndarray, size: int):
+    """(count, mean, sample standard deviation) of `x` per group: two passes, as numpy's own
+    mean and std compute them (so an exact tie gives a spread of exactly 0 here too)."""
+    k = np.bincount(group, minlength=size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.bincount(group, weights=x, minlength=size) / k
+        ss = np.bincount(group, weights=(x - mu[group]) ** 2, minlength=size)
+        return k, mu, np.sqrt(ss / (k - 1))
 
 
+def _same_values(rows: pd.DataFrame, n: list[np.ndarray], size: int) -> np.ndarray:
+    """Per point: whether both sides hold the same finite values (a run compared with itself),
+    as multisets: with equal counts, each side sorted by (point, value) lines up row by row."""
+    equal_n = n[0] == n[1]
+    point, side = rows._p.to_numpy(), rows._side.to_numpy()
+    value = rows.value.to_numpy(dtype=float)
+    sorted_values = []
+    for k in (0, 1):
+        mask = (side == k) & equal_n[point]
+        p, v = point[mask], value[mask]
+        order = np.lexsort((v, p))
+        sorted_values.append((p[order], v[order]))
+    differs = sorted_values[0][1] != sorted_values[1][1]
+    bad = np.bincount(sorted_values[0][0], weights=differs.astype(float), minlength=size)
+    return equal_n & (bad == 0)
+
+
+@functools.lru_cache(maxsize=65536)  # the points of one cell share it: parsed once
 def _axes(text) -> str:
     if not isinstance(text, str) or not text:
         return ""
@@ -379,9 +486,15 @@ def render_markdown(result: Comparison) -> str:
     if not result.timings:
         lines.append("Wall-clock metrics (train_s, train_images_per_s, sample_s_per_image) are "
                      "left out: --timings judges them, on a dedicated machine.")
+    shown = result.verdicts
+    if counts["no change"] > MAX_UNCHANGED:  # a huge run: every change, a sample of the rest
+        quiet = [v for v in shown if v.verdict == "no change"]
+        shown = [v for v in shown if v.verdict != "no change"] + quiet[:MAX_UNCHANGED]
+        lines.append(f"{len(quiet) - MAX_UNCHANGED} more points with no change are not listed "
+                     "below (--json lists every point).")
     lines += ["", "| verdict | arm | cell | setting | metric | base | current | diff (95 % CI) "
               "| seeds | test | note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for v in result.verdicts:
+    for v in shown:
         ci = f" [{v.lo:+.3g}, {v.hi:+.3g}]" if np.isfinite(v.lo) else ""
         diff = f"{v.diff:+.3g}{ci}" if np.isfinite(v.diff) else "-"
         lines.append(f"| {v.verdict} | {v.arm} | {v.cell or '-'} | {v.setting or '-'} | {v.metric} "
@@ -395,9 +508,20 @@ def _num(x: float) -> str:
 
 
 def render_json(result: Comparison) -> str:
-    """The comparison as JSON: valid JSON, with null where a number is missing (never NaN)."""
+    """The comparison as JSON: valid JSON, with null where a number is missing (never NaN);
+    one verdict per line (a run of a million rows has a few hundred thousand points)."""
     from genbench.harness.claims import json_safe
 
-    d = asdict(result)
-    d["regressions"] = len(result.regressions)
-    return json.dumps(json_safe(d), indent=1, default=float, allow_nan=False)
+    def line(v) -> str:
+        return json.dumps({k: (None if isinstance(x, float) and not math.isfinite(x) else x)
+                           for k, x in vars(v).items()}, allow_nan=False)
+
+    head = {k: json_safe(getattr(result, k)) for k in ("base", "cur", "only_base", "only_cur",
+                                                        "missing_is_regression", "timings")}
+    head["warnings"] = list(result.warnings)
+    head["unjudged"] = [vars(u) for u in result.unjudged]
+    head["regressions"] = len(result.regressions)
+    text = json.dumps(head, indent=1, allow_nan=False)
+    rows = ",\n  ".join(line(v) for v in result.verdicts)
+    return text[:-2] + f',\n "verdicts": [\n  {rows}\n ]\n}}' if rows else \
+        text[:-2] + ',\n "verdicts": []\n}'

@@ -123,16 +123,17 @@ def welch_dof(vx: float, vy: float, nx: int, ny: int) -> float:
     return (vx + vy) ** 2 / denom if denom > 0 else float(nx + ny - 2)
 
 
-def holm(pvalues: list[float]) -> list[float]:
+def holm(pvalues) -> list[float]:
     """Holm's step-down adjusted p-values (Holm 1979): reject test i at family-wise error rate
     alpha when its adjusted p is at most alpha. NaN (not a test) stays NaN and is not counted
-    in the family."""
-    idx = sorted((p, i) for i, p in enumerate(pvalues) if p is not None and math.isfinite(p))
-    m, out, running = len(idx), [float("nan")] * len(pvalues), 0.0
-    for rank, (p, i) in enumerate(idx):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[i] = running
-    return out
+    in the family. Ties keep their order; column-wise, for a family of a million tests."""
+    p = np.asarray(pvalues, dtype=float).ravel()
+    out = np.full(len(p), np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    order = idx[np.lexsort((idx, p[idx]))]  # by p, then by position
+    m = len(order)
+    out[order] = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    return out.tolist()
 
 
 def seeds_needed(distance: float, *, sd: float = float("nan"), sd_x: float = float("nan"),

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from genbench.reports.tables import ci95, pareto  # noqa: E402
+from genbench.reports.tables import pareto, summarize  # noqa: E402
 
 UNITS = {"train_s": "s", "sample_s_per_image": "s / image", "peak_mem_mb": "MiB",
          "sample_peak_mem_mb": "MiB", "train_images_per_s": "images / s", "nfe": "evaluations",
@@ -28,6 +28,8 @@ LINESTYLES = ("-", "--", ":", "-.")
 # says what was left out, and the summary table keeps every value
 MAX_LINES = 10
 MAX_LABELS = 24
+MAX_DOTS = 5_000  # seeds drawn as points up to this many values in one figure
+MAX_BARS = 100  # a line of more x values shows its 95 % interval as a band
 
 
 def palette(arms: list[str]) -> dict[str, str]:
@@ -74,7 +76,8 @@ def _finish(fig, ax, path: Path | None, *, title: str, xlabel: str, ylabel: str,
     if _spans_decades(ys, 100.0):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    # matplotlib's "best" place weighs every point drawn: beyond a few thousand, a fixed corner
+    ax.legend(fontsize=7, loc="best" if len(ys) <= MAX_DOTS else "upper right")
     return None if path is None else _save(fig, path)
 
 
@@ -99,39 +102,52 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
     numeric = _numeric(xs_all)
     pos = {v: (float(v) if numeric else i) for i, v in enumerate(xs_all)}
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    series = list(d.groupby(["run", "arm", *others], dropna=False, sort=True))
+    line = ["run", "arm", *others]
+    d = d.assign(_x=d[axis].map(pos).astype(float))
+    # the lines: mean over each line's values, column-wise, before any line is drawn
+    of_line = d.groupby(line, dropna=False, sort=True).ngroup()
+    lines = d.value.groupby(of_line).mean()
     title = f"{metric} against {axis.split('.', 1)[1]}"
-    if len(series) > MAX_LINES:  # a huge study: its best lines, and the title says so
+    if len(lines) > MAX_LINES:  # a huge study: its best lines, and the title says so
         hib = d.higher_is_better.dropna()
         sign = -1.0 if len(hib) and bool(hib.iloc[0]) else 1.0
-        title += f" (the {MAX_LINES} best of {len(series)} lines)"
-        series = sorted(series, key=lambda kg: sign * float(np.nanmean(kg[1].value)))[:MAX_LINES]
+        title += f" (the {MAX_LINES} best of {len(lines)} lines)"
+        best = (sign * lines).sort_values(kind="stable").head(MAX_LINES).index
+        d = d[of_line.isin(best)]
+    dots = len(d) <= MAX_DOTS  # seeds as points, unless they would bury the lines
+    if not dots:
+        title += f"\n(seeds not drawn: {len(d)} values)"
+    points = summarize(d, [*line, "_x"]).sort_values("_x", kind="stable")
     styles = itertools.cycle(LINESTYLES)
     style_of: dict[tuple, str] = {}
-    for key, g in series:
+    for key, g in points.groupby(line, dropna=False, sort=True):
         run, arm, *rest = key
         rest_key = tuple(rest)
         style_of.setdefault(rest_key, next(styles))
-        means, cis, xs, dots_x, dots_y = [], [], [], [], []
-        for x, gx in g.groupby(axis, sort=False):
-            vals = gx.value.to_numpy(dtype=float)
-            xs.append(pos[x])
-            means.append(vals.mean())
-            cis.append(ci95(vals))
-            jitter = np.linspace(-0.04, 0.04, len(vals)) * (1 if not numeric else 0)
-            dots_x.append(pos[x] + jitter)
-            dots_y.append(vals)
-        ax.scatter(np.concatenate(dots_x), np.concatenate(dots_y), s=10, alpha=0.35,
-                   color=colors.get(arm, "k"), linewidths=0)
-        order = np.argsort(xs)
-        xs, means, cis = np.array(xs)[order], np.array(means)[order], np.array(cis)[order]
+        if dots:
+            seeds = d
+            for c, v in zip(line, key):
+                seeds = seeds[seeds[c].isna()] if _missing(v) else seeds[seeds[c] == v]
+            jitter = 0.0
+            if not numeric:  # the seeds of one x side by side
+                jitter = (seeds.groupby("_x").cumcount() / seeds.groupby("_x")._x.transform(
+                    "size").clip(lower=2).sub(1) * 0.08 - 0.04).to_numpy()
+            ax.scatter(seeds._x.to_numpy() + jitter, seeds.value.to_numpy(dtype=float), s=10,
+                       alpha=0.35, color=colors.get(arm, "k"), linewidths=0)
         name = ", ".join([arm] + [f"{o.split('.', 1)[1]}={_value(v)}" for o, v in zip(others, rest)
                                   if not _missing(v)])
         if multi_run:
             name = f"run {run}: {name}"
-        ax.errorbar(xs, means, yerr=cis, color=colors.get(arm, "k"),
-                    linestyle=style_of[rest_key], marker=MARKERS[run % len(MARKERS)],
-                    capsize=3, label=name)
+        x, mean, ci = g._x.to_numpy(), g["mean"].to_numpy(), g.ci.to_numpy()
+        if len(g) <= MAX_BARS:
+            ax.errorbar(x, mean, yerr=ci, color=colors.get(arm, "k"),
+                        linestyle=style_of[rest_key], marker=MARKERS[run % len(MARKERS)],
+                        capsize=3, label=name)
+        else:  # hundreds of values: a line and a band, not a forest of bars
+            ax.plot(x, mean, color=colors.get(arm, "k"), linestyle=style_of[rest_key],
+                    linewidth=1, label=name)
+            ax.fill_between(x, mean - ci, mean + ci, color=colors.get(arm, "k"), alpha=0.2,
+                            linewidth=0)
     if not numeric:
         ax.set_xticks(range(len(xs_all)), [_value(v) for v in xs_all])
     return _finish(fig, ax, path, title=title,
@@ -194,12 +210,17 @@ def _place_labels(fig, ax, points, texts, others=()) -> None:
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     from matplotlib.text import Text
-    from matplotlib.transforms import Bbox
 
-    placed = []  # the markers, then each label placed
-    for x, y in dict.fromkeys([*points, *others]):
-        px, py = ax.transData.transform((x, y))
-        placed.append(Bbox.from_extents(px - 10, py - 10, px + 10, py + 10))  # ring included
+    xy = np.array(list(dict.fromkeys([*points, *others])), dtype=float).reshape(-1, 2)
+    px = ax.transData.transform(xy)  # the markers, ring included, as one array of boxes
+    boxes = np.column_stack([px - 10, px + 10])  # x0, y0, x1, y1
+    placed: list = []  # each label placed
+
+    def free(box) -> bool:  # touches no marker and no label placed (as Bbox.overlaps counts)
+        hit = ((boxes[:, 0] <= box.x1) & (box.x0 <= boxes[:, 2]) & (boxes[:, 1] <= box.y1)
+               & (box.y0 <= boxes[:, 3]))
+        return not hit.any() and not any(box.overlaps(other) for other in placed)
+
     offsets = [(9, 2), (9, -8), (9, 10), (9, -16), (-9, 2), (-9, -8), (-9, 10), (-9, -16),
                (9, 18), (-9, 18), (9, -24), (-9, -24)]
     for (x, y), text in zip(points, texts):
@@ -214,7 +235,7 @@ def _place_labels(fig, ax, points, texts, others=()) -> None:
             box = Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
             inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
                       and box.y1 <= frame.y1)
-            if inside and not any(box.overlaps(other) for other in placed):
+            if inside and free(box):
                 placed.append(box)
                 break
             ann.remove()

@@ -26,6 +26,7 @@ from genbench.reports import figures
 from genbench.reports.tables import Run, axes_of, load_runs, main_metrics, quality_metrics, summarize
 
 MAX_ROWS = 200  # a huge study's summary and rerun tables show this many rows and say so
+MAX_GRID_CELLS = 48  # sample grids shown per run (the first train cells of its plan)
 
 COST_AXES = ("nfe", "sample_s_per_image")
 STYLE = """
@@ -84,7 +85,7 @@ def write_report(paths: list[Path], dest: Path | None = None) -> Path:
         raise GenbenchError(f"cannot write a report to {dest}: {err.strerror or err}") from None
     rows = pd.concat([r.rows.assign(run=r.index) for r in runs], ignore_index=True)
     curves = pd.concat([r.curves.assign(run=r.index) for r in runs], ignore_index=True)
-    arms = list(dict.fromkeys(rows.arm.dropna().tolist())) if len(rows) else []
+    arms = rows.arm.dropna().unique().tolist() if len(rows) else []  # (in order of appearance)
     colors = figures.palette(arms)
     multi = len(runs) > 1
     parts = [f"<h1>genbench report: {html.escape(', '.join(sorted({r.label.split(' @')[0] for r in runs})))}</h1>"]
@@ -96,7 +97,8 @@ def write_report(paths: list[Path], dest: Path | None = None) -> Path:
         parts.append(_summary(rows, runs))
         parts.append(_axes_section(rows, colors, img, multi))
         parts.append(_cost_section(rows, colors, img, multi))
-        arms_of = dict(zip(rows.trial_id, rows.arm))
+        fits = rows[["trial_id", "arm"]].drop_duplicates("trial_id")
+        arms_of = dict(zip(fits.trial_id.tolist(), fits.arm.tolist()))
         path = figures.training_curves(curves, arms_of, colors, img / "curves.png")
         parts.append("<h2>Training curves</h2>" + (_fig(path, dest, "loss (and metrics along "
                      "training) of every trial, one colour per arm") if path else "<p>No curves.</p>"))
@@ -159,8 +161,8 @@ def _runs_table(runs: list[Run]) -> str:
     out = ["<h2>Runs</h2><table><tr><th>run</th><th class='l'>study</th><th class='l'>directory"
            "</th><th>rows</th><th class='l'>device</th><th class='l'>data</th></tr>"]
     for r in runs:
-        devices = ", ".join(sorted(set(r.rows.device.dropna()))) or "-"
-        data = ", ".join(sorted(set(r.rows.dataset.dropna()))) or r.plan.get("data", "-")
+        devices = ", ".join(sorted(r.rows.device.dropna().unique())) or "-"
+        data = ", ".join(sorted(r.rows.dataset.dropna().unique())) or r.plan.get("data", "-")
         out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(r.label)}</td>"
                    f"<td class='l'><code>{html.escape(r.location)}</code></td><td>{len(r.rows)}</td>"
                    f"<td class='l'>{html.escape(devices)}</td><td class='l'>{html.escape(data)}</td></tr>")
@@ -185,10 +187,10 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
     fits = rows[rows.setting_json.isna()]
     s = summarize(settings, ["run", "arm", "cell_json", "setting_json"])
     f = summarize(fits, ["run", "arm", "cell_json"])
-    stats = {(r.run, r.arm, r.cell_json, r.setting_json, r.metric): (r["mean"], r.ci, r.n)
-             for _, r in s.iterrows()}
-    stats.update({(r.run, r.arm, r.cell_json, None, r.metric): (r["mean"], r.ci, r.n)
-                  for _, r in f.iterrows()})
+    stats = dict(zip(zip(s.run, s.arm, s.cell_json, s.setting_json, s.metric),
+                     zip(s["mean"], s.ci, s.n)))
+    stats.update(zip(zip(f.run, f.arm, f.cell_json, [None] * len(f), f.metric),
+                     zip(f["mean"], f.ci, f.n)))
     metrics = main_metrics(rows)
     best, higher_of = {}, {}
     for m in metrics:
@@ -243,6 +245,7 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
     out = ["<h2>Metrics against each ablation axis</h2>"]
     metrics = main_metrics(rows)
     axes = [a for a in axes_of(rows) if rows[a].dropna().astype(str).nunique() > 1]
+    rows = rows[["run", "arm", "metric", "value", "higher_is_better", *axes_of(rows)]]
     if not axes:
         return out[0] + "<p>The study has no axis with more than one value.</p>"
     for axis in axes:
@@ -259,6 +262,8 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
 
 def _cost_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
     qualities = quality_metrics(rows)
+    rows = rows[["run", "arm", "cell_key", "metric", "value", "higher_is_better", "setting_json",
+                 "cell_json"]]
     out = ["<h2>Quality against cost</h2>"]
     if not qualities:
         return out[0] + "<p>No quality metric was measured.</p>"
@@ -280,8 +285,14 @@ def _grids(runs: list[Run], img: Path, dest: Path) -> str:
         trials = r.plan.get("trials", [])
         firsts = {}
         for t in trials:
-            firsts.setdefault((t.get("arm", ""), json.dumps(t["cell"], sort_keys=True)), t)
-        for (arm, cell), t in firsts.items():
+            firsts.setdefault((t.get("arm", ""), t.get("config_hash") or
+                               json.dumps(t["cell"], sort_keys=True)), t)
+        if len(firsts) > MAX_GRID_CELLS:  # a huge study: the first cells, and the rest counted
+            out.append(f"<p>Run {r.index}: the grids of the first {MAX_GRID_CELLS} of "
+                       f"{len(firsts)} train cells; the others are in {html.escape(str(r.path))}"
+                       "/samples/.</p>")
+        for t in list(firsts.values())[:MAX_GRID_CELLS]:
+            arm, cell = t.get("arm", ""), json.dumps(t["cell"], sort_keys=True)
             # names from study.json: made safe, so neither what is read nor what is written
             # can lie outside the run or the report (`genbench.harness.rundir.within`)
             tdir = within(RunDir(r.path).samples, t["trial_id"])

@@ -25,6 +25,10 @@ from genbench.harness.results import STATUS_METRICS, read_current, read_curves, 
 MAIN_QUALITY = ("fid_domain", "kid_domain", "fid_inception", "kid_inception", "precision_domain",
                 "recall_domain", "class_match", "mse_hidden", "psnr_hidden")
 MAIN_COST = ("nfe", "sample_s_per_image", "train_s", "final_loss")
+# what a page reads of the results (a million rows: each column left out is memory saved)
+COLUMNS = ["study", "scale", "arm", "method", "trial_id", "seed", "cell_key", "cell_json",
+           "setting_json", "sample_json", "metric", "value", "std", "higher_is_better", "note",
+           "feature_extractor", "device", "dataset", "git_sha"]
 QUALITY_PREFERENCE = ("fid_domain", "fid_inception", "kid_domain", "kid_inception", "mse_hidden")
 
 
@@ -42,7 +46,7 @@ class Run:
     @property
     def label(self) -> str:
         """How the page names this run: the study and scale, and which commit wrote it."""
-        sha = sorted({s[:10] for s in self.rows.git_sha.dropna()}) if len(self.rows) else []
+        sha = sorted({s[:10] for s in self.rows.git_sha.dropna().unique()}) if len(self.rows) else []
         study = self.plan.get("study") or (self.rows.study.iloc[0] if len(self.rows) else "?")
         scale = self.plan.get("scale", "")
         return f"{study} [{scale}] @ {', '.join(sha) or 'no rows yet'}"
@@ -64,20 +68,23 @@ class Run:
         """Fits and sample settings of the latest plan that have no rows yet."""
         out = []
         status = self.rows.metric.isin(STATUS_METRICS)
-        done_fits = set(self.rows[self.rows.setting_json.isna() & ~status].trial_id)
-        ended = set(self.rows[self.rows.metric == "diverged_at_step"].trial_id)
-        done_settings = set(zip(self.rows.trial_id, self.rows.setting_json.fillna("")))
+        done_fits = set(self.rows[self.rows.setting_json.isna() & ~status].trial_id.unique())
+        ended = set(self.rows[self.rows.metric == "diverged_at_step"].trial_id.unique())
+        done = self.rows[["trial_id", "setting_json"]].fillna({"setting_json": ""}).drop_duplicates()
+        done_settings = set(zip(done.trial_id.tolist(), done.setting_json.tolist()))
+        settings = [(s.get("arm"), s["key"], canonical_json(s["cell"]))
+                    for s in self.plan.get("samples", [])]
         for t in self.plan.get("trials", []):
             if t["trial_id"] in ended:  # diverged: final, listed under failures
                 continue
             if t["trial_id"] not in done_fits:
                 out.append(f"fit {t['trial_id']} ({t.get('arm', '')} seed {t['seed']} {t['cell']})")
                 continue
-            for s in self.plan.get("samples", []):
-                if s.get("arm", t.get("arm")) != t.get("arm"):
+            for arm, key, cell in settings:
+                if arm not in (None, t.get("arm")):
                     continue
-                if (t["trial_id"], canonical_json(s["cell"])) not in done_settings:
-                    out.append(f"setting {s['key']} of {t['trial_id']}")
+                if (t["trial_id"], cell) not in done_settings:
+                    out.append(f"setting {key} of {t['trial_id']}")
         return out
 
     def failures(self) -> list[str]:
@@ -107,7 +114,7 @@ def load_runs(paths: list[Path]) -> list[Run]:
         p = Path(p)
         warnings: list[str] = []
         plan = read_plan(p)
-        rows, gone = read_current(p, plan, warn=warnings.append)
+        rows, gone = read_current(p, plan, warn=warnings.append, columns=COLUMNS)
         curves = read_curves(p)
         runs.append(Run(i, p, with_axes(rows), curves[~curves.trial_id.isin(gone)], plan,
                         warnings))
@@ -116,15 +123,20 @@ def load_runs(paths: list[Path]) -> list[Run]:
 
 def with_axes(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows with one column per grid axis (`train.<axis>`, `sample.<axis>`) and a `run`
-    position, so metrics can be plotted against any axis."""
+    position, so metrics can be plotted against any axis. Each distinct cell's text is parsed
+    once (a million rows share a few thousand cells)."""
     rows = rows.copy()
     for prefix, col in (("train.", "cell_json"), ("sample.", "setting_json")):
-        parsed = rows[col].map(lambda s: json.loads(s) if isinstance(s, str) and s else {})
+        codes, texts = pd.factorize(rows[col])
+        parsed = [json.loads(t) if isinstance(t, str) and t else {} for t in texts]
         for axis in sorted({k for d in parsed for k in d}):  # a list value (betas) as its text
-            rows[prefix + axis] = parsed.map(
-                lambda d, a=axis: json.dumps(d.get(a)) if isinstance(d.get(a), (list, dict)) else d.get(a))
-    rows["setting"] = rows["sample_json"].map(
-        lambda s: json.loads(s).get("setting", "") if isinstance(s, str) else "")
+            shown = np.array([json.dumps(d.get(axis)) if isinstance(d.get(axis), (list, dict))
+                              else d.get(axis) for d in parsed] + [None], dtype=object)
+            rows[prefix + axis] = pd.Series(shown[codes], index=rows.index).infer_objects()
+    codes, texts = pd.factorize(rows["sample_json"])
+    names = np.array([json.loads(t).get("setting", "") if isinstance(t, str) else ""
+                      for t in texts] + [""], dtype=object)
+    rows["setting"] = names[codes]
     return rows
 
 
@@ -145,15 +157,22 @@ def ci95(values: np.ndarray) -> float:
 
 
 def summarize(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean, 95 % interval and seed count of every metric per group of `keys`."""
+    """Mean, 95 % interval (`ci95`, for every group at once) and seed count of every metric
+    per group of `keys`."""
     if rows.empty:
         return pd.DataFrame(columns=[*keys, "metric", "mean", "ci", "n", "higher_is_better"])
+    rows = rows.assign(_inf=np.isinf(rows.value.to_numpy(dtype=float)))
     grouped = rows.groupby([*keys, "metric"], dropna=False, sort=False)
-    out = grouped.value.agg(mean="mean", n="count").reset_index()
-    out["ci"] = grouped.value.apply(lambda v: ci95(v.to_numpy(dtype=float))).to_numpy()
-    hib = grouped.higher_is_better.first().to_numpy()
-    out["higher_is_better"] = hib
-    return out
+    out = grouped.value.agg(mean="mean", n="count", sd="std").reset_index()
+    inf = grouped._inf.any().to_numpy()
+    n = out.n.to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        from scipy import stats
+
+        ci = stats.t.ppf(0.975, n - 1) * out.sd.to_numpy(dtype=float) / np.sqrt(n)
+    out["ci"] = np.where((n >= 2) & ~inf, ci, np.nan)
+    out["higher_is_better"] = grouped.higher_is_better.first().to_numpy()
+    return out.drop(columns="sd")
 
 
 def _other_quality(rows: pd.DataFrame) -> list[str]:
@@ -165,7 +184,7 @@ def _other_quality(rows: pd.DataFrame) -> list[str]:
 
 def main_metrics(rows: pd.DataFrame) -> list[str]:
     """The metrics summary tables and per-axis figures show, in order."""
-    present = set(rows.metric)
+    present = set(rows.metric.unique())
     return ([m for m in MAIN_QUALITY if m in present] + _other_quality(rows)
             + [m for m in MAIN_COST if m in present])
 
@@ -173,17 +192,29 @@ def main_metrics(rows: pd.DataFrame) -> list[str]:
 def quality_metrics(rows: pd.DataFrame) -> list[str]:
     """The quality metrics quality-against-cost figures use: the first present and finite of
     QUALITY_PREFERENCE, else every other quality metric present (e.g. W1 and KS for points)."""
-    present = set(rows[rows.value.notna()].metric)
+    present = set(rows[rows.value.notna()].metric.unique())
     first = next((m for m in QUALITY_PREFERENCE if m in present), None)
     return [first] if first else [m for m in _other_quality(rows) if m in present]
 
 
 def pareto(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:
-    """Indices of the points no other point beats in both cost (lower) and quality."""
-    front = []
-    for i, (c, q) in enumerate(points):
-        beaten = any((c2 <= c and (q2 >= q if higher_is_better else q2 <= q))
-                     and (c2, q2) != (c, q) for j, (c2, q2) in enumerate(points) if j != i)
-        if not beaten:
-            front.append(i)
-    return front
+    """Indices of the points no other point beats in both cost (lower) and quality: no other
+    point is at most as costly and at least as good, unless it is the same point. One sort
+    and a sweep (O(n log n)); NaN neither beats nor is beaten."""
+    if not points:
+        return []
+    c, q = (np.asarray(v, dtype=float) for v in zip(*points))
+    q = -q if higher_is_better else q  # lower is better from here on
+    ok = ~(np.isnan(c) | np.isnan(q))
+    idx = np.flatnonzero(ok)
+    order = idx[np.lexsort((q[idx], c[idx]))]  # by cost, then quality
+    cs, qs = c[order], q[order]
+    start = np.r_[True, cs[1:] != cs[:-1]]  # each run of equal cost
+    group = np.cumsum(start) - 1
+    group_min = np.minimum.reduceat(qs, np.flatnonzero(start))  # its best quality
+    before = np.r_[np.inf, np.minimum.accumulate(group_min)[:-1]]  # best of every cheaper cost
+    beaten = (before[group] <= qs) | (group_min[group] < qs)
+    keep = np.zeros(len(c), dtype=bool)
+    keep[order[~beaten]] = True
+    keep[~ok] = True
+    return np.flatnonzero(keep).tolist()

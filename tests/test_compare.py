@@ -102,3 +102,121 @@ def test_compare_help_states_the_exit_codes(capsys):
         main(["compare", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "0 no regression, 1 a regression" in text and "2 bad input" in text
+
+
+def _reference(b: pd.DataFrame, c: pd.DataFrame):
+    """One point judged as compare judged it before it went column-wise: `stats.estimate` on
+    the values by seed, else a z-test on one value a side with a within-run std, else the
+    tolerance: (diff, p, lo, hi, test)."""
+    import math
+
+    import numpy as np
+    from scipy import stats as sps
+
+    from genbench.harness import stats
+
+    def by_seed(rows):
+        return {int(s): float(x) for s, x in zip(rows.seed, rows.value) if np.isfinite(x)}
+
+    vb, vc = (r.value[np.isfinite(r.value)].to_numpy() for r in (b, c))
+    est = stats.estimate(by_seed(c), by_seed(b))
+    if est.test == "exact":
+        return est.diff, float("nan"), est.diff, est.diff, "exact"
+    if est.test in ("paired t", "welch"):
+        return (est.diff, est.p_two_sided(), est.lo, est.hi,
+                "paired" if est.test == "paired t" else "welch")
+    diff = vc.mean() - vb.mean()
+    sd_b, sd_c = b["std"].dropna().to_numpy(), c["std"].dropna().to_numpy()
+    if len(vb) == len(vc) == 1 and len(sd_b) and len(sd_c):
+        se = math.sqrt(sd_b[0] ** 2 + sd_c[0] ** 2)
+        if se > 0:
+            return diff, 2 * sps.norm.sf(abs(diff) / se), diff - 1.96 * se, diff + 1.96 * se, "z"
+    return diff, float("nan"), float("nan"), float("nan"), "tolerance"
+
+
+def test_the_column_wise_verdicts_equal_the_point_by_point_statistics():
+    """`compare` judges every point at once; on 400 random points of every kind (shared and
+    unshared seeds, one seed with and without a within-run std, ties, NaN, a seed written
+    twice, exact shifts) each verdict's test, difference, interval and p equal those of
+    `stats.estimate` on that point alone, and Holm's correction equals its definition."""
+    import numpy as np
+
+    from genbench.harness import stats
+    from genbench.harness.compare import Comparison, _judge
+
+    rng = np.random.default_rng(0)
+    rows = {0: [], 1: []}
+    for i in range(400):
+        kind = i % 8
+        seeds = {0: [0, 1, 2, 3], 1: [0, 1, 2, 3]}
+        if kind == 1:
+            seeds = {0: [0, 1, 2], 1: [5, 6, 7]}  # none shared: Welch
+        elif kind in (2, 3):
+            seeds = {0: [0], 1: [0]}  # one seed: z with a std (2), tolerance without (3)
+        elif kind == 4:
+            seeds = {0: [0, 1], 1: [1, 2]}  # one shared seed: Welch on all
+        shift = rng.normal(0, 1) if i % 3 else 0.0
+        base = rng.normal(10, 1, 8)
+        for side in (0, 1):
+            for s in seeds[side]:
+                v = base[s] + (shift + (rng.normal(0, 0.3) if kind != 5 else 0.0)) * side
+                if kind == 6 and s == 1:
+                    v = float("nan")
+                rows[side].append(dict(cell_key=f"c{i:03d}", metric="fid_domain", seed=s,
+                                       value=v, std=0.5 if kind == 2 else None,
+                                       study="s", arm="a", cell_json='{"i":%d}' % i,
+                                       setting_json=None, higher_is_better=False, note=None,
+                                       config_json=None))
+            if kind == 7:  # the same seed written twice: the last one counts, as by seed
+                rows[side].append({**rows[side][-1], "value": rows[side][-1]["value"] + 1})
+    base, cur = (pd.DataFrame(rows[k]) for k in (0, 1))
+    result = Comparison("b", "c")
+    _judge(base, cur, 0.05, result)
+    got = {v.cell: v for v in result.verdicts}
+    assert len(got) == 400 and {v.test for v in got.values()} == {
+        "paired", "welch", "exact", "z", "tolerance"}
+    tested = []
+    for key, b in base.groupby("cell_key"):  # (in the order compare corrects them in)
+        c = cur[cur.cell_key == key]
+        v = got[f"i={int(key[1:])}"]
+        diff, p, lo, hi, test = _reference(b, c)
+        assert v.test == test, key
+        np.testing.assert_allclose([v.diff, v.p, v.lo, v.hi], [diff, p, lo, hi],
+                                   rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=key)
+        tested.append((v, b.value.dropna(), c.value.dropna()))
+    for (v, vb, vc), adj in zip(tested, stats.holm([v.p for v, _, _ in tested])):
+        tol = 0.1 * abs(vb.mean())  # fid_domain's tolerance: 10 %
+        fixed = v.test in ("tolerance", "exact")
+        if abs(v.diff) > tol and (fixed or adj <= 0.05):
+            want = "improvement" if v.diff < 0 else "regression"  # (lower is better)
+        elif fixed or sorted(vb) == sorted(vc) or (abs(v.diff) <= tol and (
+                adj <= 0.05 or max(abs(v.lo), abs(v.hi)) <= tol)):
+            want = "no change"
+        else:
+            want = "inconclusive"
+        assert v.verdict == want, (v.cell, v.test, v.diff, adj)
+    assert {v.verdict for v in got.values()} >= {"regression", "improvement", "no change",
+                                                 "inconclusive"}
+    # Holm (1979): the i-th smallest of m p-values times (m - i + 1), made monotone, capped at 1
+    p = [0.01, 0.04, float("nan"), 0.03, 0.04, 0.5]
+    finite = sorted((x, i) for i, x in enumerate(p) if x == x)
+    want, run = [float("nan")] * len(p), 0.0
+    for rank, (x, i) in enumerate(finite):
+        run = max(run, min(1.0, (len(finite) - rank) * x))
+        want[i] = run
+    np.testing.assert_allclose(stats.holm(p), want, equal_nan=True)
+
+
+def test_a_huge_comparison_lists_every_change_and_counts_the_unchanged_points():
+    from genbench.harness.compare import MAX_UNCHANGED, Comparison, Verdict, render_markdown
+
+    def point(i: int, verdict: str) -> Verdict:
+        return Verdict("s", "a", f"i={i}", "", "fid_domain", 1.0, 1.0, 0.0, -0.1, 0.1, 2, 2,
+                       "paired", 0.9, verdict)
+
+    result = Comparison("b", "c", verdicts=[point(i, "no change") for i in range(MAX_UNCHANGED + 50)]
+                        + [point(-1, "regression"), point(-2, "inconclusive")])
+    text = render_markdown(result)
+    assert "| regression | a | i=-1 |" in text and "| inconclusive | a | i=-2 |" in text
+    assert text.count("| no change |") == MAX_UNCHANGED
+    assert "50 more points with no change are not listed below (--json lists every point)" in text

@@ -370,3 +370,37 @@ def test_a_huge_studys_tables_show_their_best_rows_and_say_how_many_more(tmp_pat
     summary = text.split("<h2>Summary</h2>")[1].split("</table>")[0]
     assert summary.count("<tr>") == 11  # the header and 10 rows
     assert "lr=0.0001" in summary and "noise=0.1" in summary  # the best: lowest lr and noise
+
+
+def test_the_pareto_front_and_the_summary_equal_their_definitions():
+    """The report's column-wise Pareto sweep and per-group intervals, on random points with
+    ties, duplicates, NaN and infinities, equal the definitions computed point by point."""
+    import numpy as np
+    import pandas as pd
+
+    from genbench.reports.tables import ci95, pareto, summarize
+
+    rng = np.random.default_rng(1)
+    for trial in range(30):
+        n = int(rng.integers(1, 40))
+        c = rng.integers(0, 6, n).astype(float)  # few distinct costs: ties
+        q = rng.integers(0, 6, n).astype(float)
+        c[rng.random(n) < 0.1] = np.nan
+        points = list(zip(c, q))
+        for higher in (False, True):
+            def beats(j, i):
+                (c2, q2), (c1, q1) = points[j], points[i]
+                return (c2 <= c1 and (q2 >= q1 if higher else q2 <= q1)) and (c2, q2) != (c1, q1)
+
+            want = [i for i in range(n) if not any(beats(j, i) for j in range(n) if j != i)]
+            assert pareto(points, higher) == want, (points, higher)
+    rows = pd.DataFrame({"cell": rng.integers(0, 50, 400), "metric": "m",
+                         "value": rng.normal(0, 1, 400), "higher_is_better": False})
+    rows.loc[rows.index[::37], "value"] = np.nan
+    rows.loc[rows.index[5], "value"] = np.inf
+    got = summarize(rows, ["cell"]).set_index("cell")
+    for cell, g in rows.groupby("cell"):
+        v = g.value.to_numpy()
+        assert got.loc[cell, "n"] == np.isfinite(v).sum() + np.isinf(v).sum()
+        np.testing.assert_allclose(got.loc[cell, "ci"], ci95(v), equal_nan=True)
+        np.testing.assert_allclose(got.loc[cell, "mean"], np.nanmean(v))
