@@ -32,6 +32,7 @@ docs/statistics.md says what each verdict does and does not mean.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -128,13 +129,19 @@ class Point:
     setting_json: str | None  # canonical JSON of the sample-grid values
 
     def coords(self) -> dict[str, Any]:
-        return {**json.loads(self.cell_json), **json.loads(self.setting_json or "{}")}
+        """The point's grid values (read them, do not change them: they are shared)."""
+        return _coords(self.cell_json, self.setting_json)
 
     def label(self, with_arm: bool = True) -> str:
         axes = ", ".join(f"{k}={_show(v)}" for k, v in self.coords().items())
         if not with_arm:
             return axes or "(base)"
         return f"{self.arm}: {axes}" if axes else self.arm
+
+
+@functools.lru_cache(maxsize=1 << 18)  # (claims ask each point's values many times)
+def _coords(cell_json: str, setting_json: str | None) -> dict[str, Any]:
+    return {**json.loads(cell_json), **json.loads(setting_json or "{}")}
 
 
 def _show(value: Any) -> str:
@@ -220,14 +227,18 @@ def parse_side(text: str, claim: str) -> Side:
 def plan_points(plan: dict) -> list[Point]:
     """Every point of a plan (a study.json or `dataclasses.asdict(Plan)`): each arm's train
     cells with each of its sample settings."""
-    cells = {}
-    for t in plan.get("trials", []):
-        cells.setdefault((t.get("arm", ""), canonical_json(t.get("cell", {}))), None)
+    cells, seen = {}, set()
+    for t in plan.get("trials", []):  # (the seeds of a config share its cell: written once)
+        key = (t.get("arm", ""), t.get("config_hash"))
+        if key[1] is None or key not in seen:
+            seen.add(key)
+            cells.setdefault((t.get("arm", ""), canonical_json(t.get("cell", {}))), None)
+    settings = [(s.get("arm"), canonical_json(s.get("cell", {}))) for s in plan.get("samples", [])]
     out = []
     for arm, cell in cells:
-        for s in plan.get("samples", []):
-            if s.get("arm", arm) == arm:
-                out.append(Point(arm, cell, canonical_json(s.get("cell", {}))))
+        for s_arm, setting in settings:
+            if s_arm in (None, arm):
+                out.append(Point(arm, cell, setting))
     return out
 
 
@@ -465,6 +476,11 @@ def _values(table: dict, points: tuple[Point, ...], metric: str) -> dict[int, fl
     return {s: sum(d[s] for d in per) / len(per) for s in sorted(seeds)}
 
 
+# what claims read of a run's rows (its table, catalog and points)
+COLUMNS = ["arm", "cell_json", "setting_json", "metric", "seed", "value", "higher_is_better",
+           "note"]
+
+
 def _table(rows, metrics: set[str] | None = None) -> tuple[dict, dict, dict]:
     """(arm, cell, setting, metric) -> {seed: finite value}; metric -> direction; notes of the
     metrics that have none (why a metric was skipped); of the rows of `metrics` where given
@@ -476,10 +492,8 @@ def _table(rows, metrics: set[str] | None = None) -> tuple[dict, dict, dict]:
         return table, direction, notes
     if metrics is not None:
         rows = rows[rows.metric.isin(sorted(metrics))]
-    cols = ["arm", "cell_json", "setting_json", "metric", "seed", "value", "higher_is_better",
-            "note"]
     for arm, cell, setting, metric, seed, value, hib, note in zip(*(rows[c].tolist()
-                                                                     for c in cols)):
+                                                                     for c in COLUMNS)):
         setting = setting if isinstance(setting, str) else None
         if hib is not None and hib == hib and metric not in direction:
             direction[metric] = bool(hib)
@@ -665,7 +679,7 @@ def judge_run(out_dir, claims=None, *, plan: dict | None = None, alpha: float = 
     claims = stored_claims(plan) if claims is None else [as_claim(c) for c in claims]
     if not claims:
         return []
-    rows, _ = read_current(out_dir, plan, warn=warn or (lambda _: None))
+    rows, _ = read_current(out_dir, plan, warn=warn or (lambda _: None), columns=COLUMNS)
     if rows.empty and not plan.get("trials"):
         raise GenbenchError(f"{out_dir} has no plan and no rows: nothing to test claims on")
     return judge(claims, plan, rows, alpha=alpha)

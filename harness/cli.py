@@ -187,7 +187,6 @@ def _resolve(args):
 
 
 def cmd_run(args) -> int:
-    import dataclasses
     import signal
 
     from genbench.harness.claims import judge_run, more_seeds
@@ -240,12 +239,12 @@ def cmd_run(args) -> int:
               f"{out if is_uri(out) else local.resolve()}")
         if not plan.claims or not local.is_dir():
             break
-        results = judge_run(local, plan=dataclasses.asdict(plan))
+        results = judge_run(local, plan=plan.as_dict())
         for r in results:
             print(f"claim {r.line()}")
         if not args.until_decided:
             break
-        cells, seeds, line = more_seeds(dataclasses.asdict(plan), results, args.max_seeds)
+        cells, seeds, line = more_seeds(plan.as_dict(), results, args.max_seeds)
         grown = plan.with_seeds(cells, seeds) if cells else plan
         if len(grown.trials) == len(plan.trials):
             print(f"until decided: {line if not cells else 'no seed left to add; ' + line}")
@@ -325,7 +324,7 @@ def cmd_report(args) -> int:
     dirs = _run_dirs(args.runs)
     for p, d in zip(args.runs, dirs):  # files none of which reads: a page of nothing is refused
         skipped: list[str] = []
-        if results_files(d) and read_results(d, warn=skipped.append).empty:
+        if results_files(d) and read_results(d, warn=skipped.append, columns=["metric"]).empty:
             raise GenbenchError(f"{p} holds no readable results: {skipped[0]}"
                                 + (f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""))
         for line in skipped:
@@ -354,7 +353,6 @@ def cmd_compare(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    import dataclasses
 
     from genbench.harness.cluster import connect, requested_address
     from genbench.harness.packing import cluster_nodes, effective, memory_risks, simulate, this_machine
@@ -399,7 +397,7 @@ def cmd_plan(args) -> int:
         print(f"merged: {line}")
     from genbench.harness.claims import stored_claims
 
-    for c in stored_claims(dataclasses.asdict(plan)):
+    for c in stored_claims(plan.as_dict()):
         print(f"claim: {c.text}" + (f"  [{c.source}]" if c.source else ""))
     for line in plan.claims_left_out:
         print(f"claim left out by --set: {line}")

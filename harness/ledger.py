@@ -32,7 +32,7 @@ from genbench.harness.results import (V1_COLUMNS, checkpoint_problem, is_part, r
                                       read_plan, results_files, sources_of)
 from genbench.harness.plan import Plan, Trial
 from genbench.harness.rundir import LOCK_NAME, RunDir
-from genbench.harness.storage import has_checkpoint, refuse_foreign
+from genbench.harness.storage import checkpoint_names, has_checkpoint, refuse_foreign
 
 
 @dataclass(frozen=True)
@@ -152,14 +152,18 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
         elif rest:  # <trial_id>.<sampling_key>.<metrics_key>
             measured_by_key.setdefault((tid, kind), set()).update(metrics)
     measured = plan.measured()
+    if only is None:  # one listing for every trial, else the one file a trial asks about
+        checkpoints = checkpoint_names(out_dir)
+    else:
+        checkpoints = {f"{only}.pt"} if has_checkpoint(out_dir, f"{only}.pt") else set()
     for trial in plan.trials if only is None else [t for t in plan.trials if t.trial_id == only]:
         fit_rows = fits.get(trial.trial_id)
         if fit_rows is not None and "diverged_at_step" in fit_rows:
             ledger.fits_done += 1
             ledger.diverged.append(trial.trial_id)
             continue
-        checkpoint = has_checkpoint(out_dir, f"{trial.trial_id}.pt")
-        ckpt = run.checkpoint(trial.trial_id)
+        checkpoint = f"{trial.trial_id}.pt" in checkpoints
+        ckpt = run.checkpoint(trial.trial_id) if checkpoint else None
         problem = checkpoint_problem(ckpt, full=False) if checkpoint else None
         if problem:  # truncated: never loads, so its fit runs again (the trial checks the hash)
             dest = run.quarantine(ckpt)
@@ -195,11 +199,30 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
     return ledger
 
 
+_SEEN: dict[tuple, dict[str, set[str]]] = {}  # what files held, by identity (this process)
+_SEEN_MAX = 100_000
+
+
 def _file_metrics(path: Path, study: str, skipped_note: str | None) -> dict[str, set[str]]:
     """The metrics a results file holds, by small file: itself, or each small file a compacted
     part lists (its rows in order); a metric skipped for want of the Inception weights (a row
-    whose note starts with `skipped_note`) does not count. Reads three columns. Raises
-    ValueError for a file that is not a readable results file of `study`."""
+    whose note starts with `skipped_note`) does not count. Reads three columns, once per file
+    identity (name, size, mtime) in a process: the driver's scans before and after a run
+    open only what changed. Raises ValueError for a file that is not a readable results file
+    of `study`."""
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise ValueError(f"not a readable Parquet file ({err.strerror})") from None
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, study, skipped_note)
+    if key not in _SEEN:
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        _SEEN[key] = _read_file_metrics(path, study, skipped_note)
+    return _SEEN[key]
+
+
+def _read_file_metrics(path: Path, study: str, skipped_note: str | None) -> dict[str, set[str]]:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -16,6 +16,7 @@ wall time of the study; without, every trial counts as one unit of time, which s
 
 from __future__ import annotations
 
+import collections
 import heapq
 import math
 import os
@@ -168,37 +169,52 @@ def simulate(trials: tuple[Trial, ...] | list[Trial], nodes: list[Node],
     as one has it (Ray's placement, Tune's order); `durations` in seconds, default 1 each."""
     pending = unplaceable(trials, nodes)
     blocked = {t.trial_id for t, _ in pending}
-    queue = [t for t in trials if t.trial_id not in blocked]
+    has_gpu = any(n.gpu > 0 for n in nodes)
+    # the waiting trials by what they ask for, each kind in plan order: when the first of a
+    # kind does not fit, none of that kind does until a trial ends (room only shrinks while
+    # trials start), so one pass over the kinds' first trials replays Tune's in-order scan
+    kinds: dict[Resources, collections.deque] = {}
+    for pos, t in enumerate(trials):
+        if t.trial_id not in blocked:
+            res = t.resources if has_gpu or t.resources.gpu == 0 else Resources(t.resources.cpu, 0.0)
+            kinds.setdefault(res, collections.deque()).append((pos, t))
     free = [_Free.empty(n) for n in nodes]
     running: list[tuple[float, int, int, Resources, list]] = []  # (end, seq, node, res, taken)
     placements: dict[str, tuple[str, float, float]] = {}
     per_node = {n.name: 0 for n in nodes}
+    on_node = [0] * len(nodes)
     now, at_once, seq = 0.0, 0, 0
-    while queue or running:
-        started = True
-        while started and queue:  # start every waiting trial that fits, in order
-            started = False
-            for t in list(queue):
-                res = effective(t.resources, nodes)
-                for k, f in enumerate(free):
-                    taken = f.take(res)
-                    if taken is None:
-                        continue
-                    end = now + (durations or {}).get(t.trial_id, 1.0)
-                    heapq.heappush(running, (end, seq, k, res, taken))
-                    seq += 1
-                    placements[t.trial_id] = (nodes[k].name, now, end)
-                    queue.remove(t)
-                    started = True
-                    break
+    while kinds or running:
+        heads = [(q[0][0], res) for res, q in kinds.items()]  # each kind's first, in order
+        heapq.heapify(heads)
+        while heads:  # start every waiting trial that fits, in order
+            _, res = heapq.heappop(heads)
+            q = kinds[res]
+            t = q[0][1]
+            for k, f in enumerate(free):
+                taken = f.take(res)
+                if taken is None:
+                    continue
+                end = now + (durations or {}).get(t.trial_id, 1.0)
+                heapq.heappush(running, (end, seq, k, res, taken))
+                seq += 1
+                on_node[k] += 1
+                per_node[nodes[k].name] = max(per_node[nodes[k].name], on_node[k])
+                placements[t.trial_id] = (nodes[k].name, now, end)
+                q.popleft()
+                if q:
+                    heapq.heappush(heads, (q[0][0], res))
+                else:
+                    del kinds[res]
+                break
         at_once = max(at_once, len(running))
-        for k, n in enumerate(nodes):
-            per_node[n.name] = max(per_node[n.name], sum(r[2] == k for r in running))
         if not running:
             break
         now, _, k, res, taken = heapq.heappop(running)
         free[k].give(res, taken)
+        on_node[k] -= 1
         while running and running[0][0] <= now + EPS:  # every trial ending at the same time
             _, _, k2, res2, taken2 = heapq.heappop(running)
             free[k2].give(res2, taken2)
+            on_node[k2] -= 1
     return Schedule(placements, at_once, per_node, now, pending)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +92,23 @@ class Plan:
     trial_timeout_s: float = 0.0  # a trial that runs longer stops with a `timeout` failure
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)
+        return self._json
+
+    @functools.cached_property  # (the plan is frozen: study.json and plan_id write it once)
+    def _json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, sort_keys=True, default=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as study.json holds it, without copying (`dataclasses.asdict` deep-copies
+        every trial's config: 35 s for 100,000 trials); read it, do not change it."""
+        def flat(obj) -> dict[str, Any]:
+            return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+        d = flat(self)
+        d["resources"] = flat(self.resources)
+        d["trials"] = [{**flat(t), "resources": flat(t.resources)} for t in self.trials]
+        d["samples"] = [flat(s) for s in self.samples]
+        return d
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
@@ -121,8 +138,9 @@ class Plan:
 
     @functools.cached_property  # (the plan is frozen: hashing 100,000 trials once is enough)
     def plan_id(self) -> str:
-        """Hash of the whole plan: rows name the plan that wrote them (plans/<plan_id>.json)."""
-        return config_hash(self.to_json())
+        """Hash of the whole plan (its canonical JSON: compact, so 100,000 trials hash in a
+        second): rows name the plan that wrote them (plans/<plan_id>.json)."""
+        return config_hash(self.as_dict())
 
     @property
     def arms(self) -> tuple[str, ...]:
@@ -148,10 +166,18 @@ class Plan:
 
     def sampling_key(self, trial: Trial, setting: SampleSetting) -> str:
         """Ledger key of drawing `setting`'s samples from `trial`'s fit: everything that changes
-        the samples or how they are measured, except the metric list (see `genbench.harness.ledger`)."""
-        return config_hash({"fit": trial.trial_id, "knobs": setting.knobs,
-                            "n_samples": self.n_samples, "task": self.task, "mask": self.mask,
-                            "obs_noise": self.obs_noise, "ref_split": self.ref_split})
+        the samples or how they are measured, except the metric list (see `genbench.harness.ledger`):
+        `config_hash({"fit": trial_id, "knobs": ..., "n_samples": ..., "task": ..., "mask": ...,
+        "obs_noise": ..., "ref_split": ...})`, whose canonical JSON is "fit" first (the keys
+        sort so), then the setting's part, written once per setting."""
+        text = '{"fit":' + json.dumps(trial.trial_id) + self._setting_json[(setting.arm, setting.key)]
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @functools.cached_property
+    def _setting_json(self) -> dict[tuple[str, str], str]:
+        return {(s.arm, s.key): "," + canonical_json(
+            {"knobs": s.knobs, "n_samples": self.n_samples, "task": self.task, "mask": self.mask,
+             "obs_noise": self.obs_noise, "ref_split": self.ref_split})[1:] for s in self.samples}
 
     def cross_pairs(self) -> list[tuple[Trial, Trial]]:
         """(trial, partner) pairs for methods with `cross_metrics`: within each train cell of

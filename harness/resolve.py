@@ -104,7 +104,7 @@ class _Resolver:
         extra = [as_claim(c) for c in extra_claims]
         if not own and not extra:
             return plan
-        points, catalog = plan_points(dataclasses.asdict(plan)), self._catalog(plan)
+        points, catalog = plan_points(plan.as_dict()), self._catalog(plan)
         kept, left_out = [], []
         for c in own:  # a study's claim fails now, in one line, before anything runs, unless
             try:       # --set changed what it names (a pinned axis, other metrics): then it
@@ -324,6 +324,7 @@ class _Resolver:
         if self.study.figures:
             _check_figures(cls)
         trials: list[Trial] = []
+        first: dict[str, dict[str, Any]] = {}  # config hash -> the cell that gave it first
         for cell in grid:
             _check_axes(cell, _field_names(cls.Config), "train grid axis", arm.method)
             config = build_config(cls.Config, {**config_base, **cell},
@@ -341,11 +342,11 @@ class _Resolver:
                 spec.update(eval_every=top["eval_every"], eval_samples=top["eval_samples"],
                             eval_metrics=list(metrics), eval_knobs=settings[0].knobs)
             chash = config_hash(spec)
-            same = [t for t in trials if t.config_hash == chash]
-            if same:
+            if chash in first:
                 self.merged.append(f"{arm.name}: train cell {cell} gives the same config as "
-                                   f"{same[0].cell}: merged")
+                                   f"{first[chash]}: merged")
                 continue
+            first[chash] = cell
             res = self._resources(arm, cfg, default)
             for seed in seeds:
                 trials.append(Trial(trial_id=f"{chash[:8]}-s{seed}", arm=arm.name,

@@ -171,6 +171,19 @@ def has_checkpoint(out_dir: Path, name: str) -> bool:
     return mark.is_file() and name in json.loads(mark.read_text())["checkpoints"]
 
 
+def checkpoint_names(out_dir: Path) -> set[str]:
+    """The names in checkpoints/ of the run, here or at the URI of a mirror: one listing (for
+    the ledger's look at 100,000 trials), where `has_checkpoint` asks about one."""
+    run = RunDir(out_dir)
+    try:
+        names = {e.name for e in os.scandir(run.checkpoints) if e.is_file()}
+    except OSError:
+        names = set()
+    if run.mirror_mark.is_file():
+        names.update(json.loads(run.mirror_mark.read_text())["checkpoints"])
+    return names
+
+
 def local_run(path: str | os.PathLike, what: str = "--out") -> Path:
     """The local directory to read a run from: the path itself, or a URI's fresh mirror."""
     return mirror(str(path), what) if is_uri(path) else Path(path)

@@ -100,14 +100,17 @@ def counted_once(out: Path, change: str) -> None:
     from genbench.harness.compare import compare
     from genbench.reports.tables import load_runs
 
-    every, [run_] = read_results(out), load_runs([out])
+    from genbench import load
+
+    every, [run_], current = read_results(out), load_runs([out]), load(out)
     assert (run_.rows.groupby(["cell_key", "seed", "metric"]).size() == 1).all()
-    settings = run_.rows[run_.rows.setting_json.notna()]
+    assert len(current) == len(run_.rows)  # (the page reads only the columns it shows)
+    settings = current[current.setting_json.notna()]
     plan = json.loads((out / "study.json").read_text())
     if change == "budget":  # only the new fit, its curve and its settings
         assert set(run_.rows.trial_id) == {plan["trials"][0]["trial_id"]} != set(every.trial_id)
         assert set(run_.curves.trial_id) == set(run_.rows.trial_id)
-        assert set(run_.rows.train_steps.dropna()) == {4}
+        assert set(current.train_steps.dropna()) == {4}
     elif change == "n_samples":
         assert set(settings.n_samples) == {3} and len(settings) < len(every[every.setting_json.notna()])
     else:  # nothing replaced: a metric added, or a new point beside the old one
@@ -319,3 +322,19 @@ def test_a_trial_works_out_what_is_left_from_its_own_files_alone(tmp_path):
     other.write_bytes(b"not parquet")
     left = work_left(plan, trial, out)
     assert not left.fit and len(left.units) == 1 and other.is_file()
+
+
+def test_the_sampling_key_is_the_hash_of_its_documented_fields():
+    """The ledger key, written setting by setting for speed, stays the hash of the dict it
+    names (so the keys of every run written before still match)."""
+    from genbench.harness.config import config_hash
+    from genbench.harness.study import load_study
+
+    for name in ("quickstart", "regression", "dps_steps"):
+        plan = load_study(name).resolve("smoke", {})
+        for t in plan.trials:
+            for s in plan.settings_for(t):
+                assert plan.sampling_key(t, s) == config_hash(
+                    {"fit": t.trial_id, "knobs": s.knobs, "n_samples": plan.n_samples,
+                     "task": plan.task, "mask": plan.mask, "obs_noise": plan.obs_noise,
+                     "ref_split": plan.ref_split})
