@@ -64,16 +64,19 @@ def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
 
         nodes = cluster_nodes()
 
-        def remote(plan_json: str, trial: dict, steps: int, n: int, env: dict) -> dict:
+        def remote(plan_json: str, plan_id: str, trial: dict, steps: int, n: int,
+                   env: dict) -> dict:
             Env(**env).apply()
             trial = Trial.from_dict(trial)
             torch.set_num_threads(max(1, int(trial.resources.cpu)))
-            return calibrate_trial(Plan.from_json(plan_json), trial, ray_device(), steps, n)
+            return calibrate_trial(Plan.for_trial(plan_json, plan_id, trial), trial,
+                                   ray_device(), steps, n)
 
         env = dataclasses.asdict(trial_env())
+        shared = ray.put(plan.shared_json())  # (once in the object store, not once per cell)
         refs = {t.config_hash: ray.remote(remote).options(
             num_cpus=effective(t.resources, nodes).cpu, num_gpus=effective(t.resources, nodes).gpu,
-            max_retries=0).remote(plan.to_json(), dataclasses.asdict(t), steps, n, env)
+            max_retries=0).remote(shared, plan.plan_id, dataclasses.asdict(t), steps, n, env)
             for t in firsts}
         timing, where = (lambda t: await_task(refs[t.config_hash], f"trial {t.trial_id}",
                                               echo)), " on the cluster"

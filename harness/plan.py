@@ -120,6 +120,21 @@ class Plan:
             d[name] = tuple(d.get(name, ()))
         return cls(**d)
 
+    def shared_json(self) -> str:
+        """What every trial of the plan shares, as JSON: the plan without its trials. A worker
+        gets it once with its own trial beside it (`for_trial`), so a trial of a 100,000-trial
+        plan parses kilobytes, not the whole plan."""
+        return json.dumps(dataclasses.replace(self, trials=()).as_dict(), sort_keys=True,
+                          default=list)
+
+    @classmethod
+    def for_trial(cls, shared_json: str, plan_id: str, trial: Trial) -> "Plan":
+        """The plan as one trial sees it: the shared part (`shared_json`), its own trial, and
+        the id of the whole plan, which its rows name."""
+        plan = dataclasses.replace(cls.from_json(shared_json), trials=(trial,))
+        plan.__dict__["plan_id"] = plan_id  # (a cached property: the whole plan's, kept)
+        return plan
+
     def with_seeds(self, cells: set[tuple[str, str]], seeds: tuple[int, ...]) -> "Plan":
         """This plan with `seeds` added to the train cells `cells` ((arm, canonical JSON of the
         cell)): the trials of the seeds each cell lacks, after its own (`--until-decided`)."""

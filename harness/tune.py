@@ -35,9 +35,10 @@ def ray_device():
     return torch.device("cuda" if ray.get_gpu_ids() else "cpu")
 
 
-def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
+def run_trial(config: dict, *, plan_json: str, plan_id: str, out_dir: str, env: dict,
               max_failures: int = 1) -> None:
-    """The Tune trainable: `config["cell"]` holds one trial of the plan, done by
+    """The Tune trainable: `config["cell"]` holds one trial's work (the plan's shared part is
+    `plan_json`, `Plan.shared_json`), done by
     `genbench.harness.trial.attempt_trial` (what is left of it, retried, recorded when it fails:
     Tune prints nothing and the other trials go on), and reported. Along the way it reports
     where it is (a heartbeat, at most every `heartbeat_s / 2`); a trial still running past its
@@ -50,9 +51,9 @@ def run_trial(config: dict, *, plan_json: str, out_dir: str, env: dict,
     import torch
     from ray import tune
 
-    plan = Plan.from_json(plan_json)
     planned = Work.from_dict(config["cell"]["work"])
     trial = planned.trial
+    plan = Plan.for_trial(plan_json, plan_id, trial)
     run_env = Env(**env)
     torch.set_num_threads(max(1, int(trial.resources.cpu)))
     # a GPU share when Ray gave one (none on a cluster without GPUs: then the CPU)
@@ -99,7 +100,7 @@ def _read(path: Path) -> str:
 
 
 def _trial_id(trial) -> str:
-    return trial.config["cell"]["trial"]["trial_id"]
+    return trial.config["cell"]["work"]["trial"]["trial_id"]
 
 
 def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: float = 60.0,
@@ -114,7 +115,7 @@ def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: flo
             self.progress = Progress(total, echo, max_failures, heartbeat_s)
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self.progress.started(_trial_id(trial), trial.config["cell"]["trial"]["cell"])
+            self.progress.started(_trial_id(trial), trial.config["cell"]["work"]["trial"]["cell"])
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if "heartbeat" in result:
@@ -158,14 +159,16 @@ def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
          f"per trial, {simulate(trials, nodes).at_once} at once on "
          f"{cluster.nodes} node{'s' * (cluster.nodes != 1)}")
     env = dataclasses.replace(env, run_id=uuid.uuid4().hex, heartbeat_s=heartbeat_seconds())
-    trainable = tune.with_parameters(run_trial, plan_json=plan.to_json(), out_dir=str(out_dir),
+    trainable = tune.with_parameters(run_trial, plan_json=plan.shared_json(),
+                                     plan_id=plan.plan_id, out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), max_failures=max_failures)
     # a trial works out what is left itself (work_left): after a restart it is less
-    cells = [{"trial": dataclasses.asdict(w.trial), "work": dataclasses.asdict(w)} for w in work]
+    cells = [{"work": dataclasses.asdict(w)} for w in work]
     asks = {t.trial_id: dataclasses.asdict(effective(t.resources, nodes)) for t in trials}
     tuner = tune.Tuner(
         # each trial asks for its own resources (Arm.resources): a bigger cell, a bigger share
-        tune.with_resources(trainable, lambda config: asks[config["cell"]["trial"]["trial_id"]]),
+        tune.with_resources(trainable,
+                            lambda config: asks[config["cell"]["work"]["trial"]["trial_id"]]),
         param_space={"cell": tune.grid_search(cells)},
         tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_id,
                                     trial_dirname_creator=_trial_id,
@@ -182,7 +185,7 @@ def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
     grid = tuner.fit()
     outcomes = []
     for result in grid:
-        trial = Trial.from_dict(result.config["cell"]["trial"])
+        trial = Trial.from_dict(result.config["cell"]["work"]["trial"])
         if result.error is not None:  # the worker itself died, every attempt
             err = result.error
             stage = Stage(out_dir, trial.trial_id)

@@ -33,7 +33,7 @@ def test_in_process_rows_are_the_rows_of_a_ray_run(tmp_path, ray_local, capsys, 
     same = ~a.metric.isin(MACHINE)
     for x, y, m in zip(a.value[same], b.value[same], a.metric[same]):
         assert x == y or (math.isnan(x) and math.isnan(y)), m
-    for col in ("config_json", "sample_json", "protocol", "n_samples", "note", "run_key"):
+    for col in ("config_json", "sample_json", "protocol", "n_samples", "note", "run_key", "plan_id"):
         assert a[col][same].equals(b[col][same]), col
     for d in (here, ray):  # every small file went into a part
         assert all(p.name.startswith("part-") for p in (d / "results").iterdir())

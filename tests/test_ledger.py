@@ -338,3 +338,20 @@ def test_the_sampling_key_is_the_hash_of_its_documented_fields():
                     {"fit": t.trial_id, "knobs": s.knobs, "n_samples": plan.n_samples,
                      "task": plan.task, "mask": plan.mask, "obs_noise": plan.obs_noise,
                      "ref_split": plan.ref_split})
+
+
+def test_a_trial_sees_the_shared_plan_its_own_trial_and_the_whole_plans_id():
+    """Workers get the plan's shared part once and their trial beside it (not 100,000 trials'
+    JSON each): what a trial computes from it equals what the whole plan gives."""
+    from genbench.harness.plan import Plan
+    from genbench.harness.study import load_study
+
+    plan = load_study("regression").resolve("smoke", {})
+    assert len(plan.shared_json()) < len(plan.to_json()) / 2
+    for t in plan.trials:
+        part = Plan.for_trial(plan.shared_json(), plan.plan_id, t)
+        assert part.plan_id == plan.plan_id and part.trials == (t,)
+        assert part.settings_for(t) == plan.settings_for(t) and part.measured() == plan.measured()
+        assert [part.sampling_key(t, s) for s in part.settings_for(t)] == [
+            plan.sampling_key(t, s) for s in plan.settings_for(t)]
+        assert part.cell_key(t) == plan.cell_key(t)
