@@ -2,7 +2,7 @@
 every row present, wall time per trial, and the driver's memory. The driver's peak RSS is
 sampled from /proc while the run goes, and its growth per trial shows whether it stays bounded.
 
-    .venv/bin/python benchmarks/bench_load.py [--trials 200]
+    .venv/bin/python benchmarks/bench_load.py [--trials 200] [--reuse-workers]
 
 Each trial is the `dummy` method (milliseconds of work), so the figures are the harness's
 fixed cost per trial: Ray worker start, imports, ledger, Parquet writes.
@@ -37,6 +37,8 @@ def rss_mb(pid: int) -> float:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=200, help="an even number (2 cells x seeds)")
+    ap.add_argument("--reuse-workers", action="store_true",
+                    help="run with --reuse-workers (one Ray worker process for many trials)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         study = Path(tmp) / "load.py"
@@ -44,7 +46,9 @@ def main(argv: list[str] | None = None) -> dict:
         out = Path(tmp) / "out"
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "genbench", "run", str(study), "--out",
-                                 str(out), "--no-report"], stdout=subprocess.PIPE, text=True)
+                                 str(out), "--no-report",
+                                 *(["--reuse-workers"] if args.reuse_workers else [])],
+                                stdout=subprocess.PIPE, text=True)
         samples: list[tuple[int, float]] = []  # (trials done, driver RSS MB)
         done = 0
 

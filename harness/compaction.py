@@ -58,6 +58,10 @@ def compact(out_dir: Path, trial_ids: set[str] | None = None, min_files: int | N
     for tmp in run.results.glob(f".{PART_PREFIX}*"):  # a compaction that died before its rename
         tmp.unlink(missing_ok=True)
     every = sorted(p for p in run.results.glob("*.parquet") if not p.name.startswith((".", "_")))
+    least = compact_at() if min_files is None else min_files
+    if trial_ids is not None and sum(f.name.split(".", 1)[0] in trial_ids
+                                     for f in every if not is_part(f)) < least:
+        return None  # (during a run: too few yet, and no part's footer read to know it)
     held = covered([f for f in every if is_part(f)])
     todo = []
     for f in every:
@@ -67,7 +71,7 @@ def compact(out_dir: Path, trial_ids: set[str] | None = None, min_files: int | N
             f.unlink(missing_ok=True)  # already in a part
         elif trial_ids is None or f.name.split(".", 1)[0] in trial_ids:
             todo.append(f)
-    if len(todo) < (compact_at() if min_files is None else min_files):
+    if len(todo) < least:
         return None
     tables, sources = [], []
     for f in todo:

@@ -189,7 +189,9 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         ended: set[str] = set()
 
         def after(trial_id: str) -> None:  # a trial ended: compact the ended ones' files
-            ended.add(trial_id)            # once there are enough (a URI's: at the end)
+            ended.add(trial_id)            # once there are enough (a URI's: at the end);
+            # an ended trial left a fit file and one per sample setting (three for an arm of
+            # two settings): look once a third of the threshold in trials ended
             if not uri and len(ended) >= compact_at() // 3 and _compact(local, ended, echo):
                 ended.clear()
 

@@ -28,8 +28,8 @@ from typing import Callable
 
 from genbench.harness.config import config_hash
 from genbench.harness.errors import GenbenchError
-from genbench.harness.results import (V1_COLUMNS, checkpoint_problem, is_part, read_file,
-                                      read_plan, results_files, sources_of)
+from genbench.harness.results import (V1_COLUMNS, checkpoint_problem, is_part, read_plan,
+                                      results_files, sources_of)
 from genbench.harness.plan import Plan, Trial
 from genbench.harness.rundir import LOCK_NAME, RunDir
 from genbench.harness.storage import checkpoint_names, has_checkpoint, refuse_foreign
@@ -98,13 +98,20 @@ def check_study(out_dir: Path, plan: Plan) -> None:
     prior = read_plan(out_dir)
     other, scale = prior.get("study"), prior.get("scale")
     if other is None:
-        for f in results_files(out_dir):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for f in results_files(out_dir):  # the first row of the first readable file says
             try:
-                table = read_file(f)
-            except ValueError:
+                parquet = pq.ParquetFile(f)
+                if not parquet.num_row_groups:
+                    continue
+                first = parquet.read_row_group(0, columns=["study", "scale"]).slice(0, 1)
+            except (OSError, pa.ArrowException, KeyError, ValueError):
                 continue
-            other = next(iter(table.column("study").to_pylist()), None)
-            scale = next(iter(table.column("scale").to_pylist()), None)
+            if not first.num_rows:
+                continue
+            other, scale = first.column("study")[0].as_py(), first.column("scale")[0].as_py()
             break
     if other is None and out_dir.is_dir():  # no plan and no readable results file
         refuse_foreign(str(out_dir), [p.name for p in out_dir.iterdir()

@@ -218,7 +218,7 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
         groups = groups.head(MAX_ROWS)
         out[0] = out[0].replace("</p>", f" The {MAX_ROWS} rows best by {first or 'plan order'} "
                                 f"of {MAX_ROWS + left_out} are shown; every value is in results/ "
-                                "(`genbench.load`).</p>", 1)
+                                "(<code>genbench.load</code>).</p>", 1)
     for run, arm, cell, setting in groups.itertuples(index=False):
         n = seeds.get((run, arm, cell, setting), 0)
         cells = [f"<td>{run}</td><td class='l'>{html.escape(str(arm))}</td>"
