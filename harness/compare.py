@@ -55,7 +55,7 @@ COLUMNS = ["study", "dataset", "device", "versions_json", "protocol", "feature_e
            "ref_split", "n_samples", "cell_key", "metric", "seed", "value", "std", "arm",
            "cell_json", "setting_json", "higher_is_better", "note", "config_json"]
 JUDGED = ["study", "arm", "cell_key", "cell_json", "setting_json", "metric", "seed", "value",
-          "std", "higher_is_better", "note", "config_json"]
+          "std", "higher_is_better", "note"]
 MAX_UNCHANGED = 200  # the markdown lists every change and at most this many unchanged points
 
 # library versions that change numbers; others (pandas, ray) do not
@@ -174,7 +174,8 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     refused even then. Wall-clock metrics (`WALL_CLOCK_METRICS`) measure the machine and its
     load as much as the code: judged only with `timings`."""
     quiet = []
-    base, cur = (read_current(d, read_plan(d), warn=quiet.append, columns=COLUMNS)[0]
+    base, cur = (read_current(d, read_plan(d), warn=quiet.append, columns=COLUMNS,
+                              dictionary=("config_json", "versions_json", "protocol"))[0]
                  for d in (base_dir, cur_dir))
     if base.empty or cur.empty:
         raise GenbenchError(f"nothing to compare: {base_dir if base.empty else cur_dir} has no rows")
@@ -193,13 +194,15 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     keyless = [f"{d}: {int(r.cell_key.isna().sum())} rows without a cell_key (schema version 1) "
                "are not compared" for d, r in ((base_dir, base), (cur_dir, cur)) if r.cell_key.isna().any()]
     result.warnings += keyless
-    base, cur = (r[JUDGED] for r in (base, cur))  # (what the checks alone read goes)
+    # a train cell's config, once (the largest column: it goes with what the checks alone read)
+    configs = [_first_of_cell(r, "config_json") for r in (base, cur)]
+    base, cur = (r[JUDGED] for r in (base, cur))
     base, cur = (r.dropna(subset=["cell_key"]) if r.cell_key.isna().any() else r
                  for r in (base, cur))
     result.verdicts += _unfinished(base, cur)
     left_out = STATUS_METRICS if timings else (*STATUS_METRICS, *WALL_CLOCK_METRICS)
     base, cur = (r[~r.metric.isin(left_out)] for r in (base, cur))
-    _judge(base, cur, alpha, result)
+    _judge(base, cur, alpha, result, configs)
     del base, cur
     if not result.judged:
         raise GenbenchError(f"compared nothing: no metric of {base_dir} has values in {cur_dir} "
@@ -274,11 +277,18 @@ def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
 
 
 _POINT = ["cell_key", "metric"]
-_SHOWN = ["study", "arm", "cell_json", "setting_json", "metric"]  # what a verdict names
+_SHOWN = ["study", "arm", "cell_key", "cell_json", "setting_json", "metric"]  # what a verdict names
 _NULL = (None, "")
 
 
-def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparison) -> None:
+def _first_of_cell(rows: pd.DataFrame, col: str) -> dict[str, str]:
+    """cell_key -> the first value of `col` there (a config: the same for each of its rows)."""
+    first = rows[["cell_key", col]].dropna().drop_duplicates("cell_key")
+    return dict(zip(first.cell_key.tolist(), first[col].tolist()))
+
+
+def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparison,
+           configs: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> None:
     """Every (cell_key, metric) point of BASE and CUR judged or listed, into `result`:
     column-wise over all points at once (no frame per point), so that a run of a million rows
     compares in seconds; `tests/test_compare.py` checks it against `stats.estimate` point by
@@ -313,7 +323,7 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
 
     has = [count(side == k) > 0 for k in (0, 1)]  # rows at the point, finite or not
     shown = per_point(0, _SHOWN).combine_first(per_point(1, _SHOWN, only=~has[0]))
-    own = [per_point(k, ["higher_is_better", "note", "config_json", "std"]) for k in (0, 1)]
+    own = [per_point(k, ["higher_is_better", "note", "std"]) for k in (0, 1)]
     n = [count((side == k) & finite) for k in (0, 1)]  # finite values (a verdict's seeds)
     mean = [count((side == k) & finite, value) / np.maximum(n[k], 1) for k in (0, 1)]
     higher = own[0]["higher_is_better"].combine_first(own[1]["higher_is_better"])
@@ -424,7 +434,7 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
     up = (diff > 0) == higher.astype(bool) if len(idx) else np.zeros(n_points, dtype=bool)
     verdict = np.where(changed, np.where(up, "improvement", "regression"),
                        np.where(unchanged, "no change", "inconclusive"))
-    cfg = [[c if isinstance(c, str) else "" for c in o["config_json"].tolist()] for o in own]
+    cfg = [[c.get(k, "") for k in col["cell_key"]] for c in configs]
     num = {k: a.tolist() for k, a in (("base", mean[0]), ("cur", mean[1]), ("diff", diff),
                                       ("lo", lo), ("hi", hi), ("p", p), ("nb", n[0]),
                                       ("nc", n[1]), ("verdict", verdict), ("test", test))}

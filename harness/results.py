@@ -174,31 +174,47 @@ def write_curve(out_dir: Path, trial_id: str, points: list[dict[str, Any]]) -> P
     return path
 
 
-def read_file(path: Path) -> pa.Table:
-    """One results file as a table of the current SCHEMA; a version-1 file gets the new columns
-    (null, except `arm`, its method, and `cell_json`, which v1 kept inside `config_json`). Raises ValueError when the
-    file cannot be read or lacks the schema's columns."""
+def read_file(path: Path, columns: list[str] | None = None,
+              dictionary: tuple[str, ...] = ()) -> pa.Table:
+    """One results file as a table of the current SCHEMA (only its `columns`, in schema order,
+    where given: the others are never read; the string columns in `dictionary` as dictionary
+    arrays, each distinct text once, for long texts that repeat: a config, the versions); a
+    version-1 file gets the new columns (null, except `arm`, its method, and `cell_json`,
+    which v1 kept inside `config_json`). Raises ValueError when the file cannot be read or
+    lacks the schema's columns."""
+    want = list(COLUMNS) if columns is None else [c for c in COLUMNS if c in columns]
+    types = {c: pa.dictionary(pa.int32(), COLUMNS[c][0]) if c in dictionary else COLUMNS[c][0]
+             for c in want}
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path, read_dictionary=[c for c in dictionary if c in want])
+        names = parquet.schema_arrow.names
+        missing = [c for c in V1_COLUMNS if c not in names]
+        if missing:
+            raise ValueError(f"not a genbench results file (no column {missing[0]!r})")
+        need = {c for c in want if c in names}
+        if "arm" in want and "arm" not in names:
+            need.add("method")
+        if "cell_json" in want and "cell_json" not in names:
+            need.add("config_json")
+        table = parquet.read(columns=[c for c in names if c in need])
     except (OSError, pa.ArrowException) as err:
         raise ValueError(f"not a readable Parquet file ({str(err).splitlines()[0]})") from None
-    missing = [c for c in V1_COLUMNS if c not in table.column_names]
-    if missing:
-        raise ValueError(f"not a genbench results file (no column {missing[0]!r})")
     n = table.num_rows
-    columns = []
-    for name, (tp, _) in COLUMNS.items():
+    out = []
+    for name in want:
+        tp = types[name]
         if name in table.column_names:
-            columns.append(table.column(name).cast(tp))
+            out.append(table.column(name).cast(tp))
         elif name == "arm":  # v1 studies had one method, which is the arm's name now
-            columns.append(table.column("method").cast(tp))
+            out.append(table.column("method").cast(tp))
         elif name == "cell_json":
             cells = [canonical_json(json.loads(c).get("cell")) if c else None
                      for c in table.column("config_json").to_pylist()]
-            columns.append(pa.array(cells, pa.string()))
+            out.append(pa.array(cells, pa.string()).cast(tp))
         else:
-            columns.append(pa.nulls(n, tp))
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
+            out.append(pa.nulls(n, tp))
+    return pa.Table.from_arrays(out, schema=pa.schema([SCHEMA.field(c).with_type(types[c])
+                                                      for c in want]))
 
 
 PART_PREFIX = "part-"  # a compacted part: results/part-<hash>.parquet
@@ -265,7 +281,8 @@ def _warn(line: str) -> None:
     print(f"genbench: warning: {line}", file=sys.stderr)
 
 
-def read_results(out_dir: Path, *, warn=None, columns: list[str] | None = None) -> pd.DataFrame:
+def read_results(out_dir: Path, *, warn=None, columns: list[str] | None = None,
+                 dictionary: tuple[str, ...] = ()) -> pd.DataFrame:
     """Every results row under `out_dir` (or a results/ directory) as one DataFrame, with only
     `columns` where given (a million rows: each column left out is memory and time saved). A
     file that cannot be read is skipped with one line to `warn` (default: stderr), never
@@ -274,11 +291,15 @@ def read_results(out_dir: Path, *, warn=None, columns: list[str] | None = None) 
     tables = []
     for f in results_files(out_dir):
         try:
-            tables.append(read_file(f))
+            tables.append(read_file(f, columns, dictionary))
         except ValueError as err:
             warn(f"skipping {f}: {err}")
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-    return (table.select(columns) if columns else table).to_pandas()
+    empty = SCHEMA.empty_table()
+    if not tables:  # (the same columns and types as a file would give)
+        table = empty.select([c for c in COLUMNS if c in columns]) if columns else empty
+        tables = [table.cast(pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type))
+                                        if f.name in dictionary else f for f in table.schema]))]
+    return pa.concat_tables(tables).to_pandas()
 
 
 def read_plan(out_dir: Path) -> dict:
@@ -371,15 +392,15 @@ CURRENT_COLUMNS = ("trial_id", *POINT, "config_hash", "created_at", "setting_jso
                    "run_key")
 
 
-def read_current(out_dir: Path, plan: dict, *, warn=None,
-                 columns: list[str] | None = None) -> tuple[pd.DataFrame, set[str]]:
+def read_current(out_dir: Path, plan: dict, *, warn=None, columns: list[str] | None = None,
+                 dictionary: tuple[str, ...] = ()) -> tuple[pd.DataFrame, set[str]]:
     """`read_results`, then `current_rows` against `plan`; one line to `warn` says what was
     left out. Also returns the trial ids left out entirely (their curves go too). With
     `columns`, the rows keep those columns (and those `current_rows` reads)."""
     warn = warn or _warn
     if columns:
         columns = list(dict.fromkeys([*CURRENT_COLUMNS, *columns]))
-    every = read_results(out_dir, warn=warn, columns=columns)
+    every = read_results(out_dir, warn=warn, columns=columns, dictionary=dictionary)
     rows = current_rows(every, plan)
     gone = set(every.trial_id.unique()) - set(rows.trial_id.unique())
     if len(rows) < len(every):

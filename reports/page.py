@@ -244,14 +244,16 @@ def _axes_text(text) -> str:
 def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
     out = ["<h2>Metrics against each ablation axis</h2>"]
     metrics = main_metrics(rows)
-    axes = [a for a in axes_of(rows) if rows[a].dropna().astype(str).nunique() > 1]
-    rows = rows[["run", "arm", "metric", "value", "higher_is_better", *axes_of(rows)]]
+    axes = [a for a in axes_of(rows)
+            if pd.Series(rows[a].dropna().unique()).astype(str).nunique() > 1]
     if not axes:
         return out[0] + "<p>The study has no axis with more than one value.</p>"
+    rows = rows[["run", "arm", "metric", "value", "higher_is_better", *axes_of(rows)]]
+    of_metric = {m: g for m, g in rows.groupby("metric", sort=False) if m in metrics}
     for axis in axes:
         figs = []
         for m in metrics:
-            path = figures.metric_vs_axis(rows, m, axis, colors,
+            path = figures.metric_vs_axis(of_metric.get(m, rows.iloc[:0]), m, axis, colors,
                                           within(img, f"{m}_vs_{axis}.png"), multi)
             if path:
                 figs.append(_fig(path, img.parent, f"{m} against {axis}: mean over seeds, "
