@@ -71,8 +71,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"trials: {args.trials}; exit status {proc.returncode}; trials with rows: "
               f"{df.trial_id.nunique()}; rows: {len(df)}")
         print(f"wall: {wall:.0f} s, {wall / args.trials:.2f} s per trial (2 CPUs, 1 CPU each)")
+        half = args.trials // 2
+        first = max((m for d, m in samples if d <= half), default=float("nan"))
+        second = max((m for d, m in samples if d > half), default=float("nan"))
         print(f"driver RSS: {early:.0f} MB after 10 % of the trials, {peak:.0f} MB peak; growth "
-              f"{(peak - early) / max(1, args.trials * 0.9) * 1024:.0f} KB per trial")
+              f"{(peak - early) / max(1, args.trials * 0.9) * 1024:.0f} KB per trial; peak over "
+              f"the first half of the trials {first:.0f} MB, over the second {second:.0f} MB")
         return {"trials": df.trial_id.nunique(), "rows": len(df), "status": proc.returncode,
                 "early_mb": early, "peak_mb": peak, "wall_s": wall}
 

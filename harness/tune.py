@@ -99,6 +99,9 @@ def _read(path: Path) -> str:
         return ""
 
 
+TUNE_BATCH = 1_000  # trials per Tune run (`tune_batch`)
+
+
 def _trial_id(trial) -> str:
     return trial.config["cell"]["work"]["trial"]["trial_id"]
 
@@ -145,10 +148,10 @@ def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: flo
 def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
              storage: str | None, echo, max_failures: int, env: Env,
              after=lambda trial_id: None) -> list[TrialOutcome]:
-    """Run `work` as one Tune run, one trial per fit in the order given (Tune starts a grid's
-    trials in order), each with its own resources; `env` is what every trial needs from the
-    driver (`reuse_workers` shares worker processes); `after(trial_id)` hears of each end."""
-    import torch
+    """Run `work` as Tune runs of at most `tune_batch()` trials each, one after another, one
+    trial per fit in the order given (Tune starts a grid's trials in order), each with its own
+    resources; `env` is what every trial needs from the driver (`reuse_workers` shares worker
+    processes); `after(trial_id)` hears of each end."""
     from ray import tune
 
     cluster = connect(address)
@@ -162,27 +165,50 @@ def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
     trainable = tune.with_parameters(run_trial, plan_json=plan.shared_json(),
                                      plan_id=plan.plan_id, out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), max_failures=max_failures)
-    # a trial works out what is left itself (work_left): after a restart it is less
-    cells = [{"work": dataclasses.asdict(w)} for w in work]
     asks = {t.trial_id: dataclasses.asdict(effective(t.resources, nodes)) for t in trials}
-    tuner = tune.Tuner(
-        # each trial asks for its own resources (Arm.resources): a bigger cell, a bigger share
-        tune.with_resources(trainable,
-                            lambda config: asks[config["cell"]["work"]["trial"]["trial_id"]]),
-        param_space={"cell": tune.grid_search(cells)},
-        tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_id,
-                                    trial_dirname_creator=_trial_id,
-                                    # a fresh process per trial (its memory rows are its own),
-                                    # or shared ones, which saves process start and imports
-                                    reuse_actors=env.reuse_workers),
-        run_config=tune.RunConfig(name=f"{plan.study}-{plan.scale}",
-                                  storage_path=storage or f"{out_dir}/ray", verbose=0,
-                                  callbacks=[_progress_callback(len(work), echo, max_failures,
-                                                                heartbeat_seconds(), after)],
-                                  # a worker that dies (killed, lost node) is started again
-                                  failure_config=tune.FailureConfig(max_failures=max_failures)),
-    )
-    grid = tuner.fit()
+    progress = _progress_callback(len(work), echo, max_failures, heartbeat_seconds(), after)
+    size = tune_batch()
+    batches = [work[i:i + size] for i in range(0, len(work), size)]
+    outcomes = []
+    for k, batch in enumerate(batches):  # one Tune run per batch: Tune keeps every trial of a
+        name = f"{plan.study}-{plan.scale}"  # run in the driver (about 84 KB each), so a huge
+        if len(batches) > 1:                 # study runs in batches and the driver stays small
+            name += f"-{k + 1}"
+        # a trial works out what is left itself (work_left): after a restart it is less
+        cells = [{"work": dataclasses.asdict(w)} for w in batch]
+        tuner = tune.Tuner(
+            # each trial asks for its own resources (Arm.resources): a bigger cell, a bigger share
+            tune.with_resources(trainable,
+                                lambda config: asks[config["cell"]["work"]["trial"]["trial_id"]]),
+            param_space={"cell": tune.grid_search(cells)},
+            tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_id,
+                                        trial_dirname_creator=_trial_id,
+                                        # a fresh process per trial (its memory rows are its
+                                        # own), or shared ones: no process start and imports
+                                        reuse_actors=env.reuse_workers),
+            run_config=tune.RunConfig(name=name, storage_path=storage or f"{out_dir}/ray",
+                                      verbose=0, callbacks=[progress],
+                                      # a worker that dies (killed, lost node) starts again
+                                      failure_config=tune.FailureConfig(max_failures=max_failures)),
+        )
+        outcomes += _outcomes(plan, tuner.fit(), out_dir, env, max_failures)
+    return outcomes
+
+
+def tune_batch() -> int:
+    """Trials per Tune run (GENBENCH_TUNE_BATCH, default 1,000): a bigger study runs as several
+    Tune runs one after another, so that the driver's memory stays bounded."""
+    try:
+        return max(1, int(os.environ.get("GENBENCH_TUNE_BATCH", TUNE_BATCH)))
+    except ValueError:
+        return TUNE_BATCH
+
+
+def _outcomes(plan: Plan, grid, out_dir: str, env: Env, max_failures: int) -> list[TrialOutcome]:
+    """One outcome per trial of a finished Tune run; a trial whose worker died every attempt
+    is recorded as failed (its row says why)."""
+    import torch
+
     outcomes = []
     for result in grid:
         trial = Trial.from_dict(result.config["cell"]["work"]["trial"])

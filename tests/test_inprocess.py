@@ -18,15 +18,19 @@ MACHINE = {"train_s", "train_images_per_s", "sample_s_per_image", "peak_mem_mb",
 
 
 def test_in_process_rows_are_the_rows_of_a_ray_run(tmp_path, ray_local, capsys, monkeypatch):
-    """... and both compact their results as trials end (a part per ended trial here)."""
+    """... and both compact their results as trials end (a part per ended trial here); the Ray
+    run in two Tune runs of at most two trials (GENBENCH_TUNE_BATCH), as a huge study runs."""
     monkeypatch.setenv("GENBENCH_COMPACT_AT", "2")
     here, ray = tmp_path / "here", tmp_path / "ray"
     assert main(["run", "quickstart", "--out", str(here), *FAST, "--in-process"]) == 0
     out = capsys.readouterr().out
     assert "one at a time in this process (--in-process)" in out and "[3/3]" in out
+    monkeypatch.setenv("GENBENCH_TUNE_BATCH", "2")  # two Tune runs, one after the other
     assert main(["run", "quickstart", "--out", str(ray), *FAST]) == 0
     out = capsys.readouterr().out  # compacted during the run, from Tune's callback:
     assert 0 < out.index("compacted ") < out.index("[3/3]")  # before the last trial ended
+    assert out.count("[1/3]") == out.count("[3/3]") == 1  # one count across the batches
+    assert {p.name for p in (ray / "ray").iterdir()} >= {"quickstart-smoke-1", "quickstart-smoke-2"}
     key = ["trial_id", "setting_json", "metric"]
     a, b = (read_results(d).sort_values(key).reset_index(drop=True) for d in (here, ray))
     assert a[key].equals(b[key]) and len(a) > 50
