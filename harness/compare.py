@@ -298,6 +298,8 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
     keys = pd.concat([base[_POINT], cur[_POINT]], ignore_index=True)  # (the keys only: a
     point = keys.groupby(_POINT, sort=True).ngroup().to_numpy()  # run's other columns stay put)
     del keys
+    if not len(point):  # nothing but status and wall-clock rows: nothing to judge (said above)
+        return
     n_points = int(point.max()) + 1  # points in (cell_key, metric) order
     side = np.repeat(np.array([0, 1]), [len(base), len(cur)])
     sides = (base, cur)

@@ -220,3 +220,15 @@ def test_a_huge_comparison_lists_every_change_and_counts_the_unchanged_points():
     assert "| regression | a | i=-1 |" in text and "| inconclusive | a | i=-2 |" in text
     assert text.count("| no change |") == MAX_UNCHANGED
     assert "50 more points with no change are not listed below (--json lists every point)" in text
+
+
+def test_points_of_status_and_timing_rows_only_leave_nothing_to_judge():
+    """After the status and wall-clock rows are set aside nothing may be left: no verdict, and
+    compare then refuses the comparison ('compared nothing'), never a traceback."""
+    from genbench.harness.compare import JUDGED, Comparison, _judge
+
+    empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in JUDGED}).astype(
+        {"seed": "int64", "value": float})
+    result = Comparison("b", "c")
+    _judge(empty, empty, 0.05, result)
+    assert result.verdicts == [] and result.judged == 0
