@@ -108,7 +108,7 @@ def test_a_worker_that_dies_is_one_line_and_the_counts_stay_whole():
     progress = _progress_callback(2, lines.append, max_failures=2)
 
     def trial(tid):
-        return SimpleNamespace(config={"cell": {"trial": {"trial_id": tid, "cell": {}}}},
+        return SimpleNamespace(config={"cell": {"work": {"trial": {"trial_id": tid, "cell": {}}}}},
                                last_result={"status": "ok", "message": ""})
 
     a, b = trial("a-s0"), trial("b-s0")
