@@ -15,14 +15,15 @@ $(VENV)/.installed: pyproject.toml
 quickstart: $(VENV)/.installed
 	$(VENV)/bin/genbench run quickstart --until-decided --max-seeds 3
 
-# every tier (what CI runs): ruff; the unit and end-to-end tiers on both cores (studies run in
-# the test process, `--in-process`; the tests of Ray itself share one pytest worker and one Ray
-# instance); then the system tier, alone, since it kills processes, starts Ray nodes and
-# times benchmarks
+# every tier (what CI runs): ruff; the end-to-end tier on both cores (studies run in the test
+# process, `--in-process`; the tests of Ray itself share one pytest worker and one Ray
+# instance); then the system tier on one worker, one test at a time since it kills processes
+# and starts Ray nodes, while the other worker runs the unit tier, which starts no Ray
+# (tests/conftest.py says which worker runs what)
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -m "unit or e2e" -n 2 --dist loadgroup
-	$(PY) -m pytest -m "system and not slow"
+	$(PY) -m pytest -m e2e -n 2 --dist loadgroup
+	$(PY) -m pytest -m "unit or (system and not slow)" -n 2 --dist loadgroup
 
 # the inner loop: the unit tier (no Ray cluster), about 2 minutes on 2 cores
 test-fast: $(VENV)/.installed

@@ -4,7 +4,7 @@ noise between seeds (DCGAN shares the GAN's training loop; the 1-D VP-SDE has it
 tests). Its baseline lives in benchmarks/baselines/regression/ (see the README for the commands
 that refresh it and gate a change on it).
 
-    genbench run regression --out /tmp/cur            # ~2 min on a 2-core CPU (8 trials)
+    genbench run regression --out /tmp/cur            # ~90 s on a 2-core CPU (8 trials)
     genbench compare benchmarks/baselines/regression /tmp/cur --no-timings
 
 It has a single scale worth running anywhere: `full` is the same study at a GPU-sized sample
@@ -37,9 +37,9 @@ STUDY = Study(
                   source="Song et al. 2021 (DDIM): 20 of the 100 steps"),
             Claim("fid_domain", better="arm=gan", than="arm=dummy",
                   source="sanity: a trained GAN beats the dummy's mean image plus noise (the "
-                         "DDPM of 200 steps does not yet)")),
+                         "DDPM of 100 steps does not yet)")),
     scales={
-        "smoke": Scale(budget_kimg=6.4, n_samples=128, log_every=50),  # 200 steps of 32
+        "smoke": Scale(budget_kimg=3.2, n_samples=128, log_every=50),  # 100 steps of 32
         "full": Scale(budget_kimg=64, n_samples=2000, log_every=100),
     },
 )

@@ -17,8 +17,9 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("slow") and not item.get_closest_marker("system"):
             item.add_marker(pytest.mark.system)  # the load test: a system test, run by hand
         tiers = [t for t in TIERS if item.get_closest_marker(t)]
-        if "ray_local" in item.fixturenames:  # one pytest-xdist worker runs every Ray test: one
-            item.add_marker(pytest.mark.xdist_group("ray"))  # Ray instance on the machine
+        group = _worker_group(item, tiers)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
         if set(item.fixturenames) & E2E_FIXTURES and not tiers:
             tiers = ["e2e"]  # it starts a Ray cluster, or runs a study
             item.add_marker(pytest.mark.e2e)
@@ -26,6 +27,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.unit)
         elif len(tiers) > 1:
             raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(tiers)}: one tier")
+
+
+def _worker_group(item, tiers) -> str | None:
+    """Which tests one pytest-xdist worker runs in turn (`--dist loadgroup`): every system test
+    (they count Ray's sessions on the machine, kill processes, start nodes: one at a time, while
+    the other worker runs unit tests, which start no Ray); a test's own `xdist_group` mark; every
+    other test of Ray (one Ray instance); a module's tests that share a module-scoped run (its
+    `XDIST_GROUP`)."""
+    if "system" in tiers:
+        return "system"
+    if item.get_closest_marker("xdist_group"):
+        return None
+    if "ray_local" in item.fixturenames:
+        return "ray"
+    return getattr(item.module, "XDIST_GROUP", None)
 
 
 @pytest.fixture(autouse=True)

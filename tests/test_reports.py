@@ -20,7 +20,7 @@ from genbench.harness.cli import main
 from genbench.harness.results import atomic_write_table, read_results, results_files
 
 # one worker runs this module, so its runs (a module fixture) happen once
-pytestmark = pytest.mark.xdist_group("reports")
+XDIST_GROUP = "reports"  # one worker runs this module: its study runs once (tests/conftest.py)
 
 STUDY = """from genbench import Arm, Scale, Study
 STUDY = Study(name="rep", data={data!r}, seeds=(0, 1, 2),
@@ -262,7 +262,8 @@ def test_run_refreshes_the_report(tmp_path):
 BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines" / "regression"
 
 
-def test_the_regression_suite_passes_against_its_baseline(tmp_path, ray_local, capsys):
+@pytest.mark.xdist_group("regression")  # the longest e2e test: not queued behind the other Ray
+def test_the_regression_suite_passes_against_its_baseline(tmp_path, ray_local, capsys):  # tests
     """What a CI job gating a change runs (docs/compare-and-claims.md, Regression verdicts): everything but the
     wall-clock metrics, which measure the CI machine's load as much as the code."""
     cur = tmp_path / "cur"
