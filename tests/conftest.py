@@ -12,6 +12,7 @@ TIERS = ("unit", "e2e", "system")
 E2E_FIXTURES = {"ray_local", "run_dir", "smoke"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its own hook)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("system"):
