@@ -38,17 +38,19 @@ def _sets(sets: dict[str, Any] | list[str] | None) -> dict[str, Any]:
 
 
 def plan(study: str | Path | Study, *, scale: str = "smoke",
-         sets: dict[str, Any] | list[str] | None = None, claims: tuple[str, ...] = ()) -> Plan:
+         sets: dict[str, Any] | list[str] | None = None, claims: tuple[str, ...] = (),
+         arms: tuple[str, ...] = ()) -> Plan:
     """The plan `genbench plan` shows: `study` (a shipped study's name, a study file's path, or
-    a `Study`) at `scale`, with `sets` overrides (`{"n_feat": 32}` or `["n_feat=32"]`) and
-    extra `claims` (one-line texts), resolved and checked; nothing runs."""
-    return _study(study).resolve(scale, _sets(sets), claims=tuple(claims))
+    a `Study`) at `scale`, with `sets` overrides (`{"n_feat": 32}` or `["n_feat=32"]`), extra
+    `claims` (one-line texts), and only the `arms` named (none: every arm), resolved and
+    checked; nothing runs."""
+    return _study(study).resolve(scale, _sets(sets), claims=tuple(claims), arms=tuple(arms))
 
 
 def run(study: str | Path | Study, *, scale: str = "smoke",
         sets: dict[str, Any] | list[str] | None = None, out: str | Path | None = None,
-        claims: tuple[str, ...] = (), address: str | None = None, max_failures: int = 1,
-        reuse_workers: bool = False, in_process: bool = False, echo=None):
+        claims: tuple[str, ...] = (), arms: tuple[str, ...] = (), address: str | None = None,
+        max_failures: int = 1, reuse_workers: bool = False, in_process: bool = False, echo=None):
     """Run what is missing of `plan(study, scale=..., sets=..., claims=...)` into `out`
     (default `results/<study>/<scale>`; a URI works too) on Ray Tune, on this machine or the
     cluster at `address` (or, `in_process`, here without Ray, one trial after another), and
@@ -58,7 +60,7 @@ def run(study: str | Path | Study, *, scale: str = "smoke",
     from genbench.harness.driver import run_study
     from genbench.harness.storage import is_uri, mirror_dir
 
-    p = plan(study, scale=scale, sets=sets, claims=claims)
+    p = plan(study, scale=scale, sets=sets, claims=claims, arms=arms)
     target = str(out) if out is not None else str(Path("results") / p.study / p.scale)
     run_study(p, target, address=address, max_failures=max_failures,
               reuse_workers=reuse_workers, in_process=in_process, echo=echo)

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from genbench.harness import stats
-from genbench.harness.config import canonical_json, parse_value
-from genbench.harness.errors import GenbenchError
+from genbench.harness.config import axis_value, canonical_json, grid_text, parse_value
+from genbench.harness.errors import GenbenchError, count, unknown
 
 COMBINE = ("one", "all", "mean")
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
@@ -133,7 +133,7 @@ class Point:
         return _coords(self.cell_json, self.setting_json)
 
     def label(self, with_arm: bool = True) -> str:
-        axes = ", ".join(f"{k}={_show(v)}" for k, v in self.coords().items())
+        axes = grid_text(self.coords(), base="")
         if not with_arm:
             return axes or "(base)"
         return f"{self.arm}: {axes}" if axes else self.arm
@@ -142,10 +142,6 @@ class Point:
 @functools.lru_cache(maxsize=1 << 18)  # (claims ask each point's values many times)
 def _coords(cell_json: str, setting_json: str | None) -> dict[str, Any]:
     return {**json.loads(cell_json), **json.loads(setting_json or "{}")}
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
 @dataclass(frozen=True)
@@ -304,8 +300,9 @@ def _resolve_one(c: Claim, points: list[Point], catalog: Catalog, multi_arm: boo
             raise GenbenchError(f"claim {name!r}: the study does not measure {c.metric}; it "
                                 f"measures {', '.join(_measured_names(catalog))} (--set metrics=[...] "
                                 "adds a quality metric)")
-        raise GenbenchError(f"claim {name!r}: unknown metric {c.metric!r}; the study measures "
-                            f"{', '.join(_measured_names(catalog))}")
+        measured = _measured_names(catalog)
+        raise GenbenchError(f"claim {name!r}: " + unknown("metric", c.metric, measured).replace(
+            "; valid:", "; the study measures"))
     level = catalog.measured[c.metric][0]  # (a direction of None: no rows yet to tell it)
     if level == "fit":  # measured once per fit: a point is an arm's train cell
         points = list({Point(p.arm, p.cell_json, None): None for p in points})
@@ -345,13 +342,13 @@ def _select(side: Side, points: list[Point], name: str, level: str, combine: str
     for key, _ in side.values:
         if key not in axes:
             where = "train-grid axes (it is measured once per fit)" if level == "fit" else "axes"
-            known = ", ".join(f"{k} ({', '.join(map(_show, v))})" for k, v in axes.items()) or "none"
+            known = ", ".join(f"{k} ({', '.join(map(axis_value, v))})" for k, v in axes.items()) or "none"
             raise GenbenchError(f"claim {name!r}: side {side.text!r}: no axis {key!r}"
                                 + (f" in arm {side.arm!r}" if side.arm else "")
                                 + f"; {where}: {known}")
     hit = [p for p in pool if side.matches(p)]
     if not hit:
-        known = "; ".join(f"{k} takes {', '.join(map(_show, axes[k]))}" for k, _ in side.values)
+        known = "; ".join(f"{k} takes {', '.join(map(axis_value, axes[k]))}" for k, _ in side.values)
         raise GenbenchError(f"claim {name!r}: side {side.text!r} matches no point of the plan "
                             f"({known})")
     if len(hit) > 1 and combine == "one":
@@ -719,10 +716,12 @@ def more_seeds(plan: dict, results: list[Result], max_seeds: int):
             continue
         target = max(target, n)
         cells.update(r.cells)
-        need = "spread unknown at one seed" if r.seeds_needed is None else f"about {r.seeds_needed} seeds"
+        need = ("spread unknown at one seed" if r.seeds_needed is None
+                else f"about {count(r.seeds_needed, 'seed')}")
         why.append(f"{r.claim} ({need})")
     if not cells:
-        return None, (), f"{len(stuck)} claims stay inconclusive: " + "; ".join(stuck)
+        return None, (), (f"{count(len(stuck), 'claim')} stay{'s' * (len(stuck) == 1)} "
+                          "inconclusive: " + "; ".join(stuck))
     seeds = sorted({s for v in have.values() for s in v})
     nxt = (max(seeds) + 1) if seeds else 0
     while len(seeds) < target:
@@ -731,6 +730,7 @@ def more_seeds(plan: dict, results: list[Result], max_seeds: int):
     seeds = seeds[:max(target, 0)]
     added = sorted({s for c in cells for s in seeds if s not in have.get(c, set())})
     span = f"{added[0]}-{added[-1]}" if len(added) > 1 else str(added[0]) if added else "none"
-    line = (f"until decided: adding seeds {span} to {len(cells)} train cells ({target} seeds "
-            f"each) for {len(why)} undecided claims: " + "; ".join(why))
+    line = (f"until decided: adding {'seeds' if len(added) > 1 else 'seed'} {span} to "
+            f"{count(len(cells), 'train cell')} ({count(target, 'seed')} each) for "
+            f"{count(len(why), 'undecided claim')}: " + "; ".join(why))
     return cells, tuple(seeds), line

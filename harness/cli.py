@@ -1,4 +1,4 @@
-"""The `genbench` command line: run | plan | claims | report | compare | list | assets.
+"""The `genbench` command line: run | status | plan | claims | report | compare | list | assets.
 
 Bad input (unknown study, method, knob, value, data set, scale) is reported in one line on
 stderr with exit status 2, before any output directory is created.
@@ -11,15 +11,101 @@ import shutil
 import sys
 from pathlib import Path
 
-from genbench.harness.errors import GenbenchError, first_line
+from genbench.harness.errors import GenbenchError, count, first_line
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples as written; every option's default said where it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.help == argparse.SUPPRESS
+                or action.default in (None, False, [], argparse.SUPPRESS)):
+            return text
+        return text + " (default: %(default)s)"
+
+
+# each command's examples and exit status, after its options in `--help`
+EPILOGS = {
+    "run": """examples:
+  genbench run quickstart                          # results/quickstart/smoke, a local Ray
+  genbench run my_study.py --set n_feat=32 --set seeds=[0,1,2]
+  genbench run ddpm_timesteps --scale full --address auto --out s3://bucket/runs/t
+  genbench run quickstart --until-decided          # add seeds until its claims are decided
+
+exit status:
+  0    every trial of the study is done (ok)
+  1    a trial failed or diverged, or work is left (rerun the same command to finish)
+  2    bad input, found before any work starts (unknown study, key, value, data set...)
+  130  interrupted (Ctrl-C), 143 terminated (SIGTERM): done work is kept""",
+    "status": """examples:
+  genbench status results/quickstart/smoke         # while it runs, from another shell
+  genbench status s3://bucket/runs/t
+
+exit status:
+  0    the study is complete
+  1    work is left (running, failed, diverged or not yet run)
+  2    not a run directory""",
+    "plan": """examples:
+  genbench plan quickstart
+  genbench plan ddpm_timesteps --scale full --address auto --calibrate
+
+exit status:
+  0    the plan fits
+  1    some trial can never start on the machine or cluster
+  2    bad input""",
+    "claims": """examples:
+  genbench claims results/quickstart/smoke
+  genbench claims OUT --claim 'fid_domain: steps=50 better than steps=10' --json
+
+exit status:
+  0    every claim reproduced
+  1    a claim contradicted
+  3    otherwise (some inconclusive: the line says what would decide it)
+  2    bad input""",
+    "report": """examples:
+  genbench report results/quickstart/smoke         # writes results/quickstart/smoke/report/
+  genbench report RUN_A RUN_B --out /tmp/ab        # one page comparing two runs
+
+exit status:
+  0    the page is written (its path is printed)
+  2    bad input (not a run directory, no readable results)""",
+    "compare": """examples:
+  genbench compare benchmarks/baselines/regression /tmp/cur
+  genbench compare BASE CUR --json --allow-missing
+
+exit status:
+  0    no regression
+  1    a regression, or a BASE point missing in CUR
+  2    bad input: runs of different studies or environments (without --force), or nothing
+       compared""",
+    "list": "exit status:\n  0    always",
+    "assets": """examples:
+  genbench assets                                  # what is there, what is missing, and where
+  genbench assets fetch                            # on a connected machine
+  genbench assets build-features mnist5k
+
+exit status:
+  0    done
+  2    bad input, or a download or build that failed (one line says why)""",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     from genbench import __version__
 
-    p = argparse.ArgumentParser(prog="genbench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="genbench", description=__doc__.splitlines()[0],
+                                formatter_class=_Help,
+                                epilog="`genbench COMMAND --help` for a command's options, "
+                                       "examples and exit status")
     p.add_argument("--version", action="version", version=f"genbench {__version__}")
     sub = p.add_subparsers(dest="command")
+    add = sub.add_parser
+
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return add(name, formatter_class=_Help, epilog=EPILOGS[name], **kw)
+
+    sub.add_parser = command  # (every command gets the formatter and its epilog)
 
     def claim_arg(sp: argparse.ArgumentParser, text: str) -> None:
         sp.add_argument("--claim", dest="claims", action="append", default=[], metavar="TEXT",
@@ -34,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
                              "data, resolution, cpu or gpu (repeatable)")
         claim_arg(sp, "add a claim to the study's (repeatable), e.g. "
                       "'fid_domain: steps=50 better than steps=10'")
+        sp.add_argument("--arm", dest="arms", action="append", default=[], metavar="NAME",
+                        help="only this arm of the study (repeatable; its trials are the whole "
+                             "study's: the same ids, the same rows)")
         sp.add_argument("--gpus-per-trial", type=float, metavar="G",
                         help="GPUs (or a fraction: 0.25 packs four) every trial asks for, "
                              "whatever the study and its arms declare")
@@ -80,9 +169,13 @@ def _parser() -> argparse.ArgumentParser:
     claims.add_argument("--alpha", type=float, default=0.05,
                         help="family-wise error rate across the claims (Holm; default 0.05)")
     report = sub.add_parser("report", help="write a page of tables and plots from run directories")
-    report.add_argument("runs", nargs="+", metavar="OUT", help="run directories (several: one "
-                        "comparison page)")
-    report.add_argument("--out", help="report directory (default: the first OUT/report)")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run directories or URIs "
+                        "(several: one comparison page)")
+    report.add_argument("--out", metavar="DIR", help="where to write the page (default: the "
+                                                     "first RUN's report/)")
+    status = sub.add_parser("status", help="where a study stands: done, running, failed, left, "
+                                           "time left (beside a running driver, or at a URI)")
+    status.add_argument("run", metavar="OUT", help="the run's --out directory or URI")
     compare = sub.add_parser(
         "compare", help="regression verdicts of CUR against BASE",
         description="Regression verdicts of CUR against BASE, beyond the noise between seeds "
@@ -146,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return {"run": cmd_run, "plan": cmd_plan, "list": cmd_list, "assets": cmd_assets,
-                "report": cmd_report, "compare": cmd_compare,
+                "report": cmd_report, "compare": cmd_compare, "status": cmd_status,
                 "claims": cmd_claims}[args.command](args)
     except GenbenchError as err:
         print(f"genbench: error: {err}", file=sys.stderr)
@@ -179,7 +272,8 @@ def _resolve(args):
         sets["gpu"] = args.gpus_per_trial
     if getattr(args, "trial_timeout", None) is not None:
         sets["trial_timeout_s"] = args.trial_timeout
-    plan = study.resolve(args.scale, sets, claims=tuple(getattr(args, "claims", ())))
+    plan = study.resolve(args.scale, sets, claims=tuple(getattr(args, "claims", ())),
+                         arms=tuple(args.arms))
     if plan.missing_assets == "error" and any(QUALITY_METRICS.get(m).space == "inception"
                                               for m in plan.metrics):
         require_inception()
@@ -203,7 +297,7 @@ def cmd_run(args) -> int:
                             "give --claim TEXT")
     out = args.out or str(Path("results") / plan.study / plan.scale)  # a path or a URI
     for line in plan.claims_left_out:
-        print(f"claim left out by --set: {line}")
+        print(f"claim left out by --set or --arm: {line}")
 
     stopped_by: list[int] = []
 
@@ -234,7 +328,8 @@ def cmd_run(args) -> int:
                 print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
         ran = sum(o.status == "ok" for o in outcomes)
         status = study_status(plan, local)
-        this_run = f"this run: {ran} of {len(outcomes)} trials ok" if outcomes else "nothing to run"
+        this_run = (f"this run: {ran} of {count(len(outcomes), 'trial')} ok" if outcomes
+                    else "nothing to run")
         print(f"{this_run}; study {plan.study} [{plan.scale}]: {status.line()}; results in "
               f"{out if is_uri(out) else local.resolve()}")
         if not plan.claims or not local.is_dir():
@@ -297,7 +392,7 @@ def cmd_claims(args) -> int:
             print(r.line() + (f"  [{r.source}]" if r.source else ""))
         counts = {v: sum(r.verdict == v for r in results)
                   for v in ("reproduced", "contradicted", "inconclusive")}
-        print(f"{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+        print(f"{count(len(results), 'claim')}: " + ", ".join(f"{n} {v}" for v, n in counts.items())
               + f" (Holm across the run's tests, alpha {args.alpha:g})")
     return exit_status(results)
 
@@ -373,9 +468,9 @@ def cmd_plan(args) -> int:
         trials = [t for t in plan.trials if t.arm == arm]
         settings = [s for s in plan.samples if s.arm == arm]
         cells = {t.config_hash for t in trials}
-        print(f"arm {arm} (method {trials[0].method}, {trials[0].budget_steps} steps): "
-              f"{len(cells)} train cells x {len(trials) // max(1, len(cells))} seeds = "
-              f"{len(trials)} trials; {len(settings)} sample settings each")
+        print(f"arm {arm} (method {trials[0].method}, {count(trials[0].budget_steps, 'step')}): "
+              f"{count(len(cells), 'train cell')} x {count(len(trials) // max(1, len(cells)), 'seed')}"
+              f" = {count(len(trials), 'trial')}; {count(len(settings), 'sample setting')} each")
         if args.verbose or len(trials) <= PLAN_LINES:
             for t in trials:
                 print(f"  trial {t.trial_id}  seed {t.seed}  {effective(t.resources, nodes)}  "
@@ -388,7 +483,7 @@ def cmd_plan(args) -> int:
                 if isinstance(ts, str):
                     print(ts)
                     continue
-                print(f"  cell {ts[0].cell or '(base config)'}: {len(ts)} seeds "
+                print(f"  cell {ts[0].cell or '(base config)'}: {count(len(ts), 'seed')} "
                       f"({_seeds_text(sorted(t.seed for t in ts))})  {effective(ts[0].resources, nodes)}")
             print("  (--verbose lists every trial)")
         for s in _head_tail(settings, "sample settings") if not args.verbose else settings:
@@ -400,7 +495,7 @@ def cmd_plan(args) -> int:
     for c in stored_claims(plan.as_dict()):
         print(f"claim: {c.text}" + (f"  [{c.source}]" if c.source else ""))
     for line in plan.claims_left_out:
-        print(f"claim left out by --set: {line}")
+        print(f"claim left out by --set or --arm: {line}")
     durations = None
     if args.calibrate:
         cells = plan.cells()
@@ -419,21 +514,21 @@ def cmd_plan(args) -> int:
     schedule = simulate(plan.trials, nodes, durations)
     print(f"packing on {where}:")
     for n in nodes:
-        print(f"  node {n.name}: {n.cpu:g} CPU, {n.gpu:g} GPU: up to {schedule.per_node[n.name]} "
-              "trials at once")
+        print(f"  node {n.name}: {n.cpu:g} CPU, {n.gpu:g} GPU: up to "
+              f"{count(schedule.per_node[n.name], 'trial')} at once")
     for t, why in schedule.pending:
         print(f"  pending forever: trial {t.trial_id} (arm {t.arm}) {why}")
     placed = len(plan.trials) - len(schedule.pending)
     if placed:
-        line = f"  {placed} trials, {schedule.at_once} at once"
+        line = f"  {count(placed, 'trial')}, {schedule.at_once} at once"
         if durations:
             line += f"; estimated wall time ~{duration_text(schedule.wall)} (from the calibration)"
         else:
-            line += f", {schedule.wall:.0f} waves (--calibrate estimates the wall time)"
+            line += f", {count(round(schedule.wall), 'wave')} (--calibrate estimates the wall time)"
         print(line)
     if schedule.pending:
-        print(f"genbench run would refuse this plan: {len(schedule.pending)} trials can never "
-              "start", file=sys.stderr)
+        print(f"genbench run would refuse this plan: {count(len(schedule.pending), 'trial')} can "
+              "never start", file=sys.stderr)
         return 1
     return 0
 
@@ -457,6 +552,14 @@ def _seeds_text(seeds: list[int]) -> str:
     if len(seeds) > 5:
         return f"{seeds[0]}, {seeds[1]}, {seeds[2]}, ..., {seeds[-1]}"
     return ", ".join(map(str, seeds))
+
+
+def cmd_status(args) -> int:
+    from genbench.harness.driver import status_lines
+
+    lines, complete = status_lines(args.run)
+    print("\n".join(lines))
+    return 0 if complete else 1
 
 
 def cmd_list(args) -> int:

@@ -46,9 +46,13 @@ import numpy as np
 import pandas as pd
 
 from genbench.harness import stats
+from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
 from genbench.harness.metrics import WALL_CLOCK_METRICS, higher_is_better, tolerance
 from genbench.harness.results import STATUS_METRICS, read_current, read_plan
+
+# a point's grid values as text; the points of one cell share them: parsed once
+_axes = functools.lru_cache(maxsize=65536)(grid_text)
 
 # what compare reads of each run (its checks, its joins and what a verdict shows)
 COLUMNS = ["study", "dataset", "device", "versions_json", "protocol", "feature_extractor",
@@ -474,13 +478,6 @@ def _same_values(rows: pd.DataFrame, n: list[np.ndarray], size: int) -> np.ndarr
     differs = sorted_values[0][1] != sorted_values[1][1]
     bad = np.bincount(sorted_values[0][0], weights=differs.astype(float), minlength=size)
     return equal_n & (bad == 0)
-
-
-@functools.lru_cache(maxsize=65536)  # the points of one cell share it: parsed once
-def _axes(text) -> str:
-    if not isinstance(text, str) or not text:
-        return ""
-    return ", ".join(f"{k}={v}" for k, v in json.loads(text).items()) or "(base)"
 
 
 def render_markdown(result: Comparison) -> str:

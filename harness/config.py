@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import functools
 import hashlib
 import json
+import numbers
 import types
 import typing
 from typing import Any, Literal, Union
 
-from genbench.harness.errors import GenbenchError
+from genbench.harness.errors import GenbenchError, unknown as unknown_line
 
 
 @functools.lru_cache(maxsize=None)  # (a class's hints, once: 25,000 cells build configs)
@@ -33,7 +35,10 @@ def coerce(value: Any, tp: Any, *, name: str) -> Any:
     if origin is Literal:
         if value in args:
             return value
-        raise GenbenchError(f"invalid value {value!r} for {name}; valid: {', '.join(map(repr, args))}")
+        near = difflib.get_close_matches(value, [a for a in args if isinstance(a, str)], n=1) \
+            if isinstance(value, str) else []
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise GenbenchError(f"invalid value {value!r} for {name}{hint}; valid: {', '.join(map(repr, args))}")
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -114,7 +119,7 @@ def build_config(cls: type, overrides: dict[str, Any], *, what: str = "option") 
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in overrides if k not in valid]
     if unknown:
-        raise GenbenchError(f"unknown {what} {unknown[0]!r}; valid: {', '.join(valid)}")
+        raise GenbenchError(unknown_line(what, unknown[0], valid))
     values = {k: coerce(v, hints[k], name=k) for k, v in overrides.items()}
     try:
         cfg = cls(**values)
@@ -131,6 +136,27 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def canonical_json(obj: Any) -> str:
     """Sorted, compact JSON: equal configs give equal strings."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
+
+
+def grid_text(values: Any, base: str = "(base)") -> str:
+    """Grid values as people read them, the one spelling of every page, table and console line:
+    "steps=50, clip_x0=True" from a dict or its JSON text (lists as JSON; an integer that pandas
+    turned into a float, as an integer); `base` for no values (the base config); "" for none
+    at all (None, NaN: a fit's row has no sample setting)."""
+    if isinstance(values, str):
+        values = json.loads(values) if values else None
+    if not isinstance(values, dict):
+        return ""
+    return ", ".join(f"{k}={axis_value(v)}" for k, v in values.items()) or base
+
+
+def axis_value(v: Any) -> str:
+    """One grid value as `grid_text` spells it."""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and float(v).is_integer():
+        return str(int(v))  # (numpy's floats too)
+    return str(v)
 
 
 def config_hash(obj: Any) -> str:

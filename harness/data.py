@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from genbench.harness.errors import GenbenchError
+from genbench.harness.errors import GenbenchError, unknown
 from genbench.harness.method import TrainData
 from genbench.harness.registry import Registry, origin
 
@@ -105,7 +105,7 @@ def _parse(name: str) -> tuple[Dataset, str]:
     head, _, arg = name.partition(":")
     ds = DATASETS.get(head) if head in DATASETS else None
     if ds is None or (ds.takes_arg is not None and ds.takes_arg != bool(arg)):
-        raise GenbenchError(f"unknown data set {name!r}; valid: {', '.join(dataset_names())}")
+        raise GenbenchError(unknown("data set", name, DATASETS.names(), ", ".join(dataset_names())))
     return ds, arg
 
 
@@ -161,7 +161,7 @@ def check_available(name: str) -> None:
 def load(name: str, split: str = "train", resolution: int | None = None) -> TrainData:
     """Data set `name`, split `split`, as (N, C, R, R) float32 in [-1, 1]."""
     if split not in SPLITS:
-        raise GenbenchError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        raise GenbenchError(unknown("split", split, SPLITS))
     ds, arg = _parse(name)
     meta = ds.info(arg)
     ds.check_available(arg)

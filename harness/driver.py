@@ -12,12 +12,13 @@ exactly the fits and sample-setting measurements that are missing or stale.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from genbench.harness.assets import assets_dir
-from genbench.harness.errors import GenbenchError, first_line
+from genbench.harness.errors import GenbenchError, count, first_line
 from genbench.harness.cluster import check_shared, connect, requested_address
 from genbench.harness.compaction import compact, compact_at
 from genbench.harness.provenance import git_sha, versions_json
@@ -25,8 +26,8 @@ from genbench.harness.results import current_umask
 from genbench.harness.ledger import check_study, heal_plan, record_plan, scan
 from genbench.harness.rundir import OutputLock, RunDir
 from genbench.harness.packing import cluster_nodes, effective, refuse_unplaceable, this_machine
-from genbench.harness.storage import (Remote, has_checkpoint, is_uri, mirror, mirror_dir,
-                                      publishing, pull_checkpoints)
+from genbench.harness.storage import (Remote, clear_progress, has_checkpoint, is_uri, mirror,
+                                      mirror_dir, publishing, pull_checkpoints)
 from genbench.harness.plan import Plan, Trial
 from genbench.harness.rows import Env
 from genbench.harness.trial import TrialOutcome
@@ -195,14 +196,18 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
             if not uri and len(ended) >= compact_at() // 3 and _compact(local, ended, echo):
                 ended.clear()
 
-        if not work:
-            outcomes = []
-        elif in_process:
-            outcomes = run_inprocess(plan, work, uri or str(local), echo, max_failures,
-                                     trial_env(), after)
-        else:
-            outcomes = run_tune(plan, work, uri or str(local), address, storage, echo,
-                                max_failures, trial_env(reuse_workers), after)
+        try:
+            if not work:
+                outcomes = []
+            elif in_process:
+                outcomes = run_inprocess(plan, work, uri or str(local), echo, max_failures,
+                                         trial_env(), after)
+            else:
+                outcomes = run_tune(plan, work, uri or str(local), address, storage, echo,
+                                    max_failures, trial_env(reuse_workers), after)
+        finally:
+            clear_progress(uri or str(local))  # (the trials ended; `genbench status` reads the
+            # lock and the ledger from here on)
         if uri and ledger.work:
             mirror(uri)  # what the trials pushed: the mirror is up to date from here on
         with publishing(local):
@@ -238,9 +243,10 @@ class StudyStatus:
                    if self.settings_diverged else ""))
 
 
-def study_status(plan: Plan, out_dir: Path) -> StudyStatus:
-    """The whole study's status in `out_dir`, whatever this run did."""
-    ledger = scan(Path(out_dir), plan, echo=lambda _: None)
+def study_status(plan: Plan, out_dir: Path, read_only: bool = False) -> StudyStatus:
+    """The whole study's status in `out_dir`, whatever this run did (`read_only`: moving no
+    file, beside a running driver)."""
+    ledger = scan(Path(out_dir), plan, echo=lambda _: None, read_only=read_only)
     left = {w.trial.trial_id for w in ledger.work}
     failed = sorted(t for t in left if RunDir(out_dir).failed_file(t).is_file())
     ids = [t.trial_id for t in plan.trials]
@@ -301,3 +307,92 @@ def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
     echo(f"cross-seed evaluations: {done} of {len(pairs)} written"
          + (f"; {failed} failed" if failed else "")
          + (f"; {lacking} lack a fit (diverged or failed)" if lacking else ""))
+
+
+STALE_PROGRESS_S = 120.0  # a URI's progress.json older than this: its driver may be gone
+
+
+def status_lines(out: str) -> tuple[list[str], bool]:
+    """`genbench status OUT`: where the study in OUT (a directory or a URI) stands, read from
+    its plan, its ledger (moving nothing) and, while a driver runs, its lock and progress.json;
+    never disturbing a running study. With whether the study is complete."""
+    import tempfile
+
+    from genbench.harness.progress import duration_text
+
+    with tempfile.TemporaryDirectory(prefix="genbench-status-") as tmp:
+        local, holder, state = _status_files(out, Path(tmp))
+        try:
+            plan = Plan.from_json(RunDir(local).study_json.read_text())
+        except (OSError, ValueError, KeyError, TypeError):
+            raise GenbenchError(f"{out} holds no readable study.json: not a genbench run "
+                                "directory, or no run has started there") from None
+        status = study_status(plan, local, read_only=True)
+    names = {t.trial_id: t.name for t in plan.trials}
+    running = state.get("running", []) if holder.get("running") else []
+    lines = [f"study {plan.study} [{plan.scale}] at {out}: {holder['line']}",
+             f"  {count(len(plan.trials), 'trial')}: {len(status.ok)} ok, "
+             f"{len(status.diverged)} diverged, {len(status.failed)} failed, "
+             f"{len(status.missing)} left" + (f" ({len(running)} running)" if running else "")]
+    for r in running:
+        lines.append(f"  running  {r.get('name', names.get(r.get('trial_id'), '?'))}  "
+                     f"[{r.get('trial_id')}]  {r.get('where', '')}"
+                     + (f" ({duration_text(r['seconds'])} since it started)"
+                        if isinstance(r.get("seconds"), (int, float)) and " in)" not in r.get("where", "")
+                        else ""))
+    for tid in status.failed:  # (a URI's: its errors/ there)
+        trace = RunDir("" if is_uri(out) else out).traceback(tid)
+        lines.append(f"  failed   {names.get(tid, tid)}  [{tid}]: see {trace}")
+    if holder.get("running") and state.get("time_left"):
+        lines.append(f"  {state['time_left']}")
+    elif not status.complete and not holder.get("running"):
+        lines.append("  rerun the `genbench run` command that started it to finish (done work is kept)")
+    return lines, status.complete
+
+
+def _status_files(out: str, tmp: Path) -> tuple[Path, dict, dict]:
+    """The run's directory to read (a URI's plan, results and progress copied into `tmp`, and
+    its checkpoints' names), whether a driver runs there, and its progress.json."""
+    from datetime import datetime, timezone
+
+    def parse(text: str | bytes | None) -> dict:
+        try:
+            d = json.loads(text) if text else {}
+        except ValueError:
+            return {}
+        return d if isinstance(d, dict) else {}
+
+    if is_uri(out):
+        remote = Remote(out, "run")
+        listing = remote.listing()
+        remote.pull(tmp, lambda rel: rel.split("/")[0] in ("results", "errors")
+                    or rel in ("study.json", "progress.json"), listing)
+        for rel in listing:
+            if rel.startswith("checkpoints/") and rel.endswith(".pt"):
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).touch()  # (read_only: present is enough)
+        state = parse(RunDir(tmp).progress.read_bytes() if RunDir(tmp).progress.is_file() else None)
+        if not state:
+            return tmp, {"line": "not running (no driver's progress.json at the URI)"}, {}
+        try:
+            age = (datetime.now(timezone.utc) - datetime.fromisoformat(state["updated_at"])).total_seconds()
+        except (KeyError, TypeError, ValueError):
+            age = float("inf")
+        who = f"driver pid {state.get('pid', '?')} on {state.get('host', '?')}"
+        if age > STALE_PROGRESS_S:
+            return tmp, {"line": f"silent: the {who} last pushed progress {age / 60:.0f} min ago "
+                                 "(it may have died)"}, {}
+        return tmp, {"running": True, "line": f"running: {who}, since {state.get('started_at')} "
+                                               f"(progress pushed {age:.0f}s ago)"}, state
+    local = Path(out)
+    if not local.is_dir():
+        raise GenbenchError(f"{out} is not a directory (a run directory, or a URI)")
+    holder, alive = OutputLock(local).holder()
+    if not holder:
+        return local, {"line": "not running (no driver holds its lock)"}, {}
+    who = f"driver pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+    if not alive:
+        return local, {"line": f"not running: the {who} died (its stale lock is taken over by the "
+                               "next run)"}, {}
+    state = parse(RunDir(local).progress.read_bytes() if RunDir(local).progress.is_file() else None)
+    return local, {"running": True, "line": f"running: {who}, since {holder.get('started_at')}"}, state

@@ -17,9 +17,10 @@ import torch
 
 from genbench.harness.ledger import Work
 from genbench.harness.plan import Plan
+from genbench.harness.errors import count
 from genbench.harness.progress import Progress, heartbeat_seconds
 from genbench.harness.rows import Env
-from genbench.harness.storage import Stage
+from genbench.harness.storage import Stage, progress_file
 from genbench.harness.trial import TrialOutcome, attempt_trial
 
 
@@ -27,11 +28,12 @@ def run_inprocess(plan: Plan, work: list[Work], out_dir: str, echo, max_failures
                   env: Env, after=lambda trial_id: None) -> list[TrialOutcome]:
     """Do `work` here, trial after trial in the order given, calling `after(trial_id)` as each
     ends; the console lines are a Tune run's (`genbench.harness.progress`)."""
-    echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, one at a time in "
+    echo(f"{plan.study} [{plan.scale}]: {count(len(work), 'trial')} with work left, one at a time in "
          "this process (--in-process)")
     env = dataclasses.replace(env, run_id=uuid.uuid4().hex, heartbeat_s=heartbeat_seconds(),
                               reuse_workers=True)
-    progress = Progress(len(work), echo, max_failures, env.heartbeat_s)
+    progress = Progress([w.trial for w in work], echo, max_failures, env.heartbeat_s,
+                        progress_file(out_dir))
     threads = torch.get_num_threads()
     outcomes = []
     try:
@@ -46,7 +48,7 @@ def run_inprocess(plan: Plan, work: list[Work], out_dir: str, echo, max_failures
                 progress.heard(tid, info)
                 progress.tick()
 
-            progress.started(tid, trial.cell)
+            progress.started(tid)
             try:
                 outcome = attempt_trial(plan, trial, Path(stage.path), env,
                                         torch.device("cuda" if use_gpu else "cpu"), planned=w,

@@ -125,10 +125,12 @@ def check_study(out_dir: Path, plan: Plan) -> None:
 
 
 def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
-         only: str | None = None) -> Ledger:
+         only: str | None = None, read_only: bool = False) -> Ledger:
     """Compare `out_dir` with `plan`: validate every results file (moving unreadable ones to
     quarantine/), and list the work left per trial. `only` (a trial id) looks at that trial's
-    files and work alone, as a trial does: it never touches another trial's files."""
+    files and work alone, as a trial does: it never touches another trial's files.
+    `read_only` (`genbench status`, beside a running driver) moves nothing: an unreadable file
+    counts as absent and a checkpoint that is there as whole."""
     from genbench.harness.assets import INCEPTION_MISSING, inception_status
 
     out_dir = Path(out_dir)
@@ -145,6 +147,8 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
             for name, metrics in _file_metrics(f, plan.study, skipped_note).items():
                 metrics_by_file.setdefault(name, set()).update(metrics)  # a part and a refit's
         except ValueError as err:
+            if read_only:
+                continue
             dest = run.quarantine(f)
             line = f"quarantined {f.name}: {err}; moved to {run.shown(dest)}, its work runs again"
             ledger.quarantined.append(line)
@@ -171,7 +175,7 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
             continue
         checkpoint = f"{trial.trial_id}.pt" in checkpoints
         ckpt = run.checkpoint(trial.trial_id) if checkpoint else None
-        problem = checkpoint_problem(ckpt, full=False) if checkpoint else None
+        problem = checkpoint_problem(ckpt, full=False) if checkpoint and not read_only else None
         if problem:  # truncated: never loads, so its fit runs again (the trial checks the hash)
             dest = run.quarantine(ckpt)
             run.checksum(trial.trial_id).unlink(missing_ok=True)

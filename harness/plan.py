@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from genbench.harness.config import canonical_json, config_hash
+from genbench.harness.config import canonical_json, config_hash, grid_text
 from genbench.harness.tasks import get_task
 
 
@@ -46,6 +46,13 @@ class Trial:
     seed: int
     budget_steps: int  # optimiser steps (from budget_steps, or budget_kimg and batch_size)
     resources: Resources = Resources()  # what Ray reserves for it (see Arm.resources)
+
+    @property
+    def name(self) -> str:
+        """How the console calls it: arm, train-grid values and seed ("ddpm T=500 s0"); the
+        trial id names its files."""
+        return " ".join(filter(None, (self.arm or self.method, grid_text(self.cell, base=""),
+                                      f"s{self.seed}")))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Trial":
@@ -90,6 +97,10 @@ class Plan:
     claims: tuple[dict[str, Any], ...] = ()  # the claims it tests (`Claim.to_dict()`), checked
     claims_left_out: tuple[str, ...] = ()  # the study's claims --set made inapplicable, and why
     trial_timeout_s: float = 0.0  # a trial that runs longer stops with a `timeout` failure
+    # how it was asked for: the `--set` overrides as given, and the arms `--arm` kept (none:
+    # every arm); with the study and scale, what reproduces the run ("Rerun a cell")
+    sets: tuple[tuple[str, Any], ...] = ()
+    only_arms: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return self._json
@@ -116,8 +127,9 @@ class Plan:
         d["resources"] = Resources(**d["resources"])
         d["trials"] = tuple(Trial.from_dict(t) for t in d["trials"])
         d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
-        for name in ("metrics", "imports", "merged", "claims", "claims_left_out"):
+        for name in ("metrics", "imports", "merged", "claims", "claims_left_out", "only_arms"):
             d[name] = tuple(d.get(name, ()))
+        d["sets"] = tuple((k, v) for k, v in d.get("sets", ()))
         return cls(**d)
 
     def shared_json(self) -> str:

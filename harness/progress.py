@@ -1,16 +1,23 @@
 """What the console says while trials run, whoever runs them (Ray Tune, `genbench.harness.tune`,
-or this process, `genbench.harness.inprocess`): one line as each trial starts and as it ends (with
-how many are done, running and pending, and an estimate of the time left), one line when its
-worker died and it starts again, and, after a silence of `heartbeat_s`, where a running trial is
-(its step and losses, or the setting it samples) from its last heartbeat.
+or this process, `genbench.harness.inprocess`): one line as each trial starts and as it ends,
+naming it by arm, grid values and seed (`ddpm T=500 s0`), with how many are done, running and
+pending and the time left (from the trial times measured so far, arm by arm: a DDPM trial of
+minutes is not timed by a dummy trial of a second before it); one line when its worker died and
+it starts again; and, after a silence of `heartbeat_s`, where a running trial is (its step,
+losses and rate, or the setting it samples) from its last heartbeat. The same state goes to
+`snapshot` (OUT/progress.json: `genbench status` reads it from another process).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
+from collections import Counter
+from datetime import datetime, timezone
 from typing import Any, Callable
 
+from genbench.harness.errors import count
 
 def duration_text(seconds: float) -> str:
     """A duration as people say it: 42s, 17 min, 3.5 h."""
@@ -36,34 +43,55 @@ def where(info: dict[str, Any] | None) -> str:
         return "still running (no progress reported yet)"
     if info.get("phase") == "fit":
         losses = ", ".join(f"{k} {v:.4g}" for k, v in info.items()
-                           if k not in ("phase", "step", "steps", "wall_s"))
+                           if k not in ("phase", "step", "steps", "wall_s", "images_per_s"))
+        wall = info.get("wall_s", 0)
+        rate = (f", {info['images_per_s']:.3g} images/s" if info.get("images_per_s")
+                else f", {info['step'] / wall:.2f} steps/s" if wall > 0 and info.get("step") else "")
         return (f"still training: step {info['step']}/{info['steps']}"
-                + (f", {losses}" if losses else "") + f" ({duration_text(info.get('wall_s', 0))} in)")
+                + (f", {losses}" if losses else "") + rate + f" ({duration_text(wall)} in)")
     return (f"still sampling: setting {info.get('setting')} "
             f"({info.get('done', 0) + 1} of {info.get('of', '?')})")
 
 
 class Progress:
-    """The console lines of one run of `total` trials, printed through `echo`."""
+    """The console lines of one run of `trials` (each with `trial_id`, `name` and `arm`),
+    printed through `echo`; its state through `snapshot` (a dict, at most every
+    `SNAPSHOT_EVERY_S` seconds but at every start and end)."""
 
-    def __init__(self, total: int, echo: Callable[[str], None], max_failures: int = 1,
-                 heartbeat_s: float = 60.0):
-        self.total, self.echo, self.max_failures, self.heartbeat_s = total, echo, max_failures, heartbeat_s
-        self.ended: set[str] = set()
-        self.running: set[str] = set()
+    SNAPSHOT_EVERY_S = 5.0
+
+    def __init__(self, trials: list, echo: Callable[[str], None], max_failures: int = 1,
+                 heartbeat_s: float = 60.0, snapshot: Callable[[dict], None] | None = None):
+        self.names = {t.trial_id: t.name for t in trials}
+        self.arms = {t.trial_id: t.arm for t in trials}
+        self.total, self.echo, self.max_failures = len(self.names), echo, max_failures
+        self.heartbeat_s, self.snapshot = heartbeat_s, snapshot
+        self.ended: dict[str, str] = {}  # trial id -> how it ended (a trial reported twice counts once)
+        self.running: dict[str, float] = {}  # trial id -> when it (last) started
+        self.most_at_once = 1
+        self.durations: dict[str, list[float]] = {}  # arm -> seconds of its trials that ended ok
         self.start = time.monotonic()
         self.restarts: dict[str, int] = {}
         self.said: dict[str, float] = {}  # when the console last heard of each trial
         self.last: dict[str, dict] = {}  # each trial's last heartbeat
+        self.written = 0.0
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-    def started(self, tid: str, cell: dict[str, Any]) -> None:
-        self.running.add(tid)
-        self.said[tid] = time.monotonic()
-        self.echo(f"  started  {tid}  {cell or ''}")
+    def name(self, tid: str) -> str:
+        return self.names.get(tid, tid)
+
+    def started(self, tid: str) -> None:
+        now = time.monotonic()
+        self.running[tid] = now
+        self.most_at_once = max(self.most_at_once, len(self.running))
+        self.said[tid] = now
+        self.echo(f"  started  {self.name(tid)}  [{tid}]")
+        self._snapshot(force=True)
 
     def heard(self, tid: str, info: dict[str, Any]) -> None:
         """A heartbeat: where the trial is; said only after a silence (`tick`)."""
         self.last[tid] = info
+        self._snapshot()
 
     def tick(self) -> None:
         """Say where each running trial is that the console has not mentioned for heartbeat_s."""
@@ -71,22 +99,68 @@ class Progress:
         for tid in sorted(self.running):
             if now - self.said.get(tid, now) >= self.heartbeat_s:
                 self.said[tid] = now
-                self.echo(f"  {tid}: {where(self.last.get(tid))}")
+                self.echo(f"  {self.name(tid)}: {where(self.last.get(tid))}")
 
     def finished(self, tid: str, status: str, message: str) -> None:
-        self.running.discard(tid)
-        self.ended.add(tid)  # (a set: a trial reported twice is counted once)
+        began = self.running.pop(tid, None)
+        if tid not in self.ended and began is not None and status == "ok":
+            self.durations.setdefault(self.arms.get(tid, ""), []).append(time.monotonic() - began)
+        self.ended[tid] = status
+        self.last.pop(tid, None)
         done, left = len(self.ended), max(0, self.total - len(self.ended))
         pending = max(0, left - len(self.running))
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / done * left if done else 0.0
         extra = f": {message}" if message else ""
-        self.echo(f"  [{done}/{self.total}] {tid} {status}{extra} | "
-                  f"{len(self.running)} running, {pending} pending, ~{duration_text(eta)} left")
+        self.echo(f"  [{done}/{self.total}] {self.name(tid)} {status}{extra} | "
+                  f"{len(self.running)} running, {pending} pending, {self.time_left()}")
+        self._snapshot(force=True)
 
     def restarted(self, tid: str) -> None:
         """Its worker process died (killed, out of memory, a lost node) and it starts again,
         resuming from its own files."""
-        self.running.discard(tid)
+        self.running.pop(tid, None)
         self.restarts[tid] = self.restarts.get(tid, 0) + 1
-        self.echo(f"  {tid}: its worker died; retrying {self.restarts[tid]}/{self.max_failures}")
+        self.echo(f"  {self.name(tid)}: its worker died; retrying {self.restarts[tid]}/{self.max_failures}")
+
+    def time_left(self) -> str:
+        """The time the trials not yet ended need, from the mean time of each arm's trials that
+        ended ok, spread over as many at once as have run at once; an arm none of whose trials
+        has ended yet is said as such, not guessed from another arm's."""
+        now = time.monotonic()
+        mean = {arm: sum(d) / len(d) for arm, d in self.durations.items()}
+        known, untimed = 0.0, Counter()
+        for tid, arm in self.arms.items():
+            if tid in self.ended:
+                continue
+            if arm not in mean:
+                untimed[arm] += 1
+            elif tid in self.running:
+                known += max(0.0, mean[arm] - (now - self.running[tid]))
+            else:
+                known += mean[arm]
+        if not untimed:
+            return f"~{duration_text(known / self.most_at_once)} left" if known else "none left"
+        not_timed = ", ".join(count(n, f"{arm} trial") for arm, n in untimed.items())
+        return (f"~{duration_text(known / self.most_at_once)} left + " if known else "time left unknown: ") \
+            + f"{not_timed} not yet timed"
+
+    def state(self) -> dict[str, Any]:
+        """What `genbench status` shows of this run (OUT/progress.json)."""
+        now = time.monotonic()
+        return {"host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
+                "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "total": self.total, "ended": dict(Counter(self.ended.values())),
+                "time_left": self.time_left(),
+                "running": [{"trial_id": tid, "name": self.name(tid), "seconds": round(now - t, 1),
+                             "where": where(self.last.get(tid)).replace("still ", "", 1)
+                             if self.last.get(tid) else "no progress reported yet"}
+                            for tid, t in sorted(self.running.items(), key=lambda kv: kv[1])]}
+
+    def _snapshot(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.snapshot is None or (not force and now - self.written < self.SNAPSHOT_EVERY_S):
+            return
+        self.written = now
+        try:
+            self.snapshot(self.state())
+        except OSError:  # (a full disk): the console still says it all
+            pass

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from genbench.harness.errors import GenbenchError, first_line
+from genbench.harness.errors import GenbenchError, first_line, unknown
 
 T = TypeVar("T")
 
@@ -101,8 +101,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items and not self._find(name, rescan=True):
-            raise GenbenchError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}"
-                                f" (one of your own: @register it in the study file, name its "
+            raise GenbenchError(unknown(self.kind, name, self.names())
+                                + f" (one of your own: @register it in the study file, name its "
                                 f"module in Study(imports=...), or install a package declaring "
                                 f"it under the {self.group!r} entry point)")
         return self._items[name]

@@ -19,7 +19,7 @@ from genbench.harness import data as datasets
 from genbench.harness.claims import Catalog, Claim, as_claim, plan_points, resolve
 from genbench.harness.config import (build_config, canonical_json, coerce, config_hash,
                                      to_dict)
-from genbench.harness.errors import GenbenchError
+from genbench.harness.errors import GenbenchError, count, unknown
 from genbench.harness.method import get_method
 from genbench.harness.plan import Plan, Resources, SampleSetting, Trial
 from genbench.harness.study import TOP_KEYS, Arm, Grid, Study
@@ -29,23 +29,28 @@ MAX_SEED = 2**62  # |seed| is below it: torch's seeds are 64-bit, with room for 
 
 
 def resolve_study(study: Study, scale: str = "smoke", sets: dict[str, Any] | None = None,
-                  claims: tuple[Claim | str, ...] = ()) -> Plan:
+                  claims: tuple[Claim | str, ...] = (), arms: tuple[str, ...] = ()) -> Plan:
     """The trials and sample settings of `study` at `scale`, with `--set` overrides `sets`, and
-    its claims with `claims` (`--claim`) added, each checked against the plan."""
-    return _Resolver(study, scale, sets or {}).plan(claims)
+    its claims with `claims` (`--claim`) added, each checked against the plan; of the arms
+    named in `arms` (`--arm`) only, when any."""
+    return _Resolver(study, scale, sets or {}, tuple(arms)).plan(claims)
 
 
 class _Resolver:
     """Study + scale + `--set` -> Plan, in named steps (each fails in one line on bad input)."""
 
-    def __init__(self, study: Study, scale: str, sets: dict[str, Any]):
+    def __init__(self, study: Study, scale: str, sets: dict[str, Any], only: tuple[str, ...] = ()):
         study.check_declaration()
         if scale not in study.scales:
-            raise GenbenchError(f"unknown scale {scale!r} for study {study.name!r}; "
-                                f"valid: {', '.join(study.scales)}")
+            raise GenbenchError(unknown("scale", scale, study.scales, where=f" for study {study.name!r}"))
         self.study, self.scale_name, self.sc = study, scale, study.scales[scale]
-        self.sets = sets
+        self.sets, self.only = sets, tuple(dict.fromkeys(only))
         self.arms = study.all_arms()
+        names = [a.name for a in self.arms]
+        for name in self.only:
+            if name not in names:
+                raise GenbenchError(unknown("arm", name, names, where=f" of study {study.name!r}"))
+
         self.classes = {a.name: get_method(a.method) for a in self.arms}
         self.merged: list[str] = []
         self.typed_knobs: dict[str, list] = {}
@@ -84,7 +89,9 @@ class _Resolver:
         task.check(data=top["data"], resolution=resolution, n_samples=top["n_samples"],
                    mask=study.mask)
         trials, settings = [], []
-        for arm in self.arms:
+        for arm in self.arms:  # (every arm resolves, so keys, names and ids are the study's;
+            if self.only and arm.name not in self.only:  # --arm keeps the trials of some)
+                continue
             arm_settings = self._settings(arm, arm_knobs[arm.name], sample_grids[arm.name],
                                           set_knobs[arm.name])
             settings += arm_settings
@@ -99,7 +106,7 @@ class _Resolver:
                     obs_noise=study.obs_noise, figures=study.figures, resources=res,
                     trial_timeout_s=top["trial_timeout_s"],
                     trials=tuple(trials), samples=tuple(settings), imports=imports,
-                    merged=tuple(self.merged))
+                    merged=tuple(self.merged), sets=tuple(self.sets.items()), only_arms=self.only)
         own = [as_claim(c) for c in (study.claims if sc.claims is None else sc.claims)]
         extra = [as_claim(c) for c in extra_claims]
         if not own and not extra:
@@ -111,7 +118,7 @@ class _Resolver:
                 resolve([c], points, catalog)  # is left out of this run, and said so
                 kept.append(c)
             except GenbenchError as err:
-                if not self.sets:
+                if not self.sets and not self.only:
                     raise
                 left_out.append(f"{c.text} ({str(err).removeprefix(f'claim {c.text!r}: ')})")
         resolve([*kept, *extra], points, catalog)  # --claim: always strict
@@ -210,10 +217,12 @@ class _Resolver:
 
     def _unknown(self, key: str, what: str, top: bool = True) -> str:
         """Unknown `key`: the valid ones, the study settings (`TOP_KEYS`) where `top`."""
-        fields = "; ".join(f"{a.name}: config {', '.join(_field_names(self.classes[a.name].Config))}"
-                           f", knobs {', '.join(_field_names(self.classes[a.name].Knobs))}"
-                           for a in self.arms)
-        return f"unknown {what} {key!r}; valid: " + (f"{', '.join(TOP_KEYS)}; " if top else "") + fields
+        names = {a.name: (_field_names(self.classes[a.name].Config),
+                          _field_names(self.classes[a.name].Knobs)) for a in self.arms}
+        fields = "; ".join(f"{arm}: config {', '.join(c)}, knobs {', '.join(k)}"
+                           for arm, (c, k) in names.items())
+        every = [*(TOP_KEYS if top else ()), *(n for c, k in names.values() for n in (*c, *k))]
+        return unknown(what, key, every, (f"{', '.join(TOP_KEYS)}; " if top else "") + fields)
 
     def _check_top(self, top: dict[str, Any]) -> tuple[int, ...]:
         for name, low in (("n_samples", 1), ("log_every", 1), ("eval_every", 0), ("eval_samples", 1),
@@ -275,8 +284,7 @@ class _Resolver:
     def _check_study_fields(self):
         study = self.study  # its field types are checked first thing (`check_fields`)
         if study.ref_split not in datasets.SPLITS:
-            raise GenbenchError(f"unknown ref_split {study.ref_split!r}; "
-                                f"valid: {', '.join(datasets.SPLITS)}")
+            raise GenbenchError(unknown("ref_split", study.ref_split, datasets.SPLITS))
         return get_task(study.task)
 
     def _settings(self, arm: Arm, knob_base: dict[str, Any], grid: list[dict[str, Any]],
@@ -286,7 +294,7 @@ class _Resolver:
         cls = self.classes[arm.name]
         settings: list[SampleSetting] = []
         self.typed_knobs[arm.name] = []  # each setting's Knobs, for the method's plan-time check
-        ignored_everywhere = set(set_knobs)
+        ignored_everywhere, pinned = set(set_knobs), 0
         for cell in grid:
             _check_axes(cell, _field_names(cls.Knobs), "sample grid axis", arm.method)
             knobs = build_config(cls.Knobs, {**knob_base, **cell},
@@ -298,6 +306,9 @@ class _Resolver:
                                         f"by {ignored[axis][0]}; it is used by {ignored[axis][1]}")
             ignored_everywhere &= set(ignored)
             same = [s for s in settings if s.knobs == to_dict(knobs)]
+            if same and same[0].cell == cell:  # the grid's axis is pinned by --set: said once
+                pinned += 1
+                continue
             if same:
                 self.merged.append(f"{arm.name}: sample setting {cell} is the same as "
                                    f"{same[0].cell}: merged")
@@ -305,6 +316,10 @@ class _Resolver:
             settings.append(SampleSetting(key=_label(arm.name if len(self.arms) > 1 else "", cell),
                                           arm=arm.name, cell=cell, knobs=to_dict(knobs)))
             self.typed_knobs[arm.name].append(knobs)
+        if pinned:
+            axes = sorted({k for c in grid for k in c} & set_knobs)
+            self.merged.append(f"{arm.name}: --set {', '.join(axes)} pins the sample grid: its "
+                               f"{count(len(grid), 'setting')} are {count(len(settings), 'setting')}")
         if ignored_everywhere:
             name = sorted(ignored_everywhere)[0]
             knobs = build_config(cls.Knobs, {**knob_base, **grid[0]}, what="knob")
@@ -421,7 +436,7 @@ def _check_figures(cls: type) -> None:
 def _check_axes(cell: dict[str, Any], valid: list[str], what: str, method: str) -> None:
     for k in cell:
         if k not in valid:
-            raise GenbenchError(f"unknown {what} {k!r} for {method}; valid: {', '.join(valid)}")
+            raise GenbenchError(unknown(what, k, valid, where=f" for {method}"))
 
 
 def _label(arm: str, cell: dict[str, Any]) -> str:

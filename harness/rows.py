@@ -82,7 +82,8 @@ class Rows:
     def fit_row(self, metric: str, value: float, steps: int, **extra: Any) -> dict[str, Any]:
         return {"metric": metric, "value": float(value), "sample_json": "{}",
                 "cell_key": self.plan.cell_key(self.trial), "run_key": self.trial.trial_id,
-                "train_steps": steps, "images_seen": steps * self.per_step if self.per_step else None,
+                "train_steps": steps,
+                "images_seen": steps * self.per_step if self.per_step and steps is not None else None,
                 **extra}
 
 

@@ -6,6 +6,7 @@ whole (names never become paths; one driver at a time; unreadable files set asid
       results/<trial>.fit.parquet    a fit's rows          results/<trial>.<setting>.<metrics>.parquet
       results/<trial>.failed.parquet a failed trial's row  results/<trial>.x<partner>.parquet (cross-seed)
       curves/<trial>.parquet         training curves       errors/<trial>.txt  the last failure's traceback
+      logs/<trial>.log               what a trial printed  progress.json  where a running study is
       checkpoints/<trial>.pt(.sha256) the fitted model     checkpoints/<trial>.resume.pt  an unfinished fit
       samples/<trial>/<setting>.png  sample grids          figures/<trial>/<name>.png  method figures
       quarantine/                    unreadable results files, moved aside
@@ -35,8 +36,9 @@ from typing import Any, Callable
 from genbench.harness.errors import GenbenchError
 
 LOCK_NAME = "genbench.lock"
+PROGRESS_NAME = "progress.json"  # where a running study is (`genbench status`)
 MIRROR_MARK = ".genbench-mirror.json"  # in a mirror: the URI and the checkpoints it has
-TRIAL_FOLDERS = ("results", "curves", "checkpoints", "errors")  # where a trial's own files live
+TRIAL_FOLDERS = ("results", "curves", "checkpoints", "errors", "logs")  # a trial's own files
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -75,6 +77,8 @@ class RunDir:
     curves = property(lambda self: self.root / "curves")
     checkpoints = property(lambda self: self.root / "checkpoints")
     errors = property(lambda self: self.root / "errors")
+    logs = property(lambda self: self.root / "logs")
+    progress = property(lambda self: self.root / PROGRESS_NAME)  # while a driver runs
     samples = property(lambda self: self.root / "samples")
     figures = property(lambda self: self.root / "figures")
     quarantine_dir = property(lambda self: self.root / "quarantine")
@@ -120,6 +124,10 @@ class RunDir:
     def resume_checkpoint(self, trial_id: str) -> Path:
         """The last training checkpoint of an unfinished fit."""
         return within(self.checkpoints, f"{trial_id}.resume.pt")
+
+    def log(self, trial_id: str) -> Path:
+        """What the trial printed (its Python-level stdout and stderr), every attempt."""
+        return within(self.logs, f"{trial_id}.log")
 
     def traceback(self, trial_id: str) -> Path:
         return within(self.errors, f"{trial_id}.txt")
@@ -204,6 +212,12 @@ class OutputLock:
             self.held, self.me = True, me
             return
         raise GenbenchError(f"could not take the lock {self.path}; another run took it first")
+
+    def holder(self) -> tuple[dict, bool]:
+        """Who holds the lock (host, pid, started_at; {} when nobody does) and whether that
+        driver may be running (only a dead process on this host is known not to be)."""
+        holder = self._holder() if self.path.is_file() else {}
+        return holder, bool(holder) and not self._stale(holder)
 
     def _holder(self) -> dict:
         for _ in range(3):  # a holder may be between creating and writing the file

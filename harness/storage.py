@@ -22,12 +22,13 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 from genbench.harness.errors import GenbenchError, first_line
-from genbench.harness.rundir import LOCK_NAME, MIRROR_MARK, TRIAL_FOLDERS, RunDir
+from genbench.harness.rundir import LOCK_NAME, MIRROR_MARK, PROGRESS_NAME, TRIAL_FOLDERS, RunDir
 
 NOT_MIRRORED = ("checkpoints/", "ray/")  # large, or Tune's own
 
@@ -118,12 +119,58 @@ class Remote:
                 pass
 
 
+    def put(self, rel: str, data: bytes) -> None:
+        """Write one small file of the run (a whole file: readers never see half of it where
+        the store renames)."""
+        dest = f"{self.root}/{rel}"
+        self.fs.create_dir(dest.rpartition("/")[0], recursive=True)
+        with self.fs.open_output_stream(dest) as f:
+            f.write(data)
+
+
+PROGRESS_PUSH_S = 30.0  # a running study's progress.json reaches its URI at most this often
+
+
+def progress_file(out: str) -> Callable[[dict], None]:
+    """The writer of a running study's OUT/progress.json (`genbench status` reads it): in the
+    directory, or in a URI's mirror and at the URI every PROGRESS_PUSH_S seconds."""
+    from genbench.harness.results import atomic_write_bytes
+
+    remote = Remote(out) if is_uri(out) else None
+    path = RunDir(mirror_dir(out) if remote else out).progress
+    pushed = [0.0]
+
+    def write(state: dict) -> None:
+        data = json.dumps(state, indent=1).encode()
+        atomic_write_bytes(path, data)
+        if remote is not None and time.monotonic() - pushed[0] >= PROGRESS_PUSH_S:
+            pushed[0] = time.monotonic()
+            try:
+                remote.put("progress.json", data)
+            except Exception:  # noqa: BLE001 - progress is a courtesy; the rows are the run
+                pass
+    return write
+
+
+def clear_progress(out: str) -> None:
+    """The run ended: no progress.json says it is running (here, and at a URI)."""
+    if is_uri(out):
+        RunDir(mirror_dir(out)).progress.unlink(missing_ok=True)
+        try:
+            Remote(out).fs.delete_file(f"{Remote(out).root}/progress.json")
+        except Exception:  # noqa: BLE001 - absent, or the store is gone: nothing to clear
+            pass
+    else:
+        RunDir(out).progress.unlink(missing_ok=True)
+
+
 def snapshot(local: Path) -> dict[str, tuple[int, int]]:
     """Relative path -> (size, mtime in ns) of every file under `local`."""
 
     out = {}
     for p in Path(local).rglob("*"):
-        if p.is_file() and p.name not in (MIRROR_MARK, LOCK_NAME):  # local to this machine
+        if p.is_file() and p.name not in (MIRROR_MARK, LOCK_NAME, PROGRESS_NAME):  # (progress:
+            # `progress_file` puts it)
             st = p.stat()
             out[p.relative_to(local).as_posix()] = (st.st_size, st.st_mtime_ns)
     return out

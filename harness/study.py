@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from genbench.harness.claims import Claim
 from genbench.harness.config import check_fields, parse_value
-from genbench.harness.errors import GenbenchError, first_line
+from genbench.harness.errors import GenbenchError, first_line, unknown
 from genbench.harness.plan import Plan, Resources
 from genbench.harness.registry import exec_file, import_code
 
@@ -150,12 +150,13 @@ class Study:
                     self.sample_config),)
 
     def resolve(self, scale: str = "smoke", sets: dict[str, Any] | None = None,
-                claims: tuple[Claim | str, ...] = ()) -> "Plan":
+                claims: tuple[Claim | str, ...] = (), arms: tuple[str, ...] = ()) -> "Plan":
         """The trials and sample settings of this study at `scale`, with `--set` overrides, and
-        its claims with `claims` (`--claim`) added, each checked against the plan."""
+        its claims with `claims` (`--claim`) added, each checked against the plan; only the
+        arms named in `arms` (`--arm`), when any."""
         from genbench.harness.resolve import resolve_study
 
-        return resolve_study(self, scale, sets, claims)
+        return resolve_study(self, scale, sets, claims, arms)
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -192,8 +193,8 @@ def load_study(name_or_path: str) -> Study:
         source = f"path:{path}"
     else:
         if name_or_path not in study_names():
-            raise GenbenchError(f"unknown study {name_or_path!r}; valid: {', '.join(study_names())} "
-                                "(or a path to a study file)")
+            raise GenbenchError(unknown("study", name_or_path, study_names())
+                                + " (or a path to a study file)")
         source = f"genbench.studies.{name_or_path}"
         try:
             module = importlib.import_module(source)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +22,7 @@ import torch
 
 from genbench.harness import data as datasets
 from genbench.harness.config import build_config, canonical_json
-from genbench.harness.errors import DivergedError, GenbenchError, first_line
+from genbench.harness.errors import DivergedError, GenbenchError, count, first_line
 from genbench.harness.method import Budget, Method, Observation, get_method
 from genbench.harness.ledger import Unit, Work, scan
 from genbench.harness.results import atomic_write_bytes, write_curve
@@ -168,25 +170,91 @@ def attempt_trial(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: tor
 
     watchdog = Watchdog(plan.trial_timeout_s, stuck)
     try:
-        for attempt in range(1, max_failures + 2):
-            work = work_left(plan, trial, out_dir, planned)
-            if work is None:
-                return TrialOutcome(trial.trial_id, "ok", "", 0)
-            try:
-                return execute_trial(plan, work, out_dir, env, device, sync, progress)
-            except TrialTimeout:  # never retried: it would only time out again
-                watchdog.cancel()
-                why = TrialTimeout(f"ran past the trial timeout of "
-                                   f"{duration_text(plan.trial_timeout_s)}")
-                return recorded(plan, trial, out_dir, env, device, why, attempt,
-                                traceback.format_exc())
-            except Exception as err:  # noqa: BLE001 - recorded with its traceback
-                if attempt > max_failures:
-                    return recorded(plan, trial, out_dir, env, device, err, attempt,
+        with TrialLog(RunDir(out_dir).log(trial.trial_id), trial.name) as log:
+            for attempt in range(1, max_failures + 2):
+                work = work_left(plan, trial, out_dir, planned)
+                if work is None:
+                    return TrialOutcome(trial.trial_id, "ok", "", 0)
+                log.attempt(attempt)
+                try:
+                    return execute_trial(plan, work, out_dir, env, device, sync, progress)
+                except TrialTimeout:  # never retried: it would only time out again
+                    watchdog.cancel()
+                    why = TrialTimeout(f"ran past the trial timeout of "
+                                       f"{duration_text(plan.trial_timeout_s)}")
+                    log.write(traceback.format_exc())
+                    return recorded(plan, trial, out_dir, env, device, why, attempt,
                                     traceback.format_exc())
+                except Exception as err:  # noqa: BLE001 - recorded with its traceback
+                    log.write(traceback.format_exc())
+                    if attempt > max_failures:
+                        return recorded(plan, trial, out_dir, env, device, err, attempt,
+                                        traceback.format_exc())
         raise AssertionError("unreachable: the last attempt returns")
     finally:
         watchdog.cancel()
+
+
+class TrialLog:
+    """OUT/logs/<trial>.log: what a trial prints (Python's sys.stdout and sys.stderr, warnings
+    included), every attempt after a header, and each failure's traceback; the output still
+    goes where it went (a Ray worker's log, or this console with --in-process). Output a C
+    library writes to the file descriptors directly is not in it. Never fails a trial: a log
+    that cannot be written is skipped."""
+
+    def __init__(self, path: Path, name: str):
+        self.path, self.name, self.file, self.saved = path, name, None, None
+
+    def __enter__(self) -> "TrialLog":
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "a", buffering=1)
+        except OSError:
+            return self
+        self.saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _Tee(sys.stdout, self.file), _Tee(sys.stderr, self.file)
+        return self
+
+    def attempt(self, n: int) -> None:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.write(f"== {self.name}: attempt {n}, {stamp}, host {socket.gethostname()}, "
+                   f"pid {os.getpid()} ==\n")
+
+    def write(self, text: str) -> None:
+        if self.file is not None:
+            try:
+                self.file.write(text)
+            except (OSError, ValueError):
+                pass
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is not None:
+            sys.stdout, sys.stderr = self.saved
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError:
+                pass
+
+
+class _Tee:
+    """A text stream that writes to `stream` and to `copy` (the copy never raises)."""
+
+    def __init__(self, stream, copy):
+        self.stream, self.copy = stream, copy
+
+    def write(self, text: str) -> int:
+        try:
+            self.copy.write(text)
+        except (OSError, ValueError):
+            pass
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
 
 
 def recorded(plan: Plan, trial: Trial, out_dir: Path, env: Env, device: torch.device,
@@ -284,11 +352,16 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
         t_start -= resume["train_s"]
         eval_s = resume["eval_s"]
 
+    reported = [0]  # the last step the method reported: the steps it took
+
     def on_log(step: int, values: dict[str, float]) -> None:
         nonlocal eval_s
+        reported[0] = max(reported[0], step)
         wall = time.perf_counter() - t_start
+        rate = {"images_per_s": step * rows.per_step / (wall - eval_s)} \
+            if rows.per_step and wall > eval_s else {}
         progress({"phase": "fit", "step": step, "steps": trial.budget_steps, "wall_s": wall,
-                  **{k: float(v) for k, v in values.items()}})
+                  **rate, **{k: float(v) for k, v in values.items()}})
         for name, v in values.items():
             curve.append({"trial_id": trial.trial_id, "step": step, "metric": name,
                           "value": float(v), "wall_s": wall})
@@ -325,21 +398,26 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     write_curve(out_dir, trial.trial_id, curve)
     save_checkpoint(out_dir, trial.trial_id, method)
     resume_path.unlink(missing_ok=True)
-    steps = trial.budget_steps
+    # the steps the method reported through its budget's callback (None: it reported none, a
+    # fit in closed form or one that ignores the budget), never the budget taken on trust
+    steps = reported[0] or (resume["step"] if resume else None)
     resumed = f"resumed from the step-{resume['step']} checkpoint of a failed attempt" if resume else None
+    per_s = steps * rows.per_step / train_s if rows.per_step and steps and train_s > 0 else float("nan")
     out = [rows.fit_row("train_s", train_s, steps, protocol="wall clock around fit()", note=resumed),
-           rows.fit_row("train_images_per_s",
-                        steps * rows.per_step / train_s if rows.per_step else float("nan"), steps,
-                        protocol="budget_steps * batch_size / train_s",  # (the images_per_step)
-                        note=None if rows.per_step else "skipped: the method trains on no "
-                                                        "minibatch (images_per_step is None)"),
+           rows.fit_row("train_images_per_s", per_s, steps,
+                        protocol="train_steps * images_per_step / train_s",
+                        note=None if rows.per_step and steps else
+                        "skipped: the method trains on no minibatch (images_per_step is None)"
+                        if not rows.per_step else "skipped: the method reported no step"),
            rows.fit_row("n_params", method.n_params(), steps)]
+    window = (steps % plan.log_every or plan.log_every) if steps else None
     for i, name in enumerate(type(method).losses):  # the first is the method's final_loss
         values = [p["value"] for p in curve if p["metric"] == name]
-        if values:
-            out.append(rows.fit_row("final_loss" if i == 0 else f"final_{name}", values[-1],
-                                    steps, protocol=f"mean of {name} over the last "
-                                                    f"{plan.log_every} steps"))
+        if values:  # logged as the mean since the previous log: the last window is shorter
+            out.append(rows.fit_row(   # when log_every does not divide the steps
+                "final_loss" if i == 0 else f"final_{name}", values[-1], steps,
+                protocol=f"mean of {name} over the last {count(window, 'step')} "
+                         f"({steps - window + 1}-{steps})" if window else f"the last {name} logged"))
     out += [rows.fit_row(name, value, steps) for name, value in method.info().items()]
     out.append(rows.fit_row("peak_mem_mb", peak_mem_mb(device), steps,
                             protocol=peak_mem_protocol(device, "fit()", rows.env)))

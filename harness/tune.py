@@ -19,10 +19,11 @@ from genbench.harness.cluster import connect
 from genbench.harness.ledger import Work
 from genbench.harness.packing import cluster_nodes, effective, simulate
 from genbench.harness.plan import Plan, Trial
+from genbench.harness.errors import count
 from genbench.harness.progress import Progress, duration_text, heartbeat_seconds
 from genbench.harness.rows import Env
 from genbench.harness.rundir import RunDir
-from genbench.harness.storage import Stage
+from genbench.harness.storage import Stage, progress_file
 from genbench.harness.trial import TrialOutcome, attempt_trial, recorded
 
 
@@ -106,8 +107,8 @@ def _trial_id(trial) -> str:
     return trial.config["cell"]["work"]["trial"]["trial_id"]
 
 
-def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: float = 60.0,
-                       after=lambda trial_id: None):
+def _progress_callback(trials: list, echo, max_failures: int = 1, heartbeat_s: float = 60.0,
+                       after=lambda trial_id: None, snapshot=None):
     """A Tune callback that tells `genbench.harness.progress.Progress` of each trial's start,
     heartbeat, end and restart (Tune itself is silenced, so logs stay readable with hundreds of
     trials), and `after(trial_id)` of each trial's end."""
@@ -115,10 +116,10 @@ def _progress_callback(total: int, echo, max_failures: int = 1, heartbeat_s: flo
 
     class Callback(tune.Callback):
         def __init__(self):
-            self.progress = Progress(total, echo, max_failures, heartbeat_s)
+            self.progress = Progress(trials, echo, max_failures, heartbeat_s, snapshot)
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self.progress.started(_trial_id(trial), trial.config["cell"]["work"]["trial"]["cell"])
+            self.progress.started(_trial_id(trial))
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if "heartbeat" in result:
@@ -158,15 +159,16 @@ def run_tune(plan: Plan, work: list[Work], out_dir: str, address: str | None,
     nodes = cluster_nodes()
     trials = [w.trial for w in work]
     kinds = sorted({str(effective(t.resources, nodes)) for t in trials})
-    echo(f"{plan.study} [{plan.scale}]: {len(work)} trials with work left, {' or '.join(kinds)} "
-         f"per trial, {simulate(trials, nodes).at_once} at once on "
-         f"{cluster.nodes} node{'s' * (cluster.nodes != 1)}")
+    echo(f"{plan.study} [{plan.scale}]: {count(len(work), 'trial')} with work left, "
+         f"{' or '.join(kinds)} per trial, {simulate(trials, nodes).at_once} at once on "
+         f"{count(cluster.nodes, 'node')}")
     env = dataclasses.replace(env, run_id=uuid.uuid4().hex, heartbeat_s=heartbeat_seconds())
     trainable = tune.with_parameters(run_trial, plan_json=plan.shared_json(),
                                      plan_id=plan.plan_id, out_dir=str(out_dir),
                                      env=dataclasses.asdict(env), max_failures=max_failures)
     asks = {t.trial_id: dataclasses.asdict(effective(t.resources, nodes)) for t in trials}
-    progress = _progress_callback(len(work), echo, max_failures, heartbeat_seconds(), after)
+    progress = _progress_callback(trials, echo, max_failures, heartbeat_seconds(), after,
+                                  progress_file(out_dir))
     size = tune_batch()
     batches = [work[i:i + size] for i in range(0, len(work), size)]
     outcomes = []

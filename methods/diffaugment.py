@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from genbench.harness.errors import GenbenchError
+from genbench.harness.errors import GenbenchError, unknown
 from genbench.methods.training import to_device
 
 
@@ -89,8 +89,8 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in policy.split(",") if p.strip())
     for p in names:
         if p not in AUGMENTS:
-            raise GenbenchError(f"unknown DiffAugment operation {p!r} in policy {policy!r}; "
-                                f"valid: {', '.join(AUGMENTS)}")
+            raise GenbenchError(unknown("DiffAugment operation", p, AUGMENTS,
+                                        where=f" in policy {policy!r}"))
     return names
 
 

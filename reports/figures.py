@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from genbench.harness.config import axis_value, grid_text  # noqa: E402
 from genbench.reports.tables import pareto, summarize  # noqa: E402
 
 UNITS = {"train_s": "s", "sample_s_per_image": "s / image", "peak_mem_mb": "MiB",
@@ -50,13 +51,6 @@ def _numeric(values) -> bool:
 
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v))
-
-
-def _value(v) -> str:
-    """An axis value as the study wrote it (pandas turns integer axes with gaps into floats)."""
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
-    return str(v)
 
 
 def _spans_decades(values, factor: float = 10.0) -> bool:
@@ -134,7 +128,7 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
                     "size").clip(lower=2).sub(1) * 0.08 - 0.04).to_numpy()
             ax.scatter(seeds._x.to_numpy() + jitter, seeds.value.to_numpy(dtype=float), s=10,
                        alpha=0.35, color=colors.get(arm, "k"), linewidths=0)
-        name = ", ".join([arm] + [f"{o.split('.', 1)[1]}={_value(v)}" for o, v in zip(others, rest)
+        name = ", ".join([arm] + [f"{o.split('.', 1)[1]}={axis_value(v)}" for o, v in zip(others, rest)
                                   if not _missing(v)])
         if multi_run:
             name = f"run {run}: {name}"
@@ -149,7 +143,7 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
             ax.fill_between(x, mean - ci, mean + ci, color=colors.get(arm, "k"), alpha=0.2,
                             linewidth=0)
     if not numeric:
-        ax.set_xticks(range(len(xs_all)), [_value(v) for v in xs_all])
+        ax.set_xticks(range(len(xs_all)), [axis_value(v) for v in xs_all])
     return _finish(fig, ax, path, title=title,
                    xlabel=axis.replace(".", " axis: ", 1), ylabel=label(metric),
                    xs=xs_all if numeric else [], ys=d.value)
@@ -186,19 +180,10 @@ def quality_vs_cost(rows: pd.DataFrame, quality: str, cost: str, colors: dict[st
                   ylabel=f"{label(quality)} ({'higher' if higher else 'lower'} is better)",
                   xs=d.c, ys=d.q)
     _place_labels(fig, ax, [(d.c[i], d.q[i]) for i in labelled],
-                  [", ".join(filter(None, (_setting_label(d.cell_json[i]),
-                                           _setting_label(d.setting_json[i]))))
+                  [", ".join(filter(None, (grid_text(d.cell_json[i], base=""),
+                                           grid_text(d.setting_json[i], base=""))))
                    for i in labelled], others=list(zip(d.c, d.q)))
     return _save(fig, path) if out is None else out
-
-
-def _setting_label(setting_json) -> str:
-    """Grid values as a label, e.g. "steps=50, clip_x0=True" (a train cell's or a setting's)."""
-    import json
-
-    if not isinstance(setting_json, str):
-        return ""
-    return ", ".join(f"{k}={_value(v)}" for k, v in json.loads(setting_json).items())
 
 
 def _place_labels(fig, ax, points, texts, others=()) -> None:

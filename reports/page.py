@@ -17,8 +17,10 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
 from genbench.harness.results import atomic_write_bytes
 from genbench.harness.rundir import RunDir, within
@@ -34,6 +36,8 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#22
 table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em;display:block;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f3f3f3} .l{text-align:left} .best{font-weight:bold;background:#e6f4e6}
+table.hold td:first-child,table.hold th:first-child{position:sticky;left:0;z-index:1}
+table.hold td:first-child{background:#fff}
 img{max-width:100%} figure{display:inline-block;margin:.3em;vertical-align:top}
 figure img{width:560px}
 figcaption{font-size:12px;color:#555;max-width:300px;overflow-wrap:anywhere}
@@ -85,8 +89,7 @@ def write_report(paths: list[Path], dest: Path | None = None) -> Path:
         raise GenbenchError(f"cannot write a report to {dest}: {err.strerror or err}") from None
     rows = pd.concat([r.rows.assign(run=r.index) for r in runs], ignore_index=True)
     curves = pd.concat([r.curves.assign(run=r.index) for r in runs], ignore_index=True)
-    arms = rows.arm.dropna().unique().tolist() if len(rows) else []  # (in order of appearance)
-    colors = figures.palette(arms)
+    colors = figures.palette(_arm_order(runs, rows))
     multi = len(runs) > 1
     parts = [f"<h1>genbench report: {html.escape(', '.join(sorted({r.label.split(' @')[0] for r in runs})))}</h1>"]
     parts.append(_claims(runs))
@@ -173,11 +176,31 @@ def _runs_table(runs: list[Run]) -> str:
     return "".join(out)
 
 
+def _arm_order(runs: list[Run], rows: pd.DataFrame) -> list[str]:
+    """The arms in the order their studies declare them (the plans' trials), then any other
+    arm of the rows by name: every page of a study gives an arm the same place and colour."""
+    order = [t.get("arm") for r in runs for t in r.plan.get("trials", []) if t.get("arm")]
+    extra = sorted(set(rows.arm.dropna().unique().tolist()) - set(order)) if len(rows) else []
+    return list(dict.fromkeys(order + extra))
+
+
 def _fmt(mean: float, ci: float) -> str:
+    """A mean and its interval to the same decimal place, the interval's two significant
+    figures deciding it ("231 ± 230", "0.0123 ± 0.0045"); four significant figures without
+    an interval; scientific notation only past 10^6 or below 10^-4."""
     if pd.isna(mean):
         return "n/a"
-    text = f"{mean:.4g}"
-    return text + (f" ± {ci:.2g}" if pd.notna(ci) else "")
+    if not np.isfinite(mean):
+        return str(mean)
+    if pd.isna(ci) or not np.isfinite(ci):
+        return f"{mean:.4g}"
+    if ci == 0:
+        return f"{mean:.4g} ± 0"
+    big = max(abs(mean), ci)
+    if big >= 1e6 or big < 1e-4:
+        return f"{mean:.3g} ± {ci:.2g}"
+    decimals = min(8, max(0, 1 - int(np.floor(np.log10(ci)))))
+    return f"{mean:.{decimals}f} ± {ci:.{decimals}f}"
 
 
 def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
@@ -192,15 +215,21 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
     stats.update(zip(zip(f.run, f.arm, f.cell_json, [None] * len(f), f.metric),
                      zip(f["mean"], f.ci, f.n)))
     metrics = main_metrics(rows)
+    measured = set(s.dropna(subset=["mean"]).metric) | set(f.dropna(subset=["mean"]).metric)
+    blank = [m for m in metrics if m not in measured]  # all n/a: a column of nothing
+    metrics = [m for m in metrics if m in measured]
     best, higher_of = {}, {}
     for m in metrics:
         d = pd.concat([s[s.metric == m], f[f.metric == m]]).dropna(subset=["mean"])
-        if len(d) > 1 and d.higher_is_better.notna().any():
+        # a best only where the values differ (a constant, `1 ± 0` everywhere, has none)
+        if d["mean"].nunique() > 1 and d.higher_is_better.notna().any():
             higher_of[m] = bool(d.higher_is_better.dropna().iloc[0])
             best[m] = d["mean"].max() if higher_of[m] else d["mean"].min()
     out = ["<h2>Summary</h2><p>Mean ± 95 % interval over seeds; bold: the best value of each "
            "metric in its good direction. Training metrics belong to the fit and repeat on each "
-           "of its settings.</p><table><tr><th>run</th><th class='l'>arm</th><th class='l'>"
+           "of its settings." + (f" Not measured in any row, so not shown: "
+                                 f"{', '.join(blank)}." if blank else "")
+           + "</p><table class='hold'><tr><th class='l'>arm</th><th>run</th><th class='l'>"
            "train cell</th><th class='l'>sample setting</th><th>seeds</th>"]
     out += [f"<th>{html.escape(m)}</th>" for m in metrics] + ["</tr>"]
     seeds: dict[tuple, float] = {}  # the most seeds behind any metric of the row
@@ -221,7 +250,7 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
                                 "(<code>genbench.load</code>).</p>", 1)
     for run, arm, cell, setting in groups.itertuples(index=False):
         n = seeds.get((run, arm, cell, setting), 0)
-        cells = [f"<td>{run}</td><td class='l'>{html.escape(str(arm))}</td>"
+        cells = [f"<td class='l'>{html.escape(str(arm))}</td><td>{run}</td>"
                  f"<td class='l'>{html.escape(_axes_text(cell))}</td>"
                  f"<td class='l'>{html.escape(_axes_text(setting))}</td><td>{int(n)}</td>"]
         for m in metrics:
@@ -235,10 +264,7 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
 
 
 def _axes_text(text) -> str:
-    if not isinstance(text, str) or not text:
-        return "-"
-    d = json.loads(text)
-    return ", ".join(f"{k}={v}" for k, v in d.items()) or "(base)"
+    return grid_text(text) or "-"
 
 
 def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
@@ -321,8 +347,9 @@ def _copy(src: Path, dst: Path, dest: Path, caption: str) -> str:
 
 
 def _rerun(runs: list[Run]) -> str:
-    """The command that reruns each cell (its grid values and seeds pinned with --set) into a
-    fresh directory; in an arms study the other arms run too."""
+    """The command that reruns each cell exactly, into a fresh directory: the run's own
+    overrides (study.json keeps them), the cell's grid values and seeds pinned with --set, and
+    in an arms study its arm alone (--arm; the trial ids are the whole study's)."""
     out = ["<h2>Rerun a cell</h2><table><tr><th>run</th><th class='l'>arm</th>"
            "<th class='l'>cell</th><th class='l'>command</th></tr>"]
     for r in runs:
@@ -333,12 +360,17 @@ def _rerun(runs: list[Run]) -> str:
             key = (t.get("arm"), json.dumps(t["cell"], sort_keys=True))
             cells.setdefault(key, (t, []))[1].append(t["seed"])
         shown = list(cells.items())[:MAX_ROWS]
+        overrides = [(k, v) for k, v in r.plan.get("sets", []) if k != "seeds"]
         for key, (t, seeds) in shown:
             prefix = f"{t.get('arm')}." if multi_arm else ""
             seeds = sorted(seeds)
+            own = " ".join(f"--set {k}={_cli(v)}" for k, v in overrides
+                           if k.rpartition(".")[2] not in t["cell"])  # (the cell's value wins)
             sets = " ".join(f"--set {prefix}{k}={_cli(v)}" for k, v in t["cell"].items())
+            arm = f"--arm {t.get('arm')}" if multi_arm else ""
             cmd = " ".join(f"genbench run {r.study_ref()} --scale {r.plan.get('scale', 'smoke')} "
-                           f"{sets} --set seeds={_cli(seeds)} --out {r.rerun_location()}".split())
+                           f"{arm} {own} {sets} --set seeds={_cli(seeds)} "
+                           f"--out {r.rerun_location()}".split())
             out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(str(t.get('arm')))}</td>"
                        f"<td class='l'>{html.escape(_axes_text(key[1]))}</td>"
                        f"<td class='l'><code>{html.escape(cmd)}</code></td></tr>")

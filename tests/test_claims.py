@@ -249,7 +249,7 @@ def test_a_run_adds_seeds_until_its_claims_are_decided(tmp_path, domain_extracto
     text = capsys.readouterr().out
     lines = [x for x in text.splitlines() if x.startswith(("claim ", "until decided"))]
     assert lines[0].startswith("claim inconclusive") and "one seed decides nothing" in lines[0]
-    assert lines[1].startswith("until decided: adding seeds 1-2 to 1 train cells (3 seeds each)")
+    assert lines[1].startswith("until decided: adding seeds 1-2 to 1 train cell (3 seeds each)")
     assert lines[2].startswith("claim reproduced    fid_domain: lr=0.5, noise=0.2 better than")
     assert "3 seeds, paired t" in lines[2]
     assert lines[3] == "until decided: every claim is decided (1)"
@@ -298,6 +298,9 @@ def test_claims_on_a_run_made_before_claims(tmp_path, capsys):
 
     base = tmp_path / "base"
     shutil.copytree("benchmarks/baselines/regression", base)
+    study = json.loads((base / "study.json").read_text())
+    del study["claims"]  # as a study.json written before claims
+    (base / "study.json").write_text(json.dumps(study))
     assert main(["claims", str(base)]) == 2  # its study declared none
     assert "declares no claims" in capsys.readouterr().err
     code = main(["claims", str(base), "--json", "--claim",
@@ -313,7 +316,7 @@ def test_a_set_that_removes_what_a_study_claim_names_leaves_the_claim_out(capsys
 
     assert main(["plan", "ddpm_respacing", "--set", "steps=50"]) == 0
     out = capsys.readouterr().out
-    assert ("claim left out by --set: fid_domain: steps=1000 better than steps=50 (side "
+    assert ("claim left out by --set or --arm: fid_domain: steps=1000 better than steps=50 (side "
             "'steps=1000' matches no point of the plan (steps takes 50))") in out
     # a claim given on the command line is never left out: refused
     assert main(["plan", "ddpm_respacing", "--set", "steps=50", "--claim",

@@ -345,7 +345,7 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
         shown = subprocess.run([*plan, "--calibrate", "3"], env=env, capture_output=True,
                                text=True, timeout=120)
         assert shown.returncode == 0, shown.stderr[-2000:]
-        assert shown.stdout.count("1 CPU, 0 GPU: up to 1 trials at once") == 2
+        assert shown.stdout.count("1 CPU, 0 GPU: up to 1 trial at once") == 2
         assert "4 trials, 2 at once; estimated wall time ~" in shown.stdout
         # a trial bigger than any node (tests/test_packing.py shows the plan's why): refused
         too_big = subprocess.run([*run, "--out", str(tmp_path / "big"), "--set", "cpu=2"],

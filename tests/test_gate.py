@@ -105,7 +105,8 @@ def test_a_worker_that_dies_is_one_line_and_the_counts_stay_whole():
     from genbench.harness.tune import _progress_callback
 
     lines = []
-    progress = _progress_callback(2, lines.append, max_failures=2)
+    trials = [SimpleNamespace(trial_id=t, name=f"arm {t[0]} s0", arm="arm") for t in ("a-s0", "b-s0")]
+    progress = _progress_callback(trials, lines.append, max_failures=2)
 
     def trial(tid):
         return SimpleNamespace(config={"cell": {"work": {"trial": {"trial_id": tid, "cell": {}}}}},
@@ -119,11 +120,11 @@ def test_a_worker_that_dies_is_one_line_and_the_counts_stay_whole():
     progress.on_trial_complete(0, [], a)
     progress.on_trial_complete(0, [], a)  # reported twice: counted once
     progress.on_trial_complete(0, [], b)
-    assert "  a-s0: its worker died; retrying 1/2" in lines
+    assert "  arm a s0: its worker died; retrying 1/2" in lines
     ends = [x for x in lines if x.lstrip().startswith("[")]
     assert [x.split("|")[1].strip().split(",")[:2] for x in ends] == [
         ["1 running", " 0 pending"], ["1 running", " 0 pending"], ["0 running", " 0 pending"]]
-    assert ends[-1].lstrip().startswith("[2/2] b-s0 ok")
+    assert ends[-1].lstrip().startswith("[2/2] arm b s0 ok")
 
 
 def test_a_hung_trial_says_where_it_is_and_stops_at_its_timeout(tmp_path, ray_local, capsys,
@@ -137,7 +138,7 @@ def test_a_hung_trial_says_where_it_is_and_stops_at_its_timeout(tmp_path, ray_lo
     out = tmp_path / "out"
     assert main(["run", str(f), "--out", str(out), "--no-report", "--trial-timeout", "20s"]) == 1
     captured = capsys.readouterr()
-    assert re.search(r"still training: step \d+/60, loss [0-9.e-]+ \(\d+s in\)", captured.out), captured.out
+    assert re.search(r"still training: step \d+/60, loss [0-9.e-]+, [0-9.]+ images/s \(\d+s in\)", captured.out), captured.out
     assert "timeout: TrialTimeout: ran past the trial timeout of 20s" in captured.err
     assert "1 ok, 0 diverged, 1 failed, 0 missing" in captured.out
     df = read_results(out)

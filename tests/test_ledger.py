@@ -205,7 +205,7 @@ def test_duplicate_cells_and_seeds_are_merged(capsys, tmp_path):
                  " train_grid=[{'lr': 0.5}, {}], scales={'smoke': Scale(budget_steps=2, n_samples=2)})\n")
     assert main(["plan", str(f), "--set", "seeds=[0,0]"]) == 0
     out = capsys.readouterr().out
-    assert "1 train cells x 1 seeds = 1 trials" in out
+    assert "1 train cell x 1 seed = 1 trial" in out
     assert out.count("merged:") == 2
 
 

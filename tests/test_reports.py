@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -405,3 +406,43 @@ def test_the_pareto_front_and_the_summary_equal_their_definitions():
         assert got.loc[cell, "n"] == np.isfinite(v).sum() + np.isinf(v).sum()
         np.testing.assert_allclose(got.loc[cell, "ci"], ci95(v), equal_nan=True)
         np.testing.assert_allclose(got.loc[cell, "mean"], np.nanmean(v))
+
+
+ARMS_GRID = """
+from genbench import Arm, Scale, Study
+STUDY = Study(name="rerun", data="mnist5k", metrics=(), seeds=(0, 1),
+              arms=(Arm("a", "dummy", train_grid={"lr": [0.1, 0.5]}), Arm("b", "dummy")),
+              scales={"smoke": Scale(budget_steps=3, n_samples=2, log_every=1)})
+"""
+
+
+@pytest.mark.e2e
+def test_rerun_a_cell_reproduces_that_cell_exactly(tmp_path, capsys):
+    """The page's command for one cell, run as printed: its arm alone (--arm), the run's own
+    --set overrides, the cell's grid values and seeds; the same trial ids and the same rows."""
+    import html as html_lib
+    import shlex
+
+    study = tmp_path / "rerun.py"
+    study.write_text(ARMS_GRID)
+    out = tmp_path / "out"
+    assert main(["run", str(study), "--out", str(out), "--in-process", "--set", "batch_size=4",
+                 "--set", "a.sleep_s=0.0"]) == 0
+    page = (out / "report" / "index.html").read_text()
+    commands = [html_lib.unescape(c) for c in re.findall(r"<code>(genbench run [^<]*)</code>", page)]
+    cmd = next(c for c in commands if "--set a.lr=0.5" in c)
+    args = shlex.split(cmd)
+    assert "--arm" in args and args[args.index("--arm") + 1] == "a"
+    assert "batch_size=4" in args and "a.sleep_s=0.0" in args and "seeds=[0,1]" in args
+    rerun = tmp_path / "again"
+    args[args.index("--out") + 1] = str(rerun)
+    capsys.readouterr()
+    assert main([*args[1:], "--in-process", "--no-report"]) == 0
+    first, again = read_results(out), read_results(rerun)
+    cell = first[(first.arm == "a") & (first.cell_json == '{"lr":0.5}')]
+    assert set(again.trial_id) == set(cell.trial_id) and len(set(cell.trial_id)) == 2
+    keep = ["trial_id", "metric", "value"]
+    stable = ["final_loss", "nfe", "n_params"]
+    pd.testing.assert_frame_equal(
+        cell[cell.metric.isin(stable)][keep].sort_values(keep[:2]).reset_index(drop=True),
+        again[again.metric.isin(stable)][keep].sort_values(keep[:2]).reset_index(drop=True))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from genbench.harness.errors import GenbenchError
+from genbench.harness.errors import GenbenchError, unknown
 from genbench.harness.registry import Registry, origin
 
 # name: (higher is better, what it measures and how)
@@ -116,5 +116,5 @@ def check_metric_names(names: tuple[str, ...] | list[str]) -> None:
     _load_quality_metrics()
     for n in names:
         if n not in QUALITY_METRICS:
-            valid = ", ".join(QUALITY_METRICS.names()) or "none registered"
-            raise GenbenchError(f"unknown quality metric {n!r}; valid: {valid}")
+            valid = QUALITY_METRICS.names()
+            raise GenbenchError(unknown("quality metric", n, valid, ", ".join(valid) or "none registered"))
