@@ -22,8 +22,8 @@ quickstart: $(VENV)/.installed
 # (tests/conftest.py says which worker runs what)
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -m e2e -n 2 --dist loadgroup
-	$(PY) -m pytest -m "unit or (system and not slow)" -n 2 --dist loadgroup
+	$(PY) -m pytest -m e2e -n 2 --dist loadgroup --durations=10
+	$(PY) -m pytest -m "unit or (system and not slow)" -n 2 --dist loadgroup --durations=10
 
 # the inner loop: the unit tier (no Ray cluster), about 2 minutes on 2 cores
 test-fast: $(VENV)/.installed

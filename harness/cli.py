@@ -280,6 +280,22 @@ def _resolve(args):
     return plan
 
 
+def _no_quality_warning(plan) -> str | None:
+    """The console's warning for a study of images that measures no quality metric (a page
+    of costs alone, which says so only at the end), naming the metrics that would apply."""
+    if plan.metrics or plan.task != "generate":  # (inpainting measures its own task metrics)
+        return None
+    from genbench.harness import data as datasets
+
+    meta = datasets.info(plan.data)
+    if meta.kind != "images":
+        return None
+    space, what = (("domain", "its domain classifier") if meta.num_classes else
+                   ("ssl", "a self-supervised encoder of the data itself"))
+    return (f"warning: study {plan.study} measures no quality metric, only cost and loss; "
+            f"--set metrics=[fid_{space},kid_{space}] adds one offline ({what}; docs/metrics.md)")
+
+
 def cmd_run(args) -> int:
     import signal
 
@@ -296,6 +312,8 @@ def cmd_run(args) -> int:
         raise GenbenchError(f"--until-decided needs claims: study {plan.study} declares none; "
                             "give --claim TEXT")
     out = args.out or str(Path("results") / plan.study / plan.scale)  # a path or a URI
+    if _no_quality_warning(plan):
+        print(_no_quality_warning(plan))
     for line in plan.claims_left_out:
         print(f"claim left out by --set or --arm: {line}")
 
@@ -490,6 +508,8 @@ def cmd_plan(args) -> int:
             print(s if isinstance(s, str) else f"  sample {s.key}  {s.cell or '(default knobs)'}")
     for line in plan.merged:
         print(f"merged: {line}")
+    if _no_quality_warning(plan):
+        print(_no_quality_warning(plan))
     from genbench.harness.claims import stored_claims
 
     for c in stored_claims(plan.as_dict()):

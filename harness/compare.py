@@ -152,8 +152,9 @@ def _protocols(rows: pd.DataFrame, keys: set) -> dict[str, set]:
     return out
 
 
-def check_comparable(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
-    """The differences that make BASE and CUR not comparable, one line each."""
+def check_comparable(base: pd.DataFrame, cur: pd.DataFrame, left_out=()) -> list[str]:
+    """The differences that make BASE and CUR not comparable, one line each; a metric
+    `left_out` of the judgement (wall-clock ones without --timings) cannot make them so."""
     problems = []
     fb, fc = _fingerprint(base), _fingerprint(cur)
     for key in fb:
@@ -162,6 +163,8 @@ def check_comparable(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
     common = set(base.cell_key.dropna().unique()) & set(cur.cell_key.dropna().unique())
     pb, pc = _protocols(base, common), _protocols(cur, common)
     for key in sorted(set(pb) & set(pc)):
+        if key[0] in left_out:
+            continue
         if pb[key] and pc[key] and pb[key] != pc[key]:
             metric, col = key
             problems.append(f"{metric} {col} differs: {sorted(map(str, pb[key]))} vs "
@@ -191,7 +194,8 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
             raise GenbenchError(f"different studies: BASE is {', '.join(sb)} and CUR is "
                                 f"{', '.join(sc)} (--force compares anyway)")
         result.warnings.append(f"different studies (--force): {', '.join(sb)} vs {', '.join(sc)}")
-    problems = check_comparable(base, cur)
+    left_out = STATUS_METRICS if timings else (*STATUS_METRICS, *WALL_CLOCK_METRICS)
+    problems = check_comparable(base, cur, left_out)
     if problems and not force:
         raise GenbenchError(f"not comparable: {problems[0]} (--force compares anyway)")
     result.warnings += [f"not comparable (--force): {p}" for p in problems]
@@ -204,7 +208,6 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     base, cur = (r.dropna(subset=["cell_key"]) if r.cell_key.isna().any() else r
                  for r in (base, cur))
     result.verdicts += _unfinished(base, cur)
-    left_out = STATUS_METRICS if timings else (*STATUS_METRICS, *WALL_CLOCK_METRICS)
     base, cur = (r[~r.metric.isin(left_out)] for r in (base, cur))
     _judge(base, cur, alpha, result, configs)
     del base, cur

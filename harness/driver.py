@@ -184,6 +184,7 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
             return []
         with publishing(local):
             record_plan(local, plan)
+            _real_grid(local, plan, echo)
         # seed-major: seed 0 of every cell before any seed 1, so an interrupted study is
         # balanced across its cells
         work = sorted(ledger.work, key=lambda w: w.trial.seed)
@@ -216,6 +217,22 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         return outcomes
     finally:
         lock.release()
+
+
+def _real_grid(out: Path, plan: Plan, echo) -> None:
+    """samples/real.png: the first real images of the split the metrics compare with, for the
+    report to show beside the samples (once per run directory; image data only)."""
+    from genbench.harness import data as datasets
+
+    path = RunDir(out).real_grid
+    if path.is_file() or datasets.info(plan.data).kind != "images":
+        return
+    try:
+        from genbench.harness.artefacts import save_grid
+
+        save_grid(path, datasets.load(plan.data, plan.ref_split, plan.resolution).x)
+    except (GenbenchError, OSError) as err:  # the page goes without it; the run does not
+        echo(f"no real-image grid for the report: {first_line(err)}")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ whole (names never become paths; one driver at a time; unreadable files set asid
       logs/<trial>.log               what a trial printed  progress.json  where a running study is
       checkpoints/<trial>.pt(.sha256) the fitted model     checkpoints/<trial>.resume.pt  an unfinished fit
       samples/<trial>/<setting>.png  sample grids          figures/<trial>/<name>.png  method figures
+      samples/real.png               real images of the reference split, as the grids show samples
       quarantine/                    unreadable results files, moved aside
       report/                        the page              ray/  Tune's own state
       genbench.lock                  while a driver runs   .genbench-mirror.json  in a URI's local mirror
@@ -135,6 +136,8 @@ class RunDir:
     def timeout_marker(self, trial_id: str) -> Path:
         """Written by a trial's watchdog when it stops the trial (the failure's class)."""
         return within(self.errors, f"{trial_id}.timeout")
+
+    real_grid = property(lambda self: self.samples / "real.png")  # the data the samples match
 
     def sample_grid(self, trial_id: str, setting_key: str) -> Path:
         return within(self.samples, trial_id, f"{setting_key}.png")

@@ -416,8 +416,8 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
         if values:  # logged as the mean since the previous log: the last window is shorter
             out.append(rows.fit_row(   # when log_every does not divide the steps
                 "final_loss" if i == 0 else f"final_{name}", values[-1], steps,
-                protocol=f"mean of {name} over the last {count(window, 'step')} "
-                         f"({steps - window + 1}-{steps})" if window else f"the last {name} logged"))
+                protocol=f"mean of {name} over the last {count(window, 'step')}" if window
+                else f"the last {name} logged"))
     out += [rows.fit_row(name, value, steps) for name, value in method.info().items()]
     out.append(rows.fit_row("peak_mem_mb", peak_mem_mb(device), steps,
                             protocol=peak_mem_protocol(device, "fit()", rows.env)))

@@ -17,11 +17,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from genbench.harness.config import axis_value, grid_text  # noqa: E402
+from genbench.harness.rundir import safe_name  # noqa: E402
 from genbench.reports.tables import pareto, summarize  # noqa: E402
 
 UNITS = {"train_s": "s", "sample_s_per_image": "s / image", "peak_mem_mb": "MiB",
          "sample_peak_mem_mb": "MiB", "train_images_per_s": "images / s", "nfe": "evaluations",
-         "psnr_hidden": "dB"}
+         "psnr_hidden": "dB", "kid_domain": "as is, not x10^3", "kid_inception": "as is, not x10^3",
+         "precision_domain": "fraction", "recall_domain": "fraction",
+         "precision_inception": "fraction", "recall_inception": "fraction",
+         "duplicate_rate_domain": "fraction", "duplicate_rate_inception": "fraction"}
 MARKERS = ("o", "s", "^", "D", "v", "P")
 LINESTYLES = ("-", "--", ":", "-.")
 # a huge study's figures summarise: at most this many lines per metric-against-axis figure (the
@@ -227,27 +231,33 @@ def _place_labels(fig, ax, points, texts, others=()) -> None:
 
 
 def training_curves(curves: pd.DataFrame, arms_of: dict[str, str], colors: dict[str, str],
-                    path: Path) -> Path | None:
-    """Loss along training of every trial (and metrics along training where measured), one
-    colour per arm."""
+                    folder: Path) -> list[Path]:
+    """One wide figure per metric along training (the loss first, then metrics measured along
+    it), every trial a line in its arm's colour, in the arms' order; a trial logged at one or
+    two steps (budget_steps <= log_every) is drawn as markers, so it shows."""
     if curves.empty:
-        return None
+        return []
     metrics = ["loss"] + sorted(m for m in curves.metric.unique() if m != "loss")
     metrics = [m for m in metrics if (curves.metric == m).any()]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 3.6), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    order = {arm: i for i, arm in enumerate(colors)}
+    paths = []
+    for metric in metrics:
         d = curves[curves.metric == metric]
+        fig, ax = plt.subplots(figsize=(11.0, 3.6))
         seen = set()
-        for trial_id, g in d.groupby("trial_id"):
+        groups = sorted(d.groupby("trial_id"), key=lambda kv: order.get(arms_of.get(kv[0], "?"), 1 << 30))
+        for trial_id, g in groups:
             arm = arms_of.get(trial_id, "?")
             ax.plot(g.step, g.value, color=colors.get(arm, "k"), alpha=0.8, linewidth=1,
+                    marker="o" if len(g) <= 2 else None, markersize=4,
                     label=None if arm in seen else arm)
             seen.add(arm)
         ax.set_xlabel("training step")
         ax.set_ylabel(label(metric))
         if _spans_decades(d.value, 100.0):
             ax.set_yscale("log")
-        ax.set_title(f"{metric} along training")
+        ax.set_title(f"{metric} along training ({d.trial_id.nunique()} trials)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    return _save(fig, path)
+        ax.legend(fontsize=8, loc="best")
+        paths.append(_save(fig, folder / f"curves_{safe_name(metric)}.png"))
+    return paths

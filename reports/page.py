@@ -25,7 +25,8 @@ from genbench.harness.errors import GenbenchError
 from genbench.harness.results import atomic_write_bytes
 from genbench.harness.rundir import RunDir, within
 from genbench.reports import figures
-from genbench.reports.tables import Run, axes_of, load_runs, main_metrics, quality_metrics, summarize
+from genbench.reports.tables import (Run, axes_of, load_runs, main_metrics, moves, quality_metrics,
+                                     summarize)
 
 MAX_ROWS = 200  # a huge study's summary and rerun tables show this many rows and say so
 MAX_GRID_CELLS = 48  # sample grids shown per run (the first train cells of its plan)
@@ -39,10 +40,10 @@ th{background:#f3f3f3} .l{text-align:left} .best{font-weight:bold;background:#e6
 table.hold td:first-child,table.hold th:first-child{position:sticky;left:0;z-index:1}
 table.hold td:first-child{background:#fff}
 img{max-width:100%} figure{display:inline-block;margin:.3em;vertical-align:top}
-figure img{width:560px}
+figure img{width:560px} figure.wide{display:block} figure.wide img{width:100%}
 figcaption{font-size:12px;color:#555;max-width:300px;overflow-wrap:anywhere}
 .grids img{width:180px;image-rendering:pixelated} code{background:#f5f5f5;padding:1px 3px}
-.note{color:#8a5a00}
+.note{color:#8a5a00} .flat{color:#555;font-size:13px}
 td.reproduced{background:#e6f4e6;font-weight:bold} td.contradicted{background:#f9e0e0;font-weight:bold}
 td.inconclusive{background:#f5f0dc}
 """
@@ -102,9 +103,10 @@ def write_report(paths: list[Path], dest: Path | None = None) -> Path:
         parts.append(_cost_section(rows, colors, img, multi))
         fits = rows[["trial_id", "arm"]].drop_duplicates("trial_id")
         arms_of = dict(zip(fits.trial_id.tolist(), fits.arm.tolist()))
-        path = figures.training_curves(curves, arms_of, colors, img / "curves.png")
-        parts.append("<h2>Training curves</h2>" + (_fig(path, dest, "loss (and metrics along "
-                     "training) of every trial, one colour per arm") if path else "<p>No curves.</p>"))
+        paths = figures.training_curves(curves, arms_of, colors, img)
+        parts.append("<h2>Training curves</h2>" + ("".join(
+            _fig(p, dest, "every trial's curve, one colour per arm", wide=True) for p in paths)
+            or "<p>No curves.</p>"))
     parts.append(_grids(runs, img, dest))
     parts.append(_rerun(runs))
     parts.append(_missing(runs))
@@ -113,9 +115,10 @@ def write_report(paths: list[Path], dest: Path | None = None) -> Path:
     return dest / "index.html"
 
 
-def _fig(path: Path, dest: Path, caption: str) -> str:
+def _fig(path: Path, dest: Path, caption: str, wide: bool = False) -> str:
     rel = path.relative_to(dest).as_posix()
-    return (f"<figure><img src='{html.escape(rel)}' alt='{html.escape(caption)}'>"
+    return (f"<figure{' class=wide' if wide else ''}><img src='{html.escape(rel)}' "
+            f"alt='{html.escape(caption)}'>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
@@ -170,10 +173,57 @@ def _runs_table(runs: list[Run]) -> str:
                    f"<td class='l'><code>{html.escape(r.location)}</code></td><td>{len(r.rows)}</td>"
                    f"<td class='l'>{html.escape(devices)}</td><td class='l'>{html.escape(data)}</td></tr>")
     out.append("</table>")
+    if len(runs) > 1:
+        out.append(_differences(runs))
     for r in runs:
         for w in r.warnings:
             out.append(f"<p class='note'>{html.escape(w)}</p>")
     return "".join(out)
+
+
+def _differences(runs: list[Run]) -> str:
+    """What differs between the runs of a comparison page, as genbench recorded it: the
+    commit, the study and scale, the --set overrides and --arm, the data, and each arm's base
+    config (the fields outside its grid), field by field."""
+    def each(values: list[str]) -> str:
+        return "; ".join(f"run {r.index}: {v}" for r, v in zip(runs, values))
+
+    lines = []
+    facts = {
+        "commit": [", ".join(sorted({s[:10] for s in r.rows.git_sha.dropna().unique()})) or "-"
+                   for r in runs],
+        "study": [f"{r.plan.get('study', '?')} [{r.plan.get('scale', '?')}]" for r in runs],
+        "overrides": [" ".join(f"--set {k}={_cli(v)}" for k, v in r.plan.get("sets", []))
+                      + "".join(f" --arm {a}" for a in r.plan.get("only_arms", [])) or "none"
+                      for r in runs],
+        "data": [f"{r.plan.get('data', '?')} at {r.plan.get('resolution', '?')} px, "
+                 f"{r.plan.get('n_samples', '?')} samples per setting" for r in runs],
+    }
+    for name, values in facts.items():
+        if len(set(values)) > 1:
+            lines.append(f"{name}: {each(values)}")
+    configs: dict[str, list[dict]] = {}
+    for pos, r in enumerate(runs):
+        first: dict[str, dict] = {}
+        for t in r.plan.get("trials", []):
+            first.setdefault(t.get("arm") or t.get("method", "?"),
+                             {k: v for k, v in t.get("config", {}).items() if k not in t.get("cell", {})})
+        for arm, config in first.items():
+            configs.setdefault(arm, [None] * len(runs))[pos] = config
+    for arm, per_run in configs.items():
+        present = [c for c in per_run if c is not None]
+        if len(present) < 2:
+            continue
+        fields = sorted({k for c in present for k in c})
+        for k in fields:
+            values = [json.dumps(c.get(k)) if c is not None else "-" for c in per_run]
+            if len({v for v, c in zip(values, per_run) if c is not None}) > 1:
+                lines.append(f"{arm} config {k}: {each(values)}")
+    if not lines:
+        return ("<p>What differs: nothing genbench records but the rows (the same commit, "
+                "study, overrides, data and configs).</p>")
+    return ("<p>What differs between the runs:</p><ul>"
+            + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
 
 
 def _arm_order(runs: list[Run], rows: pd.DataFrame) -> list[str]:
@@ -277,14 +327,22 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
     rows = rows[["run", "arm", "metric", "value", "higher_is_better", *axes_of(rows)]]
     of_metric = {m: g for m, g in rows.groupby("metric", sort=False) if m in metrics}
     for axis in axes:
-        figs = []
+        figs, flat = [], []
         for m in metrics:
-            path = figures.metric_vs_axis(of_metric.get(m, rows.iloc[:0]), m, axis, colors,
+            of_m = of_metric.get(m, rows.iloc[:0])
+            if not of_m[axis].notna().any():
+                continue
+            if not moves(of_m, axis):  # a chart of a constant or of noise shows nothing
+                flat.append(m)
+                continue
+            path = figures.metric_vs_axis(of_m, m, axis, colors,
                                           within(img, f"{m}_vs_{axis}.png"), multi)
             if path:
                 figs.append(_fig(path, img.parent, f"{m} against {axis}: mean over seeds, "
                                  "95 % interval (none with one seed), seeds as points"))
-        out.append(f"<h3>{html.escape(axis)}</h3>" + "".join(figs))
+        note = (f"<p class='flat'>Not moved by {html.escape(axis)} beyond the noise between seeds "
+                f"(no chart): {html.escape(', '.join(flat))}.</p>" if flat else "")
+        out.append(f"<h3>{html.escape(axis)}</h3>" + "".join(figs) + note)
     return "".join(out)
 
 
@@ -310,6 +368,12 @@ def _grids(runs: list[Run], img: Path, dest: Path) -> str:
     the methods saved, copied next to the page so it stands alone."""
     out = ["<h2>Samples</h2>"]
     for r in runs:
+        real = RunDir(r.path).real_grid
+        if real.is_file():  # what the samples are measured against, first
+            split = r.plan.get("ref_split", "reference")
+            caption = f"real images ({split} split) of run {r.index}"
+            out.append("<div class='grids'>" + _copy(real, within(img, f"run{r.index}", "real.png"),
+                                                     dest, caption) + "</div>")
         trials = r.plan.get("trials", [])
         firsts = {}
         for t in trials:

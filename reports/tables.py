@@ -175,6 +175,30 @@ def summarize(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.drop(columns="sd")
 
 
+def moves(rows: pd.DataFrame, axis: str) -> bool:
+    """Whether grid axis `axis` moves the metric of `rows` beyond the noise between seeds: on
+    some line (a run, an arm and the other axes' values held), the 95 % intervals of the
+    highest and the lowest mean along the axis do not overlap; on a line of single seeds (no
+    interval), any difference but rounding's. A constant (`nfe` against `temperature`) and
+    timing jitter within the seeds' spread do not move."""
+    d = rows[rows[axis].notna() & rows.value.notna()]
+    if d.empty:
+        return False
+    others = [c for c in d.columns if c.startswith(("train.", "sample.")) and c != axis
+              and d[c].notna().any()]
+    line = ["run", "arm", *others]
+    s = summarize(d, [*line, axis])
+    s = s.assign(_line=s.groupby(line, dropna=False, sort=False).ngroup(),
+                 mean=s["mean"].astype(float), ci=s.ci.astype(float))
+    s = s.sort_values(["_line", "mean"], kind="stable")
+    lo = s.drop_duplicates("_line", keep="first").set_index("_line")  # (NaN kept, as
+    hi = s.drop_duplicates("_line", keep="last").set_index("_line")   # first() would not)
+    size = s.groupby("_line").size()
+    floor = 1e-9 * np.maximum(1.0, np.maximum(lo["mean"].abs(), hi["mean"].abs()))
+    noise = (lo.ci + hi.ci).where(lo.ci.notna() & hi.ci.notna(), floor)
+    return bool(((size > 1) & (hi["mean"] - lo["mean"] > noise)).any())
+
+
 def _other_quality(rows: pd.DataFrame) -> list[str]:
     """Quality metrics in the rows beyond MAIN_QUALITY (registered by plugins, or for points
     such as `w1_exact`), known by their feature-extractor column."""

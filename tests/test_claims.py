@@ -5,6 +5,7 @@ family-wise rate, and `seeds_needed` is what a simulation needs. Then the claim 
 one-line refusals at plan time, and the verdicts of a real run."""
 
 import json
+import re
 import math
 
 import numpy as np
@@ -279,7 +280,7 @@ def test_a_run_adds_seeds_until_its_claims_are_decided(tmp_path, domain_extracto
 
     # more seeds for every cell: the trials start seed-major (seed 1 of each cell before seed 2)
     assert main(["run", str(f), "--out", str(out), "--set", "seeds=[0,1,2,3]", "--in-process"]) == 0
-    started = [int(x.split("-s")[1].split()[0]) for x in capsys.readouterr().out.splitlines()
+    started = [int(re.search(r"\[\w+-s(\d+)\]", x)[1]) for x in capsys.readouterr().out.splitlines()
                if x.strip().startswith("started")]
     # plan order would start lr=0.5's seed 3 first; seed-major starts seeds 1 and 2 of lr=0.05
     # first (the driver orders the work, whoever runs it)

@@ -48,7 +48,8 @@ def test_crafted_rows_and_plan_write_nothing_outside_the_report(tmp_path, capsys
     shutil.copytree(BASELINE, run)
     for f in results_files(run):  # metric names with path parts, as a hostile file may hold
         df = read_file(f).to_pandas()
-        df["metric"] = df.metric.replace({"fid_domain": "../../../escaped", "nfe": "a/b"})
+        df["metric"] = df.metric.replace({"fid_domain": "../../../escaped",
+                                          "kid_domain": "../../../escaped-too", "nfe": "a/b"})
         atomic_write_table(pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False), f)
     plan = json.loads((run / "study.json").read_text())
     plan["trials"][0]["trial_id"] = "../../../../trial"

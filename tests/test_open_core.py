@@ -119,7 +119,8 @@ def test_metrics_that_need_labels_are_refused_on_an_image_folder(image_folder, c
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "fid_domain" in err and "need a labelled data set" in err
-    assert "metrics that apply: duplicate_rate_inception, fid_inception" in err and not (tmp_path / "out").exists()
+    assert "metrics that apply: duplicate_rate_inception, duplicate_rate_ssl, fid_inception, fid_ssl" in err
+    assert not (tmp_path / "out").exists()
     assert main(["plan", "ddpm_respacing", "--set", f"data=folder:{image_folder}",
                  "--set", "metrics=[fid_inception,kid_inception]"]) == 0
 

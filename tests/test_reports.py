@@ -20,7 +20,6 @@ from PIL import Image
 from genbench.harness.cli import main
 from genbench.harness.results import atomic_write_table, read_results, results_files
 
-# one worker runs this module, so its runs (a module fixture) happen once
 XDIST_GROUP = "reports"  # one worker runs this module: its study runs once (tests/conftest.py)
 
 STUDY = """from genbench import Arm, Scale, Study
@@ -65,10 +64,14 @@ def test_report_has_every_figure_and_links_only_existing_files(run_dir, tmp_path
                     "Training curves", "Samples", "Rerun a cell", "Still to run"):
         assert f">{section}<" in html, section
     src = links(index)
-    expected = {"img/curves.png", "img/fid_domain_vs_nfe.png",
-                "img/fid_domain_vs_sample_s_per_image.png",
-                "img/fid_domain_vs_sample.steps.png", "img/fid_domain_vs_sample.noise.png"}
+    expected = {"img/curves_loss.png", "img/run0/real.png", "img/fid_domain_vs_nfe.png",
+                "img/fid_domain_vs_sample_s_per_image.png", "img/fid_domain_vs_sample.noise.png"}
     assert expected <= set(src)
+    # the dummy's noise moves FID far beyond its seeds' spread; its NFE is 1 at any noise: a
+    # constant gets a line, not a chart
+    flat = re.search(r"Not moved by sample\.noise beyond the noise between seeds \(no chart\): "
+                     r"([^<]*)\.", html)
+    assert flat and "nfe" in flat[1].split(", ") and "img/nfe_vs_sample.noise.png" not in src
     for rel in src:
         path = index.parent / rel
         assert path.is_file(), rel
@@ -446,3 +449,49 @@ def test_rerun_a_cell_reproduces_that_cell_exactly(tmp_path, capsys):
     pd.testing.assert_frame_equal(
         cell[cell.metric.isin(stable)][keep].sort_values(keep[:2]).reset_index(drop=True),
         again[again.metric.isin(stable)][keep].sort_values(keep[:2]).reset_index(drop=True))
+
+
+def test_an_axis_moves_a_metric_only_beyond_the_noise_between_seeds():
+    """A chart per axis only where the axis moves the metric: a constant does not move, nor
+    does scatter within the seeds' interval; a shift beyond it does, and so does any
+    difference where one seed leaves no interval."""
+    import numpy as np
+
+    from genbench.reports.tables import moves
+
+    rng = np.random.default_rng(0)
+
+    def rows(means, seeds):
+        return pd.DataFrame([{"run": 1, "arm": "a", "metric": "m", "sample.t": t, "value": v,
+                              "higher_is_better": False}
+                             for t, mu in zip((1, 2, 3), means) for v in mu + rng.normal(0, 1, seeds)])
+
+    assert not moves(rows([5.0, 5.0, 5.0], 1).assign(value=7.0), "sample.t")  # a constant
+    assert not moves(rows([5.0, 5.0, 5.0], 5), "sample.t")  # noise, well within its interval
+    assert moves(rows([5.0, 5.0, 20.0], 5), "sample.t")  # a shift of 15 noise sd
+    assert moves(rows([5.0, 6.0, 7.0], 1), "sample.t")  # one seed: no interval to hide behind
+    # another axis held: the shift on one of its lines is enough
+    both = pd.concat([rows([5, 5, 5], 5).assign(**{"train.w": 1}),
+                      rows([5, 5, 30], 5).assign(**{"train.w": 2})])
+    assert moves(both, "sample.t") and not moves(both[both["train.w"] == 1], "sample.t")
+
+
+def test_a_page_of_two_runs_says_what_differs_between_them(tmp_path):
+    """Commit, overrides and each arm's config field by field (grid axes aside)."""
+    from genbench.reports.page import _differences
+    from genbench.reports.tables import Run
+
+    def run(i, sha, sets, lr):
+        rows = pd.DataFrame({"git_sha": [sha]})
+        plan = {"study": "s", "scale": "smoke", "data": "mnist5k", "resolution": 28, "n_samples": 8,
+                "sets": sets, "trials": [{"arm": "ddpm", "cell": {"T": 100},
+                                          "config": {"T": 100, "lr": lr, "n_feat": 8}}]}
+        return Run(i, tmp_path / str(i), rows, pd.DataFrame(), plan)
+
+    text = _differences([run(0, "aaaaaaaaaaaa", [], 0.002), run(1, "bbbbbbbbbbbb", [["lr", 0.001]], 0.001)])
+    assert "commit: run 0: aaaaaaaaaa; run 1: bbbbbbbbbb" in text
+    assert "overrides: run 0: none; run 1: --set lr=0.001" in text
+    assert "ddpm config lr: run 0: 0.002; run 1: 0.001" in text and "n_feat" not in text
+    assert "config T" not in text  # a grid axis: its values are the cells, not a difference
+    same = _differences([run(0, "a", [], 0.002), run(1, "a", [], 0.002)])
+    assert "nothing genbench records but the rows" in same

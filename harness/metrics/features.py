@@ -12,8 +12,15 @@
   embedded digits (mnist5k at 28 px) ships with genbench (`harness/metrics/weights/`) and is
   always the one used: a build is seeded but its last bits depend on the CPU's kernels, and
   results measured with different weights are not comparable.
+- `ssl`: the same small network trained on the data set itself without labels, by SimCLR
+  (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual Representations":
+  two random views of each image, an MLP projection head, the NT-Xent loss), so any folder of
+  images gets FID, KID, precision and recall offline. Its features are the 128-d embedding
+  before the head. It is built once per data set, content and resolution (seeded, cached under
+  the assets directory; its id carries the weights' hash): numbers in it compare runs on one
+  data set with one build, never across data sets or builds (`genbench compare` refuses).
 
-Both take generated samples as tensors in [-1, 1] and never write image files.
+All take generated samples as tensors in [-1, 1] and never write image files.
 """
 
 from __future__ import annotations
@@ -192,6 +199,166 @@ def build_domain_extractor(dataset: str, resolution: int | None = None, *, seed:
             "n_test": len(test.x)}
     atomic_write_bytes(pointer, json.dumps(meta, indent=1, sort_keys=True).encode())
     return ex
+
+
+class SelfSupervisedNet(DomainNet):
+    """DomainNet's encoder with SimCLR's projection head (two layers) in place of a classifier."""
+
+    def __init__(self, in_ch: int):
+        super().__init__(in_ch, 1)
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(FEAT_DIM, FEAT_DIM), nn.ReLU(),
+                                  nn.Linear(FEAT_DIM, SSL_PROJ_DIM))
+
+
+SSL_PROJ_DIM = 64
+SSL_TAU = 0.2  # NT-Xent temperature
+SSL_BATCH = 256
+
+
+def ssl_view(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """One random view of each image, for SimCLR: zoom 0.75-1.05, rotation up to 15 degrees,
+    shift up to 15 %, contrast 0.7-1.3, brightness +-0.2, pixel noise sd 0.05 (no flips:
+    digits and many image sets are not mirror-symmetric); in [-1, 1]."""
+    import math
+
+    B = x.shape[0]
+    u = torch.rand(B, 6, generator=g)
+    scale, angle = 0.75 + 0.3 * u[:, 0], (u[:, 1] * 2 - 1) * math.radians(15)
+    tx, ty = (u[:, 2] * 2 - 1) * 0.15, (u[:, 3] * 2 - 1) * 0.15
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x + 1, grid, padding_mode="zeros", align_corners=False) - 1  # (-1 outside)
+    out = out * (0.7 + 0.6 * u[:, 4]).view(B, 1, 1, 1) + ((u[:, 5] - 0.5) * 0.4).view(B, 1, 1, 1)
+    return (out + 0.05 * torch.randn(out.shape, generator=g)).clamp(-1, 1)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float = SSL_TAU) -> torch.Tensor:
+    """SimCLR's loss: each view must pick its partner among the 2B - 1 other views."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.T / tau
+    sim.fill_diagonal_(float("-inf"))
+    n = len(z1)
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    return F.cross_entropy(sim, target)
+
+
+def data_digest(x: torch.Tensor) -> str:
+    """A short hash of a data set's images as the metrics see them (uint8): an SSL build is
+    tied to the content it learnt, not to a folder's name."""
+    return hashlib.sha256(quantize(x).to(torch.uint8).numpy().tobytes()).hexdigest()[:12]
+
+
+def _ssl_pointer(dataset: str, resolution: int, digest: str) -> Path:
+    return _own_pointer(dataset, resolution).with_name(
+        f"{_own_pointer(dataset, resolution).stem}-ssl-{digest}.json")
+
+
+@dataclass
+class SelfSupervisedExtractor:
+    """A SimCLR-trained encoder of one data set's content, with its identity."""
+
+    net: SelfSupervisedNet
+    dataset: str
+    resolution: int
+    digest: str  # of the training images
+    content_hash: str  # of the weights
+    knn_accuracy: float | None  # 5-NN held-out accuracy where the data has labels (a check)
+
+    @property
+    def id(self) -> str:
+        return f"ssl:{self.dataset}-r{self.resolution}-{self.digest}:{self.content_hash[:12]}"
+
+    @torch.no_grad()
+    def run(self, images: torch.Tensor, batch_size: int | None = None) -> tuple[np.ndarray, None]:
+        """(N, C, H, W) in [-1, 1] -> (N, 128) float64 features (uint8-quantised first)."""
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        feats = [self.net.features(quantize(c).div(127.5).sub(1).to(device)).double().cpu()
+                 for c in images.split(batch_size or (500 if device.type == "cuda" else 64))]
+        return torch.cat(feats).numpy(), None
+
+
+def build_ssl_extractor(dataset: str, resolution: int | None = None, *, seed: int = 0,
+                        epochs: int = 20, echo=print) -> SelfSupervisedExtractor:
+    """Train the self-supervised encoder of `dataset` on its train split without labels
+    (SimCLR), report its 5-NN held-out accuracy where labels exist (a check, not a gate), and
+    cache it under the assets directory by the data's digest and the weights' hash."""
+    from genbench.harness import data as datasets
+    from genbench.harness.seeding import seed_everything
+
+    train = datasets.load(dataset, "train", resolution)
+    res, digest = train.x.shape[-1], data_digest(train.x)
+    seed_everything(seed)
+    g = torch.Generator().manual_seed(seed)
+    net = SelfSupervisedNet(train.x.shape[1])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-6)
+    batch = min(SSL_BATCH, len(train.x))
+    steps = max(1, epochs * (len(train.x) // batch))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    t0 = time.perf_counter()
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(train.x), (batch,), generator=g)
+        x = train.x[idx]
+        loss = nt_xent(net(ssl_view(x, g)), net(ssl_view(x, g)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    net.eval()
+    state = net.state_dict()
+    ex = SelfSupervisedExtractor(net, dataset, res, digest, _state_hash(state), None)
+    test = datasets.load(dataset, "test", resolution) if datasets.info(dataset).num_classes else None
+    if test is not None and train.y is not None and test.y is not None:
+        ex.knn_accuracy = _knn_accuracy(ex, train, test)
+    check = (f", 5-NN held-out accuracy {ex.knn_accuracy:.3f} (labels used only for this check)"
+             if ex.knn_accuracy is not None else "")
+    echo(f"self-supervised encoder of {dataset} at {res}px: {steps} SimCLR steps of {batch}, "
+         f"final loss {float(loss):.3f}, {time.perf_counter() - t0:.0f}s, seed {seed}{check}")
+    buf = io.BytesIO()
+    torch.save({"state": state, "in_ch": train.x.shape[1]}, buf)
+    pointer = _ssl_pointer(dataset, res, digest)
+    weights = pointer.with_name(f"{pointer.stem}-{ex.content_hash[:12]}.pt")
+    atomic_write_bytes(weights, buf.getvalue())
+    meta = {"dataset": dataset, "resolution": res, "digest": digest, "content_hash": ex.content_hash,
+            "weights": weights.name, "knn_accuracy": ex.knn_accuracy, "seed": seed, "steps": steps,
+            "method": "SimCLR (Chen et al. 2020), NT-Xent tau 0.2"}
+    atomic_write_bytes(pointer, json.dumps(meta, indent=1, sort_keys=True).encode())
+    return ex
+
+
+def _knn_accuracy(ex: SelfSupervisedExtractor, train, test, k: int = 5) -> float:
+    a, _ = ex.run(train.x)
+    b, _ = ex.run(test.x)
+    a = torch.from_numpy(a / np.linalg.norm(a, axis=1, keepdims=True))
+    b = torch.from_numpy(b / np.linalg.norm(b, axis=1, keepdims=True))
+    near = (b @ a.T).topk(k, dim=1).indices
+    votes = train.y[near]
+    pred = torch.mode(votes, dim=1).values
+    return float((pred == test.y).double().mean())
+
+
+def ssl_extractor_exists(dataset: str, resolution: int, digest: str) -> bool:
+    return _ssl_pointer(dataset, resolution, digest).is_file()
+
+
+def load_ssl_extractor(dataset: str, resolution: int, digest: str,
+                       device: torch.device | str = "cpu") -> SelfSupervisedExtractor:
+    """The cached self-supervised encoder of `dataset`'s content `digest`, or a one-line error."""
+    pointer = _ssl_pointer(dataset, resolution, digest)
+    if not pointer.is_file():
+        raise GenbenchError(f"no self-supervised feature extractor for {dataset} at {resolution}px "
+                            f"(content {digest}) in {pointer.parent}; `genbench run` builds it")
+    meta = json.loads(pointer.read_text())
+    saved = torch.load(pointer.with_name(meta["weights"]), map_location="cpu")
+    net = SelfSupervisedNet(saved["in_ch"])
+    net.load_state_dict(saved["state"])
+    if _state_hash(net.state_dict()) != meta["content_hash"]:
+        raise GenbenchError(f"self-supervised extractor {pointer.with_name(meta['weights'])} does "
+                            "not match its recorded hash; delete it and rerun to rebuild it")
+    return SelfSupervisedExtractor(net.to(device).eval(), dataset, resolution, digest,
+                                   meta["content_hash"], meta.get("knn_accuracy"))
 
 
 def domain_extractor_exists(dataset: str, resolution: int) -> bool:

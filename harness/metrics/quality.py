@@ -45,7 +45,9 @@ DUP_QUANTILE = 0.05
 # fewest samples (and reference samples) each metric family is defined for
 MIN_SAMPLES = {"fid": 2, "kid": 2, "precision": PR_K + 1, "recall": PR_K + 1, "duplicate": 3}
 CLEAN_PROTOCOL = {"inception": "clean-fid clean mode: uint8, gray->RGB, PIL bicubic 299",
-                  "domain": "uint8-quantised, native resolution, domain classifier features"}
+                  "domain": "uint8-quantised, native resolution, domain classifier features",
+                  "ssl": "uint8-quantised, native resolution, self-supervised (SimCLR) features "
+                         "of this data set: comparable within it only"}
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def _register_space(space: str) -> None:
                                 "features")(dup)
 
 
-for _space in ("inception", "domain"):
+for _space in ("inception", "domain", "ssl"):
     _register_space(_space)
 
 
@@ -239,9 +241,21 @@ class Evaluator:
                     self.domain, self.resolution, self.device)
             elif space == "inception":
                 self._extractors[space] = features.InceptionExtractor(self.device)
+            elif space == "ssl":
+                self._extractors[space] = features.load_ssl_extractor(
+                    self.dataset, self.resolution, self.digest(), self.device)
             else:
                 raise GenbenchError(f"unknown feature space {space!r}")
         return self._extractors[space]
+
+    def digest(self) -> str:
+        """The content digest of the data set's train split (what an SSL build learnt)."""
+        if not hasattr(self, "_digest"):
+            from genbench.harness import data as datasets
+            from genbench.harness.metrics.features import data_digest
+
+            self._digest = data_digest(datasets.load(self.dataset, "train", self.resolution).x)
+        return self._digest
 
     def reference(self, space: str) -> Reference:
         """Reference features of `space`, from the cache or computed and cached now."""
@@ -283,6 +297,11 @@ class Evaluator:
                 echo(f"building the domain feature extractor of {self.domain} "
                      f"(once; cached under {assets_dir()})")
                 features.build_domain_extractor(self.domain, self.resolution, echo=echo)
+            if space == "ssl" and not features.ssl_extractor_exists(self.dataset, self.resolution,
+                                                                    self.digest()):
+                echo(f"building the self-supervised feature extractor of {self.dataset} "
+                     f"(once per content; cached under {assets_dir()})")
+                features.build_ssl_extractor(self.dataset, self.resolution, echo=echo)
             try:
                 self.reference(space)
             except GenbenchError:
