@@ -15,15 +15,14 @@ $(VENV)/.installed: pyproject.toml
 quickstart: $(VENV)/.installed
 	$(VENV)/bin/genbench run quickstart --until-decided --max-seeds 3
 
-# every tier (what CI runs): ruff; the end-to-end tier on both cores (studies run in the test
-# process, `--in-process`; the tests of Ray itself share one pytest worker and one Ray
-# instance); then the system tier on one worker, one test at a time since it kills processes
-# and starts Ray nodes, while the other worker runs the unit tier, which starts no Ray
-# (tests/conftest.py says which worker runs what)
+# every tier (what CI runs): ruff, then the unit, end-to-end and system tiers in one pytest run
+# on both cores: the fault tests one at a time on one worker, the tests of Ray on one worker
+# and one Ray instance, a module's shared study once, the longest groups first; studies run in
+# the test process where Ray is not what is tested (`--in-process`). tests/conftest.py says
+# which worker runs what.
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -m e2e -n 2 --dist loadgroup --durations=10
-	$(PY) -m pytest -m "unit or (system and not slow)" -n 2 --dist loadgroup --durations=10
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadgroup --no-loadscope-reorder --durations=15
 
 # the inner loop: the unit tier (no Ray cluster), about 2 minutes on 2 cores
 test-fast: $(VENV)/.installed

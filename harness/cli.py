@@ -137,6 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", help="Tune storage path or URI; must be shared across a "
                                       "cluster's nodes (default OUT/ray)")
     run.add_argument("--no-report", action="store_true", help="do not refresh OUT/report")
+    run.add_argument("--log", action="append", default=[], metavar="TRACKER[=WHERE]",
+                     help="also send each trial's curves, final metrics and config to a tracker "
+                          "(repeatable): tensorboard[=DIR] (default OUT/tensorboard) or "
+                          "mlflow[=URI] (default sqlite:///OUT/mlflow.db); optional extras")
     run.add_argument("--reuse-workers", action="store_true",
                      help="run trials in shared worker processes (saves about 4 s of process "
                           "start per trial; CPU memory rows then include earlier trials')")
@@ -307,6 +311,9 @@ def cmd_run(args) -> int:
         raise GenbenchError(f"--max-failures must be >= 0, got {args.max_failures}")
     if args.max_seeds < 1:
         raise GenbenchError(f"--max-seeds must be at least 1, got {args.max_seeds}")
+    from genbench.harness.trackers import parse as parse_trackers
+
+    trackers = parse_trackers(args.log)  # (a missing package: refused before any work)
     plan = _resolve(args)
     if args.until_decided and not plan.claims:
         raise GenbenchError(f"--until-decided needs claims: study {plan.study} declares none; "
@@ -332,7 +339,7 @@ def cmd_run(args) -> int:
         try:
             outcomes = run_study(plan, out, address=args.address, storage=args.storage,
                                  max_failures=args.max_failures, reuse_workers=args.reuse_workers,
-                                 in_process=args.in_process)
+                                 in_process=args.in_process, trackers=trackers)
         except KeyboardInterrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the report is quick: let it finish
             signal.signal(signal.SIGTERM, signal.SIG_IGN)

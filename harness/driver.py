@@ -30,6 +30,7 @@ from genbench.harness.storage import (Remote, clear_progress, has_checkpoint, is
                                       mirror_dir, publishing, pull_checkpoints)
 from genbench.harness.plan import Plan, Trial
 from genbench.harness.rows import Env
+from genbench.harness.trackers import Trackers
 from genbench.harness.trial import TrialOutcome
 from genbench.harness.inprocess import run_inprocess
 from genbench.harness.tune import ray_device, run_tune
@@ -125,7 +126,8 @@ def await_task(ref, what: str, echo=None, every: float = WAIT_NOTE_S):
 
 def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
               storage: str | None = None, echo=None, max_failures: int = 1,
-              reuse_workers: bool = False, in_process: bool = False) -> list[TrialOutcome]:
+              reuse_workers: bool = False, in_process: bool = False,
+              trackers: list[tuple[str, str]] = ()) -> list[TrialOutcome]:
     """Run what the ledger says is missing of `plan` on Ray Tune (or, `in_process`, here, one
     trial after another: `genbench.harness.inprocess`); one outcome per trial run.
     Refuses, before writing anything, a directory of another study or one in use, and an
@@ -190,8 +192,12 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         work = sorted(ledger.work, key=lambda w: w.trial.seed)
         ended: set[str] = set()
 
+        sinks = Trackers(list(trackers), local, plan, echo)  # (--log: each trial as it ends)
+
         def after(trial_id: str) -> None:  # a trial ended: compact the ended ones' files
-            ended.add(trial_id)            # once there are enough (a URI's: at the end);
+            if not uri:                    # once there are enough (a URI's: at the end);
+                sinks.send(trial_id)
+            ended.add(trial_id)
             # an ended trial left a fit file and one per sample setting (three for an arm of
             # two settings): look once a third of the threshold in trials ended
             if not uri and len(ended) >= compact_at() // 3 and _compact(local, ended, echo):
@@ -211,6 +217,9 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
             # lock and the ledger from here on)
         if uri and ledger.work:
             mirror(uri)  # what the trials pushed: the mirror is up to date from here on
+        for o in outcomes:  # (a URI's trials: from the fresh mirror)
+            sinks.send(o.trial_id)
+        sinks.close()
         with publishing(local):
             _cross(plan, ledger.cross, local, echo)
             _compact(local, None, echo)

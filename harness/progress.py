@@ -55,8 +55,7 @@ def where(info: dict[str, Any] | None) -> str:
 
 class Progress:
     """The console lines of one run of `trials` (each with `trial_id`, `name` and `arm`),
-    printed through `echo`; its state through `snapshot` (a dict, at most every
-    `SNAPSHOT_EVERY_S` seconds but at every start and end)."""
+    printed through `echo`; its state through `snapshot` (a dict; see `_snapshot`)."""
 
     SNAPSHOT_EVERY_S = 5.0
 
@@ -69,7 +68,9 @@ class Progress:
         self.ended: dict[str, str] = {}  # trial id -> how it ended (a trial reported twice counts once)
         self.running: dict[str, float] = {}  # trial id -> when it (last) started
         self.most_at_once = 1
-        self.durations: dict[str, list[float]] = {}  # arm -> seconds of its trials that ended ok
+        self.durations: dict[str, tuple[float, int]] = {}  # arm -> seconds, count of its trials
+        # that ended ok (sums: a mean without a pass over every trial)
+        self.left = Counter(self.arms.values())  # arm -> its trials not yet ended
         self.start = time.monotonic()
         self.restarts: dict[str, int] = {}
         self.said: dict[str, float] = {}  # when the console last heard of each trial
@@ -103,8 +104,12 @@ class Progress:
 
     def finished(self, tid: str, status: str, message: str) -> None:
         began = self.running.pop(tid, None)
-        if tid not in self.ended and began is not None and status == "ok":
-            self.durations.setdefault(self.arms.get(tid, ""), []).append(time.monotonic() - began)
+        if tid not in self.ended:
+            self.left[self.arms.get(tid, "")] -= 1
+            if began is not None and status == "ok":
+                arm = self.arms.get(tid, "")
+                total, n = self.durations.get(arm, (0.0, 0))
+                self.durations[arm] = (total + time.monotonic() - began, n + 1)
         self.ended[tid] = status
         self.last.pop(tid, None)
         done, left = len(self.ended), max(0, self.total - len(self.ended))
@@ -125,18 +130,20 @@ class Progress:
         """The time the trials not yet ended need, from the mean time of each arm's trials that
         ended ok, spread over as many at once as have run at once; an arm none of whose trials
         has ended yet is said as such, not guessed from another arm's."""
-        now = time.monotonic()
-        mean = {arm: sum(d) / len(d) for arm, d in self.durations.items()}
-        known, untimed = 0.0, Counter()
-        for tid, arm in self.arms.items():
-            if tid in self.ended:
+        now = time.monotonic()  # (per arm and per running trial: a study of 100,000
+        mean = {arm: total / n for arm, (total, n) in self.durations.items()}  # trials says it
+        known, untimed = 0.0, Counter()                                     # in no time)
+        running: dict[str, list[float]] = {}
+        for tid, began in self.running.items():
+            running.setdefault(self.arms.get(tid, ""), []).append(now - began)
+        for arm, left in self.left.items():
+            if left <= 0:
                 continue
             if arm not in mean:
-                untimed[arm] += 1
-            elif tid in self.running:
-                known += max(0.0, mean[arm] - (now - self.running[tid]))
-            else:
-                known += mean[arm]
+                untimed[arm] += left
+                continue
+            ran = running.get(arm, [])
+            known += (left - len(ran)) * mean[arm] + sum(max(0.0, mean[arm] - s) for s in ran)
         if not untimed:
             return f"~{duration_text(known / self.most_at_once)} left" if known else "none left"
         not_timed = ", ".join(count(n, f"{arm} trial") for arm, n in untimed.items())
@@ -156,8 +163,11 @@ class Progress:
                             for tid, t in sorted(self.running.items(), key=lambda kv: kv[1])]}
 
     def _snapshot(self, force: bool = False) -> None:
+        """Write the state: at a trial's start or end (`force`) at most once a second, on a
+        heartbeat every SNAPSHOT_EVERY_S (a study of 100,000 short trials writes it not
+        200,000 times, each an atomic replace)."""
         now = time.monotonic()
-        if self.snapshot is None or (not force and now - self.written < self.SNAPSHOT_EVERY_S):
+        if self.snapshot is None or now - self.written < (1.0 if force else self.SNAPSHOT_EVERY_S):
             return
         self.written = now
         try:

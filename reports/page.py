@@ -47,11 +47,13 @@ figcaption{font-size:12px;color:#555;max-width:300px;overflow-wrap:anywhere}
 td.reproduced{background:#e6f4e6;font-weight:bold} td.contradicted{background:#f9e0e0;font-weight:bold}
 td.inconclusive{background:#f5f0dc}
 """
-# a self-check a browser runs: how many images loaded, for tests and for readers
+# a self-check a browser runs, for tests and for readers: how many images loaded, and how wide
+# the page is against its window (a table wider than the window scrolls inside itself)
 CHECK = """<script>
 window.addEventListener('load', () => {
   const imgs = [...document.images], ok = imgs.filter(i => i.complete && i.naturalWidth > 0);
   document.body.dataset.images = ok.length + '/' + imgs.length;
+  document.body.dataset.width = document.documentElement.scrollWidth + '/' + window.innerWidth;
 });
 </script>"""
 

@@ -28,16 +28,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.unit)
         elif len(tiers) > 1:
             raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(tiers)}: one tier")
+    # the longest groups first, so that no worker starts one of them when the other is done
+    first = {"system": 0, "regression": 1, "ray": 2}
+    items.sort(key=lambda item: min((first.get(m.args[0], 3) for m in item.iter_markers("xdist_group")
+                                     if m.args), default=3))
 
 
 def _worker_group(item, tiers) -> str | None:
-    """Which tests one pytest-xdist worker runs in turn (`--dist loadgroup`): every system test
-    (they count Ray's sessions on the machine, kill processes, start nodes: one at a time, while
-    the other worker runs unit tests, which start no Ray); a test's own `xdist_group` mark; every
-    other test of Ray (one Ray instance); a module's tests that share a module-scoped run (its
-    `XDIST_GROUP`)."""
-    if "system" in tiers:
-        return "system"
+    """Which tests one pytest-xdist worker runs in turn (`--dist loadgroup`): the fault tests
+    (tests/test_faults.py: they kill processes, start Ray nodes, fill disks: one at a time); a
+    test's own `xdist_group` mark; every other test of Ray (one Ray instance); a module's tests
+    that share a module-scoped run (its `XDIST_GROUP`)."""
+    if "system" in tiers:  # (the fault tests one at a time; a wheel's install, a benchmark,
+        return getattr(item.module, "XDIST_GROUP", None)  # the browser: on any worker)
     if item.get_closest_marker("xdist_group"):
         return None
     if "ray_local" in item.fixturenames:

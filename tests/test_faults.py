@@ -21,6 +21,7 @@ from genbench.harness.cli import main
 from genbench.harness.results import read_results
 
 pytestmark = pytest.mark.system  # processes killed, signals, nodes started, disks filled
+XDIST_GROUP = "system"  # one at a time, on one pytest worker (tests/conftest.py)
 
 STUDY = """
 from genbench import Scale, Study
@@ -225,6 +226,15 @@ def _stable(df):
     return keep.sort_values(["trial_id", "metric"])[["trial_id", "metric", "value"]].reset_index(drop=True)
 
 
+def _session_of(driver: subprocess.Popen, before: set) -> str:
+    """The Ray session the driver started: Ray names it after the process that started it
+    (other tests' sessions may appear meanwhile, on the other pytest worker)."""
+    mine = [p for p in set(Path("/tmp/ray").glob("session_2*")) - before
+            if p.name.endswith(f"_{driver.pid}")]
+    assert len(mine) == 1, mine
+    return str(mine[0])
+
+
 def test_sigkill_of_the_driver_leaves_no_process_and_a_rerun_finishes(tmp_path, ray_local):
     from genbench.harness.reaper import session_processes
 
@@ -237,12 +247,10 @@ def test_sigkill_of_the_driver_leaves_no_process_and_a_rerun_finishes(tmp_path, 
     for line in driver.stdout:  # kill it once the first trial is done and others run
         if line.lstrip().startswith("[1/4]"):
             break
-    sessions = set(Path("/tmp/ray").glob("session_2*")) - before
-    assert len(sessions) == 1
+    session = _session_of(driver, before)
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=10)
     deadline = time.monotonic() + 10
-    session = str(next(iter(sessions)))
     while session_processes(session) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not session_processes(session), "a process of the run outlived its driver by 10 s"
@@ -280,7 +288,7 @@ def test_sigterm_or_ctrl_c_stops_a_run_in_one_line_and_releases_everything(sig, 
     assert len(err.splitlines()) == 1 and "interrupted; rerun the same command" in err, err
     assert not (out / "genbench.lock").exists()
     assert "missing (rerun the same command to resume)" in (out / "report" / "index.html").read_text()
-    session = str(next(iter(set(Path("/tmp/ray").glob("session_2*")) - before)))
+    session = _session_of(driver, before)
     deadline = time.monotonic() + 10
     while session_processes(session) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -463,7 +471,7 @@ def test_a_killed_worker_is_one_genbench_line_and_the_retry_finishes(tmp_path):
         lines.append(line)
         if line.lstrip().startswith("started"):
             break
-    session = str(next(iter(set(Path("/tmp/ray").glob("session_2*")) - before)))
+    session = _session_of(driver, before)
     workers, deadline = [], time.monotonic() + 60
     while not workers and time.monotonic() < deadline:  # the actor names itself once it runs
         time.sleep(1)                                    # the trial: seconds after "started"

@@ -150,6 +150,7 @@ def chromium() -> str:
 def test_the_page_loads_in_a_real_browser(run_dir, tmp_path, chromium):
     index = Path(_report([str(run_dir)], tmp_path / "r"))
     proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--window-size=1280,900",
                            "--allow-file-access-from-files", "--enable-logging=stderr", "--v=0",
                            "--virtual-time-budget=5000", "--dump-dom", index.as_uri()],
                           capture_output=True, text=True, timeout=120)
@@ -158,6 +159,8 @@ def test_the_page_loads_in_a_real_browser(run_dir, tmp_path, chromium):
     assert loaded, "the page's load handler did not run"
     ok, total = map(int, loaded.groups())
     assert total >= 8 and ok == total  # every image has a natural width > 0
+    width = re.search(r'data-width="(\d+)/(\d+)"', proc.stdout)
+    assert width and int(width[1]) <= int(width[2]) == 1280, width  # no horizontal overflow
     console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln]
     assert not console, console
 
