@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from genbench.harness.config import axis_value, grid_text  # noqa: E402
+from genbench.harness.errors import count  # noqa: E402
 from genbench.harness.rundir import safe_name  # noqa: E402
 from genbench.reports.tables import pareto, summarize  # noqa: E402
 
@@ -256,7 +257,7 @@ def training_curves(curves: pd.DataFrame, arms_of: dict[str, str], colors: dict[
         ax.set_ylabel(label(metric))
         if _spans_decades(d.value, 100.0):
             ax.set_yscale("log")
-        ax.set_title(f"{metric} along training ({d.trial_id.nunique()} trials)")
+        ax.set_title(f"{metric} along training ({count(d.trial_id.nunique(), 'trial')})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
         paths.append(_save(fig, folder / f"curves_{safe_name(metric)}.png"))
