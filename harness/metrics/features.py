@@ -54,7 +54,7 @@ class DomainNet(nn.Module):
     """A small VGG-style classifier: (B, C, H, W) in [-1, 1] -> logits; `features` gives the
     128-d embedding before its ReLU."""
 
-    def __init__(self, in_ch: int, num_classes: int):
+    def __init__(self, in_ch: int, num_classes: int, width: int = 32):
         super().__init__()
 
         def block(ci: int, co: int) -> nn.Sequential:
@@ -62,9 +62,9 @@ class DomainNet(nn.Module):
                                  nn.Conv2d(co, co, 3, padding=1), nn.BatchNorm2d(co), nn.ReLU(),
                                  nn.MaxPool2d(2))
 
-        self.body = nn.Sequential(block(in_ch, 32), block(32, 64), nn.AdaptiveAvgPool2d(4),
-                                  nn.Flatten())
-        self.embed = nn.Linear(64 * 16, FEAT_DIM)
+        self.body = nn.Sequential(block(in_ch, width), block(width, 2 * width),
+                                  nn.AdaptiveAvgPool2d(4), nn.Flatten())
+        self.embed = nn.Linear(2 * width * 16, FEAT_DIM)
         self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.3), nn.Linear(FEAT_DIM, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -201,31 +201,16 @@ def build_domain_extractor(dataset: str, resolution: int | None = None, *, seed:
     return ex
 
 
-class SelfSupervisedNet(nn.Module):
-    """DomainNet's shape at half its width (a contrastive build sees every image twice per
-    step, for hundreds of steps: a quarter of the FLOPs keeps it to minutes on a CPU), with
-    SimCLR's two-layer projection head in place of a classifier; `features` gives the 128-d
-    embedding before the head."""
+class SelfSupervisedNet(DomainNet):
+    """DomainNet at half its width (a contrastive build sees every image twice per step, for
+    hundreds of steps: a quarter of the FLOPs keeps it to a minute on a CPU), with SimCLR's
+    two-layer projection head in place of a classifier; `features` is the 128-d embedding
+    before the head."""
 
     def __init__(self, in_ch: int):
-        super().__init__()
-
-        def block(ci: int, co: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(ci, co, 3, padding=1), nn.BatchNorm2d(co), nn.ReLU(),
-                                 nn.Conv2d(co, co, 3, padding=1), nn.BatchNorm2d(co), nn.ReLU(),
-                                 nn.MaxPool2d(2))
-
-        self.body = nn.Sequential(block(in_ch, 16), block(16, 32), nn.AdaptiveAvgPool2d(4),
-                                  nn.Flatten())
-        self.embed = nn.Linear(32 * 16, FEAT_DIM)
+        super().__init__(in_ch, 1, width=16)
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(FEAT_DIM, FEAT_DIM), nn.ReLU(),
                                   nn.Linear(FEAT_DIM, SSL_PROJ_DIM))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.body(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 SSL_PROJ_DIM = 64
