@@ -439,7 +439,12 @@ class Result:
     def numbers(self) -> str:
         if not math.isfinite(self.effect):
             return "no values"
-        rel = f" ({self.effect_rel:+.0%})" if math.isfinite(self.effect_rel) else ""
+        rel = ""
+        if math.isfinite(self.effect_rel):  # (a tiny relative effect is "<1%", never "-0%")
+            text = f"{self.effect_rel:+.0%}"
+            if text in ("+0%", "-0%") and self.effect_rel != 0:
+                text = f"{text[0]}<1%"
+            rel = f" ({text})"
         ci = (f" [{_g(self.ci[0])}, {_g(self.ci[1])}]" if math.isfinite(self.ci[0]) else "")
         p = f", p={self.p_holm:.2g}" if math.isfinite(self.p_holm) else ""
         return (f"effect {_g(self.effect)}{rel}{ci}{p}, {self.seeds} seed"

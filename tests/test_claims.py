@@ -322,3 +322,14 @@ def test_a_set_that_removes_what_a_study_claim_names_leaves_the_claim_out(capsys
     # a claim given on the command line is never left out: refused
     assert main(["plan", "ddpm_respacing", "--set", "steps=50", "--claim",
                  "fid_domain: steps=1000 better than steps=50"]) == 2
+
+
+def test_a_tiny_relative_effect_reads_below_one_percent_never_minus_zero():
+    from genbench.harness.claims import Result
+
+    def line(rel):
+        return Result("c", "", "m", "inconclusive", -0.3, rel, (-1.0, 0.4), 0.5, 0.5, 3, 9,
+                      "paired t").line()
+
+    assert "(-<1%)" in line(-0.004) and "(-0%)" not in line(-0.005)
+    assert "(+<1%)" in line(0.003) and "(+0%)" in line(0.0) and "(-80%)" in line(-0.8)
