@@ -78,11 +78,14 @@ class Trackers:
         if trial is None:
             return
         self.sent.add(trial_id)
-        run = RunDir(self.out)
-        curve_file = run.curve_file(trial_id)
-        curves = pd.read_parquet(curve_file) if curve_file.is_file() else pd.DataFrame()
-        if rows is None:
-            rows = self._rows(trial_id)
+        curve_file = RunDir(self.out).curve_file(trial_id)
+        try:
+            curves = pd.read_parquet(curve_file) if curve_file.is_file() else pd.DataFrame()
+            if rows is None:
+                rows = self._rows(trial_id)
+        except Exception as err:  # noqa: BLE001 - a file it cannot read: said, the run goes on
+            self.echo(f"--log: trial {trial_id} not sent: {type(err).__name__}: {first_line(err)}")
+            return
         for sink in self.sinks:
             if sink.name in self.broken:
                 continue
