@@ -24,7 +24,7 @@ from genbench.harness.compaction import compact, compact_at
 from genbench.harness.provenance import git_sha, versions_json
 from genbench.harness.results import current_umask
 from genbench.harness.ledger import check_study, heal_plan, record_plan, scan
-from genbench.harness.rundir import OutputLock, RunDir
+from genbench.harness.rundir import PROGRESS_NAME, OutputLock, RunDir
 from genbench.harness.packing import cluster_nodes, effective, refuse_unplaceable, this_machine
 from genbench.harness.storage import (Remote, clear_progress, has_checkpoint, is_uri, mirror,
                                       mirror_dir, publishing, pull_checkpoints)
@@ -392,7 +392,7 @@ def _status_files(out: str, tmp: Path) -> tuple[Path, dict, dict]:
         remote = Remote(out, "run")
         listing = remote.listing()
         remote.pull(tmp, lambda rel: rel.split("/")[0] in ("results", "errors")
-                    or rel in ("study.json", "progress.json"), listing)
+                    or rel in ("study.json", PROGRESS_NAME), listing)
         for rel in listing:
             if rel.startswith("checkpoints/") and rel.endswith(".pt"):
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)

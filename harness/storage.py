@@ -146,7 +146,7 @@ def progress_file(out: str) -> Callable[[dict], None]:
         if remote is not None and time.monotonic() - pushed[0] >= PROGRESS_PUSH_S:
             pushed[0] = time.monotonic()
             try:
-                remote.put("progress.json", data)
+                remote.put(PROGRESS_NAME, data)
             except Exception:  # noqa: BLE001 - progress is a courtesy; the rows are the run
                 pass
     return write
@@ -157,7 +157,8 @@ def clear_progress(out: str) -> None:
     if is_uri(out):
         RunDir(mirror_dir(out)).progress.unlink(missing_ok=True)
         try:
-            Remote(out).fs.delete_file(f"{Remote(out).root}/progress.json")
+            remote = Remote(out)
+            remote.fs.delete_file(f"{remote.root}/{PROGRESS_NAME}")
         except Exception:  # noqa: BLE001 - absent, or the store is gone: nothing to clear
             pass
     else:

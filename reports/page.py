@@ -195,7 +195,7 @@ def _differences(runs: list[Run]) -> str:
         "commit": [", ".join(sorted({s[:10] for s in r.rows.git_sha.dropna().unique()})) or "-"
                    for r in runs],
         "study": [f"{r.plan.get('study', '?')} [{r.plan.get('scale', '?')}]" for r in runs],
-        "overrides": [" ".join(f"--set {k}={_cli(v)}" for k, v in r.plan.get("sets", []))
+        "overrides": [_set_args(r.plan.get("sets", []))
                       + "".join(f" --arm {a}" for a in r.plan.get("only_arms", [])) or "none"
                       for r in runs],
         "data": [f"{r.plan.get('data', '?')} at {r.plan.get('resolution', '?')} px, "
@@ -430,9 +430,9 @@ def _rerun(runs: list[Run]) -> str:
         for key, (t, seeds) in shown:
             prefix = f"{t.get('arm')}." if multi_arm else ""
             seeds = sorted(seeds)
-            own = " ".join(f"--set {k}={_cli(v)}" for k, v in overrides
-                           if k.rpartition(".")[2] not in t["cell"])  # (the cell's value wins)
-            sets = " ".join(f"--set {prefix}{k}={_cli(v)}" for k, v in t["cell"].items())
+            own = _set_args((k, v) for k, v in overrides
+                            if k.rpartition(".")[2] not in t["cell"])  # (the cell's value wins)
+            sets = _set_args((prefix + k, v) for k, v in t["cell"].items())
             arm = f"--arm {t.get('arm')}" if multi_arm else ""
             cmd = " ".join(f"genbench run {r.study_ref()} --scale {r.plan.get('scale', 'smoke')} "
                            f"{arm} {own} {sets} --set seeds={_cli(seeds)} "
@@ -445,6 +445,11 @@ def _rerun(runs: list[Run]) -> str:
                        f"{len(cells) - len(shown)} more cells: their commands take the same form"
                        "</td></tr>")
     return "".join(out) + "</table>"
+
+
+def _set_args(pairs) -> str:
+    """(key, value) pairs as the command line's `--set KEY=VALUE` arguments."""
+    return " ".join(f"--set {k}={_cli(v)}" for k, v in pairs)
 
 
 def _cli(value) -> str:

@@ -131,6 +131,38 @@ def _state_hash(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _step(loss: torch.Tensor, opt, sched) -> None:
+    """One optimiser step of an extractor's training."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+
+
+def _cache(pointer: Path, saved: dict, meta: dict) -> None:
+    """An extractor's weights beside its pointer (named by the weights' hash), then the
+    pointer: a reader sees the pointer only once the weights it names are whole."""
+    buf = io.BytesIO()
+    torch.save(saved, buf)
+    weights = pointer.with_name(f"{pointer.stem}-{meta['content_hash'][:12]}.pt")
+    atomic_write_bytes(weights, buf.getvalue())
+    atomic_write_bytes(pointer, json.dumps({**meta, "weights": weights.name}, indent=1,
+                                           sort_keys=True).encode())
+
+
+def _load(pointer: Path, build, what: str, fix: str) -> tuple[dict, nn.Module]:
+    """An extractor's pointer and network (`build(saved)` makes it), its weights checked
+    against the recorded hash; a mismatch is one line saying `fix`."""
+    meta = json.loads(pointer.read_text())
+    saved = torch.load(pointer.with_name(meta["weights"]), map_location="cpu")
+    net = build(saved)
+    net.load_state_dict(saved["state"])
+    if _state_hash(net.state_dict()) != meta["content_hash"]:
+        raise GenbenchError(f"{what} {pointer.with_name(meta['weights'])} does not match its "
+                            f"recorded hash; {fix}")
+    return meta, net
+
+
 def _translate(x: torch.Tensor, g: torch.Generator, max_px: int = 2) -> torch.Tensor:
     """Random integer translations of up to max_px pixels per image (training augmentation)."""
     B, _, H, W = x.shape
@@ -174,10 +206,7 @@ def build_domain_extractor(dataset: str, resolution: int | None = None, *, seed:
         for s in range(steps_per_epoch):
             idx = perm[s * 64:(s + 1) * 64]
             loss = F.cross_entropy(net(_translate(train.x[idx], g)), train.y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            _step(loss, opt, sched)
     net.eval()
     state = net.state_dict()
     ex = DomainExtractor(net, dataset, res, _state_hash(state), 0.0)
@@ -189,15 +218,10 @@ def build_domain_extractor(dataset: str, resolution: int | None = None, *, seed:
     if ex.accuracy < bound:
         raise GenbenchError(f"domain classifier of {dataset} reached {ex.accuracy:.4f} held-out "
                             f"accuracy, below the {bound} bound; not cached")
-    buf = io.BytesIO()
-    torch.save({"state": state, "in_ch": train.x.shape[1], "num_classes": train.num_classes}, buf)
-    pointer = _own_pointer(dataset, res)
-    weights = pointer.with_name(f"{pointer.stem}-{ex.content_hash[:12]}.pt")
-    atomic_write_bytes(weights, buf.getvalue())
-    meta = {"dataset": dataset, "resolution": res, "content_hash": ex.content_hash,
-            "weights": weights.name, "accuracy": ex.accuracy, "seed": seed, "epochs": epochs,
-            "n_test": len(test.x)}
-    atomic_write_bytes(pointer, json.dumps(meta, indent=1, sort_keys=True).encode())
+    _cache(_own_pointer(dataset, res), {"state": state, "in_ch": train.x.shape[1],
+                                        "num_classes": train.num_classes},
+           {"dataset": dataset, "resolution": res, "content_hash": ex.content_hash,
+            "accuracy": ex.accuracy, "seed": seed, "epochs": epochs, "n_test": len(test.x)})
     return ex
 
 
@@ -308,10 +332,7 @@ def build_ssl_extractor(dataset: str, resolution: int | None = None, *, seed: in
         idx = torch.randint(0, len(train.x), (batch,), generator=g)
         x = train.x[idx]
         loss = nt_xent(net(ssl_view(x, g)), net(ssl_view(x, g)))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        _step(loss, opt, sched)
     net.eval()
     state = net.state_dict()
     ex = SelfSupervisedExtractor(net, dataset, res, digest, _state_hash(state), None)
@@ -322,15 +343,10 @@ def build_ssl_extractor(dataset: str, resolution: int | None = None, *, seed: in
              if ex.knn_accuracy is not None else "")
     echo(f"self-supervised encoder of {dataset} at {res}px: {steps} SimCLR steps of {batch}, "
          f"final loss {float(loss):.3f}, {time.perf_counter() - t0:.0f}s, seed {seed}{check}")
-    buf = io.BytesIO()
-    torch.save({"state": state, "in_ch": train.x.shape[1]}, buf)
-    pointer = _ssl_pointer(dataset, res, digest)
-    weights = pointer.with_name(f"{pointer.stem}-{ex.content_hash[:12]}.pt")
-    atomic_write_bytes(weights, buf.getvalue())
-    meta = {"dataset": dataset, "resolution": res, "digest": digest, "content_hash": ex.content_hash,
-            "weights": weights.name, "knn_accuracy": ex.knn_accuracy, "seed": seed, "steps": steps,
-            "method": "SimCLR (Chen et al. 2020), NT-Xent tau 0.2"}
-    atomic_write_bytes(pointer, json.dumps(meta, indent=1, sort_keys=True).encode())
+    _cache(_ssl_pointer(dataset, res, digest), {"state": state, "in_ch": train.x.shape[1]},
+           {"dataset": dataset, "resolution": res, "digest": digest, "content_hash": ex.content_hash,
+            "knn_accuracy": ex.knn_accuracy, "seed": seed, "steps": steps,
+            "method": "SimCLR (Chen et al. 2020), NT-Xent tau 0.2"})
     return ex
 
 
@@ -356,13 +372,8 @@ def load_ssl_extractor(dataset: str, resolution: int, digest: str,
     if not pointer.is_file():
         raise GenbenchError(f"no self-supervised feature extractor for {dataset} at {resolution}px "
                             f"(content {digest}) in {pointer.parent}; `genbench run` builds it")
-    meta = json.loads(pointer.read_text())
-    saved = torch.load(pointer.with_name(meta["weights"]), map_location="cpu")
-    net = SelfSupervisedNet(saved["in_ch"])
-    net.load_state_dict(saved["state"])
-    if _state_hash(net.state_dict()) != meta["content_hash"]:
-        raise GenbenchError(f"self-supervised extractor {pointer.with_name(meta['weights'])} does "
-                            "not match its recorded hash; delete it and rerun to rebuild it")
+    meta, net = _load(pointer, lambda saved: SelfSupervisedNet(saved["in_ch"]),
+                      "self-supervised extractor", "delete it and rerun to rebuild it")
     return SelfSupervisedExtractor(net.to(device).eval(), dataset, resolution, digest,
                                    meta["content_hash"], meta.get("knn_accuracy"))
 
@@ -378,15 +389,10 @@ def load_domain_extractor(dataset: str, resolution: int,
     if not pointer.is_file():
         raise GenbenchError(f"no domain feature extractor for {dataset} at {resolution}px in "
                             f"{pointer.parent}; run `genbench assets build-features {dataset}`")
-    meta = json.loads(pointer.read_text())
-    saved = torch.load(pointer.with_name(meta["weights"]), map_location="cpu")
-    net = DomainNet(saved["in_ch"], saved["num_classes"])
-    net.load_state_dict(saved["state"])
-    if _state_hash(net.state_dict()) != meta["content_hash"]:
-        fix = ("reinstall genbench" if pointer.parent == SHIPPED_FEATURES
-               else "rebuild it with `genbench assets build-features`")
-        raise GenbenchError(f"domain extractor {pointer.with_name(meta['weights'])} does not match "
-                            f"its recorded hash; {fix}")
+    fix = ("reinstall genbench" if pointer.parent == SHIPPED_FEATURES
+           else "rebuild it with `genbench assets build-features`")
+    meta, net = _load(pointer, lambda saved: DomainNet(saved["in_ch"], saved["num_classes"]),
+                      "domain extractor", fix)
     return DomainExtractor(net.to(device).eval(), dataset, resolution, meta["content_hash"],
                            meta["accuracy"])
 
