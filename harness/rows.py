@@ -1,6 +1,7 @@
 """Rows and their provenance: what every row of a trial records about how it was measured
 (`Env`: code version, package versions, assets; the device, node, plan and keys), one writer per
-trial (`Rows`), and the peak-memory counters behind `peak_mem_mb` and `sample_peak_mem_mb`
+trial (`Rows`), and the memory of each phase behind `peak_mem_mb` and `sample_peak_mem_mb`: the
+increase over what the process held when the phase began, that baseline in its own rows
 (CUDA's allocator statistics, or the process's VmHWM reset before each phase on Linux).
 """
 
@@ -71,7 +72,6 @@ class Rows:
         optimiser steps sees, as it declares them (`Method.images_per_step`)."""
         self.per_step = method.images_per_step(method.config)
         return self
-        self.note = ""
 
     def write(self, path: Path, rows: list[dict[str, Any]]) -> None:
         now = datetime.now(timezone.utc)
@@ -96,7 +96,11 @@ _STATUS = Path("/proc/self/status")
 
 
 def reset_peak_mem(device: torch.device) -> None:
+    """Start a peak: on CUDA the allocator's cache is emptied first, so a phase never reports
+    an earlier, larger phase's reserve; on Linux the process's VmHWM restarts from its RSS."""
     if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         return
     try:
@@ -105,24 +109,18 @@ def reset_peak_mem(device: torch.device) -> None:
         pass
 
 
-def _vm_hwm_mb() -> float | None:
+def _status_mb(field: str) -> float | None:
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except (OSError, ValueError):
         pass
     return None
 
 
-def peak_mem_protocol(device: torch.device, around: str, env: Env) -> str:
-    if device.type == "cuda":
-        return f"torch.cuda.max_memory_allocated during {around}"
-    shared = "; the worker process ran earlier trials too, whose retained memory counts" \
-        if env.reuse_workers else ""
-    if _vm_hwm_mb() is not None and _CLEAR_REFS.exists():
-        return f"peak RSS of the trial process during {around} (VmHWM reset before; imports included{shared})"
-    return f"ru_maxrss of the trial process (imports and earlier work included{shared})"
+def _vm_hwm_mb() -> float | None:
+    return _status_mb("VmHWM")
 
 
 def peak_mem_mb(device: torch.device, reserved: bool = False) -> float:
@@ -133,3 +131,41 @@ def peak_mem_mb(device: torch.device, reserved: bool = False) -> float:
         return peak(device) / 2**20
     hwm = _vm_hwm_mb() if _CLEAR_REFS.exists() else None
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def held_mem_mb(device: torch.device) -> float:
+    """Memory held now: CUDA's allocated tensors, else the process's resident set (0 where
+    the system does not say)."""
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    return _status_mb("VmRSS") or 0.0
+
+
+class MemPhase:
+    """The memory of one phase (a fit, one setting's sampling): its peak as the increase over
+    what the process held when the phase began (`increase_mb`, the `*peak_mem_mb` rows), and
+    that baseline (`base_mb`, the `*mem_base_mb` rows: imports, the model, earlier phases)."""
+
+    def __init__(self, device: torch.device, around: str, env: Env):
+        self.device, self.around, self.env = device, around, env
+        reset_peak_mem(device)
+        self.base_mb = held_mem_mb(device)
+
+    def increase_mb(self) -> float:
+        return max(0.0, peak_mem_mb(self.device) - self.base_mb)
+
+    def protocol(self) -> str:
+        if self.device.type == "cuda":
+            return (f"torch.cuda.max_memory_allocated during {self.around} minus the memory "
+                    f"allocated when it began (cache emptied and peak reset before)")
+        shared = "; the worker process ran earlier trials too, whose retained memory counts" \
+            if self.env.reuse_workers else ""
+        if _vm_hwm_mb() is not None and _CLEAR_REFS.exists():
+            return (f"peak RSS of the trial process during {self.around} minus its RSS when "
+                    f"{self.around} began (VmHWM reset before{shared})")
+        return (f"ru_maxrss of the trial process minus its RSS when {self.around} began "
+                f"(the lifetime peak: earlier work can count{shared})")
+
+    def base_protocol(self) -> str:
+        what = "CUDA memory allocated" if self.device.type == "cuda" else "RSS of the trial process"
+        return f"{what} when {self.around} began (imports, data, models already held)"

@@ -34,7 +34,7 @@ from genbench.harness.tasks import TaskInputs, get_task
 from genbench.harness.plan import Plan, SampleSetting, Trial
 from genbench.harness.artefacts import (DamagedCheckpoint, checkpoint_every, load_fit, load_resume,
                                         save_checkpoint, save_grid, save_histogram)
-from genbench.harness.rows import Env, Rows, peak_mem_mb, peak_mem_protocol, reset_peak_mem
+from genbench.harness.rows import Env, MemPhase, Rows
 
 
 @dataclass(frozen=True)
@@ -337,7 +337,7 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
          progress: Callable[[dict[str, Any]], None] = lambda info: None) -> Method | None:
     """Train the trial's method; write its fit rows, curve, checkpoint and figures. None when
     the loss turned non-finite (the rows then record where)."""
-    reset_peak_mem(device)
+    memory = MemPhase(device, "fit()", rows.env)
     train = datasets.load(plan.data, "train", plan.resolution)
     method_cls = get_method(trial.method)
     method = method_cls(build_config(method_cls.Config, trial.config))  # once per trial
@@ -419,8 +419,8 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
                 protocol=f"mean of {name} over the last {count(window, 'step')}" if window
                 else f"the last {name} logged"))
     out += [rows.fit_row(name, value, steps) for name, value in method.info().items()]
-    out.append(rows.fit_row("peak_mem_mb", peak_mem_mb(device), steps,
-                            protocol=peak_mem_protocol(device, "fit()", rows.env)))
+    out += [rows.fit_row("peak_mem_mb", memory.increase_mb(), steps, protocol=memory.protocol()),
+            rows.fit_row("mem_base_mb", memory.base_mb, steps, protocol=memory.base_protocol())]
     rows.write(RunDir(out_dir).fit_file(trial.trial_id), out)
     if plan.figures:  # after the fit's rows: a figure that fails never costs the fit
         knobs = plan.settings_for(trial)[0].knobs  # the evaluations' setting
@@ -447,7 +447,7 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
     """Draw one setting's samples and write the rows of the metrics `unit` asks for; return
     how many samples were not finite (then their quality and task metrics are NaN rows saying
     so, with a `diverged` status row: final, as a diverged fit is)."""
-    reset_peak_mem(device)
+    memory = MemPhase(device, "sample()", rows.env)
     sample_info, samples, sample_s = draw_samples(method, setting, plan.n_samples, trial.seed,
                                              labels, inputs.observation)
     n = plan.n_samples
@@ -455,17 +455,17 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
     values: dict[str, dict[str, Any]] = {
         "sample_s_per_image": {"value": sample_s / n, "protocol": "wall clock around sample()"},
         "nfe": {"value": sample_info["nfe"], "protocol": "network evaluations per sample"},
-        "sample_peak_mem_mb": {"value": peak_mem_mb(device),
-                               "protocol": peak_mem_protocol(device, "sample()", rows.env)},
+        "sample_peak_mem_mb": {"value": memory.increase_mb(), "protocol": memory.protocol()},
     }
     task = get_task(plan.task)
     quality = [m for m in unit.metrics if m in plan.metrics]
-    status = []
+    extra = [{"metric": "sample_mem_base_mb", "value": memory.base_mb,
+              "protocol": memory.base_protocol()}]  # a fact beside the measured metrics
     if bad:  # never into the metrics (scipy's sqrtm would fail on them): NaN rows that say why
         note = f"not measured: {bad} of {n} samples are not finite (NaN or inf)"
         for m in (*task.metrics, *quality):
             values[m] = {"value": float("nan"), "note": note}
-        status = [{"metric": "diverged", "value": bad, "note": note}]
+        extra.append({"metric": "diverged", "value": bad, "note": note})
     else:
         if set(task.metrics) & set(unit.metrics):
             values.update(task.measure(samples, inputs, mask=plan.mask, obs_noise=plan.obs_noise))
@@ -480,7 +480,7 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
     common = {"sample_json": canonical_json(sample_info), "setting_json": canonical_json(setting.cell),
               "cell_key": plan.cell_key(trial, setting), "run_key": unit.sampling_key}
     out = [{"n_samples": n, **values[m], "metric": m, **common} for m in unit.metrics]
-    out += [{"n_samples": n, **r, **common} for r in status]
+    out += [{"n_samples": n, **r, **common} for r in extra]
     for r in out:
         r["value"] = float(r["value"])
     rows.write(RunDir(out_dir).unit_file(trial.trial_id, unit.sampling_key, unit.metrics_key), out)

@@ -31,6 +31,9 @@ def test_a_method_defined_in_the_study_file_runs_through_ray(tmp_path, ray_local
     assert set(df.method) == {"mean_image"} and set(df.arm) == {"mean_image"}
     assert len(df[df.metric == "nfe"]) == 2
     assert load_study(str(f)).name == "mine"  # loading the file again is harmless
+    mem = df.set_index("metric").value  # a model with no parameters adds little memory
+    assert mem["peak_mem_mb"] < 0.25 * mem["mem_base_mb"] and mem["mem_base_mb"] > 100
+    assert len(df[df.metric == "sample_mem_base_mb"]) == 2
 
 
 ARMS = dict(name="arms", data="mnist5k", seeds=(0,),

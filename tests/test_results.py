@@ -113,3 +113,28 @@ def test_current_rows_count_each_point_once_and_follow_the_latest_plan():
     # version-1 rows have no keys: several settings of one fit are never merged
     v1 = rows.assign(run_key=None, setting_json=None)
     assert len(results.current_rows(v1[v1.trial_id == new0])) == 6
+
+
+def test_a_phase_memory_is_what_it_added_over_its_baseline():
+    """peak_mem_mb is the increase over what the process held when the phase began: 256 MiB
+    touched inside the phase count, the process's earlier memory is the baseline."""
+    import numpy as np
+    import torch
+
+    from genbench.harness.rows import Env, MemPhase
+
+    cpu = torch.device("cpu")
+    env = Env(git_sha="x", versions_json="{}", assets_dir="/tmp")
+    held = np.ones(64 * 2**20 // 8)  # held before the phase: baseline, not increase
+    phase = MemPhase(cpu, "fit()", env)
+    if "VmHWM reset before" not in phase.protocol():
+        pytest.skip("this system cannot reset the process's peak RSS (no /proc/self/clear_refs)")
+    assert phase.base_mb > 64
+    assert phase.increase_mb() < 32  # nothing allocated yet
+    block = np.ones(256 * 2**20 // 8)  # 256 MiB, every page touched
+    del block
+    assert 240 < phase.increase_mb() < 400
+    again = MemPhase(cpu, "sample()", env)  # a later phase does not inherit the peak
+    assert again.increase_mb() < 32 and abs(again.base_mb - phase.base_mb) < 64
+    assert "minus its RSS when sample() began" in again.protocol()
+    del held

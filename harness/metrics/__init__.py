@@ -17,15 +17,25 @@ from genbench.harness.registry import Registry, origin
 COST_METRICS: dict[str, tuple[bool, str]] = {
     "train_s": (False, "wall seconds inside fit()"),
     "train_images_per_s": (True, "training examples processed per wall second"),
-    "peak_mem_mb": (False, "peak memory of the fit: CUDA max allocated, else process max RSS"),
+    "peak_mem_mb": (False, "peak memory of the fit above what the process held when it began "
+                           "(mem_base_mb): CUDA allocated, else the process's RSS"),
     "n_params": (False, "trainable parameters"),
     "final_loss": (False, "mean training loss over the last log interval"),
     "sample_s_per_image": (False, "wall seconds per generated sample"),
     "nfe": (False, "network evaluations per sample"),
-    "sample_peak_mem_mb": (False, "peak memory while sampling: CUDA max allocated, else process max RSS"),
+    "sample_peak_mem_mb": (False, "peak memory while sampling above what the process held when "
+                                  "it began (sample_mem_base_mb)"),
     "diverged_at_step": (False, "step at which the loss became non-finite (row only if it did)"),
     "failed": (False, "attempts of a trial whose every attempt raised; note: class and message"),
     "diverged": (False, "samples of a sample setting that were not finite (row only if any were)"),
+}
+
+# facts recorded beside the cost metrics, without a good direction (shown, never judged): the
+# memory a phase starts from (imports, data, models already held), so that its peak can be
+# read as what the phase itself added
+MEMORY_BASELINES: dict[str, str] = {
+    "mem_base_mb": "memory the trial process held when fit() began: CUDA allocated, else RSS",
+    "sample_mem_base_mb": "memory the trial process held when a setting's sample() began",
 }
 
 # the cost metrics that are wall-clock times: they measure the machine and its load as much as
