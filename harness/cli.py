@@ -140,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log", action="append", default=[], metavar="TRACKER[=WHERE]",
                      help="also send each trial's curves, final metrics and config to a tracker "
                           "(repeatable): tensorboard[=DIR] (default OUT/tensorboard) or "
-                          "mlflow[=URI] (default sqlite:///OUT/mlflow.db); optional extras")
+                          "mlflow[=URI] (default sqlite:///OUT/mlflow.db) or wandb[=PROJECT] "
+                          "(offline under OUT/wandb; default project: the study); optional extras")
     run.add_argument("--reuse-workers", action="store_true",
                      help="run trials in shared worker processes (saves about 4 s of process "
                           "start per trial; CPU memory rows then include earlier trials')")
@@ -592,7 +593,8 @@ def cmd_status(args) -> int:
 def cmd_list(args) -> int:
     from genbench.harness import data as datasets
     from genbench.harness.method import list_methods
-    from genbench.harness.metrics import COST_METRICS, QUALITY_METRICS, TASK_METRICS, metric_names
+    from genbench.harness.metrics import (COST_METRICS, MEMORY_BASELINES, QUALITY_METRICS,
+                                          TASK_METRICS, metric_names)
     from genbench.harness.study import load_study, study_names
 
     metric_names()  # loads the quality metrics
@@ -609,6 +611,7 @@ def cmd_list(args) -> int:
     print("metrics (cost, always recorded): " + ", ".join(COST_METRICS))
     print("metrics (quality): " + ", ".join(QUALITY_METRICS.names()))
     print("metrics (inpainting task): " + ", ".join(TASK_METRICS))
+    print("facts (recorded, not judged): " + ", ".join(MEMORY_BASELINES))
     return 0
 
 

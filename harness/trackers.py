@@ -1,5 +1,5 @@
 """Experiment trackers a run reports to (`genbench run --log NAME[=WHERE]`, repeatable), so curves
-and results reach the tools labs already look at: TensorBoard and MLflow.
+and results reach the tools labs already look at: TensorBoard, MLflow and Weights & Biases.
 
 Each ended trial is sent once, by the driver, from what the trial wrote to the run directory
 (its curve file and its result rows): the same for Ray Tune and `--in-process` runs, and no
@@ -11,6 +11,13 @@ its arm, train-grid cell and seed, and the git commit, study, scale and trial id
   (`torch.utils.tensorboard.SummaryWriter`; `pip install 'genbench[tensorboard]'`).
 - `mlflow[=URI]`: one MLflow run per trial in the experiment named after the study, at the
   tracking URI (default `sqlite:///OUT/mlflow.db`; `pip install 'genbench[mlflow]'`).
+- `wandb[=PROJECT]`: one W&B run per trial in PROJECT (default: the study's name), offline
+  under OUT/wandb: no login and no network, uploaded later with `wandb sync OUT/wandb/offline-*`
+  (`pip install 'genbench[wandb]'`). A user who has logged in and set `WANDB_MODE=online`
+  gets online runs instead; genbench never asks for a key.
+
+Ray Tune has logger callbacks for the same trackers; they are not used because they see what a
+trial reports to Tune, not its Parquet rows, and do not run for `--in-process` runs.
 
 Trackers are optional extras: a tracker whose package is missing is refused in one line before
 any work starts. A tracker that fails while the run goes on is said once and then left alone:
@@ -32,7 +39,7 @@ from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError, first_line, unknown
 from genbench.harness.rundir import RunDir, safe_name
 
-EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # tracker -> the package it needs
+EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}  # tracker -> its package
 
 
 def parse(specs: list[str]) -> list[tuple[str, str]]:
@@ -60,7 +67,7 @@ class Trackers:
         self.sinks: list[Any] = []
         for name, where in specs:
             try:
-                self.sinks.append({"tensorboard": TensorBoard, "mlflow": MLflow}[name](where, self.out, plan))
+                self.sinks.append(SINKS[name](where, self.out, plan))
             except Exception as err:  # noqa: BLE001 - an unreachable store: one line, no trial run
                 raise GenbenchError(f"--log {name}{'=' + where if where else ''}: cannot open it: "
                                     f"{type(err).__name__}: {first_line(err)}") from None
@@ -99,9 +106,11 @@ class Trackers:
     def close(self) -> None:
         for sink in self.sinks:
             try:
-                sink.close()
+                said = sink.close()
             except Exception:  # noqa: BLE001 - closing what failed already
-                pass
+                continue
+            if said and sink.name not in self.broken and self.sent:
+                self.echo(said)
 
 
     def _rows(self, trial_id: str) -> pd.DataFrame:
@@ -201,3 +210,47 @@ class MLflow:
 
     def close(self) -> None:
         pass
+
+
+class WandB:
+    name = "wandb"
+
+    def __init__(self, where: str, out: Path, plan):
+        import os
+
+        self.project = where or plan.study
+        self.root = RunDir(out).root  # runs land in OUT/wandb/
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.mode = os.environ.get("WANDB_MODE") or "offline"
+        self.plan = plan
+
+    def send(self, trial, curves: pd.DataFrame, rows: pd.DataFrame) -> None:
+        import wandb
+
+        tags = _tags(self.plan, trial, rows)
+        run = wandb.init(mode=self.mode, dir=str(self.root), project=self.project,
+                         name=trial.name, group=f"{self.plan.study} [{self.plan.scale}]",
+                         job_type=trial.arm, config={"config": trial.config, **tags},
+                         tags=[f"{k}:{tags[k]}"[:64] for k in ("arm", "method", "scale", "git_sha")],
+                         reinit="create_new", save_code=False,
+                         settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
+                                                 disable_git=True))
+        try:
+            for step, at in curves.groupby("step", sort=True) if len(curves) else ():
+                run.log({f"curves/{m}": float(v) for m, v in zip(at.metric, at.value)}, step=int(step))
+            for key, value, _ in _finals(rows):
+                run.summary[f"final/{key}"] = value
+        finally:
+            run.finish()
+
+    def close(self) -> str | None:
+        import wandb
+
+        wandb.teardown()  # stops the W&B service process the runs started
+        if self.mode == "offline":
+            return f"W&B runs are offline in {self.root / 'wandb'}: `wandb sync " \
+                   f"{self.root / 'wandb'}/offline-run-*` uploads them"
+        return None
+
+
+SINKS = {"tensorboard": TensorBoard, "mlflow": MLflow, "wandb": WandB}

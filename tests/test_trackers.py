@@ -1,6 +1,9 @@
-"""`genbench run --log`: each trial's curves, final metrics and config reach TensorBoard and
-MLflow, read back here with their own readers (TensorBoard's EventAccumulator, MLflow's client
-on its SQLite store)."""
+"""`genbench run --log`: each trial's curves, final metrics and config reach TensorBoard, MLflow
+and W&B, read back here with their own readers (TensorBoard's EventAccumulator, MLflow's client
+on its SQLite store, W&B's protobuf records from its offline run file)."""
+
+import json
+import struct
 
 import pytest
 
@@ -15,9 +18,10 @@ STUDY = Study(name="tracked", data="mnist5k", metrics=("fid_domain",), seeds=(0,
 
 
 @pytest.mark.e2e
-def test_trials_reach_tensorboard_and_mlflow(tmp_path, capsys, domain_extractor):
+def test_trials_reach_tensorboard_mlflow_and_wandb(tmp_path, capsys, domain_extractor):
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
+    pytest.importorskip("wandb")
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -25,8 +29,10 @@ def test_trials_reach_tensorboard_and_mlflow(tmp_path, capsys, domain_extractor)
     study.write_text(STUDY)
     out = tmp_path / "out"
     assert main(["run", str(study), "--out", str(out), "--in-process", "--no-report",
-                 "--log", "tensorboard", "--log", "mlflow"]) == 0
-    assert "--log" not in capsys.readouterr().out  # nothing went wrong to say
+                 "--log", "tensorboard", "--log", "mlflow", "--log", "wandb"]) == 0
+    printed = capsys.readouterr().out
+    assert "--log" not in printed  # nothing went wrong to say
+    assert f"`wandb sync {out / 'wandb'}/offline-run-*` uploads them" in printed
     # TensorBoard: one run per trial, the loss at every logged step, a final value per setting
     (run_dir,) = (out / "tensorboard").iterdir()
     events = EventAccumulator(str(run_dir))
@@ -46,6 +52,44 @@ def test_trials_reach_tensorboard_and_mlflow(tmp_path, capsys, domain_extractor)
     history = client.get_metric_history(run.info.run_id, "curves/loss")
     assert [m.step for m in history] == [2, 4, 6]
     assert run.data.metrics["fid_domain/noise-0.1"] == pytest.approx(low, rel=1e-5)
+    # W&B: one offline run per trial under OUT/wandb, its history, summary, config and tags
+    (run_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    records = wandb_records(run_file)
+    (info,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert info.display_name == "mean s0" and info.project == "tracked" and "arm:mean" in info.tags
+    config = {i.key: json.loads(i.value_json) for i in info.config.update}
+    assert config["arm"] == "mean" and config["seed"] == "0" and config["config"]["batch_size"]
+    history = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+               for r in records if r.WhichOneof("record_type") == "history"]
+    assert [h["_step"] for h in history if "curves/loss" in h] == [2, 4, 6]
+    summary = {i.key or "/".join(i.nested_key): json.loads(i.value_json)
+               for r in records if r.WhichOneof("record_type") == "summary" for i in r.summary.update}
+    assert summary["final/fid_domain/noise=0.1"] == pytest.approx(low, rel=1e-5)
+
+
+def wandb_records(path):
+    """The protobuf records of a W&B run file: LevelDB's log format (32 KiB blocks, records
+    `crc32 | length | type` split across blocks) after a 7-byte `:W&B` header."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    out, part, pos, block = [], b"", 7, 32768
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if kind == 0 and length == 0:
+            break
+        part += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a whole record, or the last piece of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(part)
+            out.append(record)
+            part = b""
+    return out
 
 
 def test_an_unknown_or_missing_tracker_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
