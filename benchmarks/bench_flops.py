@@ -36,7 +36,8 @@ def main() -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     from genbench.methods.ddpm import DDPMConfig
-    from genbench.methods.training import autocast, make_adam, prepare_net
+    from genbench.harness.method import prepare_net
+    from genbench.methods.training import autocast, make_adam
     from genbench.studies._common import FULL_UNET
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

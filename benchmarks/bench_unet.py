@@ -8,9 +8,11 @@ threads, in interleaved rounds; prints the median ratio of steps per second.
 The reference is `UNet2DModel(block_out_channels=(32, 64, 64), layers_per_block=1)` with
 attention at the lowest level (1.11 M parameters); genbench's is `UNet(n_feat=40,
 ch_mult=(1, 1, 2))`, within 0.1 % of it. Each is timed in NCHW and in channels-last memory
-(`genbench.methods.training.prepare_net`); genbench's also with `make_adam` (fused on CUDA). The last
-line is genbench's default path on this device (`memory_format="auto"`: channels-last on CUDA
-only) against diffusers as its examples train it (eager, NCHW). diffusers is a
+(`genbench.harness.method.prepare_net`); genbench's also with `make_adam` (fused on CUDA). The last
+line is genbench's default path on this device (`memory_format="auto"`, the layout
+`AUTO_CHANNELS_LAST` records as faster there: NCHW on the CPU, and on CUDA until this benchmark
+measures otherwise on a GPU) against diffusers as its examples train it (eager, NCHW); the line
+before it says which layout this run measured faster and whether the default agrees. diffusers is a
 benchmark-only dependency: `pip install -e '.[bench]'`.
 """
 
@@ -45,7 +47,8 @@ class Trainer:
 
     def __init__(self, name: str, net: torch.nn.Module, *, diffusers: bool, fast: bool,
                  batch: int, res: int, in_ch: int, device: torch.device, bf16: bool):
-        from genbench.methods.training import autocast, make_adam, prepare_net
+        from genbench.harness.method import prepare_net
+        from genbench.methods.training import autocast, make_adam
 
         self.name, self.diffusers, self.device, self.bf16 = name, diffusers, device, bf16
         self.net = prepare_net(net, device, channels_last=fast)
@@ -119,6 +122,12 @@ def main() -> None:
         print(f"  {name:<24} {rate:7.2f} steps/s  x{rate / ref:.2f} of diffusers NCHW "
               f"(rounds spread {spread:.0%})")
     layout = "channels-last" if default_cl else "NCHW"
+    faster = "channels-last" if med["genbench channels-last"] > med["genbench NCHW"] else "NCHW"
+    gain = med["genbench channels-last"] / med["genbench NCHW"]
+    print(f"layout measured faster for genbench on {device.type}: {faster} (channels-last/NCHW "
+          f"x{gain:.2f}); memory_format='auto' picks {layout}: "
+          + ("agrees" if faster == layout else "differs: update AUTO_CHANNELS_LAST in "
+             "methods/nets/unet.py if it holds over rounds and sizes"))
     best = {who: max(med[f"{who} NCHW"], med[f"{who} channels-last"]) for who in ("genbench", "diffusers")}
     print(f"genbench's default path here ({layout}) / diffusers NCHW: "
           f"x{med[f'genbench {layout}'] / ref:.2f}; best / best: "

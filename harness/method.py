@@ -22,6 +22,9 @@ changes sampling, so a sample grid never retrains). The contract:
   EMA's copy) and `trained` which of them `n_params` counts; from these the base class gives
   `state_dict()` / `load_state_dict()` (config, `extra_state()` and every network's weights on
   the CPU, restored through the method's `rebuild(state)`), `to(device)` and `n_params()`.
+  `to` is the one way a method is placed, after its fit builds the networks and after a reload
+  alike: each network on the device in the layout its config asks for there, then `on_device()`
+  moves the constants its steps read (a schedule's tables), so no step copies from the host.
 - `num_classes` (set by `fit` or `rebuild`) is the number of classes a fitted model conditions
   on, 0 when unconditional; `images_per_step(config)` is how many training examples one
   optimiser step sees (`budget_kimg` and the `train_images_per_s` row use it; None: it has no
@@ -98,6 +101,19 @@ class Observation:
 
     y: torch.Tensor  # (N, C, H, W) observed values, zero where hidden
     mask: torch.Tensor  # (N, 1, H, W) 1 where observed, 0 where hidden
+
+
+def prepare_net(net: "torch.nn.Module", device: "torch.device", *,
+                channels_last: bool = False) -> "torch.nn.Module":
+    """`net` on `device`, in channels-last memory when asked (NHWC: the function computed is the
+    same; which layout is faster depends on the device and the network, see
+    `UNetTraining.channels_last`). Copies made from it afterwards inherit both. Returns `net`."""
+    import torch
+
+    net.to(device)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    return net
 
 
 class Method(abc.ABC):
@@ -191,13 +207,29 @@ class Method(abc.ABC):
             net.eval()
 
     def to(self, device: torch.device) -> "Method":
-        """Move a loaded model to `device` for sampling (after `load_state_dict`); returns self."""
+        """Put the method on `device`: every network in `modules` there, in the memory format
+        its config asks for on that device (`channels_last`), then the method's own
+        device-resident constants (`on_device`). The one way a method is placed: after its
+        networks are built for a fit and after a checkpoint is loaded alike, so a reloaded
+        model runs the kernels the fitted one ran. Returns self."""
         self.device = device
+        channels_last = self.channels_last(self.device)
         for key in self.modules:
             net = self.module(key)
             if net is not None:
-                net.to(self.device)
+                prepare_net(net, self.device, channels_last=channels_last)
+        self.on_device()
         return self
+
+    def channels_last(self, device: torch.device) -> bool:
+        """Whether the networks run in channels-last memory on `device`: the config's
+        `channels_last(device)` where it has one, else no."""
+        choose = getattr(self.config, "channels_last", None)
+        return bool(choose(device)) if callable(choose) else False
+
+    def on_device(self) -> None:
+        """Move constants the steps read (a noise schedule's tables) to `self.device`, once,
+        so that no training or sampling step copies them from the host. Called by `to`."""
 
     def n_params(self) -> int:
         """Number of parameters of the `trained` networks (0 before fit)."""

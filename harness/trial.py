@@ -69,6 +69,8 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env, device: torch
             work = Work(trial, True, tuple(Unit(s.key, plan.sampling_key(trial, s), plan.measured())
                                            for s in plan.settings_for(trial)))
     if work.fit:
+        if evaluator is not None and plan.eval_every:
+            evaluator.load(plan.metrics)  # before the fit's memory is measured
         method = _fit(plan, trial, out_dir, rows, evaluator, device, sync, progress)
         if method is None:  # diverged: final, and an earlier attempt's failure is over
             _failure_over(out_dir, trial.trial_id)
@@ -77,6 +79,8 @@ def execute_trial(plan: Plan, work: Work, out_dir: Path, env: Env, device: torch
     labels = labels_for(method, plan.n_samples)
     inputs = _task_inputs(plan, trial, out_dir, method)
     settings = {s.key: s for s in plan.settings_for(trial)}
+    if evaluator is not None and work.units:  # the metric networks before any setting's
+        evaluator.load(plan.metrics)         # memory is measured: none carries them alone
     diverged = []
     for i, unit in enumerate(work.units):
         progress({"phase": "sampling", "setting": unit.setting, "done": i, "of": len(work.units)})
@@ -459,8 +463,9 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
     }
     task = get_task(plan.task)
     quality = [m for m in unit.metrics if m in plan.metrics]
-    extra = [{"metric": "sample_mem_base_mb", "value": memory.base_mb,
-              "protocol": memory.base_protocol()}]  # a fact beside the measured metrics
+    extra = [{"metric": "sample_mem_base_mb", "value": memory.base_mb,  # a fact beside the
+              "protocol": memory.base_protocol()}  # peak it qualifies (a unit that only adds a
+             ] if "sample_peak_mem_mb" in unit.metrics else []  # metric writes neither)
     if bad:  # never into the metrics (scipy's sqrtm would fail on them): NaN rows that say why
         note = f"not measured: {bad} of {n} samples are not finite (NaN or inf)"
         for m in (*task.metrics, *quality):

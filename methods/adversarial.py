@@ -128,10 +128,10 @@ class AdversarialMethod(Method):
 
     # -- the shared machinery -----------------------------------------------------------------
     def _build(self, data_shape: tuple[int, ...], device: torch.device) -> None:
-        self.data_shape, self.device = tuple(data_shape), device
-        G, D = self.build(self.data_shape)
-        self.G, self.D = G.to(device), D.to(device)
+        self.data_shape = tuple(data_shape)
+        self.G, self.D = self.build(self.data_shape)
         self.ema = EMA(self.G, self.ema_decay()) if self.ema_decay() > 0 else None
+        self.to(device)  # the one placement: after a fit's build and a reload alike
 
     def fit(self, data: TrainData, budget: Budget, *, seed: int, device: torch.device) -> None:
         cfg = self.config

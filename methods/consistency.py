@@ -36,7 +36,7 @@ from genbench.harness.method import Budget, Method, Observation, TrainData, regi
 from genbench.harness.seeding import PerSampleNoise
 from genbench.methods.nets.unet import UNet, UNetTraining
 from genbench.methods.training import (EMA, LossLog, TrainState, autocast, make_adam,
-                                       minibatches, prepare_net, to_device)
+                                       minibatches, to_device)
 
 Distance = Literal["l2", "l1", "pseudo_huber", "lpips"]
 
@@ -151,11 +151,11 @@ class ConsistencyModel(Method):
 
     def _build(self, data_shape: tuple[int, ...], device: torch.device) -> None:
         cfg = self.config
-        self.data_shape, self.device = tuple(data_shape), device
-        self.net = prepare_net(cfg.unet(data_shape), device,
-                               channels_last=cfg.channels_last(device))
+        self.data_shape = tuple(data_shape)
+        self.net = cfg.unet(data_shape)
         self.target = copy.deepcopy(self.net).eval().requires_grad_(False)  # theta^-
         self.ema = EMA(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.to(device)  # the one placement: after a fit's build and a reload alike
 
     def f(self, net: UNet, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The consistency function f_theta(x, t); t is (B,) times."""

@@ -31,7 +31,7 @@ from genbench.methods.samplers import Variance, ddim_step, ddpm_step, guided_eps
 from genbench.methods.schedules import NoiseSchedule, Spacing, cosine_betas, linear_betas
 from genbench.methods.score_distillation import DistillOptions, distill
 from genbench.methods.training import (EMA, LossLog, TrainState, autocast, make_adam,
-                                       minibatches, prepare_net, to_device)
+                                       minibatches, to_device)
 
 Sampler = Literal["ddpm", "ddim", "dps", "sds", "vsd"]
 
@@ -133,15 +133,18 @@ class DDPM(Method):
 
     def _build(self, data_shape: tuple[int, ...], device: torch.device) -> None:
         cfg = self.config
-        self.data_shape, self.device = tuple(data_shape), device
-        self.net = prepare_net(cfg.unet(data_shape, self.num_classes), device,
-                               channels_last=cfg.channels_last(device))
+        self.data_shape = tuple(data_shape)
+        self.net = cfg.unet(data_shape, self.num_classes)
         self.ema = EMA(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.to(device)  # the one placement: after a fit's build and a reload alike
+
+    def on_device(self) -> None:
+        self.alphabar = self.schedule.alphabar.to(self.device)  # read by every training step
 
     def loss(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
              c: torch.Tensor | None = None) -> torch.Tensor:
         """The training loss at given timesteps, noise and (one-hot, possibly null) labels."""
-        ab = self.schedule.alphabar.to(x0.device)[t].float()[:, None, None, None]
+        ab = self.alphabar[t].float()[:, None, None, None]
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         eps_hat = self.net(x_t, t, c)
         if self.config.loss == "l1":
@@ -239,8 +242,9 @@ class DDPM(Method):
         sched = self.sampling_schedule(k)
         x = noise.randn(*self.data_shape) if x is None else x  # (B, C, H, W)
         top = len(sched) - 1 if start is None else start
+        timesteps = sched.timesteps.to(self.device)  # once per chain, not once per step
         for i in reversed(range(top + 1)):
-            t = sched.timesteps[i].to(self.device).expand(len(x))
+            t = timesteps[i].expand(len(x))
             z = noise.randn(*self.data_shape)
             x = step(eps_fn, sched, i, x, t, c, z, obs, k)
         return x

@@ -150,16 +150,6 @@ def make_adam(params, lr: float, device: torch.device, **kwargs) -> torch.optim.
     return torch.optim.Adam(params, lr=lr, fused=torch.device(device).type == "cuda", **kwargs)
 
 
-def prepare_net(net: nn.Module, device: torch.device, *, channels_last: bool = True) -> nn.Module:
-    """`net` on `device`, in channels-last memory when asked (NHWC: oneDNN and cuDNN run
-    convolutions without layout reorders; the function computed is the same). Copies made
-    from it (EMA, target networks) inherit both. Returns `net` itself."""
-    net.to(device)
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
-    return net
-
-
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     """bfloat16 autocast on CUDA when `enabled`; a no-op elsewhere."""
     if enabled and device.type == "cuda":

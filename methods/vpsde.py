@@ -128,12 +128,25 @@ class VPSDE(Method):
 
     def marginal(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-time (B, K) means and variances and (1, K) log weights of p_t."""
-        law = self.law
         m = self.mean_coef(t)[:, None]
-        mu = torch.tensor(law.means, dtype=t.dtype, device=t.device)[None]
-        s2 = torch.tensor(law.stds, dtype=t.dtype, device=t.device)[None] ** 2
-        logw = torch.log(torch.tensor(law.weights, dtype=t.dtype, device=t.device))[None]
+        mu, s2, logw = (v.to(t.dtype) for v in self._law_rows())
         return m * mu, m * m * s2 + 1 - m * m, logw
+
+    def on_device(self) -> None:
+        if getattr(self, "law", None) is not None:
+            self._law_rows()
+
+    def _law_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The law's (1, K) means, variances and log weights, float64, on the device: made once
+        per law and device (by `on_device`), not at every step of the exact score."""
+        key = (self.law, self.device)
+        cached = getattr(self, "_law_cache", None)
+        if cached is None or cached[0] != key:
+            row = lambda v: torch.tensor(v, dtype=torch.float64)[None].to(self.device)  # noqa: E731
+            law = self.law
+            cached = self._law_cache = (key, (row(law.means), row(law.stds) ** 2,
+                                              torch.log(row(law.weights))))
+        return cached[1]
 
     def exact_score(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         means, variances, log_weights = self.marginal(t)
@@ -151,10 +164,11 @@ class VPSDE(Method):
         cfg = self.config
         if data.law is None:
             raise GenbenchError(f"vpsde needs a data set with an exact law (mixture), got {data.name!r}")
-        self.law, self.device = data.law, device
+        self.law = data.law
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-        self.net = ScoreMLP(cfg.hidden, cfg.layers).to(device)
+        self.net = ScoreMLP(cfg.hidden, cfg.layers)
+        self.to(device)
         opt = make_adam(self.net.parameters(), cfg.lr, device)
         x_all = data.x.to(device)
         batches = minibatches(len(x_all), cfg.batch_size, g)
@@ -204,11 +218,13 @@ class VPSDE(Method):
         x = draws[:, 0]
         B = len(x)
         ode = k.process == "ode"
+        dts = (ts[1:] - ts[:-1]).tolist()  # host floats (negative), and
+        ts = ts.to(x.device)  # the grid on the device: once, not once per step
         for i in range(k.steps):
             if path is not None:
                 path.append(x)
-            t = ts[i].expand(B).to(x.device)
-            dt = float(ts[i + 1] - ts[i])  # negative
+            t = ts[i].expand(B)
+            dt = dts[i]
             d1 = self._drift(x, t, ode)
             if not ode:
                 x = x + d1 * dt
@@ -216,7 +232,7 @@ class VPSDE(Method):
                     x = x + torch.sqrt(self.beta(t)[:, None] * -dt) * draws[:, i + 1]
             elif k.solver == "heun":
                 x_next = x + d1 * dt
-                d2 = self._drift(x_next, ts[i + 1].expand(B).to(x.device), ode)
+                d2 = self._drift(x_next, ts[i + 1].expand(B), ode)
                 x = x + 0.5 * (d1 + d2) * dt
             else:
                 x = x + d1 * dt
@@ -299,5 +315,6 @@ class VPSDE(Method):
     def rebuild(self, state: dict[str, Any]) -> None:
         w, mu, s = state["law"]
         self.law = Mixture(tuple(w), tuple(mu), tuple(s))
-        self.net = ScoreMLP(self.config.hidden, self.config.layers).to(self.device)
+        self.net = ScoreMLP(self.config.hidden, self.config.layers)
+        self.to(self.device)
 

@@ -14,7 +14,7 @@ FAST = ["--set", "budget_steps=4", "--set", "n_samples=4", "--set", "log_every=2
         "--set", "steps=2", "--no-report"]
 # what measures the machine and the process, not the method
 MACHINE = {"train_s", "train_images_per_s", "sample_s_per_image", "peak_mem_mb",
-           "sample_peak_mem_mb"}
+           "sample_peak_mem_mb", "mem_base_mb", "sample_mem_base_mb"}
 
 
 def test_in_process_rows_are_the_rows_of_a_ray_run(tmp_path, ray_local, capsys, monkeypatch):

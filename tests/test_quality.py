@@ -93,6 +93,29 @@ def test_the_shipped_domain_classifier_reaches_its_accuracy_bound(domain_extract
     assert domain_extractor.id.startswith("domain:mnist5k-r28:")
 
 
+def test_features_are_strict_fp32_and_their_id_and_cache_key_name_the_device(domain_extractor,
+                                                                             monkeypatch):
+    """Issue: a GPU computes float32 convolutions in TF32 by default, and the reference cache
+    did not know the device. Inside `run` TF32 is off (flags restored after); the extractor id
+    ends in the device kind and precision, and so does the reference key built from it."""
+    from genbench.harness.metrics.quality import reference_key
+
+    conv, mm = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, mm.fp32_precision
+    seen = []
+    real = features.DomainNet.features
+    monkeypatch.setattr(features.DomainNet, "features",
+                        lambda self, x: seen.append((conv.fp32_precision, mm.fp32_precision))
+                        or real(self, x))
+    domain_extractor.run(torch.zeros(3, 1, 28, 28))
+    assert seen == [("ieee", "ieee")] and (conv.fp32_precision, mm.fp32_precision) == before
+    assert domain_extractor.id.endswith("@cpu-fp32")
+    assert features.precision_tag("cuda:1") == "@cuda-fp32"
+    on_gpu = domain_extractor.id.replace("@cpu-fp32", features.precision_tag("cuda"))
+    keys = {reference_key("mnist5k", "test", i, 28)[0] for i in (domain_extractor.id, on_gpu)}
+    assert len(keys) == 2
+
+
 def test_the_shipped_extractor_is_always_the_one_used(tmp_path, monkeypatch):
     """Where genbench ships an extractor, a build an earlier version left in the assets
     directory is not used, and another build is refused: numbers would not compare."""

@@ -20,11 +20,17 @@
   the assets directory; its id carries the weights' hash): numbers in it compare runs on one
   data set with one build, never across data sets or builds (`genbench compare` refuses).
 
-All take generated samples as tensors in [-1, 1] and never write image files.
+All take generated samples as tensors in [-1, 1] and never write image files. Every extractor
+computes in strict float32 on every device (`strict_fp32`: cuDNN would otherwise run float32
+convolutions in TF32 on a GPU, 10 mantissa bits), and its id ends in the device kind and that
+precision (`@cpu-fp32`, `@cuda-fp32`), as does the reference cache key built from it: features
+of different devices are never mixed in one cache, and `genbench compare` refuses rows measured
+on different ones (PITFALLS: FID is sensitive far below the differences it is used to rank).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -43,6 +49,26 @@ from genbench.harness.results import atomic_write_bytes
 
 FEAT_DIM = 128
 DOMAIN_ACCURACY_BOUND = {"mnist5k": 0.97, "mnist": 0.99}  # held-out accuracy a build must reach
+
+
+@contextlib.contextmanager
+def strict_fp32():
+    """float32 convolutions and matmuls computed in float32 (IEEE) inside the block, on every
+    device: PyTorch lets cuDNN run float32 convolutions in TF32 by default on GPUs that have
+    it. The flags are restored after (with the API PyTorch 2.9+ asks for, not the legacy
+    `allow_tf32` ones, which it refuses to mix)."""
+    conv, mm = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    saved = conv.fp32_precision, mm.fp32_precision
+    conv.fp32_precision = mm.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision, mm.fp32_precision = saved
+
+
+def precision_tag(device: torch.device | str) -> str:
+    """The device kind and precision features were computed in, for an extractor's id."""
+    return f"@{torch.device(device).type}-fp32"
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -86,9 +112,11 @@ class DomainExtractor:
 
     @property
     def id(self) -> str:
-        return f"domain:{self.dataset}-r{self.resolution}:{self.content_hash[:12]}"
+        return (f"domain:{self.dataset}-r{self.resolution}:{self.content_hash[:12]}"
+                + precision_tag(next(self.net.parameters()).device))
 
     @torch.no_grad()
+    @strict_fp32()
     def run(self, images: torch.Tensor, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(N, C, H, W) in [-1, 1] -> (features (N, 128) float64, logits (N, K) float64).
         Batches of 64 on the CPU (2.2x the images per second of 500, which spill the caches;
@@ -294,9 +322,11 @@ class SelfSupervisedExtractor:
 
     @property
     def id(self) -> str:
-        return f"ssl:{self.dataset}-r{self.resolution}-{self.digest}:{self.content_hash[:12]}"
+        return (f"ssl:{self.dataset}-r{self.resolution}-{self.digest}:{self.content_hash[:12]}"
+                + precision_tag(next(self.net.parameters()).device))
 
     @torch.no_grad()
+    @strict_fp32()
     def run(self, images: torch.Tensor, batch_size: int | None = None) -> tuple[np.ndarray, None]:
         """(N, C, H, W) in [-1, 1] -> (N, 128) float64 features (uint8-quantised first)."""
         self.net.eval()
@@ -413,11 +443,13 @@ class InceptionExtractor:
             self.id = f"inception-2015-12-05:{sha256_file(path)[:12]}"
         else:
             self.id = f"stand-in:{type(model).__name__}"
+        self.id += precision_tag(device)
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.resize = build_resizer("clean")
 
     @torch.no_grad()
+    @strict_fp32()
     def run(self, images: torch.Tensor, batch_size: int = 64) -> tuple[np.ndarray, None]:
         """(N, C, H, W) in [-1, 1] -> (N, 2048) float64 features."""
         feats = []

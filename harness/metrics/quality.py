@@ -211,6 +211,16 @@ def class_match(m: MetricInput) -> dict[str, Any]:
             "protocol": "argmax of the domain classifier == conditioning label"}
 
 
+def reference_key(dataset: str, split: str, extractor_id: str, resolution: int) -> tuple[str, dict]:
+    """The cache key of a split's reference features, and what it hashes: the data set, split,
+    resolution and the extractor's id, which names its weights, device kind and precision (so a
+    GPU's features never serve a CPU run, nor the reverse)."""
+    ident = {"dataset": dataset, "split": split, "extractor": extractor_id,
+             "resolution": resolution,
+             "n_ref": None, "version": 1}  # (n_ref: the whole split; kept, so keys stay)
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16], ident
+
+
 class Evaluator:
     """Computes a study's quality metrics for batches of samples of one data set.
 
@@ -264,10 +274,7 @@ class Evaluator:
         from genbench.harness import data as datasets
 
         ex = self.extractor(space)
-        ident = {"dataset": self.dataset, "split": self.ref_split, "extractor": ex.id,
-                 "resolution": self.resolution,
-                 "n_ref": None, "version": 1}  # (n_ref: the whole split; kept, so keys stay)
-        key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        key, ident = reference_key(self.dataset, self.ref_split, ex.id, self.resolution)
         path = assets_dir() / "refstats" / f"{key}.npz"
         if path.is_file():
             z = np.load(path)
@@ -310,6 +317,18 @@ class Evaluator:
                     continue
                 raise
         return skipped
+
+    def load(self, names: tuple[str, ...] | list[str]) -> None:
+        """Load the networks and reference features the metrics `names` use, now: a trial does
+        so before the phase whose memory it measures, so the first setting's
+        `sample_peak_mem_mb` does not carry the extractor and the later ones leave it out
+        (missing assets are left for `evaluate` to report, as ever)."""
+        for space in sorted({QUALITY_METRICS.get(n).space for n in names} - {"exact"}):
+            try:
+                self.extractor(space)
+                self.reference(space)
+            except GenbenchError:
+                pass
 
     def evaluate(self, names: tuple[str, ...] | list[str], samples: torch.Tensor,
                  labels: torch.Tensor | None = None) -> list[dict[str, Any]]:

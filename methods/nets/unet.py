@@ -129,6 +129,14 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
+# memory_format="auto" per device kind: the layout benchmarks/bench_unet.py measured faster there.
+# CPU: NCHW (channels-last was within +-15 % of it, either way, by size). CUDA: NCHW until a GPU
+# measures otherwise: PyTorch's GroupNorm returns the default layout for non-CPU inputs, so in
+# channels-last every ResBlock would transpose its activations there and back
+# (`benchmarks/gpu_check.sh` runs the measurement on a GPU; docs/performance.md).
+AUTO_CHANNELS_LAST = {"cpu": False, "cuda": False}
+
+
 @dataclass(frozen=True)
 class UNetTraining:
     """The config fields every U-Net method shares (DDPM, consistency models): the network,
@@ -144,8 +152,8 @@ class UNetTraining:
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     ema_decay: float = 0.0  # EMA of the weights for sampling; 0 = off
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
-    # NHWC memory (the same arithmetic): "auto" = on CUDA, where cuDNN's bf16 convolutions want
-    # it; on the CPU it was within +-15 % of NCHW, either way, by size (benchmarks/bench_unet.py)
+    # NHWC memory (the same arithmetic): "auto" = the layout `benchmarks/bench_unet.py` measured
+    # faster on the device kind (AUTO_CHANNELS_LAST)
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
     compile: bool = False  # torch.compile the online network (off: on CPU it made steps slower)
 
@@ -161,9 +169,10 @@ class UNetTraining:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     def channels_last(self, device: torch.device) -> bool:
-        """Whether the network trains in channels-last memory on `device`."""
+        """Whether the network runs in channels-last memory on `device` (in training and
+        sampling alike, after a fit or a reload: `Method.to`)."""
         if self.memory_format == "auto":
-            return torch.device(device).type == "cuda"
+            return AUTO_CHANNELS_LAST.get(torch.device(device).type, False)
         return self.memory_format == "channels_last"
 
     def check_shape(self, data_shape: tuple[int, ...]) -> None:
