@@ -11,6 +11,7 @@ own internals (`clip_grad_norm_` moving a norm to the device it is on) are not o
 `to_device` (pinned memory, asynchronous) makes no blocking copy on CUDA and none on the CPU."""
 
 import dataclasses
+import functools
 import sys
 from pathlib import Path
 
@@ -71,15 +72,17 @@ class HostCopies:
         self.n = 0
         self.where: list[str] = []
         roots = _ours() + tuple(str(Path(p).resolve()) for p in also)
+        ours = functools.lru_cache(maxsize=None)(lambda f: str(Path(f).resolve()).startswith(roots))
         real_to, real_cuda = torch.Tensor.to, torch.Tensor.cuda
         real_tensor, real_as_tensor = torch.tensor, torch.as_tensor
 
         def count(copies: bool) -> None:
+            if not copies:
+                return
             caller = sys._getframe(2)
-            path = str(Path(caller.f_code.co_filename).resolve())
-            if copies and path.startswith(roots):
+            if ours(caller.f_code.co_filename):
                 self.n += 1
-                self.where.append(f"{Path(path).name}:{caller.f_lineno}")
+                self.where.append(f"{Path(caller.f_code.co_filename).name}:{caller.f_lineno}")
 
         def to(t, *args, **kwargs):
             count(_names_a_device(args, kwargs))

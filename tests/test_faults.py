@@ -458,9 +458,10 @@ def test_a_killed_worker_is_one_genbench_line_and_the_retry_finishes(tmp_path):
     from genbench.harness.reaper import _processes, session_processes
 
     study = tmp_path / "long.py"
-    # 3,000 steps of 5 ms: a fit of about 15 s, still training when it is killed (a fit of
-    # plain dummy steps could end within the seconds the test waits for its process)
-    study.write_text(LONG.replace("seeds=(0, 1, 2, 3)", "seeds=(0,), config={'sleep_s': 0.005}"))
+    # 1,500 steps of 5 ms: a fit of at least 7.5 s, still training when it is killed about 3 s
+    # after its start (a fit of plain dummy steps could end within the seconds the test waits)
+    study.write_text(LONG.replace("seeds=(0, 1, 2, 3)", "seeds=(0,), config={'sleep_s': 0.005}")
+                     .replace("budget_steps=3000", "budget_steps=1500"))
     out = tmp_path / "out"
     before = set(Path("/tmp/ray").glob("session_2*"))
     driver = subprocess.Popen([sys.executable, "-m", "genbench", "run", str(study), "--out",

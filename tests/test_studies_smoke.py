@@ -20,9 +20,11 @@ from genbench.harness.study import load_study, study_names
 # shrink budgets so the whole suite stays within minutes; the grids are the studies' own
 FAST = ["--set", "budget_steps=4", "--set", "n_samples=2", "--set", "log_every=2"]
 # and a short chain (or few SDS iterations) where a study has no sampling axis of its own:
-# a long chain is the samplers' tests' subject, here it only costs minutes
-SHORT_CHAIN = {"ddpm_timesteps": {"steps": 20}, "cfg_guidance": {"steps": 10},
-               "sds_guidance": {"sds_iters": 10}}
+# a long chain is the samplers' tests' subject, here it only costs minutes; where the chain's
+# length is the study's axis (1,000-step DDPM against DDIM or respaced chains), one seed
+SHRINK = {"ddpm_timesteps": {"steps": 20}, "cfg_guidance": {"steps": 10},
+          "sds_guidance": {"sds_iters": 10},
+          "ddim_vs_ddpm": {"seeds": [0]}, "ddpm_respacing": {"seeds": [0]}}
 PER_TRIAL = {"train_s", "train_images_per_s", "n_params", "final_loss", "peak_mem_mb"}
 PER_SETTING = {"sample_s_per_image", "nfe"}
 
@@ -45,8 +47,8 @@ def smoke(tmp_path_factory):
     def run(name: str) -> SmokeRun:
         if name not in runs:
             out = tmp_path_factory.mktemp("smoke") / name
-            extra = SHORT_CHAIN.get(name, {})
-            sets = [a for k, v in extra.items() for a in ("--set", f"{k}={v}")]
+            extra = SHRINK.get(name, {})
+            sets = [a for k, v in extra.items() for a in ("--set", f"{k}={v}".replace(" ", ""))]
             console = io.StringIO()
             with contextlib.redirect_stdout(console):  # in this process: these runs check
                 code = main(["run", name, "--out", str(out), *FAST, *sets,  # rows, not Ray
