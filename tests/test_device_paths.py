@@ -22,7 +22,6 @@ from genbench.harness.config import build_config
 from genbench.harness.method import Budget, Observation, TrainData, get_method
 from genbench.harness.mixture import Mixture
 
-pytestmark = pytest.mark.unit
 
 TINY = {
     "ddpm": dict(T=10, n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, ema_decay=0.9),
@@ -289,3 +288,57 @@ def test_calibration_peaks_do_not_depend_on_the_order_cells_are_measured_in(monk
             peaks[order, cell] = peak_mem_mb(gpu, reserved=True)
     for cell, size in cells.items():
         assert {peaks[o, cell] for o in (("large", "small"), ("small", "large"))} == {size + 50}
+
+
+def test_compare_refuses_features_computed_on_another_device_kind():
+    """Two runs alike but for where their features were computed (same device column, as on a
+    node whose trials ran on a GPU while the rows say the same host): not comparable."""
+    import pandas as pd
+
+    from genbench.harness.compare import check_comparable
+
+    def rows(extractor):
+        return pd.DataFrame({"cell_key": ["c"], "metric": ["fid_domain"], "protocol": ["p"],
+                             "feature_extractor": [extractor], "ref_split": ["r"],
+                             "n_samples": [64], "dataset": ["mnist5k"], "device": ["cpu:x"],
+                             "versions_json": ['{"torch": "2"}']})
+
+    base = "domain:mnist5k-r28:55e9c4d381cc"
+    assert check_comparable(rows(base + "@cpu-fp32"), rows(base + "@cpu-fp32")) == []
+    (problem,) = check_comparable(rows(base + "@cpu-fp32"), rows(base + "@cuda-fp32"))
+    assert problem.startswith("fid_domain feature_extractor differs") and "@cuda-fp32" in problem
+
+
+@pytest.mark.e2e
+def test_a_trial_loads_its_metric_networks_before_any_setting_is_measured(tmp_path, monkeypatch,
+                                                                          domain_extractor):
+    """The first setting's sample_peak_mem_mb used to include the extractor it loaded lazily,
+    and the later ones not: the trial now loads the metric networks before the first
+    sampling phase begins."""
+    from genbench.harness import rows as rows_mod
+    from genbench.harness.cli import main
+    from genbench.harness.metrics.quality import Evaluator
+
+    events = []
+    real_phase, real_extractor = rows_mod.MemPhase.__init__, Evaluator.extractor
+
+    def phase(self, device, around, env):
+        events.append(around)
+        real_phase(self, device, around, env)
+
+    def extractor(self, space):
+        events.append(f"extractor {space}")
+        return real_extractor(self, space)
+
+    monkeypatch.setattr(rows_mod.MemPhase, "__init__", phase)
+    monkeypatch.setattr(Evaluator, "extractor", extractor)
+    study = tmp_path / "two.py"
+    study.write_text("from genbench import Arm, Scale, Study\n"
+                     "STUDY = Study(name='two', data='mnist5k', metrics=('fid_domain',), seeds=(0,),\n"
+                     "              arms=(Arm('mean', 'dummy', sample_grid={'noise': [0.1, 0.5]}),),\n"
+                     "              scales={'smoke': Scale(budget_steps=2, n_samples=4, log_every=1)})\n")
+    assert main(["run", str(study), "--out", str(tmp_path / "out"), "--in-process",
+                 "--no-report"]) == 0
+    trial = events[events.index("fit()"):]
+    assert trial.count("sample()") == 2
+    assert trial.index("extractor domain") < trial.index("sample()")
