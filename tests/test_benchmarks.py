@@ -48,3 +48,17 @@ def test_unet_benchmark_matches_parameters():
     out = bench("bench_unet.py", "--batch", "2", "--res", "16", "--rounds", "1", "--steps", "1")
     gap = float(re.search(r"\(([+-][\d.]+)%; must be within 5 %\)", out).group(1))
     assert abs(gap) < 5 and "best / best: x" in out
+
+
+def test_the_gpu_check_says_in_one_line_when_there_is_no_gpu():
+    """benchmarks/gpu_check.sh is a person's one command on a GPU; without one it says so and
+    exits 2 (here it cannot run its checks: they are for a machine with CUDA)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: run the script itself")
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PY": sys.executable})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout.count("\n") == 1 and "no CUDA device" in proc.stdout

@@ -236,6 +236,16 @@ def test_a_reload_onto_another_device_kind_gets_that_kinds_layout(tiny_images, m
                for w in again.ema.net.parameters() if w.dim() == 4)
 
 
+def test_auto_layout_is_nchw_on_cuda_until_a_gpu_measures_channels_last_faster():
+    """GroupNorm returns the default layout for non-CPU inputs, so channels-last would transpose
+    in every ResBlock on CUDA; the default waits for benchmarks/bench_unet.py on a GPU."""
+    from genbench.methods.nets.unet import UNetTraining
+
+    assert not UNetTraining().channels_last(torch.device("cuda"))
+    assert not UNetTraining().channels_last(torch.device("cpu"))
+    assert UNetTraining(memory_format="channels_last").channels_last(torch.device("cuda"))
+
+
 class CachingAllocator:
     """CUDA's caching allocator as `genbench.harness.rows` sees it: freed blocks stay reserved
     until `empty_cache`; peaks since `reset_peak_memory_stats`. Sizes in MiB."""
