@@ -15,6 +15,9 @@ point replaced (`genbench.harness.results.current_rows`). For each pair:
 - otherwise the metric's declared tolerance (`genbench.harness.metrics.tolerance`): a relative change
   beyond it counts as a change.
 
+Every tolerance has a floor in the metric's own unit where one is declared
+(`tolerance_floor`): memory increases of a phase below 128 MiB are the allocator's noise.
+
 KID's `std` is the spread of the estimate over its random subsets (of at most 1,000 images a
 side): the noise of the estimator on these samples, not the noise between seeds, which can be as
 large as the effect. With one seed the z-test can only make a verdict more cautious (a change
@@ -48,7 +51,7 @@ import pandas as pd
 from genbench.harness import stats
 from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
-from genbench.harness.metrics import WALL_CLOCK_METRICS, higher_is_better, tolerance
+from genbench.harness.metrics import WALL_CLOCK_METRICS, higher_is_better, tolerance, tolerance_floor
 from genbench.harness.results import STATUS_METRICS, read_current, read_plan
 
 # a point's grid values as text; the points of one cell share them: parsed once
@@ -433,7 +436,9 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
     reject[idx] = np.asarray(stats.holm(p[idx]), dtype=float) <= alpha  # (NaN: False)
 
     rel = {x: tolerance(x) for x in set(metric)}
-    tol = np.array([rel[x] for x in metric], dtype=float) * np.maximum(np.abs(mean[0]), 1e-12)
+    floor = {x: tolerance_floor(x) for x in set(metric)}
+    tol = np.maximum(np.array([rel[x] for x in metric], dtype=float) * np.maximum(np.abs(mean[0]), 1e-12),
+                     np.array([floor[x] for x in metric], dtype=float))
     fixed = np.isin(test, ("tolerance", "exact"))  # no test: the change alone decides
     changed = pending & (np.abs(diff) > tol) & (fixed | reject)
     within = np.abs(diff) <= tol

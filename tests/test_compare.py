@@ -232,3 +232,24 @@ def test_points_of_status_and_timing_rows_only_leave_nothing_to_judge():
     result = Comparison("b", "c")
     _judge(empty, empty, 0.05, result)
     assert result.verdicts == [] and result.judged == 0
+
+
+def test_a_memory_change_below_its_floor_is_not_a_regression_and_one_above_is(cur, tmp_path,
+                                                                               capsys):
+    """A phase's memory increase near zero moves by tens of MB with the allocator's state (CI
+    saw the DDIM setting's 0.6 MB become 59 MB): below the 128 MiB floor that is no change;
+    +400 MB on a 300 MB fit peak is still a regression."""
+    def shift(mb, metric):
+        def change(df):
+            df.loc[df.metric == metric, "value"] += mb
+            return df
+        return change
+
+    rewrite(cur, shift(60, "sample_peak_mem_mb"))
+    code, result = verdicts(capsys, cur)
+    mem = [v for v in result["verdicts"] if v["metric"] == "sample_peak_mem_mb"]
+    assert code == 0 and mem and all(v["verdict"] != "regression" for v in mem)
+    rewrite(cur, shift(400, "peak_mem_mb"))
+    code, result = verdicts(capsys, cur)
+    assert code == 1 and {v["metric"] for v in result["verdicts"]
+                          if v["verdict"] == "regression"} == {"peak_mem_mb"}

@@ -109,6 +109,17 @@ TOLERANCE: dict[str, float] = {"n_params": 0.0, "nfe": 0.0, "diverged_at_step": 
                                "sample_peak_mem_mb": 0.5}
 
 
+# an absolute floor under the tolerance, in the metric's unit: a phase's memory increase depends
+# on what the allocator can reuse from the phases before it (the same DDIM sampling added 0.6 MB
+# in one process and 59 MB in another), so changes below 128 MiB are not told from that noise
+TOLERANCE_FLOOR: dict[str, float] = {"peak_mem_mb": 128.0, "sample_peak_mem_mb": 128.0}
+
+
+def tolerance_floor(name: str) -> float:
+    """The smallest change of `name`, in its own unit, that can count (0: none)."""
+    return TOLERANCE_FLOOR.get(name, 0.0)
+
+
 def tolerance(name: str) -> float:
     """The relative change of `name` that one seed cannot tell from noise (default 10 %)."""
     if name in QUALITY_METRICS:
