@@ -144,7 +144,8 @@ def _parser() -> argparse.ArgumentParser:
                           "(offline under OUT/wandb; default project: the study); optional extras")
     run.add_argument("--reuse-workers", action="store_true",
                      help="run trials in shared worker processes (saves about 4 s of process "
-                          "start per trial; CPU memory rows then include earlier trials')")
+                          "start per trial; the memory baseline rows then include earlier "
+                          "trials')")
     run.add_argument("--in-process", action="store_true",
                      help="run the trials one after another in this process, without Ray: for "
                           "a debugger (breakpoint() stops here), a profiler or a quick look; "

@@ -51,7 +51,8 @@ import pandas as pd
 from genbench.harness import stats
 from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
-from genbench.harness.metrics import WALL_CLOCK_METRICS, higher_is_better, tolerance, tolerance_floor
+from genbench.harness.metrics import (MEMORY_BASELINES, WALL_CLOCK_METRICS, higher_is_better,
+                                      tolerance, tolerance_floor)
 from genbench.harness.results import STATUS_METRICS, read_current, read_plan
 
 # a point's grid values as text; the points of one cell share them: parsed once
@@ -197,7 +198,9 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
             raise GenbenchError(f"different studies: BASE is {', '.join(sb)} and CUR is "
                                 f"{', '.join(sc)} (--force compares anyway)")
         result.warnings.append(f"different studies (--force): {', '.join(sb)} vs {', '.join(sc)}")
-    left_out = STATUS_METRICS if timings else (*STATUS_METRICS, *WALL_CLOCK_METRICS)
+    # (the memory baselines are facts, never judged: how a process came to hold them, e.g.
+    # a shared worker's earlier trials, cannot make two runs incomparable)
+    left_out = (*STATUS_METRICS, *MEMORY_BASELINES, *(() if timings else WALL_CLOCK_METRICS))
     problems = check_comparable(base, cur, left_out)
     if problems and not force:
         raise GenbenchError(f"not comparable: {problems[0]} (--force compares anyway)")

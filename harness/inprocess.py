@@ -3,7 +3,8 @@ debugger (`breakpoint()` in a method stops at the console), a profiler, or a qui
 study on a laptop. The same `genbench.harness.trial.attempt_trial` as a Ray Tune trial does the
 work, so the rows are the same; what differs: one trial at a time, resources not reserved
 (each trial still uses `cpu` threads, and a GPU where it asks for one and there is one), memory
-rows that include earlier trials (as with `--reuse-workers`), and a trial stuck in C code past
+baselines (`mem_base_mb`) that include what earlier trials left (as with `--reuse-workers`;
+the peaks are increases over them, measured alike), and a trial stuck in C code past
 its timeout cannot be ended (the timeout stops it between two Python bytecodes).
 """
 

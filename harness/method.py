@@ -105,14 +105,14 @@ class Observation:
 
 def prepare_net(net: "torch.nn.Module", device: "torch.device", *,
                 channels_last: bool = False) -> "torch.nn.Module":
-    """`net` on `device`, in channels-last memory when asked (NHWC: the function computed is the
-    same; which layout is faster depends on the device and the network, see
-    `UNetTraining.channels_last`). Copies made from it afterwards inherit both. Returns `net`."""
+    """`net` on `device`, its 4-D weights in channels-last memory when asked and in the default
+    layout otherwise, whatever they were before (NHWC: the function computed is the same; which
+    layout is faster depends on the device and the network, see `UNetTraining.channels_last`).
+    Copies made from it afterwards inherit both. Returns `net`."""
     import torch
 
     net.to(device)
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
+    net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return net
 
 

@@ -155,17 +155,19 @@ class MemPhase:
         return max(0.0, peak_mem_mb(self.device) - self.base_mb)
 
     def protocol(self) -> str:
+        """How the increase was measured. It is the same whether the process ran earlier trials
+        or not (`--reuse-workers`, `--in-process`): what they left is in the baseline."""
         if self.device.type == "cuda":
             return (f"torch.cuda.max_memory_allocated during {self.around} minus the memory "
                     f"allocated when it began (cache emptied and peak reset before)")
-        shared = "; the worker process ran earlier trials too, whose retained memory counts" \
-            if self.env.reuse_workers else ""
         if _vm_hwm_mb() is not None and _CLEAR_REFS.exists():
             return (f"peak RSS of the trial process during {self.around} minus its RSS when "
-                    f"{self.around} began (VmHWM reset before{shared})")
+                    f"{self.around} began (VmHWM reset before)")
         return (f"ru_maxrss of the trial process minus its RSS when {self.around} began "
-                f"(the lifetime peak: earlier work can count{shared})")
+                f"(the lifetime peak: earlier work can count)")
 
     def base_protocol(self) -> str:
         what = "CUDA memory allocated" if self.device.type == "cuda" else "RSS of the trial process"
-        return f"{what} when {self.around} began (imports, data, models already held)"
+        shared = "; the worker process ran earlier trials too, whose retained memory counts" \
+            if self.env.reuse_workers else ""
+        return f"{what} when {self.around} began (imports, data, models already held{shared})"

@@ -234,6 +234,9 @@ def test_a_reload_onto_another_device_kind_gets_that_kinds_layout(tiny_images, m
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     assert all(w.is_contiguous(memory_format=torch.channels_last)
                for w in again.ema.net.parameters() if w.dim() == 4)
+    monkeypatch.setitem(unet.AUTO_CHANNELS_LAST, "cpu", False)
+    again.to(torch.device("cpu"))  # and back to a kind whose "auto" layout is NCHW
+    assert all(w.is_contiguous() for w in again.net.parameters() if w.dim() == 4)
 
 
 def test_auto_layout_is_nchw_on_cuda_until_a_gpu_measures_channels_last_faster():
