@@ -463,9 +463,10 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
     }
     task = get_task(plan.task)
     quality = [m for m in unit.metrics if m in plan.metrics]
-    extra = [{"metric": "sample_mem_base_mb", "value": memory.base_mb,  # a fact beside the
-              "protocol": memory.base_protocol()}  # peak it qualifies (a unit that only adds a
-             ] if "sample_peak_mem_mb" in unit.metrics else []  # metric writes neither)
+    # the baseline is a fact beside the peak it qualifies (a unit that only adds a metric to
+    # settings measured before writes neither)
+    extra = [{"metric": "sample_mem_base_mb", "value": memory.base_mb,
+              "protocol": memory.base_protocol()}] if "sample_peak_mem_mb" in unit.metrics else []
     if bad:  # never into the metrics (scipy's sqrtm would fail on them): NaN rows that say why
         note = f"not measured: {bad} of {n} samples are not finite (NaN or inf)"
         for m in (*task.metrics, *quality):
