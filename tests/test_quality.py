@@ -40,11 +40,12 @@ def test_gaussian_fit_is_float64():
 
 def test_kernel_distance_mean_std_and_small_samples():
     rng = np.random.RandomState(0)
-    x, y = rng.randn(2000, 8), rng.randn(2000, 8)
-    same_mean, same_std = kernel_distance(x, y)  # subsets of 1000 of 2000: they vary
-    far_mean, _ = kernel_distance(x, y + 3)
+    x, y = rng.randn(400, 8), rng.randn(400, 8)
+    kid = dict(subsets=20, subset_size=200)  # (the defaults' 100 subsets of 1,000: seconds each)
+    same_mean, same_std = kernel_distance(x, y, **kid)  # subsets of 200 of 400: they vary
+    far_mean, _ = kernel_distance(x, y + 3, **kid)
     assert same_std > 0 and far_mean > 100 * abs(same_mean)
-    assert kernel_distance(x, y) == (same_mean, same_std)  # seeded subsets
+    assert kernel_distance(x, y, **kid) == (same_mean, same_std)  # seeded subsets
     state = np.random.get_state()[1].copy()
     kernel_distance(x[:5], y)  # subset size larger than n must not crash (docs/pitfalls.md)
     assert (np.random.get_state()[1] == state).all()  # the global generator is left alone
@@ -137,6 +138,7 @@ def test_the_shipped_extractor_is_always_the_one_used(tmp_path, monkeypatch):
         ("domain features mnist5k-r28", True)]
 
 
+@pytest.mark.e2e  # two builds of the classifier, end to end
 def test_domain_classifier_build_is_reproducible(tmp_path, monkeypatch):
     hashes = []  # at 14 px: the same code as the default 28 px, a quarter of the work
     for sub in ("a", "b"):

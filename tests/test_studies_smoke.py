@@ -200,6 +200,7 @@ def test_ddpm_timesteps_rows_for_each_T_and_seed_with_falling_terminal_snr(smoke
     assert snr[500] > snr[1000] > snr[2000]
 
 
+@pytest.mark.e2e  # a study run end to end
 def test_rerun_resumes_from_the_ledger(tmp_path, capsys):
     out = tmp_path / "q"
     args = ["run", "quickstart", "--out", str(out), *FAST, "--set", "steps=2", "--set",
@@ -236,6 +237,7 @@ def test_diverging_trial_is_reported(tmp_path, capsys):
     assert "nfe" in set(df.metric)  # the healthy cell still ran
 
 
+@pytest.mark.e2e  # a study run end to end
 def test_metrics_along_training_go_to_curves(tmp_path):
     out = tmp_path / "q"
     assert main(["run", "quickstart", "--out", str(out), *FAST, "--set", "eval_every=2",
