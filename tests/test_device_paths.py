@@ -21,17 +21,8 @@ import torch
 from genbench.harness.config import build_config
 from genbench.harness.method import Budget, Observation, TrainData, get_method
 from genbench.harness.mixture import Mixture
+from test_method_contract import TINY  # the smallest config of each method
 
-
-TINY = {
-    "ddpm": dict(T=10, n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, ema_decay=0.9),
-    "consistency": dict(n_feat=8, ch_mult=(1, 2), attention=False, batch_size=8, s1=10,
-                        ema_decay=0.9),
-    "gan": dict(z_dim=8, n_feat=4, batch_size=8, r1_gamma=1.0, diffaug="color,translation,cutout"),
-    "dcgan": dict(noise_dim=8, d_blocks=1, g_blocks=1, batch_size=8),
-    "vpsde": dict(score="learned", hidden=8, layers=1, batch_size=8),
-    "dummy": dict(batch_size=4),
-}
 
 # sampling knobs at two lengths of the step loop: (method, config overrides, knobs, the knob
 # that sets the loop's length, its two values)
