@@ -2,12 +2,29 @@
 tiers: every test is `unit` (the default), `e2e` or `system` (pyproject.toml names them). A unit
 test that starts Ray fails, naming the tier it belongs to, so the fast tier stays fast."""
 
+import os
+
 import pytest
 import torch
 
 from genbench.harness.method import TrainData
 
 TIERS = ("unit", "e2e", "system")
+
+def _share_the_cores() -> None:
+    """Each pytest-xdist worker gets its share of the cores for torch's threads, and so do the
+    processes a test starts (OMP_NUM_THREADS is inherited): two workers with two threads each on
+    two cores spin against each other (the unit tier took 101 s so, 63 s with one thread each).
+    Trials set their own threads from their resources, as in a user's run."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
+_share_the_cores()
+
 # fixtures that make a test end to end: a Ray cluster, or a study run shared by a module's tests
 E2E_FIXTURES = {"ray_local", "run_dir", "smoke"}
 
