@@ -155,8 +155,11 @@ class MemPhase:
         return max(0.0, peak_mem_mb(self.device) - self.base_mb)
 
     def protocol(self) -> str:
-        """How the increase was measured. It is the same whether the process ran earlier trials
-        or not (`--reuse-workers`, `--in-process`): what they left is in the baseline."""
+        """How the increase was measured. What earlier trials of the process left
+        (`--reuse-workers`, `--in-process`) is in the baseline, not in the increase; what a
+        process loads lazily in its first fit is in that fit's increase (torch imports
+        torch._dynamo at the first optimizer it builds: about 150 MB, so a fresh Ray worker's fit
+        reads that much higher than a later one in the same process)."""
         if self.device.type == "cuda":
             return (f"torch.cuda.max_memory_allocated during {self.around} minus the memory "
                     f"allocated when it began (cache emptied and peak reset before)")

@@ -39,7 +39,7 @@ STUDY = Study(
                   source="sanity: a trained GAN beats the dummy's mean image plus noise (the "
                          "DDPM of 100 steps does not yet)")),
     scales={
-        "smoke": Scale(budget_kimg=3.2, n_samples=128, log_every=50),  # 100 steps of 32
+        "smoke": Scale(budget_kimg=3.2, n_samples=64, log_every=50),  # 100 steps of 32
         "full": Scale(budget_kimg=64, n_samples=2000, log_every=100),
     },
 )
