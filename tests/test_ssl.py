@@ -59,7 +59,7 @@ def test_a_folder_of_own_images_gets_quality_offline(tmp_path, capsys):
 
     images = tmp_path / "own"
     images.mkdir()
-    digits = datasets.load("mnist5k", "train").x[:120]
+    digits = datasets.load("mnist5k", "train").x[:64]
     for i, x in enumerate(digits):
         arr = ((x[0].numpy() + 1) * 127.5).round().astype(np.uint8)
         Image.fromarray(np.stack([arr] * 3, -1)).save(images / f"{i:03d}.png")
