@@ -21,10 +21,11 @@ from genbench.harness.study import load_study, study_names
 FAST = ["--set", "budget_steps=4", "--set", "n_samples=2", "--set", "log_every=2"]
 # and a short chain (or few SDS iterations) where a study has no sampling axis of its own:
 # a long chain is the samplers' tests' subject, here it only costs minutes; where the chain's
-# length is the study's axis (1,000-step DDPM against DDIM or respaced chains), one seed
+# length is the study's axis (1,000-step DDPM against DDIM or respaced chains, DPS against DDIM
+# at 20-100 steps), one seed
 SHRINK = {"ddpm_timesteps": {"steps": 20}, "cfg_guidance": {"steps": 10},
           "sds_guidance": {"sds_iters": 10},
-          "ddim_vs_ddpm": {"seeds": [0]}, "ddpm_respacing": {"seeds": [0]}}
+          "ddim_vs_ddpm": {"seeds": [0]}, "ddpm_respacing": {"seeds": [0]}, "dps_steps": {"seeds": [0]}}
 PER_TRIAL = {"train_s", "train_images_per_s", "n_params", "final_loss", "peak_mem_mb"}
 PER_SETTING = {"sample_s_per_image", "nfe"}
 
