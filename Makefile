@@ -24,7 +24,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -m "not slow" -n 2 --dist loadgroup --no-loadscope-reorder --durations=15
 
-# the inner loop: the unit tier (no Ray cluster), about 2 minutes on 2 cores
+# the inner loop: the unit tier (no Ray cluster), about a minute on 2 cores
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m unit -n 2 --dist loadgroup
 
