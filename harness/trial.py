@@ -341,11 +341,11 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
          progress: Callable[[dict[str, Any]], None] = lambda info: None) -> Method | None:
     """Train the trial's method; write its fit rows, curve, checkpoint and figures. None when
     the loss turned non-finite (the rows then record where)."""
-    memory = MemPhase(device, "fit()", rows.env)
     train = datasets.load(plan.data, "train", plan.resolution)
     method_cls = get_method(trial.method)
     method = method_cls(build_config(method_cls.Config, trial.config))  # once per trial
     rows.of(method)
+    memory = MemPhase(device, "fit()", rows.env)  # the data and the method in its baseline
     curve: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     eval_s = 0.0  # time spent evaluating along training, kept out of train_s
