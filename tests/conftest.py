@@ -11,6 +11,7 @@ from genbench.harness.method import TrainData
 
 TIERS = ("unit", "e2e", "system")
 
+
 def _share_the_cores() -> None:
     """Each pytest-xdist worker gets its share of the cores for torch's threads, and so do the
     processes a test starts (OMP_NUM_THREADS is inherited): two workers with two threads each on
