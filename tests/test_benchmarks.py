@@ -1,6 +1,7 @@
 """The performance benchmarks run end to end at toy sizes and print what they promise (their
 real figures come from `make bench`; timings are never asserted here)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -59,6 +60,6 @@ def test_the_gpu_check_says_in_one_line_when_there_is_no_gpu():
         pytest.skip("a GPU is present: run the script itself")
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
                           capture_output=True, text=True, timeout=120,
-                          env={**__import__("os").environ, "PY": sys.executable})
+                          env={**os.environ, "PY": sys.executable})
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout.count("\n") == 1 and "no CUDA device" in proc.stdout
