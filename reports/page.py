@@ -192,8 +192,7 @@ def _differences(runs: list[Run]) -> str:
 
     lines = []
     facts = {
-        "commit": [", ".join(sorted({s[:10] for s in r.rows.git_sha.dropna().unique()})) or "-"
-                   for r in runs],
+        "commit": [", ".join(r.commits) or "-" for r in runs],
         "study": [f"{r.plan.get('study', '?')} [{r.plan.get('scale', '?')}]" for r in runs],
         "overrides": [_set_args(r.plan.get("sets", []))
                       + "".join(f" --arm {a}" for a in r.plan.get("only_arms", [])) or "none"

@@ -44,9 +44,18 @@ class Run:
     warnings: list[str] = field(default_factory=list)  # unreadable files, rows left out
 
     @property
+    def commits(self) -> list[str]:
+        """The commits that wrote the rows, shortened to 10 hex digits, keeping `-dirty` (a tree
+        with uncommitted changes: the commit alone does not reproduce it)."""
+        if not len(self.rows):
+            return []
+        return sorted({s[:10] + ("-dirty" if s.endswith("-dirty") else "")
+                       for s in self.rows.git_sha.dropna().unique()})
+
+    @property
     def label(self) -> str:
         """How the page names this run: the study and scale, and which commit wrote it."""
-        sha = sorted({s[:10] for s in self.rows.git_sha.dropna().unique()}) if len(self.rows) else []
+        sha = self.commits
         study = self.plan.get("study") or (self.rows.study.iloc[0] if len(self.rows) else "?")
         scale = self.plan.get("scale", "")
         return f"{study} [{scale}] @ {', '.join(sha) or 'no rows yet'}"

@@ -502,3 +502,5 @@ def test_a_page_of_two_runs_says_what_differs_between_them(tmp_path):
     assert "config T" not in text  # a grid axis: its values are the cells, not a difference
     same = _differences([run(0, "a", [], 0.002), run(1, "a", [], 0.002)])
     assert "nothing genbench records but the rows" in same
+    dirty = _differences([run(0, "a" * 40, [], 0.002), run(1, "a" * 40 + "-dirty", [], 0.002)])
+    assert "commit: run 0: aaaaaaaaaa; run 1: aaaaaaaaaa-dirty" in dirty  # the page keeps the flag
