@@ -13,8 +13,9 @@ bounded time instead of Ray's endless reconnection.
 - On a cluster of several nodes, `--out` (and `--storage`) must be seen by every node:
   `check_shared` asks a task on each node to find a marker file, and refuses a node-local path
   in one line before any trial starts.
-- A local Ray is started with this machine's CPUs and GPUs and Ray's own defaults otherwise;
-  its start-up messages are kept to errors, and a watchdog (`genbench.harness.reaper`) kills its
+- A local Ray is started with this machine's CPUs and GPUs, without the idle worker processes
+  Ray starts ahead of tasks (`NO_IDLE_WORKERS`), and Ray's own defaults otherwise; its
+  start-up messages are kept to errors, and a watchdog (`genbench.harness.reaper`) kills its
   processes within a second of the driver's death, SIGKILL included.
 """
 
@@ -127,6 +128,14 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(level)
 
 
+# A local Ray starts one idle worker process per CPU, and another round when the first driver
+# joins, ahead of tasks; Tune's trial actors start workers of their own and never use them
+# (seen in the session's worker logs: every trial in a new process of the job), so each
+# costs a Python start with Ray's imports (about a second of CPU) and its memory, for
+# nothing: one per core of a workstation. genbench's local Ray starts none.
+NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+
+
 def connect(address: str | None) -> Cluster:
     """Join the cluster at `address` (None: start a local Ray); idempotent."""
     import ray
@@ -142,7 +151,7 @@ def connect(address: str | None) -> Cluster:
         else:
             main = threading.current_thread() is threading.main_thread()
             keep = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
+            ray.init(num_cpus=os.cpu_count(), _system_config=NO_IDLE_WORKERS, **kwargs)
             for sig, handler in keep.items():  # ray.init makes SIGTERM a sys.exit: the caller's
                 if handler is not None:        # handlers stay
                     signal.signal(sig, handler)

@@ -3,6 +3,7 @@ process. Most end-to-end tests run studies this way (tests of Ray itself keep Ra
 rows must be Ray's: every measurement but timings and memory equal, bit for bit."""
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -20,13 +21,21 @@ MACHINE = {"train_s", "train_images_per_s", "sample_s_per_image", "peak_mem_mb",
 def test_in_process_rows_are_the_rows_of_a_ray_run(tmp_path, ray_local, capsys, monkeypatch):
     """... and both compact their results as trials end (a part per ended trial here); the Ray
     run in two Tune runs of at most two trials (GENBENCH_TUNE_BATCH), as a huge study runs."""
+    from ray._private import worker
+    from ray.air._internal import usage
+
     monkeypatch.setenv("GENBENCH_COMPACT_AT", "2")
     here, ray = tmp_path / "here", tmp_path / "ray"
     assert main(["run", "quickstart", "--out", str(here), *FAST, "--in-process"]) == 0
     out = capsys.readouterr().out
     assert "one at a time in this process (--in-process)" in out and "[3/3]" in out
     monkeypatch.setenv("GENBENCH_TUNE_BATCH", "2")  # two Tune runs, one after the other
+    census = []  # Tune's count of callbacks imports mlflow and wandb: genbench skips it
+    monkeypatch.setattr(usage, "_count_callbacks", lambda callbacks: census.append(callbacks) or {})
     assert main(["run", "quickstart", "--out", str(ray), *FAST]) == 0
+    assert census == [] and usage.tag_callbacks.__module__ == usage.__name__  # (and put back)
+    logs = Path(worker._global_node.get_session_dir_path()) / "logs"  # no idle workers: every
+    assert not [p.name for p in logs.glob("worker-*-ffffffff-*")]     # one of them ran a trial
     out = capsys.readouterr().out  # compacted during the run, from Tune's callback:
     assert 0 < out.index("compacted ") < out.index("[3/3]")  # before the last trial ended
     assert out.count("[1/3]") == out.count("[3/3]") == 1  # one count across the batches
