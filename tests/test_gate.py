@@ -136,11 +136,11 @@ def test_a_hung_trial_says_where_it_is_and_stops_at_its_timeout(tmp_path, ray_lo
     f = tmp_path / "slow.py"
     f.write_text(SLOW_STUDY)
     out = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out), "--no-report", "--trial-timeout", "12s"]) == 1
+    assert main(["run", str(f), "--out", str(out), "--no-report", "--trial-timeout", "8s"]) == 1
     captured = capsys.readouterr()
     assert re.search(r"still training: step \d+/60, loss [0-9.e-]+, [0-9.]+ images/s \(\d+s in\)",
                      captured.out), captured.out
-    assert "timeout: TrialTimeout: ran past the trial timeout of 12s" in captured.err
+    assert "timeout: TrialTimeout: ran past the trial timeout of 8s" in captured.err
     assert "1 ok, 0 diverged, 1 failed, 0 missing" in captured.out
     df = read_results(out)
     failed = df[df.metric == "failed"]
