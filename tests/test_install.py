@@ -89,7 +89,7 @@ def user_project(tmp_path):
         from genbench import Claim, Scale, Study
         STUDY = Study(name="mine", data="mnist5k", seeds=(0,),
                       arms=(Arm("own", "mine_mean", sample_grid={"noise": [0.1, 0.5]}),
-                            Arm("plugin", "plugin_mean"), Arm("dummy", "dummy")),
+                            Arm("plugin", "plugin_mean")),
                       metrics=("fid_domain",),
                       scales={"smoke": Scale(budget_steps=2, n_samples=32, log_every=1)})
     """).replace("from genbench import Claim, Scale, Study", "from genbench import Arm, Scale, Study"))
@@ -118,11 +118,14 @@ def test_a_user_project_with_its_own_methods_and_reports_runs_a_study(fresh_env,
     assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
     probe = _run([str(bin_ / "python"), "-c", textwrap.dedent("""
         import json, genbench
+        from genbench.harness.method import get_method
         rows = genbench.load("out")
         print(json.dumps({"file": genbench.__file__, "arms": sorted(set(rows.arm)),
-                          "fid": int((rows.metric == "fid_domain").sum())}))
+                          "fid": int((rows.metric == "fid_domain").sum()),
+                          "shipped": get_method("ddpm").__module__}))
     """)], cwd=user_project, env=env)
     assert probe.returncode == 0, probe.stderr[-1500:]
     got = json.loads(probe.stdout)
     assert got["file"].startswith(str(fresh_env))  # the wheel's genbench, not the checkout's
-    assert got["arms"] == ["dummy", "own", "plugin"] and got["fid"] == 4
+    assert got["arms"] == ["own", "plugin"] and got["fid"] == 3
+    assert got["shipped"] == "genbench.methods.ddpm"  # the wheel's methods, beside the plugin's

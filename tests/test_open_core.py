@@ -17,25 +17,6 @@ from userland import MEAN_IMAGE
 
 
 
-def test_a_method_defined_in_the_study_file_runs_through_ray(tmp_path, ray_local):
-    f = tmp_path / "mine.py"
-    f.write_text(MEAN_IMAGE.format(name="mean_image") + textwrap.dedent("""
-        from genbench import Scale, Study
-        STUDY = Study(name="mine", method="mean_image", data="mnist5k",
-                      sample_grid={"noise": [0.0, 0.2]},
-                      scales={"smoke": Scale(budget_steps=2, n_samples=4, log_every=1)})
-    """))
-    out = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out), "--no-report"]) == 0
-    df = read_results(out)
-    assert set(df.method) == {"mean_image"} and set(df.arm) == {"mean_image"}
-    assert len(df[df.metric == "nfe"]) == 2
-    assert load_study(str(f)).name == "mine"  # loading the file again is harmless
-    mem = df.set_index("metric").value  # a model with no parameters adds little memory
-    assert mem["peak_mem_mb"] < 0.25 * mem["mem_base_mb"] and mem["mem_base_mb"] > 100
-    assert len(df[df.metric == "sample_mem_base_mb"]) == 2
-
-
 ARMS = dict(name="arms", data="mnist5k", seeds=(0,),
             arms=(Arm("mean", "dummy", config={"batch_size": 16}, sample_grid={"noise": [0.1]}),
                   Arm("ddpm", "ddpm", config=dict(T=20, n_feat=8, ch_mult=(1,), attention=False,
@@ -44,21 +25,29 @@ ARMS = dict(name="arms", data="mnist5k", seeds=(0,),
             scales={"smoke": Scale(budget_kimg=0.064, n_samples=2, log_every=1)})
 
 
-def test_an_arms_study_runs_both_methods_in_one_tune_run(tmp_path, ray_local, capsys):
+def test_a_method_of_the_study_file_and_a_shipped_one_run_as_arms_in_one_tune_run(tmp_path,
+                                                                                  ray_local, capsys):
+    """The study file defines its own method (the Ray workers find it) and sets it beside DDPM."""
     f = tmp_path / "arms.py"
-    f.write_text("from genbench import Arm, Scale, Study\n"
-                 f"STUDY = Study(**{ARMS!r})\n")
+    own = dict(ARMS, arms=(Arm("mean", "mean_image", config={"batch_size": 16},
+                               sample_grid={"noise": [0.1]}), ARMS["arms"][1]))
+    f.write_text(MEAN_IMAGE.format(name="mean_image") + "from genbench import Arm, Scale, Study\n"
+                 f"STUDY = Study(**{own!r})\n")
     out = tmp_path / "out"
     assert main(["run", str(f), "--out", str(out)]) == 0
     assert "arms [smoke]: 2 trials with work left" in capsys.readouterr().out  # one Tune run
     df = read_results(out)
-    assert set(df.arm) == {"mean", "ddpm"} and set(df.method) == {"dummy", "ddpm"}
+    assert set(df.arm) == {"mean", "ddpm"} and set(df.method) == {"mean_image", "ddpm"}
     fit = df[df.metric == "train_s"].set_index("arm")
     assert fit.train_steps.to_dict() == {"mean": 4, "ddpm": 2}  # 64 images each
     assert fit.images_seen.to_dict() == {"mean": 64, "ddpm": 64}
     settings = df[df.metric == "nfe"]
     assert len(settings) == 3 and settings.cell_key.nunique() == 3
     assert set(df[df.arm == "mean"].cell_key).isdisjoint(df[df.arm == "ddpm"].cell_key)
+    assert load_study(str(f)).name == "arms"  # loading the file again is harmless
+    mem = df[df.arm == "mean"].set_index("metric").value  # a model with no parameters adds
+    assert mem["peak_mem_mb"] < 0.25 * mem["mem_base_mb"] and mem["mem_base_mb"] > 100  # little
+    assert len(df[(df.arm == "mean") & (df.metric == "sample_mem_base_mb")]) == 1
 
 
 def test_set_one_arm_or_every_arm_that_has_the_field():
