@@ -124,9 +124,10 @@ def test_a_gcs_store_gives_up_retrying_within_seconds_not_minutes():
     assert custom["retry_time_limit"] == datetime.timedelta(seconds=300)  # the user's own wins
 
 
-def test_a_trial_that_fails_once_resumes_from_its_checkpoint(tmp_path, ray_local, capsys):
-    out = tmp_path / "once"
-    assert main(["run", write(tmp_path, fail_times=1), "--out", str(out), "--no-report"]) == 0
+def test_a_trial_that_fails_once_resumes_from_its_checkpoint(tmp_path, capsys):
+    out = tmp_path / "once"  # (in this process: a trial retries where it runs, here or in Ray's
+    assert main(["run", write(tmp_path, fail_times=1), "--out", str(out), "--no-report",  # worker)
+                 "--in-process"]) == 0
     df = read_results(out)
     assert "failed" not in set(df.metric) and not (out / "errors").exists()
     fits = df[df.metric == "train_s"]
@@ -380,7 +381,7 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
 
 
 def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
-        tmp_path, ray_local, monkeypatch, capsys):
+        tmp_path, monkeypatch, capsys):
     """One failing pair never stops the others, fails the run's exit status and is tried
     again; a refit's pairs too."""
     from genbench.harness.ledger import scan
@@ -402,8 +403,8 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
                  "STUDY = Study(name='cross', method='gan', data='mnist5k', seeds=(0, 1),\n"
                  "              config=dict(z_dim=8, n_feat=4, batch_size=8), metrics=(),\n"
                  "              scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
-    out_dir = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out_dir), "--no-report"]) == 1
+    out_dir = tmp_path / "out"  # (in this process: the driver evaluates the pairs either way)
+    assert main(["run", str(f), "--out", str(out_dir), "--no-report", "--in-process"]) == 1
     out = capsys.readouterr().out
     assert "failed: RuntimeError: planted cross failure (the next run tries it again)" in out
     assert "cross-seed evaluations: 1 of 2 written; 1 failed" in out and len(calls) == 2
@@ -415,7 +416,7 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
     assert study_status(plan, out_dir).complete
     ckpt.with_suffix(".away").rename(ckpt)
     assert study_status(plan, out_dir).cross_missing == 1
-    assert main(["run", str(f), "--out", str(out_dir), "--no-report"]) == 0  # measured now
+    assert main(["run", str(f), "--out", str(out_dir), "--no-report", "--in-process"]) == 0  # now
     assert "cross-seed evaluations: 1 of 1 written" in capsys.readouterr().out
     # a fit trained again (its checkpoint is gone): both its pairs judged the old model
     first = plan.trials[0].trial_id
