@@ -128,11 +128,11 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(level)
 
 
-# A local Ray starts one idle worker process per CPU, and another round when the first driver
-# joins, ahead of tasks; Tune's trial actors start workers of their own and never use them
-# (seen in the session's worker logs: every trial in a new process of the job), so each
-# costs a Python start with Ray's imports (about a second of CPU) and its memory, for
-# nothing: one per core of a workstation. genbench's local Ray starts none.
+# A local Ray starts idle worker processes ahead of tasks, one per CPU; Tune's trial actors
+# start workers of their own and never use them (seen in a session's worker logs: every trial
+# in a new process of the job, the idle ones of no job left as they were), so each costs a
+# Python start with Ray's imports (about a second of CPU) and its memory, for nothing: one per
+# core of a workstation. genbench's local Ray starts none.
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 
 

@@ -205,7 +205,7 @@ def _no_callback_census():
     """Ray Tune counts the callbacks a run is given, for its usage statistics, by importing its
     MLflow, Weights & Biases and Comet integrations, and with them `mlflow` and `wandb` where
     they are installed (as genbench's tracker extras install them): 1.6 s of CPU and about
-    100 MB in the driver of every run, for a count of genbench's one callback. The count is
+    60 MB in the driver of every run, for a count of genbench's one callback. The count is
     skipped while genbench's Tune run starts (Ray's private module; where it is not found,
     nothing changes)."""
     try:
