@@ -211,17 +211,15 @@ def _no_callback_census():
     try:
         from ray.air._internal import usage
     except ImportError:
-        yield
-        return
+        usage = None
     census = getattr(usage, "tag_callbacks", None)
-    if census is None:
-        yield
-        return
-    usage.tag_callbacks = lambda callbacks: False
+    if census is not None:
+        usage.tag_callbacks = lambda callbacks: False
     try:
         yield
     finally:
-        usage.tag_callbacks = census
+        if census is not None:
+            usage.tag_callbacks = census
 
 
 def tune_batch() -> int:
