@@ -13,7 +13,8 @@ count, for a GPU baseline of its own (baselines are only compared on the same de
 
 from genbench import Arm, Claim, Scale, Study
 
-TINY_DDPM = dict(T=100, n_feat=8, ch_mult=(1, 2), attention=False, batch_size=16, lr=2e-3)
+BATCH = 16  # every arm's images per step: the smoke budget below is 100 steps of it
+TINY_DDPM = dict(T=100, n_feat=8, ch_mult=(1, 2), attention=False, batch_size=BATCH, lr=2e-3)
 TINY_NET = {k: v for k, v in TINY_DDPM.items() if k != "T"}
 
 STUDY = Study(
@@ -26,8 +27,8 @@ STUDY = Study(
             sample_grid=[{"sampler": "ddpm"}, {"sampler": "ddim", "steps": 20}]),
         Arm("consistency", "consistency", config=dict(TINY_NET, s1=20),
             sample_grid={"steps": [1, 2]}),
-        Arm("gan", "gan", config=dict(n_feat=8, batch_size=16)),
-        Arm("dummy", "dummy", config=dict(batch_size=16), sample_grid={"noise": [0.3]}),
+        Arm("gan", "gan", config=dict(n_feat=8, batch_size=BATCH)),
+        Arm("dummy", "dummy", config=dict(batch_size=BATCH), sample_grid={"noise": [0.3]}),
     ),
     seeds=(0, 1),
     metrics=("fid_domain", "kid_domain", "precision_domain", "recall_domain",
@@ -39,7 +40,7 @@ STUDY = Study(
                   source="sanity: a trained GAN beats the dummy's mean image plus noise (the "
                          "DDPM of 100 steps does not yet)")),
     scales={
-        "smoke": Scale(budget_kimg=1.6, n_samples=64, log_every=50),  # 100 steps of 16
+        "smoke": Scale(budget_kimg=100 * BATCH / 1000, n_samples=64, log_every=50),  # 100 steps
         "full": Scale(budget_kimg=64, n_samples=2000, log_every=100),
     },
 )
