@@ -111,8 +111,9 @@ def save_histogram(path: Path, samples: torch.Tensor, data: str, sample_info: di
     fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
     lo, hi = np.quantile(x, [0.001, 0.999])
     lo, hi = min(lo, -4.0), max(hi, 4.0)
-    ax.hist(x, bins=120, range=(lo, hi), density=True, color="#4477aa", alpha=0.8,
-            label=f"{len(x)} samples")
+    # one filled outline, not 120 bar patches (the patches took 0.5 s a histogram)
+    counts, edges = np.histogram(x, bins=120, range=(lo, hi), density=True)
+    ax.stairs(counts, edges, fill=True, color="#4477aa", alpha=0.8, label=f"{len(x)} samples")
     try:
         law = datasets.law(data)
         grid = np.linspace(lo, hi, 600)
@@ -121,7 +122,7 @@ def save_histogram(path: Path, samples: torch.Tensor, data: str, sample_info: di
         pass
     ax.set_title(sample_info.get("setting", ""), fontsize=8)
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.12)  # (tight_layout: 0.12 s)
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
