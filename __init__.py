@@ -42,6 +42,8 @@ _EXPORTS = {
     "run": "genbench.harness.api",
     "load": "genbench.harness.api",
     "plan": "genbench.harness.api",
+    "claims": "genbench.harness.api",
+    "compare": "genbench.harness.api",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -44,9 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = walls.get(out.name, wall_from_rows(out))
         for r in judge_run(out):
             verdict = f"**{r.verdict}**"
-            if r.ci[0] == r.ci[0]:  # an interval
-                verdict += (f" {r.effect_rel:+.0%} [{r.ci[0]:+.3g}, {r.ci[1]:+.3g}], "
-                            f"p {r.p_holm:.2g}, {r.test}")
+            if r.ci[0] == r.ci[0]:  # an interval: the numbers `genbench claims` prints
+                verdict += " " + r.numbers().removeprefix("effect ")
             if r.verdict == "inconclusive":
                 verdict += f"; {r.why.split('; ')[-1]}"
             print(f"| {plan.get('study')} | `{r.claim}` | {r.source} | {r.seeds} | "

@@ -17,14 +17,17 @@ matches several points needs `combine`: `all` pairs the points of the two sides 
 every other axis and requires each pair to hold; `mean` compares, seed by seed, the mean of
 each side's points. "Better" follows the metric's own direction (`higher_is_better`).
 
-Each comparison is paired by seed where both sides share seeds (`genbench.harness.stats.estimate`), and
-the verdicts of a run are corrected together with Holm's method:
+Each comparison is paired by seed where both sides share seeds, on the metric's scale (a
+per-seed log ratio for FID, KID, times and memory: `genbench.harness.stats.estimate`), and the
+comparisons of a run are decided together (`genbench.harness.sequential`): Holm's method at one
+look, and over `--until-decided`'s planned looks a group-sequential design that keeps the same
+family-wise error rate however many rounds run:
 
-- `reproduced`: the difference is beyond `by` in the claimed direction (Holm-adjusted p at most
-  alpha; without other claims: its 95 % interval lies beyond `by`);
+- `reproduced`: the difference is beyond `by` in the claimed direction (p at most the level its
+  look gives it; a single claim at one look: its (1 - alpha) interval lies beyond `by`);
 - `contradicted`: it is on the other side of zero, by the same test;
 - `inconclusive`: anything else, with the seeds that would decide it at the observed effect and
-  spread (power 0.8), or why more seeds will not.
+  spread (power 0.8, with `--until-decided`), or why more seeds will not.
 
 docs/statistics.md says what each verdict does and does not mean.
 """
@@ -37,16 +40,18 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 from genbench.harness import stats
+from genbench.harness.sequential import Design, Hypothesis, Looks, check_same_design, share, step_down
 from genbench.harness.config import axis_value, canonical_json, grid_text, parse_value
 from genbench.harness.errors import GenbenchError, count, unknown
 
 COMBINE = ("one", "all", "mean")
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
-ALPHA = 0.05  # family-wise error rate of a run's claims (Holm)
-POWER = 0.8  # the power `seeds_needed` aims for
+ALPHA = 0.05  # family-wise error rate of a run's claims
+POWER = stats.POWER  # the power `seeds_needed` aims for
 
 _CLAIM_RE = re.compile(
     r"^\s*(?P<metric>[^\s:]+)\s*:\s*(?P<better>.+?)\s+better\s+than\s+(?P<than>.+?)"
@@ -391,20 +396,30 @@ def _pairs(b: list[Point], t: list[Point], better: Side, than: Side, name: str):
 
 @dataclass
 class Test:
-    """One comparison of a claim: the better side's points against the other side's."""
+    """One comparison of a claim at one look: the better side's points against the other
+    side's, on the seeds of that look."""
 
+    key: str  # its name in the record of looks: the claim, and its pair's number under (all)
     better: str
     than: str
     estimate: stats.Estimate
     higher: bool
-    threshold: float  # the minimum effect in metric units (from by or by_abs)
-    p_rep: float  # one-sided p: the effect lies beyond the threshold in the claimed direction
-    p_con: float  # one-sided p: it lies on the other side of zero
-    p: float = float("nan")  # two-sided p of the nearer verdict (unadjusted)
-    p_holm: float = float("nan")
-    verdict: str = "inconclusive"
+    threshold: float  # the minimum effect on the estimate's scale (from by or by_abs)
+    seeds: tuple[int, ...]  # the seeds behind the estimate
+    hyp: Hypothesis
     seeds_needed: int | None = None
+    stuck: bool = False  # more seeds will not decide it
     why: str = ""  # what decides an inconclusive comparison, or what to know about it
+
+    @property
+    def verdict(self) -> str:
+        return self.hyp.verdict
+
+    @property
+    def p(self) -> float:
+        """Two-sided p of the nearer verdict (unadjusted)."""
+        h = self.hyp
+        return min(1.0, 2 * min(h.p_rep, h.p_con)) if h.testable else float("nan")
 
     @property
     def oriented(self) -> float:
@@ -420,35 +435,47 @@ class Result:
     source: str
     metric: str
     verdict: str
-    effect: float  # mean difference better - than, in the metric's units
-    effect_rel: float  # the same relative to `than`'s mean
-    ci: tuple[float, float]  # its 95 % interval
-    p: float  # two-sided p of the test behind the verdict (before Holm)
-    p_holm: float  # after Holm's correction across every comparison of the run
+    effect: float  # better - than on the test's scale: a mean log ratio (scale "log") or units
+    change: float  # the same as a relative change of `than` (-0.3: 30 % lower)
+    ci: tuple[float, float]  # its (1 - alpha) interval, on the test's scale
+    ci_change: tuple[float, float]  # the interval as relative changes
+    p: float  # two-sided p of the test behind the verdict (unadjusted)
+    level: float  # the level p had to reach at its look: alpha / (comparisons left), lower at
+    #               an early look of --until-decided (docs/statistics.md)
     seeds: int  # seeds behind the numbers (pairs for a paired test)
     seeds_needed: int | None  # for an inconclusive claim: seeds that would decide it (power 0.8)
     test: str  # paired t | welch | exact | none
+    scale: str = "linear"  # "log": compared as per-seed log ratios
+    means: tuple[float, float] = (float("nan"), float("nan"))  # each side's mean, in units
+    look: int = 1  # the look that decided it (or the last one taken)
     why: str = ""  # what would decide it, or what else the reader should know
     comparisons: list[dict[str, Any]] = field(default_factory=list)  # `all`: one per pair
     cells: tuple[tuple[str, str], ...] = ()  # the train cells (arm, cell JSON) it involves
+    stuck: bool = False  # inconclusive, and more seeds will not decide it
 
     def line(self) -> str:
-        """One line for the console: verdict, claim, effect ± interval, seeds, test."""
+        """One line for the console: verdict, claim, effect and interval, p and the level it
+        had to reach, seeds, test."""
         return f"{self.verdict:<13} {self.claim}: {self.numbers()}" + (f"; {self.why}" if self.why else "")
 
     def numbers(self) -> str:
         if not math.isfinite(self.effect):
             return "no values"
-        rel = ""
-        if math.isfinite(self.effect_rel):  # (a tiny relative effect is "<1%", never "-0%")
-            text = f"{self.effect_rel:+.0%}"
-            if text in ("+0%", "-0%") and self.effect_rel != 0:
-                text = f"{text[0]}<1%"
-            rel = f" ({text})"
-        ci = (f" [{_g(self.ci[0])}, {_g(self.ci[1])}]" if math.isfinite(self.ci[0]) else "")
-        p = f", p={self.p_holm:.2g}" if math.isfinite(self.p_holm) else ""
-        return (f"effect {_g(self.effect)}{rel}{ci}{p}, {self.seeds} seed"
-                f"{'s' * (self.seeds != 1)}, {self.test}")
+        if self.scale == "log":
+            ci = (f" [{stats.change_text(self.ci[0])}, {stats.change_text(self.ci[1])}]"
+                  if math.isfinite(self.ci[0]) else "")
+            effect = (f"effect {stats.change_text(self.effect)}{ci} ({_g(self.means[0])} vs "
+                      f"{_g(self.means[1])})")
+        else:
+            rel = f" ({_pct(self.change)})" if math.isfinite(self.change) else ""
+            ci = f" [{_g(self.ci[0])}, {_g(self.ci[1])}]" if math.isfinite(self.ci[0]) else ""
+            effect = f"effect {_g(self.effect, sign=True)}{rel}{ci}"
+        p = ""
+        if math.isfinite(self.p):
+            p = f", p={self.p:.2g} {'<=' if self.p <= self.level else '>'} {self.level:.2g}"
+        test = self.test + (" of log ratios" if self.scale == "log" and self.test != "none" else "")
+        look = f", look {self.look}" if self.look > 1 else ""
+        return f"{effect}{p}, {self.seeds} seed{'s' * (self.seeds != 1)}, {test}{look}"
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -456,8 +483,16 @@ class Result:
         return json_safe(d)
 
 
-def _g(x: float) -> str:
-    return f"{x:+.3g}"
+def _g(x: float, sign: bool = False) -> str:
+    return f"{x:+.3g}" if sign else f"{x:.3g}"
+
+
+def _pct(x: float) -> str:
+    """A relative change as a signed percentage; a tiny one as "<1%", never "-0%"."""
+    if not math.isfinite(x):
+        return "?"
+    text = f"{x:+.0%}"
+    return f"{text[0]}<1%" if text in ("+0%", "-0%") and x != 0 else text
 
 
 def json_safe(obj: Any) -> Any:
@@ -471,11 +506,15 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def _values(table: dict, points: tuple[Point, ...], metric: str) -> dict[int, float]:
-    """Per seed, the mean of the points' values, at the seeds where every point has one."""
+def _values(table: dict, points: tuple[Point, ...], metric: str,
+            seeds: list[int] | None = None) -> dict[int, float]:
+    """Per seed, the mean of the points' values, at the seeds where every point has one (of
+    `seeds` where given: a recorded look's)."""
     per = [table.get((p.arm, p.cell_json, p.setting_json, metric), {}) for p in points]
-    seeds = set(per[0]).intersection(*per[1:]) if per else set()
-    return {s: sum(d[s] for d in per) / len(per) for s in sorted(seeds)}
+    common = set(per[0]).intersection(*per[1:]) if per else set()
+    if seeds is not None:
+        common &= set(seeds)
+    return {s: sum(d[s] for d in per) / len(per) for s in sorted(common)}
 
 
 # what claims read of a run's rows (its table, catalog and points)
@@ -506,108 +545,220 @@ def _table(rows, metrics: set[str] | None = None) -> tuple[dict, dict, dict]:
     return table, direction, notes
 
 
-def evaluate(resolved: list[Resolved], rows, *, alpha: float = ALPHA,
-             directions: dict[str, bool] | None = None) -> list[Result]:
-    """The verdict of every resolved claim on `rows` (the run's current rows), Holm-corrected
-    across all comparisons. The direction of a metric comes from the rows (the registry's
-    `directions` for a metric with no rows yet)."""
-    table, direction, notes = _table(rows, {r.claim.metric for r in resolved})
-    direction = {**(directions or {}), **direction}
-    tests: list[list[Test]] = []
+@dataclass(frozen=True)
+class _Comparison:
+    key: str
+    claim: Claim
+    better: tuple[Point, ...]
+    than: tuple[Point, ...]
+    label_b: str
+    label_t: str
+
+
+def _comparisons(resolved: list[Resolved]) -> list[list[_Comparison]]:
+    out = []
     for r in resolved:
-        c = r.claim
-        higher = direction.get(c.metric)
-        out = []
-        for b, t in r.comparisons:
-            x, y = _values(table, b, c.metric), _values(table, t, c.metric)
-            est = stats.estimate(x, y, alpha=alpha)
-            thr = c.by_abs if c.by_abs is not None else c.by * abs(est.mean_y) if math.isfinite(est.mean_y) else 0.0
-            sign = 1 if higher is not False else -1
-            p_rep = est.p_greater(thr) if sign > 0 else est.p_less(-thr)
-            p_con = est.p_less(0.0) if sign > 0 else est.p_greater(0.0)
-            test = Test(_label(b, r.multi_arm), _label(t, r.multi_arm), est, higher is not False, thr, p_rep, p_con)
-            if est.decidable:
-                test.p = min(1.0, 2 * min(p_rep, p_con))
+        many = len(r.comparisons) > 1
+        out.append([_Comparison(r.claim.text + (f" [{i}]" if many else ""), r.claim, b, t,
+                                _label(b, r.multi_arm), _label(t, r.multi_arm))
+                    for i, (b, t) in enumerate(r.comparisons)])
+    return out
+
+
+def evaluate(resolved: list[Resolved], rows, *, alpha: float = ALPHA,
+             directions: dict[str, bool] | None = None, design: Design | None = None,
+             looks: Looks | None = None, new_look: bool = True,
+             explain: bool = True) -> list[Result]:
+    """The verdict of every resolved claim on `rows` (the run's current rows). The direction
+    of a metric comes from the rows (the registry's `directions` for one with no rows yet).
+
+    `design` says how the run spends its error rate (default: one fixed-sample look at
+    `alpha`, Holm across every comparison); `looks`, the looks it took before (replayed in
+    order, each on the seeds it recorded). `new_look` tests the current rows as one more look
+    where they hold other seeds than a comparison's last look, and appends it to `looks`;
+    without it, where the rows hold more seeds than the last look, the verdict says so.
+    `explain` False leaves out what would decide an inconclusive claim (the seeds it needs:
+    the slow part, which no decision depends on; for simulations of the procedure)."""
+    table, direction, notes = _table(rows, {r.claim.metric for r in resolved})
+    return decide(resolved, table, {**(directions or {}), **direction}, notes, alpha=alpha,
+                  design=design, looks=looks, new_look=new_look, explain=explain)
+
+
+def decide(resolved: list[Resolved], table: dict, direction: dict[str, bool],
+           notes: dict[str, str], *, alpha: float = ALPHA, design: Design | None = None,
+           looks: Looks | None = None, new_look: bool = True, explain: bool = True) -> list[Result]:
+    """`evaluate` on a run's values already gathered (`_table`): (arm, cell, setting, metric)
+    -> {seed: value}, each metric's direction and the notes of metrics without values. The
+    decisions of every claim and look are made here (simulations of the procedure call it
+    directly, on values they draw)."""
+    from genbench.harness.metrics import scale as metric_scale
+
+    design = design or (looks.design if looks else Design(alpha))
+    groups = _comparisons(resolved)
+    family = [c for g in groups for c in g]
+    scales = {m: metric_scale(m) for m in {c.claim.metric for c in family}}
+    past: dict[str, tuple[int, ...]] = {}
+    decided: dict[str, Test] = {}
+    shown: dict[str, Test] = {}
+    taken = 0  # looks taken so far
+    look_of: dict[str, int] = {}
+
+    def take(seeds: dict[str, list[int] | None]) -> list[Hypothesis]:
+        nonlocal taken
+        taken += 1
+        tests = []
+        for c in family:
+            if c.key not in seeds:
+                continue
+            m = c.claim.metric
+            x = _values(table, c.better, m, seeds[c.key])
+            y = _values(table, c.than, m, seeds[c.key])
+            t = _test(c, x, y, direction.get(m), scales[m], alpha)
+            t.hyp.past, t.hyp.decided = past.get(c.key, ()), decided[c.key].verdict if c.key in decided else None
             if not x or not y:
-                none = "no values yet" if c.metric not in notes else notes[c.metric]
-                test.why = f"{'better' if not x else 'than'} side has {none}"
-            out.append(test)
-        tests.append(out)
-    family = [t for ts in tests for t in ts]
-    for t, adj in zip(family, stats.holm([t.p for t in family])):
-        t.p_holm = adj
-    m = sum(math.isfinite(t.p) for t in family) or 1
-    for t in family:
-        _decide(t, alpha, m)
-    return [_combine(r, ts) for r, ts in zip(resolved, tests)]
+                none = "no values yet" if m not in notes else notes[m]
+                t.why = f"{'better' if not x else 'than'} side has {none}"
+            tests.append(t)
+        step_down([t.hyp for t in tests], design)
+        for t in tests:
+            if t.key in decided:
+                continue
+            shown[t.key], look_of[t.key] = t, taken
+            if t.verdict != "inconclusive":
+                decided[t.key] = t
+            elif t.hyp.testable:
+                past[t.key] = t.hyp.looks
+        return [t.hyp for t in tests]
+
+    for record in (looks.looks if looks else []):
+        take({k: v["seeds"] for k, v in record.items()})
+    current = {c.key: sorted(set(_values(table, c.better, c.claim.metric))
+                             | set(_values(table, c.than, c.claim.metric))) for c in family}
+    last = looks.last_seeds() if looks else {}
+    changed = [k for k in current if k not in decided and current[k] != last.get(k)]
+    if new_look and (changed or not looks or not looks.looks):
+        take({k: None for k in current})
+        if looks is not None:
+            looks.looks.append({k: {"seeds": list(shown[k].seeds), "verdict": shown[k].verdict}
+                                for k in current})
+    elif changed:
+        for k in changed:
+            if k in shown:
+                shown[k].why = _join(shown[k].why, f"the rows hold seeds the last look did not "
+                                     f"({len(current[k])} against {len(shown[k].seeds)}): "
+                                     "`genbench run ... --until-decided` takes that look")
+    hyps = [shown[c.key].hyp for c in family if c.key in shown]
+    left = share(hyps, design)
+    for c in family:
+        if c.key in shown and shown[c.key].verdict == "inconclusive":
+            _explain(shown[c.key], left, design, alpha, seeds=explain)
+    return [_combine(r, [shown[c.key] for c in g], [look_of.get(c.key, 1) for c in g])
+            for r, g in zip(resolved, groups)]
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}; {b}" if a else b
+
+
+def _test(c: _Comparison, x: dict[int, float], y: dict[int, float], higher: bool | None,
+          scale: str, alpha: float) -> Test:
+    """The comparison on the seeds of `x` and `y`, with its one-sided p-values."""
+    claim = c.claim
+    est = stats.estimate(x, y, alpha=alpha, scale=scale if claim.by_abs is None else "linear")
+    higher = higher is not False
+    if claim.by_abs is not None:
+        thr = claim.by_abs
+    elif est.scale == "log":  # a relative `by` is a ratio: beyond 1 + by, or below 1 - by
+        thr = math.log1p(claim.by) if higher else (-math.log1p(-claim.by) if claim.by < 1 else math.inf)
+    else:
+        thr = claim.by * abs(est.mean_y) if math.isfinite(est.mean_y) else 0.0
+    p_rep = est.p_greater(thr) if higher else est.p_less(-thr)
+    p_con = est.p_less(0.0) if higher else est.p_greater(0.0)
+    seeds = tuple(sorted(set(x) | set(y)))
+    return Test(c.key, c.label_b, c.label_t, est, higher, thr, seeds,
+                Hypothesis(c.key, est.n if est.decidable else min(est.n, 1), p_rep, p_con))
 
 
 def _label(points: tuple[Point, ...], with_arm: bool) -> str:
     return " + ".join(p.label(with_arm) for p in points)
 
 
-def _decide(t: Test, alpha: float, m: int) -> None:
+def _explain(t: Test, share: float, design: Design, alpha: float, seeds: bool = True) -> None:
+    """What would decide an inconclusive comparison: seeds (how many, at the power POWER, under
+    the procedure that decides it; `seeds` False: not counted), or why more seeds will not."""
     est = t.estimate
     if not est.decidable:
         if not t.why:
             t.why = ("one seed decides nothing (the spread between seeds is unknown): "
                      "add seeds (--until-decided, or --set seeds=[0,1,2])")
         return
-    if t.p_holm <= alpha:
-        t.verdict = "reproduced" if t.p_rep <= t.p_con else "contradicted"
-        return
     od = t.oriented
-    if 0 <= od <= t.threshold:
-        t.why = ("the effect is within `by`: more seeds will not decide it" if t.threshold > 0
-                 else "the two sides measure the same: more seeds will not decide it")
+    lo, hi = sorted((est.lo, est.hi) if t.higher else (-est.hi, -est.lo))
+    if est.test == stats.EXACT or (t.threshold > 0 and 0 <= lo and hi <= t.threshold):
+        t.stuck = True
+        t.why = _join(t.why, "the effect is within `by`: more seeds will not decide it"
+                      if od != 0 else "the two sides measure the same: more seeds will not decide it")
+        return
+    if not seeds:
         return
     distance = od - t.threshold if od > t.threshold else od
-    need = stats.seeds_needed(distance, sd=est.sd, sd_x=est.sd_x, sd_y=est.sd_y,
-                              alpha=alpha / m, power=POWER)
-    beyond = math.isfinite(t.p) and t.p <= alpha
-    prefix = (f"beyond the 95 % interval alone, not after Holm's correction across {m} tests; "
-              if beyond else "")
+    if est.test == stats.WELCH:
+        need = stats.seeds_needed(distance, sd_x=est.sd_x, sd_y=est.sd_y, alpha=share)
+    else:
+        need = stats.sequential_seeds_needed(distance, est.sd, first=est.n,
+                                             alpha=share)
+    h = t.hyp
+    if math.isfinite(t.p) and t.p <= alpha:
+        where = ("an early look of --until-decided spends little of alpha"
+                 if design.sequential and h.level < share * 0.999 else
+                 f"alpha is shared by the {round(design.alpha / share)} comparisons left (Holm)")
+        t.why = _join(t.why, f"p is within alpha alone, not within this look's {h.level:.2g} ({where})")
     if need is None:
-        t.why = prefix + f"more than {stats.MAX_SEEDS} seeds would be needed at this effect and spread"
+        t.why = _join(t.why, f"more than {stats.MAX_SEEDS} seeds would be needed at this effect "
+                      "and spread")
         return
     t.seeds_needed = max(need, est.n + 1)
-    per = " per side" if est.test == "welch" else ""
-    t.why = prefix + f"about {t.seeds_needed} seeds{per} would decide it (power {POWER:g})"
+    per = " per side" if est.test == stats.WELCH else ""
+    beyond = (f", beyond --max-seeds {design.max_seeds}"
+              if design.sequential and t.seeds_needed > design.max_seeds else "")
+    t.why = _join(t.why, f"about {t.seeds_needed} seeds{per} would decide it (power {POWER:g}, "
+                  f"with --until-decided{beyond})")
 
 
-def _combine(r: Resolved, ts: list[Test]) -> Result:
+def _combine(r: Resolved, ts: list[Test], looks: list[int]) -> Result:
     """A claim's verdict from its comparisons: one, or (`all`) every pair must hold: contradicted
     if any pair is, reproduced if all are, else inconclusive; the numbers shown are those of the
     comparison that decides (the weakest)."""
     verdicts = [t.verdict for t in ts]
+    weakest = lambda t: (t.p / t.hyp.level) if math.isfinite(t.p) and t.hyp.level > 0 else math.inf  # noqa: E731
     if "contradicted" in verdicts:
-        verdict, shown = "contradicted", next(t for t in ts if t.verdict == "contradicted")
+        shown = next(t for t in ts if t.verdict == "contradicted")
+        verdict = "contradicted"
     elif all(v == "reproduced" for v in verdicts):
-        verdict, shown = "reproduced", max(ts, key=lambda t: _nan_last(t.p_holm))
+        verdict, shown = "reproduced", max(ts, key=weakest)
     else:
         verdict = "inconclusive"
-        shown = max((t for t in ts if t.verdict != "reproduced"), key=lambda t: _nan_last(t.p_holm))
+        shown = max((t for t in ts if t.verdict != "reproduced"), key=weakest)
     needs = [t.seeds_needed for t in ts if t.verdict == "inconclusive"]
     need = max(needs) if needs and all(n is not None for n in needs) else None
     est = shown.estimate
-    rel = est.diff / abs(est.mean_y) if math.isfinite(est.mean_y) and est.mean_y != 0 else float("nan")
     why = shown.why
     if len(ts) > 1:
         why = (f"{verdicts.count('reproduced')} of {len(ts)} pairs reproduced; shown: "
                f"{shown.better} vs {shown.than}" + (f"; {why}" if why else ""))
     return Result(
         claim=r.claim.text, source=r.claim.source, metric=r.claim.metric, verdict=verdict,
-        effect=est.diff, effect_rel=rel, ci=(est.lo, est.hi), p=shown.p, p_holm=shown.p_holm,
+        effect=est.diff, change=est.change(), ci=(est.lo, est.hi),
+        ci_change=(est.change(est.lo), est.change(est.hi)), p=shown.p, level=shown.hyp.level,
         seeds=est.n, seeds_needed=need if verdict == "inconclusive" else None, test=est.test,
+        scale=est.scale, means=(est.mean_x, est.mean_y), look=looks[ts.index(shown)],
         why=why if verdict == "inconclusive" or len(ts) > 1 else "",
         comparisons=[dict(better=t.better, than=t.than, verdict=t.verdict, effect=t.estimate.diff,
-                          ci=[t.estimate.lo, t.estimate.hi], p=t.p, p_holm=t.p_holm,
-                          seeds=t.estimate.n, test=t.estimate.test) for t in ts],
-        cells=tuple(dict.fromkeys((p.arm, p.cell_json) for b, t in r.comparisons for p in (*b, *t))))
-
-
-def _nan_last(p: float) -> float:
-    return p if math.isfinite(p) else 2.0
+                          change=t.estimate.change(), ci=[t.estimate.lo, t.estimate.hi], p=t.p,
+                          level=t.hyp.level, seeds=t.estimate.n, test=t.estimate.test)
+                     for t in ts],
+        cells=tuple(dict.fromkeys((p.arm, p.cell_json) for b, t in r.comparisons for p in (*b, *t))),
+        stuck=verdict == "inconclusive" and all(t.stuck for t in ts if t.verdict == "inconclusive"))
 
 
 def exit_status(results: list[Result]) -> int:
@@ -670,35 +821,67 @@ def stored_claims(plan: dict) -> list[Claim]:
     return out
 
 
-def judge_run(out_dir, claims=None, *, plan: dict | None = None, alpha: float = ALPHA,
+
+def judge_run(out_dir, claims=None, *, plan: dict | None = None, alpha: float | None = None,
               warn=None) -> list[Result]:
     """The verdicts of `claims` (default: those of the plan) on the run in `out_dir`, from its
     current rows against `plan` (default: its study.json); the points are those of the plan and
-    of the rows (a run made before claims existed has rows only)."""
+    of the rows (a run made before claims existed has rows only). The study's own claims of a
+    run that `--until-decided` decided are replayed over the looks it recorded (OUT/looks.json),
+    so they read as the run printed them; claims given here are one fixed-sample look at the
+    current rows. `alpha` None: the run's own (its record's, else 0.05)."""
     from genbench.harness.results import read_current, read_plan
 
     plan = read_plan(out_dir) if plan is None else plan
+    looks = Looks.read(out_dir) if claims is None else None
     claims = stored_claims(plan) if claims is None else [as_claim(c) for c in claims]
     if not claims:
         return []
     rows, _ = read_current(out_dir, plan, warn=warn or (lambda _: None), columns=COLUMNS)
     if rows.empty and not plan.get("trials"):
         raise GenbenchError(f"{out_dir} has no plan and no rows: nothing to test claims on")
-    return judge(claims, plan, rows, alpha=alpha)
+    if looks is not None and alpha is not None and alpha != looks.design.alpha:
+        looks = Looks(Design(alpha, looks.design.max_seeds), looks.looks)
+    return judge(claims, plan, rows, alpha=ALPHA if alpha is None else alpha, looks=looks)
 
 
-def judge(claims, plan: dict, rows, *, alpha: float = ALPHA) -> list[Result]:
-    """The verdicts of `claims` on a run's current `rows` and its `plan` (a study.json dict)."""
+def judge(claims, plan: dict, rows, *, alpha: float = ALPHA, looks: Looks | None = None,
+          new_look: bool = False) -> list[Result]:
+    """The verdicts of `claims` on a run's current `rows` and its `plan` (a study.json dict):
+    one fixed-sample look, or the replay of the run's `looks` (and, `new_look`, one more on the
+    current rows, appended to them)."""
     points = list(dict.fromkeys([*plan_points(plan), *row_points(rows)]))
     resolved = resolve([as_claim(c) for c in claims], points, run_catalog(rows, plan))
-    return evaluate(resolved, rows, alpha=alpha)
+    return evaluate(resolved, rows, alpha=looks.design.alpha if looks else alpha, looks=looks,
+                    new_look=new_look or looks is None)
+
+
+def look(out_dir: Path, plan: dict, design: Design) -> list[Result]:
+    """One look of `--until-decided` at the run in `out_dir` (a local directory): the verdicts
+    of the plan's claims over the looks recorded before and the current rows, which are
+    recorded as a new look where they hold seeds the last look did not (OUT/looks.json). A
+    record made with another design is refused (`check_same_design`)."""
+    from genbench.harness.results import read_current
+
+    looks = Looks.read(out_dir)
+    if looks is None:
+        looks = Looks(design)
+    check_same_design(looks, design, str(out_dir))
+    before = len(looks.looks)
+    rows, _ = read_current(out_dir, plan, warn=lambda _: None, columns=COLUMNS)
+    results = judge(stored_claims(plan), plan, rows, looks=looks, new_look=True)
+    if len(looks.looks) > before:
+        looks.write(out_dir)
+    return results
 
 
 def more_seeds(plan: dict, results: list[Result], max_seeds: int):
     """The next round of `--until-decided`: (train cells, seeds, line). The cells are those of
     the undecided claims that more seeds can decide; the seeds, the plan's first N integers and
-    the next ones, N the most seeds those claims need (at most `max_seeds`; three where one seed
-    left the spread unknown). Cells None: no round; the line says why."""
+    the next ones, N the next planned look (`stats.next_look`: doubling, at most `max_seeds`)
+    of the fewest seeds those cells have. The looks are planned, not sized by the data, so the
+    error rate of the whole procedure is the design's (docs/statistics.md). Cells None: no
+    round; the line says why."""
     have: dict[tuple[str, str], set[int]] = {}
     for t in plan.get("trials", []):
         have.setdefault((t.get("arm", ""), canonical_json(t.get("cell", {}))), set()).add(t["seed"])
@@ -708,21 +891,17 @@ def more_seeds(plan: dict, results: list[Result], max_seeds: int):
     target, cells, why, stuck = 0, set(), [], []
     for r in undecided:
         current = min((len(have.get(c, ())) for c in r.cells), default=0)
-        if r.seeds_needed is not None:
-            n = r.seeds_needed
-        elif r.seeds < 2 and "within" not in r.why and "same" not in r.why:
-            n = max(3, r.seeds + 2)  # the spread is unknown: enough seeds to measure it
-        else:
+        if r.stuck:
             stuck.append(f"{r.claim} ({r.why})")
             continue
-        n = min(n, max_seeds)
+        n = stats.next_look(current, max_seeds)
         if n <= current:
             stuck.append(f"{r.claim} (--max-seeds {max_seeds} reached)")
             continue
         target = max(target, n)
         cells.update(r.cells)
-        need = ("spread unknown at one seed" if r.seeds_needed is None
-                else f"about {count(r.seeds_needed, 'seed')}")
+        need = ("spread unknown" if r.seeds_needed is None
+                else f"about {count(r.seeds_needed, 'seed')} would decide it")
         why.append(f"{r.claim} ({need})")
     if not cells:
         return None, (), (f"{count(len(stuck), 'claim')} stay{'s' * (len(stuck) == 1)} "
@@ -735,7 +914,7 @@ def more_seeds(plan: dict, results: list[Result], max_seeds: int):
     seeds = seeds[:max(target, 0)]
     added = sorted({s for c in cells for s in seeds if s not in have.get(c, set())})
     span = f"{added[0]}-{added[-1]}" if len(added) > 1 else str(added[0]) if added else "none"
-    line = (f"until decided: adding {'seeds' if len(added) > 1 else 'seed'} {span} to "
-            f"{count(len(cells), 'train cell')} ({count(target, 'seed')} each) for "
-            f"{count(len(why), 'undecided claim')}: " + "; ".join(why))
+    line = (f"until decided: next look at {count(target, 'seed')}: adding "
+            f"{'seeds' if len(added) > 1 else 'seed'} {span} to {count(len(cells), 'train cell')} "
+            f"for {count(len(why), 'undecided claim')}: " + "; ".join(why))
     return cells, tuple(seeds), line

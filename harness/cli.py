@@ -7,7 +7,6 @@ stderr with exit status 2, before any output directory is created.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -75,8 +74,10 @@ exit status:
   genbench compare BASE CUR --json --allow-missing
 
 exit status:
-  0    no regression
+  0    no regression (and no undecided large change)
   1    a regression, or a BASE point missing in CUR
+  3    no regression, but a change beyond its metric's tolerance that the seeds could not
+       decide (--allow-inconclusive: 0); more seeds in both runs would decide it
   2    bad input: runs of different studies or environments (without --force), or nothing
        compared""",
     "list": "exit status:\n  0    always",
@@ -172,8 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     claims.add_argument("--json", action="store_true",
                         help="print a JSON list: claim, verdict, effect, ci, p, seeds, "
                              "seeds_needed, test (null where there is no number)")
-    claims.add_argument("--alpha", type=float, default=0.05,
-                        help="family-wise error rate across the claims (Holm; default 0.05)")
+    claims.add_argument("--alpha", type=float, default=None,
+                        help="family-wise error rate across the claims (default: the run's own, "
+                             "else 0.05)")
     report = sub.add_parser("report", help="write a page of tables and plots from run directories")
     report.add_argument("runs", nargs="+", metavar="RUN", help="run directories or URIs "
                         "(several: one comparison page)")
@@ -185,11 +187,13 @@ def _parser() -> argparse.ArgumentParser:
     compare = sub.add_parser(
         "compare", help="regression verdicts of CUR against BASE",
         description="Regression verdicts of CUR against BASE, beyond the noise between seeds "
-                    "(docs/statistics.md). Every point of BASE is judged or listed with a "
-                    "reason: missing in CUR or without values there fails the gate. Exit "
-                    "status: 0 no regression, 1 a regression (or a BASE point missing in CUR), "
-                    "2 bad input: runs of different studies or environments (without --force), "
-                    "or a comparison that judged nothing.")
+                    "(docs/statistics.md), with the smallest change it could detect per metric. "
+                    "Every point of BASE is judged or listed with a reason: missing in CUR or "
+                    "without values there fails the gate. Exit status: 0 no regression, 1 a "
+                    "regression (or a BASE point missing in CUR), 3 a change beyond its "
+                    "tolerance the seeds could not decide (--allow-inconclusive: 0), 2 bad "
+                    "input: runs of different studies or environments (without --force), or a "
+                    "comparison that judged nothing.")
     compare.add_argument("base", metavar="BASE")
     compare.add_argument("cur", metavar="CUR")
     compare.add_argument("--json", action="store_true", help="print JSON instead of markdown")
@@ -202,8 +206,13 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-timings", action="store_true", help=argparse.SUPPRESS)  # the default
     compare.add_argument("--allow-missing", action="store_true",
                          help="report BASE points missing in CUR without failing (a narrowed rerun)")
+    compare.add_argument("--allow-inconclusive", action="store_true",
+                         help="exit 0 where the only findings are changes beyond their tolerance "
+                              "that the seeds could not decide (exit 3 otherwise)")
     compare.add_argument("--alpha", type=float, default=0.05,
-                         help="family-wise error rate over all comparisons (Holm)")
+                         help="false discovery rate over the points tested (Benjamini-Hochberg), "
+                              "and so the chance of any false alarm when nothing changed; also "
+                              "the intervals' level (1 - alpha)")
     plan = sub.add_parser("plan", help="show the cells and trials of a study and how they pack "
                                        "onto this machine or a cluster")
     study_args(plan)
@@ -305,14 +314,8 @@ def _no_quality_warning(plan) -> str | None:
 def cmd_run(args) -> int:
     import signal
 
-    from genbench.harness.claims import judge_run, more_seeds
-    from genbench.harness.driver import run_study, study_status
+    from genbench.harness.api import execute
     from genbench.harness.storage import is_uri, mirror_dir
-
-    if args.max_failures < 0:
-        raise GenbenchError(f"--max-failures must be >= 0, got {args.max_failures}")
-    if args.max_seeds < 1:
-        raise GenbenchError(f"--max-seeds must be at least 1, got {args.max_seeds}")
     from genbench.harness.trackers import parse as parse_trackers
 
     trackers = parse_trackers(args.log)  # (a missing package: refused before any work)
@@ -336,46 +339,28 @@ def cmd_run(args) -> int:
     # ignored, and `kill -INT` must still stop it
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    local = mirror_dir(out) if is_uri(out) else Path(out)  # run_study leaves the mirror fresh
-    while True:
-        try:
-            outcomes = run_study(plan, out, address=args.address, storage=args.storage,
-                                 max_failures=args.max_failures, reuse_workers=args.reuse_workers,
-                                 in_process=args.in_process, trackers=trackers)
-        except KeyboardInterrupt:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the report is quick: let it finish
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            print(f"genbench: interrupted; rerun the same command to finish {plan.study} "
-                  "(done work is kept)", file=sys.stderr)
-            if not args.no_report:  # "Still to run" shows what the interruption left
-                _write_run_report(local, out, quiet=True)
-            return 143 if stopped_by and stopped_by[0] == signal.SIGTERM else 130
-        for o in outcomes:
-            if o.status != "ok":
-                print(f"genbench: trial {o.trial_id} {o.status}: {o.message}", file=sys.stderr)
-        ran = sum(o.status == "ok" for o in outcomes)
-        status = study_status(plan, local)
-        this_run = (f"this run: {ran} of {count(len(outcomes), 'trial')} ok" if outcomes
-                    else "nothing to run")
-        print(f"{this_run}; study {plan.study} [{plan.scale}]: {status.line()}; results in "
-              f"{out if is_uri(out) else local.resolve()}")
-        if not plan.claims or not local.is_dir():
-            break
-        results = judge_run(local, plan=plan.as_dict())
-        for r in results:
-            print(f"claim {r.line()}")
-        if not args.until_decided:
-            break
-        cells, seeds, line = more_seeds(plan.as_dict(), results, args.max_seeds)
-        grown = plan.with_seeds(cells, seeds) if cells else plan
-        if len(grown.trials) == len(plan.trials):
-            print(f"until decided: {line if not cells else 'no seed left to add; ' + line}")
-            break
-        print(line)
-        plan = grown
+    local = mirror_dir(out) if is_uri(out) else Path(out)
+
+    def echo(line: str) -> None:
+        print(line, file=sys.stderr if line.startswith("genbench: trial ") else sys.stdout,
+              flush=True)
+
+    try:
+        done = execute(plan, out, address=args.address, storage=args.storage,
+                       max_failures=args.max_failures, reuse_workers=args.reuse_workers,
+                       in_process=args.in_process, trackers=trackers,
+                       until_decided=args.until_decided, max_seeds=args.max_seeds, echo=echo)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the report is quick: let it finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print(f"genbench: interrupted; rerun the same command to finish {plan.study} "
+              "(done work is kept)", file=sys.stderr)
+        if not args.no_report:  # "Still to run" shows what the interruption left
+            _write_run_report(local, out, quiet=True)
+        return 143 if stopped_by and stopped_by[0] == signal.SIGTERM else 130
     if not args.no_report:
         _write_run_report(local, out)
-    return 0 if status.complete else 1
+    return 0 if done.complete else 1
 
 
 def _write_run_report(local: Path, out: str, quiet: bool = False) -> None:
@@ -399,42 +384,31 @@ def _write_run_report(local: Path, out: str, quiet: bool = False) -> None:
 
 
 def cmd_claims(args) -> int:
-    from genbench.harness.claims import exit_status, judge_run, render_json
+    from genbench.harness.api import claims
 
-    if not 0 < args.alpha < 1:
-        raise GenbenchError(f"--alpha must be between 0 and 1 (a family-wise error rate), got "
-                            f"{args.alpha}")
-    (run,) = _run_dirs([args.run])
     warnings: list[str] = []
-    results = judge_run(run, args.claims or None, alpha=args.alpha, warn=warnings.append)
-    if not results:
-        raise GenbenchError(f"{args.run}: its study declares no claims; give --claim TEXT, e.g. "
-                            "--claim 'fid_domain: steps=50 better than steps=10'")
+    results = claims(args.run, claims=args.claims or None, alpha=args.alpha, warn=warnings.append)
     for w in warnings:
         print(f"genbench: warning: {w}", file=sys.stderr)
     if args.json:
+        from genbench.harness.claims import render_json
+
         print(render_json(results))
     else:
         for r in results:
             print(r.line() + (f"  [{r.source}]" if r.source else ""))
         counts = {v: sum(r.verdict == v for r in results)
                   for v in ("reproduced", "contradicted", "inconclusive")}
+        looks = f"; {count(results.looks, 'look')} taken" if results.design.sequential else ""
         print(f"{count(len(results), 'claim')}: " + ", ".join(f"{n} {v}" for v, n in counts.items())
-              + f" (Holm across the run's tests, alpha {args.alpha:g})")
-    return exit_status(results)
+              + f" ({results.design.text()}{looks})")
+    return results.exit_status
 
 
 def _run_dirs(paths: list[str]) -> list[Path]:
-    from genbench.harness.rundir import MIRROR_MARK, RunDir
-    from genbench.harness.storage import is_uri, local_run
+    from genbench.harness.api import run_dirs
 
-    dirs = [local_run(p, "run") for p in paths]  # a URI: its local mirror
-    for p, d in zip(paths, dirs):
-        if not RunDir(d).is_run():
-            if is_uri(p) and {x.name for x in d.iterdir()} <= {MIRROR_MARK}:
-                shutil.rmtree(d)  # the empty mirror of a URI that holds no run
-            raise GenbenchError(f"{p} is not a genbench run directory (no results/ or study.json)")
-    return dirs
+    return run_dirs(paths)
 
 
 def cmd_report(args) -> int:
@@ -460,18 +434,15 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from genbench.harness.compare import compare, render_json, render_markdown
+    from genbench.harness.api import compare
+    from genbench.harness.compare import render_json, render_markdown
 
-    if not 0 < args.alpha < 1:
-        raise GenbenchError(f"--alpha must be between 0 and 1 (a family-wise error rate), got "
-                            f"{args.alpha}")
-    base, cur = _run_dirs([args.base, args.cur])
-    result = compare(base, cur, alpha=args.alpha, force=args.force, timings=args.timings,
-                     allow_missing=args.allow_missing)
+    result = compare(args.base, args.cur, alpha=args.alpha, force=args.force, timings=args.timings,
+                     allow_missing=args.allow_missing, allow_inconclusive=args.allow_inconclusive)
     for warning in result.warnings:
         print(f"genbench: warning: {warning}", file=sys.stderr)
     print(render_json(result) if args.json else render_markdown(result))
-    return 1 if result.regressions else 0
+    return result.exit_status
 
 
 def cmd_plan(args) -> int:

@@ -1,39 +1,47 @@
-"""`genbench compare BASE CUR`: is CUR a regression of BASE beyond the noise between seeds?
-(After Go's benchstat and asv's `compare`: intervals, not single numbers; refuse to compare
-runs of different environments.)
+"""`genbench compare BASE CUR`: is CUR a regression of BASE beyond the noise between seeds, and
+what could the comparison have caught? (After Go's benchstat and asv's `compare`: intervals and
+ratios, not single numbers; refuse to compare runs of different environments.)
 
 Rows are joined on `cell_key` (stable across commits: study, scale, arm, method and grid
 values) and metric, after leaving out on each side the rows that later measurements of the same
-point replaced (`genbench.harness.results.current_rows`). For each pair:
+point replaced (`genbench.harness.results.current_rows`). Each pair is compared on its metric's
+scale (`genbench.harness.metrics.scale`): FID, KID, times and memory as per-seed log ratios
+(shown as % change), the others by their difference; with the statistics claims use
+(`genbench.harness.stats`):
 
 - two or more seeds both runs share: the paired t-test on the per-seed differences and its
-  interval (the same statistics as claims, `genbench.harness.stats`): base and current of one seed share
-  the data order, initial draws and sampling noise, so pairing removes the seed-to-seed noise;
+  interval: base and current of one seed share the data order, initial draws and sampling
+  noise, so pairing removes the seed-to-seed noise;
 - two or more seeds on both sides but not shared: Welch's t-test and its interval
-  (`exact` when nothing varies: a deterministic metric, or the same shift at every seed);
+  (`exact` when nothing varies: a deterministic metric, or the same change at every seed);
 - one seed, and the metric has a within-run standard deviation (KID's `std`): a z-test on it;
-- otherwise the metric's declared tolerance (`genbench.harness.metrics.tolerance`): a relative change
-  beyond it counts as a change.
-
-Every tolerance has a floor in the metric's own unit where one is declared
-(`tolerance_floor`): memory increases of a phase below 128 MiB are the allocator's noise.
+- one seed of an exact count (a metric whose tolerance is 0: `nfe`, `n_params`): its change
+  alone (`tolerance`); of any other metric, no test (`none`).
 
 KID's `std` is the spread of the estimate over its random subsets (of at most 1,000 images a
 side): the noise of the estimator on these samples, not the noise between seeds, which can be as
-large as the effect. With one seed the z-test can only make a verdict more cautious (a change
-must exceed the tolerance either way); only seeds measure the seed-to-seed noise.
+large as the effect. Only seeds measure the seed-to-seed noise.
+
+The family: the p-values of all tests are corrected together with Benjamini and Hochberg's
+method at `alpha`, which keeps the expected share of false alarms among the points flagged at
+alpha, and so the chance of any false alarm at alpha when nothing changed (the A/A case a gate
+must keep quiet in); when something did change it flags more of it than Holm would (a change
+moves several points at once). docs/statistics.md says why this family.
+
+A change that is significant and beyond its metric's tolerance (relative: as a ratio on the log
+scale; with a floor in the metric's own unit, `tolerance_floor`: memory increases of a phase
+below 128 MiB are the allocator's noise) is a `regression` or an `improvement` in the metric's
+own good direction; one beyond the tolerance that the test cannot decide is `inconclusive`
+(exit 3); anything within the tolerance, and a run compared with itself, is `no change`. Facts
+without a direction (a method's `terminal_snr`) are not judged. Every judged point carries its
+minimum detectable effect (`mde`): the smallest change that would have been flagged there with
+power 0.8 (`stats.detectable_se` at the family's first Benjamini-Hochberg level, never below
+the tolerance), and `Comparison.power_line` says per metric what the comparison could catch.
 
 A fit that diverged or failed writes a status row instead of its metrics, so its seed would
 simply drop out of the means. Each train cell both runs have is therefore also judged on its
 `unfinished_seeds` (seeds whose fit diverged or whose last attempt failed): more in CUR than in
 BASE is a regression, fewer an improvement.
-
-The p-values of all tests are corrected together with Holm's step-down method (family-wise
-error rate `alpha`). A difference that is significant and larger than the metric's tolerance
-is a `regression` or an `improvement` in the metric's own good direction; one within the
-tolerance that is significant, or whose interval lies within the tolerance, is `no change`, and
-so is a run compared with itself (the same values); anything else is `inconclusive`. Facts
-without a direction (a method's `terminal_snr`) are not judged.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
 from genbench.harness.metrics import (MEMORY_BASELINES, WALL_CLOCK_METRICS, higher_is_better,
                                       tolerance, tolerance_floor)
+from genbench.harness.metrics import scale as metric_scale
 from genbench.harness.results import STATUS_METRICS, read_current, read_plan
 
 # a point's grid values as text; the points of one cell share them: parsed once
@@ -65,6 +74,7 @@ COLUMNS = ["study", "dataset", "device", "versions_json", "protocol", "feature_e
 JUDGED = ["study", "arm", "cell_key", "cell_json", "setting_json", "metric", "seed", "value",
           "std", "higher_is_better", "note"]
 MAX_UNCHANGED = 200  # the markdown lists every change and at most this many unchanged points
+LOG_BLIND = math.log(1000.0)  # a point that cannot detect a 1,000-fold change detects "none"
 
 # library versions that change numbers; others (pandas, ray) do not
 NUMERIC_LIBRARIES = ("torch", "torchvision", "numpy", "clean-fid", "torch_cuda")
@@ -77,18 +87,50 @@ class Verdict:
     cell: str  # train-grid values
     setting: str  # sample-grid values ("" for per-fit metrics)
     metric: str
-    base: float  # mean over seeds
+    base: float  # mean over seeds, in the metric's units
     cur: float
-    diff: float  # cur - base
-    lo: float  # 95 % interval of the difference (NaN where none)
+    diff: float  # cur - base, in units
+    lo: float  # the (1 - alpha) interval of `effect` (NaN where none)
     hi: float
     n_base: int
     n_cur: int
-    test: str  # paired (by seed) | welch | exact (no noise) | z (within-run std) | tolerance |
-    #            count | none (a point not judged: missing, no values, new)
-    p: float  # raw p-value (NaN for tolerance)
+    test: str  # paired t (by seed) | welch | exact (no noise) | z (within-run std) | tolerance
+    #            (an exact count, one seed) | count | none (no test: one seed, or not judged)
+    p: float  # raw p-value (NaN where there is no test)
     verdict: str  # regression | improvement | no change | inconclusive | missing | new
     note: str = ""  # why a point is not judged; how the two configs differ
+    effect: float = float("nan")  # cur - base on the test's scale: a mean log ratio, or units
+    scale: str = "linear"  # "log": compared as per-seed log ratios (shown as % change)
+    mde: float = float("nan")  # the smallest change (on the test's scale) it detects at power
+    #                            0.8: the minimum detectable effect; inf where it detects none
+
+    def change(self, value: float | None = None) -> float:
+        """`effect` (or `value` on its scale) as a relative change of base."""
+        value = self.effect if value is None else value
+        if self.scale == "log":
+            return math.expm1(min(value, 700.0)) if math.isfinite(value) else value
+        return value / abs(self.base) if self.base else float("nan")
+
+    def shown(self, value: float | None = None, sign: bool = True) -> str:
+        """`effect` (or `value`) as a person reads it: a % change or a factor on the log scale
+        (`stats.change_text`), else in units."""
+        value = self.effect if value is None else value
+        if not math.isfinite(value):
+            return "-" if value != value else "none"
+        if self.scale == "log":
+            return stats.change_text(value, sign)
+        return f"{value:+.3g}" if sign else f"{value:.3g}"
+
+    def detectable_text(self) -> str:
+        """The minimum detectable change as a person reads it: `any` (no noise, no tolerance),
+        `none` (no test, or beyond a factor of 1,000), else a % or a factor, or units."""
+        if self.mde != self.mde:
+            return "-"
+        if self.mde == 0:
+            return "any"
+        if self.mde > (LOG_BLIND if self.scale == "log" else math.inf):
+            return "none"
+        return self.shown(self.mde, sign=False) if self.scale == "log" else f"±{self.mde:.3g}"
 
 
 @dataclass
@@ -110,7 +152,11 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     unjudged: list[Unjudged] = field(default_factory=list)  # facts, metrics skipped on both sides
     missing_is_regression: bool = True  # a BASE point CUR lacks fails the gate (--allow-missing)
+    inconclusive_fails: bool = True  # a large change it cannot decide exits 3 (--allow-inconclusive)
     timings: bool = False  # whether wall-clock metrics were judged
+    alpha: float = 0.05
+    judged: int = 0  # points given a verdict by a test or a tolerance
+    mde_level: float = float("nan")  # the level each point's detectable effect is computed at
 
     @property
     def regressions(self) -> list[Verdict]:
@@ -119,8 +165,51 @@ class Comparison:
                 or (v.verdict == "missing" and self.missing_is_regression)]
 
     @property
-    def judged(self) -> int:
-        return sum(v.test != "none" for v in self.verdicts)
+    def inconclusive(self) -> list[Verdict]:
+        """Changes beyond their metric's tolerance that the seeds could not decide."""
+        return [v for v in self.verdicts if v.verdict == "inconclusive"]
+
+    @property
+    def exit_status(self) -> int:
+        """`genbench compare`: 1 a regression (or a missing point), 3 an undecided large change
+        (unless allowed), else 0."""
+        if self.regressions:
+            return 1
+        return 3 if self.inconclusive and self.inconclusive_fails else 0
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per point: its verdict and numbers (`Verdict`'s fields)."""
+        return pd.DataFrame([vars(v) for v in self.verdicts])
+
+    def power_line(self) -> str:
+        """One line: what this comparison could and could not have caught (power 0.8), per
+        metric the smallest detectable change over its points and the points that detect none."""
+        by_metric: dict[str, list[Verdict]] = {}
+        for v in self.verdicts:
+            if v.mde == v.mde:  # (judged by compare's statistics)
+                by_metric.setdefault(v.metric, []).append(v)
+        if not by_metric:
+            return ""
+        seeds = sorted({min(v.n_base, v.n_cur) for vs in by_metric.values() for v in vs})
+        parts, blind_only = [], []
+        for metric, vs in sorted(by_metric.items()):
+            seen = [v for v in vs if v.detectable_text() != "none"]
+            if not seen:
+                blind_only.append(metric)
+                continue
+            best, worst = min(seen, key=lambda v: v.mde), max(seen, key=lambda v: v.mde)
+            text = f"{metric} {best.detectable_text()}"
+            if worst.detectable_text() != best.detectable_text():
+                text += f" to {worst.detectable_text()}"
+            if len(seen) < len(vs):
+                text += f" (none at {len(vs) - len(seen)} of {len(vs)} points)"
+            parts.append(text)
+        seeds_text = "-".join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))
+        caught = ("could have caught, with power 0.8 (each change alone): " + ", ".join(parts)
+                  if parts else "could have caught no change")
+        missed = (f"; nothing at all in {', '.join(blind_only)} (too few seeds for its noise)"
+                  if blind_only else "")
+        return f"With {seeds_text} seed{'s' * (seeds != [1])} a side, this comparison {caught}{missed}."
 
 
 def _device_kind(device: str) -> str:
@@ -177,7 +266,8 @@ def check_comparable(base: pd.DataFrame, cur: pd.DataFrame, left_out=()) -> list
 
 
 def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool = False,
-            timings: bool = False, allow_missing: bool = False) -> Comparison:
+            timings: bool = False, allow_missing: bool = False,
+            allow_inconclusive: bool = False) -> Comparison:
     """Verdicts of every (cell, setting, metric) of BASE: judged where CUR measured it too,
     else listed with its reason (missing in CUR, no values in CUR, new in CUR; facts without a
     direction and metrics skipped on both sides are counted). Runs of different studies, or of
@@ -191,7 +281,8 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     if base.empty or cur.empty:
         raise GenbenchError(f"nothing to compare: {base_dir if base.empty else cur_dir} has no rows")
     result = Comparison(str(base_dir), str(cur_dir), warnings=quiet,
-                        missing_is_regression=not allow_missing, timings=timings)
+                        missing_is_regression=not allow_missing, timings=timings, alpha=alpha,
+                        inconclusive_fails=not allow_inconclusive)
     sb, sc = (sorted(set(r.study.dropna().unique())) for r in (base, cur))
     if sb != sc:
         if not force:
@@ -213,7 +304,9 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     base, cur = (r[JUDGED] for r in (base, cur))
     base, cur = (r.dropna(subset=["cell_key"]) if r.cell_key.isna().any() else r
                  for r in (base, cur))
-    result.verdicts += _unfinished(base, cur)
+    unfinished = _unfinished(base, cur)
+    result.verdicts += unfinished
+    result.judged += len(unfinished)
     base, cur = (r[~r.metric.isin(left_out)] for r in (base, cur))
     _judge(base, cur, alpha, result, configs)
     del base, cur
@@ -395,83 +488,106 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
     result.unjudged = [Unjudged(r, k, e) for r, (k, e) in unjudged.items()]
 
     # the estimate of `stats.estimate` (CUR - BASE by seed), for every pending point at once:
-    # each side's finite values, the last per seed, as `stats.estimate`'s dicts keep them
+    # each side's finite values, the last per seed, as `stats.estimate`'s dicts keep them, on
+    # the metric's scale (log where it is declared so and every value of the point is positive)
     rows = both.loc[finite & pending[point], ["_p", "_side", "seed", "value"]]
     rows = rows.drop_duplicates(["_p", "_side", "seed"], keep="last")
+    scale_of = {x: metric_scale(x) for x in set(metric)}
+    declared_log = np.array([scale_of[x] == "log" for x in metric], dtype=bool)
+    nonpositive = np.bincount(rows._p.to_numpy(), weights=(rows.value.to_numpy() <= 0).astype(float),
+                              minlength=n_points) > 0
+    log = declared_log & ~nonpositive
+    v = rows.value.to_numpy(dtype=float)
+    rows = rows.assign(value=np.where(log[rows._p.to_numpy()], np.log(np.where(v > 0, v, 1.0)), v))
     by_side = [rows[rows._side == k] for k in (0, 1)]
-    m = [_moments(s._p.to_numpy(), s.value.to_numpy(dtype=float), n_points) for s in by_side]
+    m = [stats.moments(s._p.to_numpy(), s.value.to_numpy(dtype=float), n_points) for s in by_side]
     pairs = by_side[0].merge(by_side[1], on=["_p", "seed"], suffixes=("_b", "_c"))
     pairs = pairs.sort_values(["_p", "seed"], kind="stable")  # (the seeds in order, as there)
-    n_pair, d_mean, d_sd = _moments(pairs._p.to_numpy(),
-                                    (pairs.value_c - pairs.value_b).to_numpy(), n_points)
-    paired = pending & (n_pair >= 2)
-    welch = pending & ~paired & (m[0][0] >= 2) & (m[1][0] >= 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vb, vc = m[0][2] ** 2 / m[0][0], m[1][2] ** 2 / m[1][0]
-        se = np.where(paired, d_sd / np.sqrt(n_pair), np.sqrt(vb + vc))
-        dof = np.where(paired, n_pair - 1.0,
-                       (vb + vc) ** 2 / (vb ** 2 / (m[0][0] - 1) + vc ** 2 / (m[1][0] - 1)))
-        dof = np.where(paired | (np.isfinite(dof) & (dof > 0)), dof, m[0][0] + m[1][0] - 2.0)
-    diff = np.where(paired, d_mean, np.where(welch, m[1][1] - m[0][1], mean[1] - mean[0]))
-    test = np.full(n_points, "tolerance", dtype=object)
-    test[paired], test[welch] = "paired", "welch"
-    exact = (paired | welch) & (se == 0)
-    test[exact] = "exact"
-    t_test = (paired | welch) & ~exact
+    d = stats.moments(pairs._p.to_numpy(), (pairs.value_c - pairs.value_b).to_numpy(), n_points)
+    est = stats.estimates(d, m[1], m[0], alpha=alpha)
+    effect = est.diff
+    test = np.where(pending, est.test, "").astype(object)
+    paired, welch = test == stats.PAIRED, test == stats.WELCH
+    exact = test == stats.EXACT
+    lo, hi, p = est.lo.copy(), est.hi.copy(), est.p_two_sided()
+    p[exact] = np.nan  # (an exact difference needs no test: it is not in the family)
+    # one seed a side: a z-test on the metric's within-run spread (KID's std), on its own
+    # scale; an exact count (tolerance 0) by its change alone; anything else has no test
     std = [pd.to_numeric(o["std"], errors="coerce").to_numpy(dtype=float) for o in own]
     z_se = np.sqrt(std[0] ** 2 + std[1] ** 2)
-    z_test = pending & ~paired & ~welch & (n[0] == 1) & (n[1] == 1) & (z_se > 0)
-    test[z_test] = "z"
-    nan = np.full(n_points, np.nan)
-    p, lo, hi = nan.copy(), nan.copy(), nan.copy()
-    if t_test.any():
-        t = np.abs(diff[t_test]) / se[t_test]
-        p[t_test] = np.minimum(1.0, 2 * sps.t.sf(t, dof[t_test]))
-        half = sps.t.ppf(0.975, dof[t_test]) * se[t_test]
-        lo[t_test], hi[t_test] = diff[t_test] - half, diff[t_test] + half
+    none = pending & (test == stats.NONE)
+    rel = np.array([tolerance(x) for x in metric], dtype=float)
+    floor = np.array([tolerance_floor(x) for x in metric], dtype=float)
+    z_test = none & (n[0] == 1) & (n[1] == 1) & (z_se > 0)
+    log &= ~z_test
+    counted = none & ~z_test & (rel == 0)
+    test[z_test], test[counted] = stats.Z, stats.TOLERANCE
+    effect = np.where(z_test | (none & ~log), mean[1] - mean[0], effect)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((mean[0] > 0) & (mean[1] > 0), mean[1] / mean[0], 1.0)
+    effect = np.where(none & log, np.log(ratio), effect)
     if z_test.any():
-        s_ = z_se[z_test]
-        p[z_test] = 2 * sps.norm.sf(np.abs(diff[z_test]) / s_)
-        lo[z_test], hi[z_test] = diff[z_test] - 1.96 * s_, diff[z_test] + 1.96 * s_
-    lo[exact], hi[exact] = diff[exact], diff[exact]
-    idx = np.flatnonzero(pending)
-    reject = np.zeros(n_points, dtype=bool)
-    reject[idx] = np.asarray(stats.holm(p[idx]), dtype=float) <= alpha  # (NaN: False)
+        from scipy import stats as sps
 
-    rel = {x: tolerance(x) for x in set(metric)}
-    floor = {x: tolerance_floor(x) for x in set(metric)}
-    tol = np.maximum(np.array([rel[x] for x in metric], dtype=float) * np.maximum(np.abs(mean[0]), 1e-12),
-                     np.array([floor[x] for x in metric], dtype=float))
-    fixed = np.isin(test, ("tolerance", "exact"))  # no test: the change alone decides
-    changed = pending & (np.abs(diff) > tol) & (fixed | reject)
-    within = np.abs(diff) <= tol
+        s_, q = z_se[z_test], sps.norm.ppf(1 - alpha / 2)
+        p[z_test] = 2 * sps.norm.sf(np.abs(effect[z_test]) / s_)
+        lo[z_test], hi[z_test] = effect[z_test] - q * s_, effect[z_test] + q * s_
+    idx = np.flatnonzero(pending)
+    result.judged += len(idx)
+    reject = np.zeros(n_points, dtype=bool)
+    reject[idx] = stats.bh(p[idx]) <= alpha  # (NaN: False)
+
+    # the tolerance: relative (on the log scale, as a ratio) with an absolute floor in units
+    diff = mean[1] - mean[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beyond = np.where(log, np.abs(effect) > np.log1p(rel),
+                          np.abs(diff) > rel * np.maximum(np.abs(mean[0]), 1e-12)) & (np.abs(diff) > floor)
+    decided = exact | (test == stats.TOLERANCE) | reject
     same = _same_values(both.loc[finite & pending[point]], n, n_points)
-    unchanged = pending & ~changed & (fixed | same | (within & (reject | (np.maximum(
-        np.abs(lo), np.abs(hi)) <= tol))))
+    changed = pending & beyond & decided & ~same
     up = (diff > 0) == higher.astype(bool) if len(idx) else np.zeros(n_points, dtype=bool)
     verdict = np.where(changed, np.where(up, "improvement", "regression"),
-                       np.where(unchanged, "no change", "inconclusive"))
+                       np.where(pending & beyond & ~decided & ~same, "inconclusive", "no change"))
+
+    # what the comparison could have caught: the minimum detectable effect of each point at
+    # power POWER, tested alone at the family's first Benjamini-Hochberg level (alpha / tests).
+    # Its noise is the spread of the per-seed differences, or, where they are all equal (the
+    # same code on the same seeds), that of two independent seeds (sqrt 2 x the spread between
+    # seeds): what a change that moves the training would add
+    between = np.sqrt(np.nan_to_num(m[0][2] ** 2 + m[1][2] ** 2) / 2)
+    noise = np.where(paired | exact, np.where(est.sd > 0, est.sd, math.sqrt(2) * between), np.nan)
+    n_eff = np.where(paired | exact, est.n, np.minimum(n[0], n[1]))
+    se = np.where(paired | exact, noise / np.sqrt(np.maximum(n_eff, 1)),
+                  np.sqrt(np.nan_to_num(m[0][2] ** 2) / np.maximum(n[0], 1)
+                          + np.nan_to_num(m[1][2] ** 2) / np.maximum(n[1], 1)))
+    dof = np.where(paired | exact, n_eff - 1.0, est.dof)
+    noisy = pending & (paired | exact | welch) & (se > 0)
+    level = alpha / max(1, int(noisy.sum() + z_test.sum()))
+    tol_scale = np.where(log, np.log1p(rel), rel * np.abs(mean[0]))
+    mde = np.full(n_points, np.inf)
+    mde[noisy] = stats.detectable_se(se[noisy], dof[noisy], alpha=level)
+    if z_test.any():  # (the normal's detectable effect: z_{1 - level/2} + z_{power} errors)
+        from scipy.stats import norm
+
+        mde[z_test] = (norm.ppf(1 - level / 2) + norm.ppf(stats.POWER)) * z_se[z_test]
+    mde = np.where(pending & ~noisy & (exact | paired | welch | (test == stats.TOLERANCE)),
+                   tol_scale, mde)  # no noise: any change beyond the tolerance shows
+    mde = np.maximum(mde, tol_scale)
+    result.mde_level = level
+
     cfg = [[c.get(k, "") for k in col["cell_key"]] for c in configs]
     num = {k: a.tolist() for k, a in (("base", mean[0]), ("cur", mean[1]), ("diff", diff),
-                                      ("lo", lo), ("hi", hi), ("p", p), ("nb", n[0]),
-                                      ("nc", n[1]), ("verdict", verdict), ("test", test))}
+                                      ("effect", effect), ("lo", lo), ("hi", hi), ("p", p),
+                                      ("nb", n[0]), ("nc", n[1]), ("verdict", verdict),
+                                      ("test", test), ("mde", mde), ("log", log))}
     result.verdicts += [Verdict(
         study=str(col["study"][i]), arm=str(col["arm"][i]), cell=_axes(col["cell_json"][i]),
         setting=_axes(col["setting_json"][i]), metric=str(col["metric"][i]), base=num["base"][i],
-        cur=num["cur"][i], diff=num["diff"][i], lo=num["lo"][i], hi=num["hi"][i],
-        n_base=num["nb"][i], n_cur=num["nc"][i], test=num["test"][i], p=num["p"][i],
-        verdict=num["verdict"][i], note=_configs_differ(cfg[0][i], cfg[1][i]))
+        cur=num["cur"][i], diff=num["diff"][i], effect=num["effect"][i], lo=num["lo"][i],
+        hi=num["hi"][i], n_base=num["nb"][i], n_cur=num["nc"][i], test=num["test"][i],
+        p=num["p"][i], verdict=num["verdict"][i], scale="log" if num["log"][i] else "linear",
+        mde=num["mde"][i], note=_configs_differ(cfg[0][i], cfg[1][i]))
         for i in idx.tolist()]
-
-
-def _moments(group: np.ndarray, x: np.ndarray, size: int):
-    """(count, mean, sample standard deviation) of `x` per group: two passes, as numpy's own
-    mean and std compute them (so an exact tie gives a spread of exactly 0 here too)."""
-    k = np.bincount(group, minlength=size)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mu = np.bincount(group, weights=x, minlength=size) / k
-        ss = np.bincount(group, weights=(x - mu[group]) ** 2, minlength=size)
-        return k, mu, np.sqrt(ss / (k - 1))
 
 
 def _same_values(rows: pd.DataFrame, n: list[np.ndarray], size: int) -> np.ndarray:
@@ -501,24 +617,42 @@ def render_markdown(result: Comparison) -> str:
         lines.append(f"{counts['missing']} points of base are missing in current: "
                      + ("they fail the gate (--allow-missing reports them only)."
                         if result.missing_is_regression else "reported only (--allow-missing)."))
+    if counts["inconclusive"]:
+        k = counts["inconclusive"]
+        lines.append(f"{k} change{'s' * (k != 1)} beyond {'their' if k != 1 else 'its'} metric's "
+                     "tolerance could not be decided by the seeds both runs have: "
+                     + ("they exit 3 (--allow-inconclusive reports them only); more seeds in both "
+                        "runs would decide them." if result.inconclusive_fails else
+                        "reported only (--allow-inconclusive)."))
     for u in result.unjudged:
         lines.append(f"Not judged: {u.count} {u.reason}; e.g. {u.example}.")
     if not result.timings:
         lines.append("Wall-clock metrics (train_s, train_images_per_s, sample_s_per_image) are "
                      "left out: --timings judges them, on a dedicated machine.")
+    power = result.power_line()
+    if power:
+        lines.append(power)
+    tested = sum(v.p == v.p for v in result.verdicts)
+    lines.append(f"Tests: paired by seed on each metric's scale (% change: per-seed log ratios); "
+                 f"Benjamini-Hochberg across the {tested} tested point{'s' * (tested != 1)} at "
+                 f"alpha {result.alpha:g}; a change must also exceed its metric's tolerance "
+                 "(docs/statistics.md).")
     shown = result.verdicts
     if counts["no change"] > MAX_UNCHANGED:  # a huge run: every change, a sample of the rest
         quiet = [v for v in shown if v.verdict == "no change"]
         shown = [v for v in shown if v.verdict != "no change"] + quiet[:MAX_UNCHANGED]
         lines.append(f"{len(quiet) - MAX_UNCHANGED} more points with no change are not listed "
                      "below (--json lists every point).")
-    lines += ["", "| verdict | arm | cell | setting | metric | base | current | diff (95 % CI) "
-              "| seeds | test | note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    level = f"{1 - result.alpha:.0%}"
+    lines += ["", f"| verdict | arm | cell | setting | metric | base | current | change ({level} CI) "
+              "| detectable | seeds | test | note |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in shown:
-        ci = f" [{v.lo:+.3g}, {v.hi:+.3g}]" if np.isfinite(v.lo) else ""
-        diff = f"{v.diff:+.3g}{ci}" if np.isfinite(v.diff) else "-"
+        ci = f" [{v.shown(v.lo)}, {v.shown(v.hi)}]" if np.isfinite(v.lo) and v.test != "exact" else ""
+        change = f"{v.shown()}{ci}" if np.isfinite(v.effect) else (
+            f"{v.diff:+.3g}" if np.isfinite(v.diff) else "-")
+        mde = v.detectable_text()
         lines.append(f"| {v.verdict} | {v.arm} | {v.cell or '-'} | {v.setting or '-'} | {v.metric} "
-                     f"| {_num(v.base)} | {_num(v.cur)} | {diff} | {v.n_base}/{v.n_cur} "
+                     f"| {_num(v.base)} | {_num(v.cur)} | {change} | {mde} | {v.n_base}/{v.n_cur} "
                      f"| {v.test}{'' if not np.isfinite(v.p) else f' p={v.p:.2g}'} | {v.note or '-'} |")
     return "\n".join(lines)
 
@@ -536,11 +670,15 @@ def render_json(result: Comparison) -> str:
         return json.dumps({k: (None if isinstance(x, float) and not math.isfinite(x) else x)
                            for k, x in vars(v).items()}, allow_nan=False)
 
-    head = {k: json_safe(getattr(result, k)) for k in ("base", "cur", "only_base", "only_cur",
-                                                        "missing_is_regression", "timings")}
+    head = {k: json_safe(getattr(result, k)) for k in (
+        "base", "cur", "only_base", "only_cur", "missing_is_regression", "inconclusive_fails",
+        "timings", "alpha", "judged", "mde_level")}
     head["warnings"] = list(result.warnings)
     head["unjudged"] = [vars(u) for u in result.unjudged]
     head["regressions"] = len(result.regressions)
+    head["inconclusive"] = len(result.inconclusive)
+    head["exit_status"] = result.exit_status
+    head["power"] = result.power_line()
     text = json.dumps(head, indent=1, allow_nan=False)
     rows = ",\n  ".join(line(v) for v in result.verdicts)
     return text[:-2] + f',\n "verdicts": [\n  {rows}\n ]\n}}' if rows else \

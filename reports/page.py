@@ -126,36 +126,50 @@ def _fig(path: Path, dest: Path, caption: str, wide: bool = False) -> str:
 
 def _claims(runs: list[Run]) -> str:
     """The claims each run's study tests, with their verdicts: first on the page, since they are
-    the question the study asks."""
+    the question the study asks. A run that `--until-decided` decided shows the verdicts of
+    its recorded looks, as `genbench claims` does."""
     from genbench.harness.claims import judge, stored_claims
+    from genbench.harness.sequential import Design, Looks
 
     out = ["<h2>Claims</h2>"]
     for r in runs:
         try:
             claims = stored_claims(r.plan)
-            results = judge(claims, r.plan, r.rows) if claims else []
+            looks = Looks.read(r.path) if claims else None
+            results = judge(claims, r.plan, r.rows, looks=looks) if claims else []
         except GenbenchError as err:
             out.append(f"<p class='note'>run {r.index}: its claims cannot be tested: "
                        f"{html.escape(str(err))}</p>")
             continue
         if not results:
             continue
+        design = looks.design if looks else Design()
+        taken = f", {len(looks.looks)} looks taken" if looks else ""
         out.append(f"<p>run {r.index}: each claim is tested on the seeds both sides share "
-                   "(paired t; Welch where they share none), Holm-corrected across the run's "
-                   "claims; effect = better side minus the other, with its 95 % interval. "
-                   "<code>genbench claims</code> prints the same.</p>"
+                   "(paired t; Welch where they share none; FID, KID, times and memory as "
+                   f"per-seed log ratios, shown as % change): {html.escape(design.text())}{taken}. "
+                   "p must reach the level shown; the interval is the effect's "
+                   f"{1 - design.alpha:.0%} interval. <code>genbench claims</code> prints the "
+                   "same.</p>"
                    "<table><tr><th class='l'>claim</th><th class='l'>source</th><th>verdict</th>"
-                   "<th>effect</th><th>95 % interval</th><th>p (Holm)</th><th>seeds</th>"
-                   "<th class='l'>test</th><th class='l'>what would decide it / note</th></tr>")
+                   f"<th>effect</th><th>{1 - design.alpha:.0%} interval</th><th>p / level</th>"
+                   "<th>seeds</th><th class='l'>test</th><th class='l'>what would decide it / note"
+                   "</th></tr>")
         for c in results:
-            rel = f" ({c.effect_rel:+.0%})" if pd.notna(c.effect_rel) else ""
-            ci = f"[{c.ci[0]:+.3g}, {c.ci[1]:+.3g}]" if pd.notna(c.ci[0]) else "-"
-            effect = f"{c.effect:+.3g}{rel}" if pd.notna(c.effect) else "-"
-            p = f"{c.p_holm:.2g}" if pd.notna(c.p_holm) else "-"
+            if c.scale == "log":
+                effect = f"{c.change:+.0%}" if pd.notna(c.change) else "-"
+                ci = (f"[{c.ci_change[0]:+.0%}, {c.ci_change[1]:+.0%}]" if pd.notna(c.ci[0])
+                      else "-")
+            else:
+                rel = f" ({c.change:+.0%})" if pd.notna(c.change) else ""
+                effect = f"{c.effect:+.3g}{rel}" if pd.notna(c.effect) else "-"
+                ci = f"[{c.ci[0]:+.3g}, {c.ci[1]:+.3g}]" if pd.notna(c.ci[0]) else "-"
+            p = f"{c.p:.2g} / {c.level:.2g}" if pd.notna(c.p) else "-"
+            test = c.test + (" (log ratio)" if c.scale == "log" and c.test != "none" else "")
             out.append(f"<tr><td class='l'>{html.escape(c.claim)}</td>"
                        f"<td class='l'>{html.escape(c.source or '-')}</td>"
                        f"<td class='{c.verdict}'>{c.verdict}</td><td>{effect}</td><td>{ci}</td>"
-                       f"<td>{p}</td><td>{c.seeds}</td><td class='l'>{html.escape(c.test)}</td>"
+                       f"<td>{p}</td><td>{c.seeds}</td><td class='l'>{html.escape(test)}</td>"
                        f"<td class='l'>{html.escape(c.why or '-')}</td></tr>")
         out.append("</table>")
     if len(out) == 1:

@@ -1,22 +1,23 @@
 """From run directories to the tables a report shows: every row and curve, the plan each run
-followed, what is still missing, and per-cell summaries with a 95 % interval over seeds
-(Student's t on the mean: seeds are few and their metrics roughly normal; Go's benchstat
+followed, what is still missing, and per-cell summaries with an interval over seeds (95 % by default;
+Student's t on the mean: seeds are few and their metrics roughly normal; Go's benchstat
 reports medians with a non-parametric interval instead, which needs more samples than an
 ablation's seeds).
 
-Pure pandas: no torch, no methods. The only genbench import is `genbench.harness.results`, the schema.
+Pure pandas: no torch, no methods. Its genbench imports are `genbench.harness.results`, the
+schema, and `genbench.harness.stats`, the statistics every verdict and interval shares.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from genbench.harness.stats import mean_interval
 from genbench.harness.config import canonical_json
 from genbench.harness.results import STATUS_METRICS, read_current, read_curves, read_plan
 
@@ -153,33 +154,19 @@ def axes_of(rows: pd.DataFrame) -> list[str]:
     return [c for c in rows.columns if c.startswith(("train.", "sample."))]
 
 
-def ci95(values: np.ndarray) -> float:
-    """Half-width of the 95 % Student-t interval of the mean; NaN for fewer than two values or
-    an infinite one. NaN values are left out, as pandas' mean and count leave them out; an
-    infinite one makes the mean infinite, with no interval around it."""
-    values = values[~np.isnan(values)]
-    if len(values) < 2 or np.isinf(values).any():
-        return float("nan")
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-
-
-def summarize(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean, 95 % interval (`ci95`, for every group at once) and seed count of every metric
-    per group of `keys`."""
+def summarize(rows: pd.DataFrame, keys: list[str], *, alpha: float = 0.05) -> pd.DataFrame:
+    """Mean, the half-width `ci` of its (1 - alpha) Student-t interval over seeds
+    (`genbench.harness.stats.mean_interval`, for every group at once) and seed count of every
+    metric per group of `keys`. NaN values are left out, as pandas' mean and count leave them
+    out; an infinite one makes the mean infinite, with no interval around it."""
     if rows.empty:
         return pd.DataFrame(columns=[*keys, "metric", "mean", "ci", "n", "higher_is_better"])
     rows = rows.assign(_inf=np.isinf(rows.value.to_numpy(dtype=float)))
     grouped = rows.groupby([*keys, "metric"], dropna=False, sort=False)
     out = grouped.value.agg(mean="mean", n="count", sd="std").reset_index()
     inf = grouped._inf.any().to_numpy()
-    n = out.n.to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        from scipy import stats
-
-        ci = stats.t.ppf(0.975, n - 1) * out.sd.to_numpy(dtype=float) / np.sqrt(n)
-    out["ci"] = np.where((n >= 2) & ~inf, ci, np.nan)
+    ci = mean_interval(out.n.to_numpy(dtype=float), out.sd.to_numpy(dtype=float), alpha=alpha)
+    out["ci"] = np.where(inf, np.nan, ci)
     out["higher_is_better"] = grouped.higher_is_better.first().to_numpy()
     return out.drop(columns="sd")
 

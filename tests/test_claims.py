@@ -59,7 +59,7 @@ def test_large_effects_are_reproduced_and_reversed_claims_contradicted():
         better, worse = paired(rng, 4, -5.0)  # fid: lower is better; 5 pair-sds apart
         r = judge(better, worse)
         assert r.verdict == "reproduced" and r.test == "paired t" and r.seeds == 4
-        assert r.effect < 0 and r.ci[1] < 0 and r.p_holm <= 0.05
+        assert r.effect < 0 and r.ci[1] < 0 and r.p <= r.level == 0.05
         assert judge(worse, better).verdict == "contradicted"
     acc_hi, acc_lo = paired(rng, 4, 5.0)  # higher is better
     assert judge(acc_hi, acc_lo, metric="acc").verdict == "reproduced"
@@ -228,6 +228,7 @@ def test_every_shipped_study_declares_claims_that_resolve():
         assert len(study.resolve("smoke").claims) == len(own[0] if own else study.claims)
 
 
+CLAIM = "fid_domain: lr=0.5, noise=0.2 better than lr=0.5, noise=0.8"
 CLAIMS_STUDY = """from genbench import Claim, Scale, Study
 STUDY = Study(name="clm", method="dummy", data="mnist5k", seeds=(0,), config=dict(batch_size=16),
     train_grid={"lr": [0.5, 0.05]}, sample_grid={"noise": [0.2, 0.8]}, metrics=("fid_domain",),
@@ -250,10 +251,13 @@ def test_a_run_adds_seeds_until_its_claims_are_decided(tmp_path, domain_extracto
     text = capsys.readouterr().out
     lines = [x for x in text.splitlines() if x.startswith(("claim ", "until decided"))]
     assert lines[0].startswith("claim inconclusive") and "one seed decides nothing" in lines[0]
-    assert lines[1].startswith("until decided: adding seeds 1-2 to 1 train cell (3 seeds each)")
+    assert lines[1].startswith("until decided: next look at 3 seeds: adding seeds 1-2 to 1 train cell")
     assert lines[2].startswith("claim reproduced    fid_domain: lr=0.5, noise=0.2 better than")
-    assert "3 seeds, paired t" in lines[2]
+    assert "3 seeds, paired t of log ratios" in lines[2]  # (fid_domain compares as ratios)
     assert lines[3] == "until decided: every claim is decided (1)"
+    record = json.loads((out / "looks.json").read_text())  # the looks it took, for replays
+    assert record["design"]["max_seeds"] == 3 and [
+        look["comparisons"][CLAIM]["seeds"] for look in record["looks"]] == [[0], [0, 1, 2]]
     rows, _ = read_current(out, read_plan(out))
     seeds = rows[rows.metric == "fid_domain"].groupby("cell_json").seed.unique().map(sorted)
     assert seeds.to_dict() == {'{"lr":0.05}': [0], '{"lr":0.5}': [0, 1, 2]}  # only the claim's cell
@@ -263,6 +267,11 @@ def test_a_run_adds_seeds_until_its_claims_are_decided(tmp_path, domain_extracto
                  "--max-seeds", "3", "--in-process"]) == 0
     text = capsys.readouterr().out
     assert "nothing to run" in text and "claim reproduced" in text and "adding" not in text
+    assert len(json.loads((out / "looks.json").read_text())["looks"]) == 2  # the same data: no look
+    # its design is fixed at its first look: another --max-seeds is refused before any work
+    assert main(["run", str(f), "--out", str(out), "--until-decided", "--max-seeds", "5",
+                 "--in-process"]) == 2
+    assert "took its looks with --max-seeds 3" in capsys.readouterr().err
 
     assert main(["claims", str(out), "--json"]) == 0
     (res,) = json.loads(capsys.readouterr().out)
@@ -327,9 +336,10 @@ def test_a_set_that_removes_what_a_study_claim_names_leaves_the_claim_out(capsys
 def test_a_tiny_relative_effect_reads_below_one_percent_never_minus_zero():
     from genbench.harness.claims import Result
 
-    def line(rel):
-        return Result("c", "", "m", "inconclusive", -0.3, rel, (-1.0, 0.4), 0.5, 0.5, 3, 9,
-                      "paired t").line()
+    def line(rel, scale="linear"):
+        return Result("c", "", "m", "inconclusive", -0.3, rel, (-1.0, 0.4), (rel, rel), 0.5, 0.05,
+                      3, 9, "paired t", scale=scale).line()
 
     assert "(-<1%)" in line(-0.004) and "(-0%)" not in line(-0.005)
     assert "(+<1%)" in line(0.003) and "(+0%)" in line(0.0) and "(-80%)" in line(-0.8)
+    assert "effect -<1% [-<1%, -<1%]" in line(-0.004, "log") and "p=0.5 > 0.05" in line(0.1)

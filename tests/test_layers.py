@@ -16,7 +16,8 @@ ALLOWED = {
     "methods": ("genbench.methods", "genbench.harness.method", "genbench.harness.config",
                 "genbench.harness.seeding", "genbench.harness.errors", "genbench.harness.mixture"),
     "reports": ("genbench.reports", "genbench.harness.results", "genbench.harness.rundir",
-                "genbench.harness.claims", "genbench.harness.config", "genbench.harness.errors"),
+                "genbench.harness.claims", "genbench.harness.sequential", "genbench.harness.stats",
+                "genbench.harness.config", "genbench.harness.errors"),
     "studies": ("genbench.studies", "genbench"),  # the facade: `from genbench import Study`
 }
 # package -> module prefixes no file in it may import (anywhere, functions included)
@@ -26,6 +27,9 @@ FORBIDDEN = {
     "harness": ("genbench.methods",),  # found through the registry (studies: by package, by name)
 }
 TUNE_ADAPTER = "harness/tune.py"
+# the verdicts: statistics over tables, which a laptop without a GPU stack reads and tests
+VERDICTS = ("harness/stats.py", "harness/sequential.py", "harness/claims.py", "harness/compare.py",
+            "harness/calibration.py")
 DELEGATIONS = {("genbench.harness.study", "genbench.harness.resolve")}  # Study.resolve, lazily
 
 
@@ -132,3 +136,10 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     f.write_text("def g():\n    from ray import tune\n    import genbench.harness.tune\n")
     assert {"ray", "ray.tune", "genbench.harness.tune"} <= imports_of(f)
     assert imports_of(f, top_level_only=True) == set()
+
+
+@pytest.mark.parametrize("path", VERDICTS)
+def test_verdicts_import_neither_torch_nor_ray(path):
+    for name in imports_of(ROOT / path):
+        assert not _under(name, "torch") and not _under(name, "ray"), f"{path} imports {name}"
+

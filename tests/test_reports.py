@@ -190,7 +190,7 @@ def test_compare_a_run_with_itself_and_with_a_planted_regression(run_dir, tmp_pa
     assert result["regressions"] == 1 and len(regressions) == 1
     assert regressions[0]["metric"] == "fid_domain" and regressions[0]["arm"] == "mean"
     # every seed moved by the same amount: paired by seed (differences equal to rounding)
-    assert regressions[0]["test"] in ("paired", "exact") and regressions[0]["n_base"] == 3
+    assert regressions[0]["test"] in ("paired t", "exact") and regressions[0]["n_base"] == 3
 
 
 def test_compare_counts_a_seed_that_diverged_as_a_regression(run_dir, tmp_path, capsys):
@@ -297,16 +297,35 @@ def test_reports_need_no_torch(tmp_path):
     assert (tmp_path / "r" / "index.html").is_file()
 
 
-def test_the_interval_is_students_t_and_absent_where_the_mean_is_not_finite():
+def ci_by_definition(values, alpha: float = 0.05) -> float:
+    """Half-width of the (1 - alpha) Student-t interval of the mean, by its definition: NaN
+    values left out (as pandas' mean leaves them out), none for fewer than two values or an
+    infinite one."""
     import numpy as np
     from scipy import stats
 
-    from genbench.reports.tables import ci95
+    values = values[~np.isnan(values)]
+    if len(values) < 2 or np.isinf(values).any():
+        return float("nan")
+    return float(stats.t.ppf(1 - alpha / 2, len(values) - 1) * values.std(ddof=1) / len(values) ** 0.5)
+
+
+def test_the_interval_is_students_t_at_the_level_asked_and_absent_where_the_mean_is_not_finite():
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    from genbench.reports.tables import summarize
+
+    def ci(values, alpha=0.05):
+        rows = pd.DataFrame({"k": 0, "metric": "m", "value": values, "higher_is_better": False})
+        return float(summarize(rows, ["k"], alpha=alpha).ci.iloc[0])
 
     v = np.array([1.0, 2.0, 4.0])
-    assert ci95(v) == pytest.approx(stats.t.ppf(0.975, 2) * v.std(ddof=1) / 3 ** 0.5)
-    assert ci95(np.array([1.0, np.nan, 2.0, 4.0])) == ci95(v)  # NaN left out, as pandas' mean does
-    assert np.isnan(ci95(np.array([1.0]))) and np.isnan(ci95(np.array([1.0, np.inf, 2.0])))
+    assert ci(v) == pytest.approx(stats.t.ppf(0.975, 2) * v.std(ddof=1) / 3 ** 0.5)
+    assert ci(v, alpha=0.1) == pytest.approx(stats.t.ppf(0.95, 2) * v.std(ddof=1) / 3 ** 0.5)
+    assert ci(np.array([1.0, np.nan, 2.0, 4.0])) == ci(v)  # NaN left out, as pandas' mean does
+    assert np.isnan(ci(np.array([1.0]))) and np.isnan(ci(np.array([1.0, np.inf, 2.0])))
 
 
 def test_the_rerun_command_names_the_study_as_the_command_line_does(tmp_path):
@@ -390,7 +409,7 @@ def test_the_pareto_front_and_the_summary_equal_their_definitions():
     import numpy as np
     import pandas as pd
 
-    from genbench.reports.tables import ci95, pareto, summarize
+    from genbench.reports.tables import pareto, summarize
 
     rng = np.random.default_rng(1)
     for trial in range(30):
@@ -414,7 +433,7 @@ def test_the_pareto_front_and_the_summary_equal_their_definitions():
     for cell, g in rows.groupby("cell"):
         v = g.value.to_numpy()
         assert got.loc[cell, "n"] == np.isfinite(v).sum() + np.isinf(v).sum()
-        np.testing.assert_allclose(got.loc[cell, "ci"], ci95(v), equal_nan=True)
+        np.testing.assert_allclose(got.loc[cell, "ci"], ci_by_definition(v), equal_nan=True)
         np.testing.assert_allclose(got.loc[cell, "mean"], np.nanmean(v))
 
 

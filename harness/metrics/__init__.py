@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from genbench.harness.errors import GenbenchError, unknown
 from genbench.harness.registry import Registry, origin
+from genbench.harness.stats import SCALES
 
 # name: (higher is better, what it measures and how)
 COST_METRICS: dict[str, tuple[bool, str]] = {
@@ -61,22 +62,29 @@ class QualityMetric:
     description: str
     needs_labels: bool = False  # needs a labelled data set (domain classifier, class match)
     tolerance: float = 0.10  # relative change one seed cannot tell from noise (compare)
+    scale: str = "linear"  # "log": positive and multiplicative (FID, KID): compared as log ratios
 
 
 QUALITY_METRICS: Registry[QualityMetric] = Registry("quality metric", "genbench.metrics")
 
 
 def register_metric(name: str, *, space: str, higher_is_better: bool, description: str,
-                    needs_labels: bool | None = None):
+                    needs_labels: bool | None = None, scale: str = "linear"):
     """Decorator: a quality metric function under `name`. `needs_labels` (default: the domain
-    space, whose classifier trains on labels) refuses it at plan time on unlabelled data."""
+    space, whose classifier trains on labels) refuses it at plan time on unlabelled data.
+    `scale` is how two values compare (`genbench.harness.stats`): "linear" (the default: an
+    additive metric, such as a precision, an accuracy or a distance in the data's units) by
+    their difference; "log" (positive and multiplicative by nature, such as FID or KID) by
+    their ratio, as a per-seed log ratio shown as a % change."""
+    if scale not in SCALES:
+        raise ValueError(f"metric {name!r}: invalid scale {scale!r}; valid: {', '.join(SCALES)}")
 
     def wrap(fn):
         if name in COST_METRICS or name in TASK_METRICS:
             raise ValueError(f"metric {name!r} is a cost or task metric")
         labels = space == "domain" if needs_labels is None else needs_labels
         QUALITY_METRICS.add(name, QualityMetric(name, fn, space, higher_is_better, description,
-                                                labels), source=origin(fn))
+                                                labels, scale=scale), source=origin(fn))
         return fn
 
     return wrap
@@ -113,6 +121,18 @@ TOLERANCE: dict[str, float] = {"n_params": 0.0, "nfe": 0.0, "diverged_at_step": 
 # on what the allocator can reuse from the phases before it (the same DDIM sampling added 0.6 MB
 # in one process and 59 MB in another), so changes below 128 MiB are not told from that noise
 TOLERANCE_FLOOR: dict[str, float] = {"peak_mem_mb": 128.0, "sample_peak_mem_mb": 128.0}
+
+
+# the cost metrics compared as ratios (`scale`): times and memory are positive and
+# multiplicative by nature (a slower machine, a larger batch); the rest are counts or losses
+LOG_SCALE_COSTS = ("train_s", "train_images_per_s", "sample_s_per_image", "peak_mem_mb",
+                   "sample_peak_mem_mb")
+def scale(name: str) -> str:
+    """How two values of metric `name` compare: "log" (as a ratio) or "linear" (as a
+    difference); a metric genbench does not know is linear."""
+    if name in QUALITY_METRICS:
+        return QUALITY_METRICS.get(name).scale
+    return "log" if name in LOG_SCALE_COSTS else "linear"
 
 
 def tolerance_floor(name: str) -> float:

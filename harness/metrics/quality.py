@@ -185,9 +185,9 @@ def _register_space(space: str) -> None:
                             f"real nearest-neighbour distances ({threshold:.4g}), {n} vs {n}; "
                             f"{CLEAN_PROTOCOL[space]}"}
 
-    register_metric(f"fid_{space}", space=space, higher_is_better=False,
+    register_metric(f"fid_{space}", space=space, higher_is_better=False, scale="log",
                     description=f"Frechet distance of {space} features")(fid)
-    register_metric(f"kid_{space}", space=space, higher_is_better=False,
+    register_metric(f"kid_{space}", space=space, higher_is_better=False, scale="log",
                     description=f"kernel inception distance of {space} features, with std")(kid)
     register_metric(f"precision_{space}", space=space, higher_is_better=True,
                     description=f"improved precision, k={PR_K}, {space} features")(pr(0))
