@@ -95,3 +95,28 @@ def test_run_returns_the_rows_and_load_reads_them_back(tmp_path):
     assert genbench.load(tmp_path / "out").sort_values(["trial_id", "metric", "setting_json"]) \
         .reset_index(drop=True).equals(rows.sort_values(["trial_id", "metric", "setting_json"])
                                        .reset_index(drop=True))
+
+
+def test_claims_and_compare_return_the_command_lines_verdicts_as_objects(capsys):
+    """`genbench.claims` and `genbench.compare` are what `genbench claims` and `genbench compare`
+    print: the same verdicts, as objects and DataFrames, with the command's exit status."""
+    from pathlib import Path
+
+    from genbench.harness.cli import main
+
+    baseline = Path(__file__).resolve().parents[1] / "benchmarks" / "baselines" / "regression"
+    verdicts = genbench.claims(baseline)
+    assert main(["claims", str(baseline)]) == verdicts.exit_status
+    printed = capsys.readouterr().out
+    assert all(v.line() in printed for v in verdicts)
+    frame = verdicts.to_frame()
+    assert list(frame.claim) == [v.claim for v in verdicts] and {"verdict", "p", "level"} <= set(frame)
+    assert genbench.claims(baseline, claims=["nfe: sampler=ddpm better than steps=20"])[0].verdict \
+        == "contradicted"
+    result = genbench.compare(baseline, baseline)
+    assert result.exit_status == 0 == main(["compare", str(baseline), str(baseline)])
+    assert len(result.to_frame()) == len(result.verdicts) > 40
+    with pytest.raises(GenbenchError, match="--alpha must be between 0 and 1"):
+        genbench.compare(baseline, baseline, alpha=1.5)
+    with pytest.raises(GenbenchError, match="is not a genbench run directory"):
+        genbench.claims(baseline / "results")
