@@ -8,6 +8,7 @@ A/A suites and its power on a 1.5x regression at the regression study's seeds.
 
     python benchmarks/bench_calibration.py                 # 4,000 runs a row (~10 min on 2 cores)
     python benchmarks/bench_calibration.py --runs 500      # a quick look
+    python benchmarks/bench_calibration.py --e2e 200 --runs 0   # 200 real runs of two_streams.py
 
 docs/statistics.md shows the table.
 """
@@ -39,9 +40,49 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seeds", type=int, nargs="+", default=[3, 5, 10, 20])
     p.add_argument("--first", type=int, default=2, help="seeds of the first look")
     p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--e2e", type=int, default=0, metavar="N",
+                   help="also run benchmarks/two_streams.py N times under --until-decided (in this "
+                        "process, disjoint seeds, --max-seeds 10), A/A and with stream b shifted")
     args = p.parse_args(argv)
     runs, alpha = args.runs, args.alpha
     started = time.perf_counter()
+    if args.e2e:
+        end_to_end(args.e2e, alpha)
+    if runs:
+        simulated(args, runs, alpha)
+    print(f"\n{time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def end_to_end(n: int, alpha: float) -> None:
+    """Real runs of a study with a known truth, through `genbench.run(..., until_decided=True)`."""
+    import tempfile
+    from pathlib import Path
+
+    import genbench
+
+    study = str(Path(__file__).with_name("two_streams.py"))
+    print(f"two_streams.py under --until-decided --max-seeds 10, {n} real runs a row, disjoint seeds")
+    print("| streams | runs | decided (A/A: false verdicts) | reproduced | mean seeds |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, shift, k in (("same law (A/A)", 0.0, n), ("b shifted by 0.15", 0.15, n // 4)):
+            decided = reproduced = seeds = 0
+            for r in range(k):
+                out = Path(tmp) / f"{shift}-{r}"
+                genbench.run(study, out=out, sets={"seeds": [100 * r, 100 * r + 1], "shift": shift},
+                             until_decided=True, max_seeds=10, in_process=True,
+                             echo=lambda line: None)
+                (v,) = genbench.claims(out)
+                decided += v.verdict != "inconclusive"
+                reproduced += v.verdict == "reproduced"
+                seeds += v.seeds
+            se = math.sqrt(max(decided / k * (1 - decided / k), 1e-12) / k)
+            print(f"| {label} | {k} | {pct(decided / k, se)} | {reproduced / k:.1%} | "
+                  f"{seeds / k:.1f} |", flush=True)
+
+
+def simulated(args, runs: int, alpha: float) -> None:
     print(f"--until-decided, one claim, paired t, alpha {alpha:g}, first look at {args.first} "
           f"seeds, {runs} simulated runs a row (± one Monte-Carlo standard error)")
     print("| max seeds | false verdicts, A/A (design) | power at 1 sd | mean seeds (A/A, 1 sd) "
@@ -81,9 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {seeds}{mark} | {pct(aa.decided, aa.se(aa.decided))} | "
               f"{pct(x15.reproduced, x15.se(x15.reproduced))} | "
               f"{pct(x3.reproduced, x3.se(x3.reproduced))} |", flush=True)
-    print(f"\n{time.perf_counter() - started:.0f} s; the Monte-Carlo error of a rate r over n runs "
-          f"is sqrt(r (1 - r) / n): {math.sqrt(alpha * (1 - alpha) / runs):.2%} at {alpha:g}")
-    return 0
+    print(f"\nthe Monte-Carlo error of a rate r over n runs is sqrt(r (1 - r) / n): "
+          f"{math.sqrt(alpha * (1 - alpha) / runs):.2%} at {alpha:g}")
 
 
 if __name__ == "__main__":
