@@ -463,12 +463,13 @@ class Result:
             return "no values"
         if self.scale == "log":
             ci = (f" [{stats.change_text(self.ci[0])}, {stats.change_text(self.ci[1])}]"
-                  if math.isfinite(self.ci[0]) else "")
+                  if math.isfinite(self.ci[0]) and self.test != stats.EXACT else "")
             effect = (f"effect {stats.change_text(self.effect)}{ci} ({_g(self.means[0])} vs "
                       f"{_g(self.means[1])})")
         else:
             rel = f" ({_pct(self.change)})" if math.isfinite(self.change) else ""
-            ci = f" [{_g(self.ci[0])}, {_g(self.ci[1])}]" if math.isfinite(self.ci[0]) else ""
+            ci = (f" [{_g(self.ci[0])}, {_g(self.ci[1])}]"
+                  if math.isfinite(self.ci[0]) and self.test != stats.EXACT else "")
             effect = f"effect {_g(self.effect, sign=True)}{rel}{ci}"
         p = ""
         if math.isfinite(self.p):
@@ -603,7 +604,8 @@ def decide(resolved: list[Resolved], table: dict, direction: dict[str, bool],
     taken = 0  # looks taken so far
     look_of: dict[str, int] = {}
 
-    def take(seeds: dict[str, list[int] | None]) -> list[Hypothesis]:
+    def take(seeds: dict[str, list[int] | None]) -> None:
+        """One look: the comparisons named, each on its seeds (None: every seed it has)."""
         nonlocal taken
         taken += 1
         tests = []
@@ -614,7 +616,8 @@ def decide(resolved: list[Resolved], table: dict, direction: dict[str, bool],
             x = _values(table, c.better, m, seeds[c.key])
             y = _values(table, c.than, m, seeds[c.key])
             t = _test(c, x, y, direction.get(m), scales[m], alpha)
-            t.hyp.past, t.hyp.decided = past.get(c.key, ()), decided[c.key].verdict if c.key in decided else None
+            t.hyp.past = past.get(c.key, ())
+            t.hyp.decided = decided[c.key].verdict if c.key in decided else None
             if not x or not y:
                 none = "no values yet" if m not in notes else notes[m]
                 t.why = f"{'better' if not x else 'than'} side has {none}"
@@ -628,7 +631,6 @@ def decide(resolved: list[Resolved], table: dict, direction: dict[str, bool],
                 decided[t.key] = t
             elif t.hyp.testable:
                 past[t.key] = t.hyp.looks
-        return [t.hyp for t in tests]
 
     for record in (looks.looks if looks else []):
         take({k: v["seeds"] for k, v in record.items()})

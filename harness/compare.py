@@ -46,6 +46,7 @@ BASE is a regression, fewer an improvement.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -59,8 +60,8 @@ import pandas as pd
 from genbench.harness import stats
 from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
-from genbench.harness.metrics import (MEMORY_BASELINES, WALL_CLOCK_METRICS, higher_is_better,
-                                      tolerance, tolerance_floor)
+from genbench.harness.metrics import (MEMORY_BASELINES, MEMORY_PEAKS, WALL_CLOCK_METRICS,
+                                      higher_is_better, tolerance, tolerance_floor)
 from genbench.harness.metrics import scale as metric_scale
 from genbench.harness.results import STATUS_METRICS, read_current, read_plan
 
@@ -156,6 +157,7 @@ class Comparison:
     timings: bool = False  # whether wall-clock metrics were judged
     alpha: float = 0.05
     judged: int = 0  # points given a verdict by a test or a tolerance
+    memory_left_out: bool = False  # the runs' processes differ in history: peaks not judged
     mde_level: float = float("nan")  # the level each point's detectable effect is computed at
 
     @property
@@ -290,8 +292,13 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
                                 f"{', '.join(sc)} (--force compares anyway)")
         result.warnings.append(f"different studies (--force): {', '.join(sb)} vs {', '.join(sc)}")
     # (the memory baselines are facts, never judged: how a process came to hold them, e.g.
-    # a shared worker's earlier trials, cannot make two runs incomparable)
+    # a shared worker's earlier trials, cannot make two runs incomparable; but the peaks above
+    # them are judged only where both runs measured them in processes of the same history)
     left_out = (*STATUS_METRICS, *MEMORY_BASELINES, *(() if timings else WALL_CLOCK_METRICS))
+    histories = [set(r.protocol[r.metric.isin(list(MEMORY_BASELINES))].dropna()) for r in (base, cur)]
+    if histories[0] and histories[1] and histories[0] != histories[1]:
+        left_out = (*left_out, *MEMORY_PEAKS)
+        result.memory_left_out = True
     problems = check_comparable(base, cur, left_out)
     if problems and not force:
         raise GenbenchError(f"not comparable: {problems[0]} (--force compares anyway)")
@@ -383,6 +390,7 @@ def _unfinished(base: pd.DataFrame, cur: pd.DataFrame) -> list[Verdict]:
 
 
 _POINT = ["cell_key", "metric"]
+_ESTIMATE_FIELDS = [f.name for f in dataclasses.fields(stats.Estimates)]
 _SHOWN = ["study", "arm", "cell_key", "cell_json", "setting_json", "metric"]  # what a verdict names
 _NULL = (None, "")
 
@@ -497,14 +505,25 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
     nonpositive = np.bincount(rows._p.to_numpy(), weights=(rows.value.to_numpy() <= 0).astype(float),
                               minlength=n_points) > 0
     log = declared_log & ~nonpositive
-    v = rows.value.to_numpy(dtype=float)
-    rows = rows.assign(value=np.where(log[rows._p.to_numpy()], np.log(np.where(v > 0, v, 1.0)), v))
     by_side = [rows[rows._side == k] for k in (0, 1)]
-    m = [stats.moments(s._p.to_numpy(), s.value.to_numpy(dtype=float), n_points) for s in by_side]
     pairs = by_side[0].merge(by_side[1], on=["_p", "seed"], suffixes=("_b", "_c"))
     pairs = pairs.sort_values(["_p", "seed"], kind="stable")  # (the seeds in order, as there)
-    d = stats.moments(pairs._p.to_numpy(), (pairs.value_c - pairs.value_b).to_numpy(), n_points)
-    est = stats.estimates(d, m[1], m[0], alpha=alpha)
+
+    def estimate(f) -> stats.Estimates:  # CUR - BASE of the values under `f`, every point
+        m = [stats.moments(s._p.to_numpy(), f(s.value.to_numpy(dtype=float)), n_points)
+             for s in by_side]
+        d = stats.moments(pairs._p.to_numpy(), f(pairs.value_c.to_numpy(dtype=float))
+                          - f(pairs.value_b.to_numpy(dtype=float)), n_points)
+        return stats.estimates(d, m[1], m[0], alpha=alpha), m
+
+    unit, m = estimate(lambda v: v)  # in units: the tolerance's floor and the direction
+    if log.any():  # on the log scale where it applies (a value <= 0 is never logged)
+        logged, m_log = estimate(lambda v: np.log(np.where(v > 0, v, 1.0)))
+        est = stats.Estimates(*(np.where(log, a, b) for a, b in zip(
+            (getattr(logged, f) for f in _ESTIMATE_FIELDS), (getattr(unit, f) for f in _ESTIMATE_FIELDS))))
+        m = [tuple(np.where(log, a, b) for a, b in zip(ml, mu)) for ml, mu in zip(m_log, m)]
+    else:
+        est = unit
     effect = est.diff
     test = np.where(pending, est.test, "").astype(object)
     paired, welch = test == stats.PAIRED, test == stats.WELCH
@@ -522,7 +541,7 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
     log &= ~z_test
     counted = none & ~z_test & (rel == 0)
     test[z_test], test[counted] = stats.Z, stats.TOLERANCE
-    effect = np.where(z_test | (none & ~log), mean[1] - mean[0], effect)
+    effect = np.where(z_test | (none & ~log), unit.diff, effect)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where((mean[0] > 0) & (mean[1] > 0), mean[1] / mean[0], 1.0)
     effect = np.where(none & log, np.log(ratio), effect)
@@ -537,15 +556,16 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
     reject = np.zeros(n_points, dtype=bool)
     reject[idx] = stats.bh(p[idx]) <= alpha  # (NaN: False)
 
-    # the tolerance: relative (on the log scale, as a ratio) with an absolute floor in units
-    diff = mean[1] - mean[0]
+    # the tolerance: relative (on the log scale, as a ratio) with an absolute floor in units,
+    # on the change at the seeds compared (paired: the mean of the per-seed changes)
+    diff = unit.diff
     with np.errstate(divide="ignore", invalid="ignore"):
         beyond = np.where(log, np.abs(effect) > np.log1p(rel),
                           np.abs(diff) > rel * np.maximum(np.abs(mean[0]), 1e-12)) & (np.abs(diff) > floor)
     decided = exact | (test == stats.TOLERANCE) | reject
     same = _same_values(both.loc[finite & pending[point]], n, n_points)
     changed = pending & beyond & decided & ~same
-    up = (diff > 0) == higher.astype(bool) if len(idx) else np.zeros(n_points, dtype=bool)
+    up = (effect > 0) == higher.astype(bool) if len(idx) else np.zeros(n_points, dtype=bool)
     verdict = np.where(changed, np.where(up, "improvement", "regression"),
                        np.where(pending & beyond & ~decided & ~same, "inconclusive", "no change"))
 
@@ -576,7 +596,13 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
     result.mde_level = level
 
     cfg = [[c.get(k, "") for k in col["cell_key"]] for c in configs]
-    num = {k: a.tolist() for k, a in (("base", mean[0]), ("cur", mean[1]), ("diff", diff),
+    # what a verdict shows as base and current: the means of the seeds it compared (a paired
+    # test compares the seeds both runs have, which may be fewer than either has)
+    pair_mean = [stats.moments(pairs._p.to_numpy(), pairs[c].to_numpy(dtype=float), n_points)[1]
+                 for c in ("value_b", "value_c")]
+    on_pairs = np.isin(test, (stats.PAIRED, stats.EXACT)) & (unit.n >= 2) & (est.n_x > 0)
+    shown_mean = [np.where(on_pairs, pair_mean[k], mean[k]) for k in (0, 1)]
+    num = {k: a.tolist() for k, a in (("base", shown_mean[0]), ("cur", shown_mean[1]), ("diff", diff),
                                       ("effect", effect), ("lo", lo), ("hi", hi), ("p", p),
                                       ("nb", n[0]), ("nc", n[1]), ("verdict", verdict),
                                       ("test", test), ("mde", mde), ("log", log))}
@@ -629,14 +655,21 @@ def render_markdown(result: Comparison) -> str:
     if not result.timings:
         lines.append("Wall-clock metrics (train_s, train_images_per_s, sample_s_per_image) are "
                      "left out: --timings judges them, on a dedicated machine.")
+    if result.memory_left_out:
+        lines.append(f"Memory peaks ({', '.join(MEMORY_PEAKS)}) are left out: the two runs measured "
+                     "them in processes of different histories (a fresh worker per trial against "
+                     "one that ran earlier trials: --in-process, --reuse-workers), which alone "
+                     "moves a fit's peak by about 150 MB.")
     power = result.power_line()
     if power:
         lines.append(power)
     tested = sum(v.p == v.p for v in result.verdicts)
-    lines.append(f"Tests: paired by seed on each metric's scale (% change: per-seed log ratios); "
-                 f"Benjamini-Hochberg across the {tested} tested point{'s' * (tested != 1)} at "
-                 f"alpha {result.alpha:g}; a change must also exceed its metric's tolerance "
-                 "(docs/statistics.md).")
+    family = (f"Benjamini-Hochberg across the {tested} tested point{'s' * (tested != 1)} at "
+              f"alpha {result.alpha:g}" if tested else "no point needed a test (each change "
+              "the same at every seed, or no seeds to test)")
+    lines.append("Tests: paired by seed on each metric's scale (% change: per-seed log ratios; "
+                 f"base and current are the means of the seeds compared); {family}; a change must "
+                 "also exceed its metric's tolerance (docs/statistics.md).")
     shown = result.verdicts
     if counts["no change"] > MAX_UNCHANGED:  # a huge run: every change, a sample of the rest
         quiet = [v for v in shown if v.verdict == "no change"]
@@ -672,7 +705,7 @@ def render_json(result: Comparison) -> str:
 
     head = {k: json_safe(getattr(result, k)) for k in (
         "base", "cur", "only_base", "only_cur", "missing_is_regression", "inconclusive_fails",
-        "timings", "alpha", "judged", "mde_level")}
+        "timings", "memory_left_out", "alpha", "judged", "mde_level")}
     head["warnings"] = list(result.warnings)
     head["unjudged"] = [vars(u) for u in result.unjudged]
     head["regressions"] = len(result.regressions)

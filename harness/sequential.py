@@ -51,7 +51,7 @@ class Design:
 
     def text(self) -> str:
         if not self.sequential:
-            return f"one look at alpha {self.alpha:g} (Holm across comparisons)"
+            return f"one look at alpha {self.alpha:g}, Holm across comparisons"
         return (f"--until-decided up to {self.max_seeds} seeds: alpha {self.alpha:g} spent over "
                 f"the looks, {SPENDING}, Holm across comparisons")
 

@@ -61,12 +61,12 @@ def t_ppf(q, dof):
 
 
 def change_text(log_ratio: float, sign: bool = True) -> str:
-    """A change on the log scale as a person reads it: a signed percentage within -50 % and
-    +100 % (`+45%`), a factor beyond (`x3.2`, `x0.31`); "<1%" for a tiny one, never "-0%"."""
+    """A change on the log scale as a person reads it: a signed percentage below +100 %
+    (`+45%`, `-83%`), a factor from twice on (`x3.2`); "<1%" for a tiny one, never "-0%"."""
     if log_ratio != log_ratio:
         return "?"
     ratio = math.exp(min(log_ratio, 700.0))
-    if not 0.5 < ratio < 2.0:
+    if ratio >= 2.0:
         return "x>1e6" if ratio >= 1e6 else f"x{ratio:.0f}" if ratio >= 10 else f"x{ratio:.2g}"
     text = f"{ratio - 1:+.0%}"
     if text in ("+0%", "-0%") and ratio != 1:

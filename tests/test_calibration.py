@@ -56,10 +56,9 @@ def test_one_fixed_look_is_the_t_test_at_alpha():
     assert abs(rates.decided - ALPHA) <= 3 * rates.se(ALPHA), rates
 
 
-@pytest.mark.parametrize("seeds", [2, 5])
-def test_the_gate_raises_a_false_alarm_in_at_most_alpha_of_aa_comparisons_of_50_points(seeds):
-    rates = gate_rates(points=50, seeds=seeds, sd=0.3, runs=400, seed=seeds)
-    assert rates.decided <= BOUND(400), rates
+def test_the_gate_raises_a_false_alarm_in_at_most_alpha_of_aa_comparisons_of_50_points():
+    rates = gate_rates(points=50, seeds=5, sd=0.3, runs=300, seed=5)
+    assert rates.decided <= BOUND(300), rates
 
 
 def test_the_gate_catches_a_1_5x_regression_at_the_regression_studys_seeds():
@@ -68,7 +67,7 @@ def test_the_gate_catches_a_1_5x_regression_at_the_regression_studys_seeds():
     from genbench.studies.regression import PLANNING_NOISE, POINTS, SEEDS
 
     rates = gate_rates(points=POINTS, seeds=len(SEEDS), sd=PLANNING_NOISE, regressed=(0,),
-                       ratio=1.5, runs=400, seed=6)
+                       ratio=1.5, runs=300, seed=6)
     assert rates.reproduced >= 0.8, rates
 
 

@@ -30,12 +30,12 @@ def rows_of(values: dict[Point, dict[int, float]], metric: str, higher: bool) ->
     return pd.DataFrame(recs)
 
 
-def judge(x, y, *, metric="fid", by=0.0, by_abs=None, alpha=0.05):
+def judge(x, y, *, metric="fid", by=0.0, by_abs=None, alpha=0.05, explain=True):
     """The verdict of 'metric: k=1 better than k=2' with k=1 measuring x and k=2 y (by seed)."""
     claim = Claim(metric, "k=1", "k=2", by=by, by_abs=by_abs)
     (resolved,) = resolve([claim], [A, B], CATALOG)
     rows = rows_of({A: dict(enumerate(x)), B: dict(enumerate(y))}, metric, metric == "acc")
-    return evaluate([resolved], rows, alpha=alpha)[0]
+    return evaluate([resolved], rows, alpha=alpha, explain=explain)[0]
 
 
 def paired(rng, n, effect, sd_seed=5.0, sd_pair=1.0):
@@ -46,7 +46,7 @@ def paired(rng, n, effect, sd_seed=5.0, sd_pair=1.0):
 
 def test_aa_claims_are_decided_at_most_at_the_nominal_rate():
     rng = np.random.default_rng(0)
-    verdicts = [judge(*paired(rng, 5, 0.0)).verdict for _ in range(600)]
+    verdicts = [judge(*paired(rng, 5, 0.0), explain=False).verdict for _ in range(600)]
     decided = sum(v != "inconclusive" for v in verdicts) / len(verdicts)
     # nominal 5 %; binomial sd over 600 draws is 0.9 %
     assert decided <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 600), decided
@@ -118,7 +118,7 @@ def test_holm_keeps_the_family_wise_rate_across_claims():
         for i in range(5):
             x, y = paired(rng, 5, 0.0)
             vals[points[2 * i]], vals[points[2 * i + 1]] = dict(enumerate(x)), dict(enumerate(y))
-        results = evaluate(resolved, rows_of(vals, "fid", False))
+        results = evaluate(resolved, rows_of(vals, "fid", False), explain=False)
         any_decided += any(r.verdict != "inconclusive" for r in results)
     assert any_decided / 300 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 300)
     adj = stats.holm([0.01, 0.04, 0.03, float("nan")])
@@ -316,9 +316,11 @@ def test_claims_on_a_run_made_before_claims(tmp_path, capsys):
     code = main(["claims", str(base), "--json", "--claim",
                  "nfe: ddpm: sampler=ddim, steps=20 better than ddpm: sampler=ddpm"])
     (res,) = json.loads(capsys.readouterr().out)
-    # 20 network evaluations against 100 at both seeds: exact, decided
+    # 20 network evaluations against 100 at every seed: exact, decided
+    from genbench.studies.regression import SEEDS
+
     assert code == 0 and (res["verdict"], res["test"], res["effect"], res["seeds"]) == (
-        "reproduced", "exact", -80.0, 2)
+        "reproduced", "exact", -80.0, len(SEEDS))
 
 
 def test_a_set_that_removes_what_a_study_claim_names_leaves_the_claim_out(capsys):
@@ -337,6 +339,10 @@ def test_a_tiny_relative_effect_reads_below_one_percent_never_minus_zero():
     from genbench.harness.claims import Result
 
     def line(rel, scale="linear"):
+        if scale == "log":  # (the effect and interval of a ratio are log ratios)
+            log = math.log1p(rel)
+            return Result("c", "", "m", "inconclusive", log, rel, (log, log), (rel, rel), 0.5,
+                          0.05, 3, 9, "paired t", scale=scale).line()
         return Result("c", "", "m", "inconclusive", -0.3, rel, (-1.0, 0.4), (rel, rel), 0.5, 0.05,
                       3, 9, "paired t", scale=scale).line()
 

@@ -85,7 +85,7 @@ def test_points_new_in_current_and_a_changed_config_are_said(cur, capsys):
     new = [v for v in result["verdicts"] if v["verdict"] == "new"]
     assert new and all(v["metric"] == "nfe_twice" for v in new)
     noted = [v for v in result["verdicts"] if v["note"].startswith("config differs: lr 0.002 -> 0.001")]
-    assert noted and {v["arm"] for v in noted} == {"ddpm", "consistency"}
+    assert noted and {v["arm"] for v in noted} == {"ddpm", "consistency", "gan"}
 
 
 def test_wall_clock_metrics_only_with_timings(capsys):

@@ -39,6 +39,11 @@ MEMORY_BASELINES: dict[str, str] = {
     "sample_mem_base_mb": "memory the trial process held when a setting's sample() began",
 }
 
+# the memory peaks each baseline belongs to: a phase's increase over what its process held, which
+# depends on the process's history (a fresh worker's first fit loads torch's optimiser machinery,
+# ~150 MB, that a worker which ran earlier trials already holds)
+MEMORY_PEAKS = ("peak_mem_mb", "sample_peak_mem_mb")
+
 # the cost metrics that are wall-clock times: they measure the machine and its load as much as
 # the code (`genbench compare --no-timings` leaves them out, e.g. on a shared CI machine)
 WALL_CLOCK_METRICS = ("train_s", "train_images_per_s", "sample_s_per_image")
