@@ -78,7 +78,7 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
     for i, trial in enumerate(plan.trials):
         rows = Rows(plan, trial, env, torch.device("cpu"))
         rows.per_step = 64
-        lr = trial.config["lr"]
+        lr = trial.config.get("lr", 0.0)  # (the real-data floor's trials have none)
         fit = [rows.fit_row(m, v, 10) for m, v in (
             ("train_s", rng.uniform(1, 2)), ("train_images_per_s", rng.uniform(400, 500)),
             ("n_params", 1), ("final_loss", lr + rng.gauss(0, 1e-5)),
@@ -90,7 +90,7 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
             common = {"sample_json": canonical_json({**setting.knobs, "nfe": 1}),
                       "setting_json": canonical_json(setting.cell), "n_samples": plan.n_samples,
                       "cell_key": plan.cell_key(trial, setting), "run_key": key}
-            fid = 100 * setting.cell["noise"] + 1e5 * lr + rng.gauss(0, 1)
+            fid = 100 * setting.cell.get("noise", 0.0) + 1e5 * lr + rng.gauss(0, 1)
             files.append((run.unit_file(trial.trial_id, key, unit.metrics_key), [
                 {"metric": m, "value": v, **common} for m, v in (
                     ("nfe", 1.0), ("sample_s_per_image", rng.uniform(1e-4, 2e-4)),

@@ -283,8 +283,10 @@ def resolve(claims, points: list[Point], catalog: Catalog) -> list[Resolved]:
     """Check every claim against the points and metrics of a run; one line naming what is
     wrong for the first bad one: an unknown metric, one the run does not measure, one without a
     direction, a side that names no axis, matches no point, or several without `combine`."""
+    from genbench.harness.results import REAL_ARM
+
     out = []
-    multi_arm = len({p.arm for p in points}) > 1
+    multi_arm = len({p.arm for p in points} - {REAL_ARM}) > 1  # (the floor is no arm of a study's own)
     for c in map(as_claim, claims):
         out.append(_resolve_one(c, points, catalog, multi_arm))
     texts = [r.claim.text for r in out]

@@ -580,6 +580,19 @@ def cmd_list(args) -> int:
             line = f"BROKEN: {err}"
         print(f"  {name:<18} {line}")
     print("data sets: " + ", ".join(datasets.dataset_names()))
+    from genbench.harness import zoo
+    from genbench.harness.config import grid_text
+
+    models = zoo.entries()
+    print("zoo (Arm(pretrained=NAME); `genbench run zoo --scale full` retrains them):"
+          + ("" if models else " none shipped"))
+    for e in models.values():
+        m = e.metrics
+        fid = m.get("values", {}).get("fid_domain")
+        floor = m.get("real", {}).get("fid_domain")
+        measured = (f"fid_domain {fid:.1f} at {m.get('n_samples')} samples (real data {floor:.1f}), "
+                    f"{grid_text(m.get('setting', {}), base='')}" if fid is not None else "")
+        print(f"  {e.name:<12} {e.method:<12} {measured}")
     print("metrics (cost, always recorded): " + ", ".join(COST_METRICS))
     print("metrics (quality): " + ", ".join(QUALITY_METRICS.names()))
     print("metrics (inpainting task): " + ", ".join(TASK_METRICS))

@@ -63,7 +63,7 @@ from genbench.harness.errors import GenbenchError
 from genbench.harness.metrics import (MEMORY_BASELINES, MEMORY_PEAKS, WALL_CLOCK_METRICS,
                                       higher_is_better, tolerance, tolerance_floor)
 from genbench.harness.metrics import scale as metric_scale
-from genbench.harness.results import STATUS_METRICS, read_current, read_plan
+from genbench.harness.results import REAL_ARM, STATUS_METRICS, read_current, read_plan
 
 # a point's grid values as text; the points of one cell share them: parsed once
 _axes = functools.lru_cache(maxsize=65536)(grid_text)
@@ -311,6 +311,14 @@ def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool =
     base, cur = (r[JUDGED] for r in (base, cur))
     base, cur = (r.dropna(subset=["cell_key"]) if r.cell_key.isna().any() else r
                  for r in (base, cur))
+    floor = [r.arm == REAL_ARM for r in (base, cur)]  # the real-data floor: in no family
+    points = {(k, m) for f, r in zip(floor, (base, cur))
+              for k, m in zip(r.cell_key[f].tolist(), r.metric[f].tolist())}
+    if points:
+        result.unjudged.append(Unjudged("points of the real-data floor (held-out data measured "
+                                        "as samples, not a method: never judged)", len(points),
+                                        f"{REAL_ARM} {sorted(points)[0][1]}"))
+        base, cur = (r[~f] for r, f in zip((base, cur), floor))
     unfinished = _unfinished(base, cur)
     result.verdicts += unfinished
     result.judged += len(unfinished)
@@ -493,7 +501,7 @@ def _judge(base: pd.DataFrame, cur: pd.DataFrame, alpha: float, result: Comparis
             continue
         k, example = unjudged.get(reason, (0, ""))
         unjudged[reason] = (k + 1, example or where(i))
-    result.unjudged = [Unjudged(r, k, e) for r, (k, e) in unjudged.items()]
+    result.unjudged += [Unjudged(r, k, e) for r, (k, e) in unjudged.items()]
 
     # the estimate of `stats.estimate` (CUR - BASE by seed), for every pending point at once:
     # each side's finite values, the last per seed, as `stats.estimate`'s dicts keep them, on

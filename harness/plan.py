@@ -46,6 +46,8 @@ class Trial:
     seed: int
     budget_steps: int  # optimiser steps (from budget_steps, or budget_kimg and batch_size)
     resources: Resources = Resources()  # what Ray reserves for it (see Arm.resources)
+    # a pretrained starting point instead of training: {"ref": zoo name, path or URI, "sha256"}
+    pretrained: dict[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -225,8 +227,12 @@ class Plan:
 
     def cell_key(self, trial: Trial, setting: SampleSetting | None = None) -> str:
         """Stable key of a point of the study: study, scale, arm, method and the grid values of
-        the train cell and sample setting. Unlike the trial id it ignores the rest of the config
-        and the seed, so it joins the seeds of one cell and runs of different commits."""
-        return config_hash({"study": self.study, "scale": self.scale, "arm": trial.arm,
-                            "method": trial.method, "cell": trial.cell,
-                            "setting": None if setting is None else setting.cell})
+        the train cell and sample setting, and the hash of the checkpoint a pretrained arm starts
+        from. Unlike the trial id it ignores the rest of the config and the seed, so it joins
+        the seeds of one cell and runs of different commits."""
+        key = {"study": self.study, "scale": self.scale, "arm": trial.arm,
+               "method": trial.method, "cell": trial.cell,
+               "setting": None if setting is None else setting.cell}
+        if trial.pretrained:  # another checkpoint is another point (not in older keys: unchanged)
+            key["pretrained"] = trial.pretrained["sha256"]
+        return config_hash(key)

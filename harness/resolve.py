@@ -52,6 +52,16 @@ class _Resolver:
                 raise GenbenchError(unknown("arm", name, names, where=f" of study {study.name!r}"))
 
         self.classes = {a.name: get_method(a.method) for a in self.arms}
+        # each arm's starting point: the arm's own, the scale's, then --set (in _apply_sets)
+        self.pretrained = {a.name: a.pretrained for a in self.arms}
+        if isinstance(self.sc.pretrained, str):
+            self.pretrained = dict.fromkeys(self.pretrained, self.sc.pretrained)
+        elif isinstance(self.sc.pretrained, dict):
+            for name, ref in self.sc.pretrained.items():
+                if name not in self.pretrained:
+                    raise GenbenchError(unknown("arm", name, names,
+                                                where=f" in Scale.pretrained of scale {scale!r}"))
+                self.pretrained[name] = ref
         self.merged: list[str] = []
         self.typed_knobs: dict[str, list] = {}
 
@@ -97,6 +107,10 @@ class _Resolver:
             settings += arm_settings
             trials += self._trials(arm, arm_config[arm.name], train_grids[arm.name], arm_settings,
                                    seeds, top, resolution, meta, metrics, res)
+        if metrics and study.task == "generate":  # the real-data floor beside every number
+            real_settings, real_trials = self._real_arm(seeds, top, resolution, meta)
+            settings += real_settings
+            trials += real_trials
         imports = tuple(study.imports) + ((study.source,) if study.source else ())
         plan = Plan(study=study.name, scale=self.scale_name, data=top["data"],
                     resolution=resolution, log_every=top["log_every"], n_samples=top["n_samples"],
@@ -194,6 +208,15 @@ class _Resolver:
         them. A grid axis set on the command line is pinned to that value."""
         set_knobs: dict[str, set[str]] = {a.name: set() for a in self.arms}
         for key, value in self.sets.items():
+            head, dot, rest = key.partition(".")
+            if key == "pretrained" or (dot and rest == "pretrained"):
+                if dot and head not in {a.name for a in self.arms}:
+                    raise GenbenchError(unknown("arm", head, [a.name for a in self.arms],
+                                                where=f" in --set {key}"))
+                for arm in self.arms:
+                    if not dot or arm.name == head:
+                        self.pretrained[arm.name] = coerce(value, str, name=key)
+                continue
             if key in TOP_KEYS:
                 if self._targets(key, knobs=None):
                     raise GenbenchError(f"ambiguous key {key!r}: it is a study setting and a "
@@ -238,9 +261,13 @@ class _Resolver:
         if not math.isfinite(top["budget_kimg"]):
             raise GenbenchError(f"invalid value {top['budget_kimg']!r} for budget_kimg; "
                                 "expected a finite number")
-        if (top["budget_steps"] > 0) == (top["budget_kimg"] > 0):
+        trained = [a for a in self.arms if not self.pretrained[a.name]
+                   and (not self.only or a.name in self.only)]
+        if (top["budget_steps"] > 0) == (top["budget_kimg"] > 0) and (
+                trained or top["budget_steps"] > 0):
             raise GenbenchError(f"study {self.study.name!r} scale {self.scale_name!r}: give exactly "
-                                "one of budget_steps and budget_kimg (> 0)")
+                                "one of budget_steps and budget_kimg (> 0)"
+                                + (" for its arms that train" if len(trained) < len(self.arms) else ""))
         if top["eval_every"] % top["log_every"]:
             raise GenbenchError(f"eval_every ({top['eval_every']}) must be a multiple of "
                                 f"log_every ({top['log_every']})")
@@ -340,19 +367,22 @@ class _Resolver:
             _check_figures(cls)
         trials: list[Trial] = []
         first: dict[str, dict[str, Any]] = {}  # config hash -> the cell that gave it first
+        start = self._starting_point(arm, config_base, grid)
         for cell in grid:
             _check_axes(cell, _field_names(cls.Config), "train grid axis", arm.method)
-            config = build_config(cls.Config, {**config_base, **cell},
+            config = build_config(cls.Config, start.config if start else {**config_base, **cell},
                                   what=f"config field of {arm.method}")
             cls.check_shape(config, shape)  # what cannot run fails now, not after training
             for knobs in self.typed_knobs[arm.name]:
                 cls.check(config, knobs, task=self.study.task, num_classes=meta.num_classes)
             cfg = to_dict(config)
-            steps = _budget_steps(top, cls.images_per_step(config), arm)
+            steps = 0 if start else _budget_steps(top, cls.images_per_step(config), arm)
             # what changes a fit's rows, curves and checkpoint: its identity and the ledger key
             spec = {"study": self.study.name, "scale": self.scale_name, "arm": arm.name,
                     "method": arm.method, "data": top["data"], "resolution": resolution,
                     "budget_steps": steps, "log_every": top["log_every"], "config": cfg}
+            if start:  # the checkpoint's content: another file is another fit
+                spec["pretrained"] = start.key()
             if top["eval_every"]:  # quality along training: the arm's first setting, the metrics
                 spec.update(eval_every=top["eval_every"], eval_samples=top["eval_samples"],
                             eval_metrics=list(metrics), eval_knobs=settings[0].knobs)
@@ -366,8 +396,53 @@ class _Resolver:
             for seed in seeds:
                 trials.append(Trial(trial_id=f"{chash[:8]}-s{seed}", arm=arm.name,
                                     method=arm.method, cell=cell, config=cfg, config_hash=chash,
-                                    seed=seed, budget_steps=steps, resources=res))
+                                    seed=seed, budget_steps=steps, resources=res,
+                                    pretrained=start.key() if start else None))
         return trials
+
+    def _real_arm(self, seeds: tuple[int, ...], top: dict[str, Any], resolution: int,
+                  meta: datasets.DatasetInfo) -> tuple[list["SampleSetting"], list["Trial"]]:
+        """The reserved arm `real` (`genbench.harness.realdata`): at each seed, as many held-out
+        real examples as each setting samples, measured by the same metrics; no training."""
+        from genbench.harness.results import REAL_ARM
+
+        method = REAL_ARM if meta.kind == "images" else "real_points"
+        split = "train" if self.study.ref_split == "test" else "test"
+        cfg = {"split": split}
+        spec = {"study": self.study.name, "scale": self.scale_name, "arm": REAL_ARM,
+                "method": method, "data": top["data"], "resolution": resolution, "config": cfg}
+        chash = config_hash(spec)
+        setting = SampleSetting(key="held-out", arm=REAL_ARM, cell={}, knobs={})
+        trials = [Trial(trial_id=f"{chash[:8]}-s{seed}", arm=REAL_ARM, method=method, cell={},
+                        config=cfg, config_hash=chash, seed=seed, budget_steps=1,  # (a load)
+                        resources=Resources(cpu=1, gpu=0)) for seed in seeds]
+        return [setting], trials
+
+    def _starting_point(self, arm: Arm, config_base: dict[str, Any],
+                        grid: list[dict[str, Any]]):
+        """The arm's pretrained starting point (`genbench.harness.zoo`), checked: a model of
+        the arm's method, no train grid, no config that differs from the checkpoint's (its
+        config is the one it was trained with); None where the arm trains."""
+        ref = self.pretrained[arm.name]
+        if not ref:
+            return None
+        from genbench.harness import zoo
+
+        start = zoo.resolve(ref)
+        where = f"arm {arm.name!r} starts from {ref!r}"
+        if start.method is not None and start.method != arm.method:
+            raise GenbenchError(f"{where}, a {start.method} model; the arm's method is {arm.method}")
+        if grid != [{}]:
+            raise GenbenchError(f"{where}: a train grid ({grid[0]}, ...) needs training; sample "
+                                f"axes only, or --set {arm.name}.pretrained= to train")
+        differs = {k: v for k, v in config_base.items() if start.config.get(k, v) != v
+                   and not (isinstance(v, (list, tuple)) and list(v) == list(start.config.get(k, v)))}
+        if differs:
+            k = next(iter(differs))
+            raise GenbenchError(f"{where}, trained with {k}={start.config.get(k)!r}; the arm asks "
+                                f"{k}={differs[k]!r} (a pretrained arm's config is its checkpoint's; "
+                                f"--set {arm.name}.pretrained= trains instead)")
+        return start
 
     def _resources(self, arm: Arm, cfg: dict[str, Any], default: Resources) -> Resources:
         """A cell's resources: the arm's (fixed, or from its config), else the study's or the

@@ -321,6 +321,9 @@ def read_plan(out_dir: Path) -> dict:
 POINT = ("scale", "arm", "cell_json", "seed")  # one fit's place in a study: a train cell and seed
 # rows that say a fit did not finish, or (`diverged`) a sample setting gave non-finite samples
 STATUS_METRICS = ("failed", "diverged_at_step", "diverged")
+# the reserved arm of the real-data floor (`genbench.harness.realdata`): held-out data measured
+# as samples; shown beside every number, judged by no family unless a claim names it
+REAL_ARM = "real"
 
 
 def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:

@@ -60,7 +60,9 @@ class Rows:
                                                     "budget_steps": trial.budget_steps,
                                                     "data": plan.data,
                                                     "resolution": plan.resolution,
-                                                    "cell": trial.cell}),
+                                                    "cell": trial.cell,
+                                                    **({"pretrained": trial.pretrained}
+                                                       if trial.pretrained else {})}),
                      "cell_json": canonical_json(trial.cell), "device": device_name(device),
                      "git_sha": env.git_sha, "versions_json": env.versions_json,
                      "node": os.environ.get("GENBENCH_NODE") or socket.gethostname(),

@@ -34,7 +34,7 @@ from genbench.harness.registry import exec_file, import_code
 Grid = dict[str, list[Any]] | list[dict[str, Any]]
 # the run-wide settings a Scale or --set may change (the plan's fields of the same names)
 TOP_KEYS = ("budget_steps", "budget_kimg", "n_samples", "log_every", "eval_every", "eval_samples",
-            "seeds", "data", "resolution", "metrics", "cpu", "gpu", "trial_timeout_s")
+            "seeds", "data", "resolution", "metrics", "cpu", "gpu", "trial_timeout_s", "pretrained")
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -72,6 +72,9 @@ class Scale:
     # None = the study's claims; a scale whose grid values differ restates them in its own
     claims: tuple[Claim | str, ...] | None = None
     trial_timeout_s: float | None = None  # None = the study's
+    # None = the study's and arms' own starting points; else a zoo name, path or URI for every
+    # arm ("" = train from scratch), or {ARM: REF} for some (`genbench.harness.zoo`)
+    pretrained: str | dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,9 @@ class Arm:
     sample_config: dict[str, Any] = field(default_factory=dict)  # base sampling knobs
     # None = the study's (or scale's) resources; a callable gets each cell's full config
     resources: ArmResources = None
+    # a starting point instead of training: a zoo model ("ddpm_linear"), or a genbench fit
+    # checkpoint's path or URI; its config is the checkpoint's and its fit a load
+    pretrained: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ class Study:
     # their one-line texts, "fid_domain: steps=50 better than steps=10"
     claims: tuple[Claim | str, ...] = ()
     source: str = ""  # how workers import this study: "genbench.studies.NAME" or "path:/abs/file.py"
+    pretrained: str = ""  # a single-method study's starting point (see Arm.pretrained)
 
     def check_declaration(self) -> None:
         """Every field of the study, its arms and scales has its declared type (arms are
@@ -127,6 +134,9 @@ class Study:
         for i, arm in enumerate(self.arms):
             check_fields(arm, f"Study.arms[{i}]")
             check_name(arm.name, "arm name", "it names rows, --set ARM.KEY and files")
+            if arm.name == "real":  # (genbench.harness.results.REAL_ARM)
+                raise GenbenchError(f"study {self.name!r}: the arm name 'real' is reserved for "
+                                    "the real-data floor every study measures; rename the arm")
         for name, sc in self.scales.items():
             check_fields(sc, f"Study.scales[{name!r}]")
             check_name(name, "scale name", "it names the folder results/<study>/<scale>")
@@ -136,7 +146,8 @@ class Study:
 
     def all_arms(self) -> tuple[Arm, ...]:
         """The arms of the study; a single-method study is one arm named after its method."""
-        if self.arms and (self.method or self.config or self.train_grid or self.sample_grid):
+        if self.arms and (self.method or self.config or self.train_grid or self.sample_grid
+                          or self.pretrained):
             raise GenbenchError(f"study {self.name!r} gives both arms and method/config/grids; "
                                 "put those inside the arms")
         if self.arms:
@@ -147,7 +158,7 @@ class Study:
         if not self.method:
             raise GenbenchError(f"study {self.name!r} declares neither method nor arms")
         return (Arm(self.method, self.method, self.config, self.train_grid, self.sample_grid,
-                    self.sample_config),)
+                    self.sample_config, pretrained=self.pretrained),)
 
     def resolve(self, scale: str = "smoke", sets: dict[str, Any] | None = None,
                 claims: tuple[Claim | str, ...] = (), arms: tuple[str, ...] = ()) -> "Plan":

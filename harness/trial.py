@@ -341,6 +341,8 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
          progress: Callable[[dict[str, Any]], None] = lambda info: None) -> Method | None:
     """Train the trial's method; write its fit rows, curve, checkpoint and figures. None when
     the loss turned non-finite (the rows then record where)."""
+    if trial.pretrained:
+        return _load_pretrained(trial, out_dir, rows, device)
     train = datasets.load(plan.data, "train", plan.resolution)
     method_cls = get_method(trial.method)
     method = method_cls(build_config(method_cls.Config, trial.config))  # once per trial
@@ -433,6 +435,34 @@ def _fit(plan: Plan, trial: Trial, out_dir: Path, rows: Rows, evaluator,
     return method
 
 
+def _load_pretrained(trial: Trial, out_dir: Path, rows: Rows, device: torch.device) -> Method:
+    """A pretrained trial's fit: its starting point loaded (checked against the hash the plan
+    recorded), kept as the trial's checkpoint like a fit, and the fit's rows: the load's time,
+    the parameters and memory, the model's facts; no loss, since nothing trained."""
+    from genbench.harness import zoo
+
+    method_cls = get_method(trial.method)
+    method = method_cls(build_config(method_cls.Config, trial.config))
+    rows.of(method)
+    memory = MemPhase(device, "fit()", rows.env)
+    t0 = time.perf_counter()
+    where = zoo.location_of(trial.pretrained)
+    method.load_state_dict(zoo.load_state(trial.pretrained, where))
+    method.to(device)
+    load_s = time.perf_counter() - t0
+    save_checkpoint(out_dir, trial.trial_id, method)
+    note = f"pretrained: {trial.pretrained['ref']} (sha256 {trial.pretrained['sha256'][:12]}), loaded"
+    out = [rows.fit_row("train_s", load_s, 0, protocol="wall clock around loading the checkpoint",
+                        note=note),
+           rows.fit_row("train_images_per_s", float("nan"), 0, note=f"skipped: {note}, not trained"),
+           rows.fit_row("n_params", method.n_params(), 0)]
+    out += [rows.fit_row(name, value, 0) for name, value in method.info().items()]
+    out += [rows.fit_row("peak_mem_mb", memory.increase_mb(), 0, protocol=memory.protocol()),
+            rows.fit_row("mem_base_mb", memory.base_mb, 0, protocol=memory.base_protocol())]
+    rows.write(RunDir(out_dir).fit_file(trial.trial_id), out)
+    return method
+
+
 def _task_inputs(plan: Plan, trial: Trial, out_dir: Path, method: Method) -> TaskInputs:
     """The task's inputs for this trial (an observation to restore, for inpainting)."""
     inputs = get_task(plan.task).inputs(data=plan.data, resolution=plan.resolution,
@@ -454,7 +484,7 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
     memory = MemPhase(device, "sample()", rows.env)
     sample_info, samples, sample_s = draw_samples(method, setting, plan.n_samples, trial.seed,
                                              labels, inputs.observation)
-    n = plan.n_samples
+    n = len(samples)  # (the real-data floor of a small held-out split can have fewer)
     bad = int((~torch.isfinite(samples.reshape(len(samples), -1)).all(1)).sum())
     values: dict[str, dict[str, Any]] = {
         "sample_s_per_image": {"value": sample_s / n, "protocol": "wall clock around sample()"},
@@ -478,6 +508,11 @@ def _measure(plan: Plan, trial: Trial, setting: SampleSetting, unit: Unit, metho
         if quality:
             for r in evaluator.evaluate(quality, samples, labels):
                 values[r.pop("metric")] = r
+        if n < plan.n_samples:  # (said on each quality row)
+            for m in quality:
+                values[m]["note"] = "; ".join(filter(None, (
+                    f"all {n} held-out examples there are (n_samples asks {plan.n_samples})",
+                    values[m].get("note"))))
     path = RunDir(out_dir).sample_grid(trial.trial_id, setting.key)
     if method.output == "images":
         save_grid(path, torch.nan_to_num(samples))

@@ -64,9 +64,14 @@ def _spans_decades(values, factor: float = 10.0) -> bool:
 
 
 def _finish(fig, ax, path: Path | None, *, title: str, xlabel: str, ylabel: str, xs,
-            ys) -> Path | None:
-    """Labels, log axes where the values span decades (x: 10x, y: 100x), grid, legend; save
-    (unless `path` is None: the caller adds more first)."""
+            ys, floor=()) -> Path | None:
+    """Labels, log axes where the values span decades (x: 10x, y: 100x), grid, the real-data
+    floor (`floor`: (label, value) pairs) as dashed lines, legend; save (unless `path` is None:
+    the caller adds more first)."""
+    for i, (text, y) in enumerate(floor):
+        ax.axhline(y, color="0.25", linestyle=LINESTYLES[1 + i % 3], linewidth=1.2, label=text,
+                   zorder=1)
+    ys = [*ys, *(y for _, y in floor)]
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -89,9 +94,10 @@ def _save(fig, path: Path) -> Path:
 
 
 def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str, str],
-                   path: Path, multi_run: bool) -> Path | None:
+                   path: Path, multi_run: bool, floor=()) -> Path | None:
     """`metric` against grid axis `axis`: one line per arm and combination of the other axes
-    (and run, on a comparison page), mean over seeds with 95 % intervals, seeds as points."""
+    (and run, on a comparison page), mean over seeds with 95 % intervals, seeds as points; the
+    real-data floor (`floor`: (label, value) pairs) dashed."""
     d = rows[(rows.metric == metric) & rows[axis].notna() & rows.value.notna()]
     if d.empty:
         return None
@@ -151,13 +157,14 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
         ax.set_xticks(range(len(xs_all)), [axis_value(v) for v in xs_all])
     return _finish(fig, ax, path, title=title,
                    xlabel=axis.replace(".", " axis: ", 1), ylabel=label(metric),
-                   xs=xs_all if numeric else [], ys=d.value)
+                   xs=xs_all if numeric else [], ys=d.value, floor=floor)
 
 
 def quality_vs_cost(rows: pd.DataFrame, quality: str, cost: str, colors: dict[str, str],
-                    path: Path, multi_run: bool) -> Path | None:
+                    path: Path, multi_run: bool, floor=()) -> Path | None:
     """Mean quality against mean cost of every (run, arm, cell and setting), the Pareto front
-    (nothing cheaper is better) marked: method families compared at matched compute."""
+    (nothing cheaper is better) marked: method families compared at matched compute; the
+    real-data floor (`floor`) dashed."""
     keys = ["run", "arm", "cell_key"]
     q = rows[rows.metric == quality].groupby(keys).agg(q=("value", "mean"),
                                                       hib=("higher_is_better", "first"),
@@ -183,7 +190,7 @@ def quality_vs_cost(rows: pd.DataFrame, quality: str, cost: str, colors: dict[st
                                            f"\n(labels on the Pareto front of {len(d)} points)")
     out = _finish(fig, ax, None, title=title, xlabel=label(cost),
                   ylabel=f"{label(quality)} ({'higher' if higher else 'lower'} is better)",
-                  xs=d.c, ys=d.q)
+                  xs=d.c, ys=d.q, floor=floor)
     _place_labels(fig, ax, [(d.c[i], d.q[i]) for i in labelled],
                   [", ".join(filter(None, (grid_text(d.cell_json[i], base=""),
                                            grid_text(d.setting_json[i], base=""))))

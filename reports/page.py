@@ -22,7 +22,7 @@ import pandas as pd
 
 from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
-from genbench.harness.results import atomic_write_bytes
+from genbench.harness.results import REAL_ARM, atomic_write_bytes
 from genbench.harness.rundir import RunDir, within
 from genbench.reports import figures
 from genbench.reports.tables import (Run, axes_of, load_runs, main_metrics, moves, quality_metrics,
@@ -43,6 +43,8 @@ img{max-width:100%} figure{display:inline-block;margin:.3em;vertical-align:top}
 figure img{width:560px} figure.wide{display:block} figure.wide img{width:100%}
 figcaption{font-size:12px;color:#555;max-width:300px;overflow-wrap:anywhere}
 .grids img{width:180px;image-rendering:pixelated} code{background:#f5f5f5;padding:1px 3px}
+.glance{display:flex;flex-wrap:wrap;gap:4px} .glance figure{margin:0}
+.glance img{width:264px;image-rendering:pixelated}
 .note{color:#8a5a00} .flat{color:#555;font-size:13px}
 td.reproduced{background:#e6f4e6;font-weight:bold} td.contradicted{background:#f9e0e0;font-weight:bold}
 td.inconclusive{background:#f5f0dc}
@@ -96,6 +98,7 @@ def write_report(paths: list[Path], dest: Path | None = None) -> Path:
     multi = len(runs) > 1
     parts = [f"<h1>genbench report: {html.escape(', '.join(sorted({r.label.split(' @')[0] for r in runs})))}</h1>"]
     parts.append(_claims(runs))
+    parts.append(_glance(runs, img, dest))
     parts.append(_runs_table(runs))
     if rows.empty:
         parts.append("<p>No results yet.</p>")
@@ -284,16 +287,19 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
     blank = [m for m in metrics if m not in measured]  # all n/a: a column of nothing
     metrics = [m for m in metrics if m in measured]
     best, higher_of = {}, {}
-    for m in metrics:
+    quality = set(rows.loc[rows.feature_extractor.notna(), "metric"].unique())  # (measured on samples)
+    for m in metrics:  # (the real-data floor is no contender)
         d = pd.concat([s[s.metric == m], f[f.metric == m]]).dropna(subset=["mean"])
+        d = d[d.arm != REAL_ARM]
         # a best only where the values differ (a constant, `1 ± 0` everywhere, has none)
         if d["mean"].nunique() > 1 and d.higher_is_better.notna().any():
             higher_of[m] = bool(d.higher_is_better.dropna().iloc[0])
             best[m] = d["mean"].max() if higher_of[m] else d["mean"].min()
     out = ["<h2>Summary</h2><p>Mean ± 95 % interval over seeds; bold: the best value of each "
            "metric in its good direction. Training metrics belong to the fit and repeat on each "
-           "of its settings." + (f" Not measured in any row, so not shown: "
-                                 f"{', '.join(blank)}." if blank else "")
+           "of its settings. The row <code>real</code> is the real-data floor: held-out real "
+           "images measured as if they were samples, as many as each setting draws."
+           + (f" Not measured in any row, so not shown: {', '.join(blank)}." if blank else "")
            + "</p><table class='hold'><tr><th class='l'>arm</th><th>run</th><th class='l'>"
            "train cell</th><th class='l'>sample setting</th><th>seeds</th>"]
     out += [f"<th>{html.escape(m)}</th>" for m in metrics] + ["</tr>"]
@@ -301,24 +307,29 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
     for k, v in stats.items():
         seeds[k[:4]] = max(seeds.get(k[:4], 0), v[2])
     groups = settings[["run", "arm", "cell_json", "setting_json"]].drop_duplicates()
+    floor = groups[groups.arm == REAL_ARM]  # (the floor first, always, never ranked)
+    groups = groups[groups.arm != REAL_ARM]
     left_out = 0
     if len(groups) > MAX_ROWS:  # a huge study: its best rows by the first main metric
         first = next((m for m in metrics if m in best and (s.metric == m).any()), None)
         if first is not None:
-            order = s[s.metric == first].sort_values("mean", ascending=not higher_of[first],
-                                                      kind="stable", na_position="last")
+            order = s[(s.metric == first) & (s.arm != REAL_ARM)].sort_values(
+                "mean", ascending=not higher_of[first], kind="stable", na_position="last")
             groups = order[["run", "arm", "cell_json", "setting_json"]].drop_duplicates()
         left_out = len(groups) - MAX_ROWS
         groups = groups.head(MAX_ROWS)
         out[0] = out[0].replace("</p>", f" The {MAX_ROWS} rows best by {first or 'plan order'} "
                                 f"of {MAX_ROWS + left_out} are shown; every value is in results/ "
                                 "(<code>genbench.load</code>).</p>", 1)
-    for run, arm, cell, setting in groups.itertuples(index=False):
+    for run, arm, cell, setting in pd.concat([floor, groups]).itertuples(index=False):
         n = seeds.get((run, arm, cell, setting), 0)
         cells = [f"<td class='l'>{html.escape(str(arm))}</td><td>{run}</td>"
                  f"<td class='l'>{html.escape(_axes_text(cell))}</td>"
                  f"<td class='l'>{html.escape(_axes_text(setting))}</td><td>{int(n)}</td>"]
         for m in metrics:
+            if arm == REAL_ARM and m not in quality:  # (held-out data has no cost)
+                cells.append("<td>-</td>")
+                continue
             mean, ci, _ = stats.get((run, arm, cell, setting, m),
                                     stats.get((run, arm, cell, None, m), (float("nan"),) * 3))
             cls = " class='best'" if m in best and pd.notna(mean) and mean == best[m] else ""
@@ -332,8 +343,21 @@ def _axes_text(text) -> str:
     return grid_text(text) or "-"
 
 
+def floor_of(rows: pd.DataFrame, metric: str, multi: bool) -> list[tuple[str, float]]:
+    """The real-data floor of `metric` on each run: (legend text, mean over seeds)."""
+    real = rows[(rows.arm == REAL_ARM) & (rows.metric == metric) & rows.value.notna()]
+    out = []
+    for run, g in real.groupby("run", sort=True):
+        n = int(g.n_samples.max()) if g.n_samples.notna().any() else 0
+        out.append((f"{'run ' + str(run) + ': ' if multi else ''}real data ({n} held-out)",
+                    float(g.value.mean())))
+    return out
+
+
 def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
     out = ["<h2>Metrics against each ablation axis</h2>"]
+    real = rows[rows.arm == REAL_ARM]
+    rows = rows[rows.arm != REAL_ARM]  # (the floor has no axis: a dashed line on each chart)
     metrics = main_metrics(rows)
     axes = [a for a in axes_of(rows)
             if pd.Series(rows[a].dropna().unique()).astype(str).nunique() > 1]
@@ -341,6 +365,7 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
         return out[0] + "<p>The study has no axis with more than one value.</p>"
     rows = rows[["run", "arm", "metric", "value", "higher_is_better", *axes_of(rows)]]
     of_metric = {m: g for m, g in rows.groupby("metric", sort=False) if m in metrics}
+    floors = {m: floor_of(real, m, multi) for m in metrics}
     for axis in axes:
         figs, flat = [], []
         for m in metrics:
@@ -351,7 +376,7 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
                 flat.append(m)
                 continue
             path = figures.metric_vs_axis(of_m, m, axis, colors,
-                                          within(img, f"{m}_vs_{axis}.png"), multi)
+                                          within(img, f"{m}_vs_{axis}.png"), multi, floors[m])
             if path:
                 figs.append(_fig(path, img.parent, f"{m} against {axis}: mean over seeds, "
                                  "95 % interval (none with one seed), seeds as points"))
@@ -362,6 +387,8 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
 
 
 def _cost_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
+    real = rows[rows.arm == REAL_ARM]
+    rows = rows[rows.arm != REAL_ARM]  # (the floor costs nothing: a dashed line)
     qualities = quality_metrics(rows)
     rows = rows[["run", "arm", "cell_key", "metric", "value", "higher_is_better", "setting_json",
                  "cell_json"]]
@@ -371,7 +398,8 @@ def _cost_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
     for quality in qualities:
         for cost in COST_AXES:
             path = figures.quality_vs_cost(rows, quality, cost, colors,
-                                           within(img, f"{quality}_vs_{cost}.png"), multi)
+                                           within(img, f"{quality}_vs_{cost}.png"), multi,
+                                           floor_of(real, quality, multi))
             if path:
                 out.append(_fig(path, img.parent, f"{quality} against {cost} for every arm, cell "
                                 "and setting; circled and dashed: the Pareto front"))
@@ -419,6 +447,37 @@ def _grids(runs: list[Run], img: Path, dest: Path) -> str:
     return "".join(out) if len(out) > 1 else out[0] + "<p>No sample grids yet.</p>"
 
 
+def _glance(runs: list[Run], img: Path, dest: Path) -> str:
+    """One row of sample grids right under the verdicts: per run, the first seed's grid of every
+    arm and setting side by side (the same initial noise in each), the real-data floor's held-out
+    images first, large enough to judge."""
+    out = []
+    for r in runs:
+        trials = r.plan.get("trials", [])
+        if not trials:
+            continue
+        seed = min(t["seed"] for t in trials)
+        figs = []
+        for t in sorted((t for t in trials if t["seed"] == seed),
+                        key=lambda t: t.get("arm") != REAL_ARM):  # (the real images first)
+            arm = t.get("arm", "")
+            tdir = within(RunDir(r.path).samples, t["trial_id"])
+            for setting in r.plan.get("samples", []):
+                src = within(tdir, f"{setting['key']}.png")
+                if setting.get("arm", arm) != arm or not src.is_file():
+                    continue
+                label = "real data (held-out)" if arm == REAL_ARM else ", ".join(filter(None, (
+                    arm, grid_text(t.get("cell", {}), base=""),
+                    grid_text(setting.get("cell", {}), base=""))))
+                figs.append(_copy(src, within(img, f"run{r.index}", "glance", t["trial_id"],
+                                              src.name), dest, label))
+        if figs:
+            head = f"run {r.index}, " if len(runs) > 1 else ""
+            out.append(f"<p>{head}seed {seed}: the same initial noise in every setting</p>"
+                       f"<div class='glance'>{''.join(figs)}</div>")
+    return ("<h2>Samples at a glance</h2>" + "".join(out)) if out else ""
+
+
 def _copy(src: Path, dst: Path, dest: Path, caption: str) -> str:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
@@ -432,7 +491,7 @@ def _rerun(runs: list[Run]) -> str:
     out = ["<h2>Rerun a cell</h2><table><tr><th>run</th><th class='l'>arm</th>"
            "<th class='l'>cell</th><th class='l'>command</th></tr>"]
     for r in runs:
-        trials = r.plan.get("trials", [])
+        trials = [t for t in r.plan.get("trials", []) if t.get("arm") != REAL_ARM]  # (no cell)
         multi_arm = len({t.get("arm") for t in trials}) > 1
         cells: dict[tuple, tuple[dict, list]] = {}  # (arm, cell) -> (a trial, its seeds)
         for t in trials:

@@ -29,7 +29,7 @@ MAIN_COST = ("nfe", "sample_s_per_image", "train_s", "final_loss")
 # what a page reads of the results (a million rows: each column left out is memory saved)
 COLUMNS = ["study", "scale", "arm", "method", "trial_id", "seed", "cell_key", "cell_json",
            "setting_json", "sample_json", "metric", "value", "std", "higher_is_better", "note",
-           "feature_extractor", "device", "dataset", "git_sha"]
+           "feature_extractor", "device", "dataset", "git_sha", "n_samples"]
 QUALITY_PREFERENCE = ("fid_domain", "fid_inception", "kid_domain", "kid_inception", "mse_hidden")
 
 

@@ -219,6 +219,8 @@ def test_every_shipped_study_declares_claims_that_resolve():
     from genbench.harness.study import load_study, study_names
 
     for name in study_names():
+        if name == "zoo":  # it makes the shipped models (one seed each), it tests no paper
+            continue
         study = load_study(name)
         assert study.claims, f"{name} declares no claims"
         for c in study.claims:  # each with where it comes from, and readable as one line

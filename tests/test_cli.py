@@ -125,7 +125,10 @@ def test_list_and_plan(capsys):
     assert "ddpm" in out and "quickstart" in out and "mnist5k" in out
     assert main(["plan", "ddpm_timesteps", "--set", "seeds=[0,1,2]"]) == 0
     out = capsys.readouterr().out
-    assert "3 train cells x 3 seeds = 9 trials" in out and "9 trials, 2 at once, 5 waves" in out
+    assert "3 train cells x 3 seeds = 9 trials" in out
+    # and the real-data floor, a trial per seed: 12 trials
+    assert "arm real (method real, 1 step): 1 train cell x 3 seeds = 3 trials" in out
+    assert "12 trials, 2 at once, 6 waves" in out
 
 
 def test_a_plan_of_many_seeds_prints_a_summary_and_verbose_every_trial(tmp_path, capsys):

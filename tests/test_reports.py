@@ -413,7 +413,7 @@ def test_a_huge_studys_tables_show_their_best_rows_and_say_how_many_more(tmp_pat
     assert "The 10 rows best by fid_domain of 50 are shown" in text
     assert "and 15 more cells: their commands take the same form" in text
     summary = text.split("<h2>Summary</h2>")[1].split("</table>")[0]
-    assert summary.count("<tr>") == 11  # the header and 10 rows
+    assert summary.count("<tr>") == 12  # the header, the real-data floor and 10 rows
     assert "lr=0.0001" in summary and "noise=0.1" in summary  # the best: lowest lr and noise
 
 

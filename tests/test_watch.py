@@ -105,7 +105,7 @@ def test_counts_take_their_number_and_a_pinned_axis_is_said_once(capsys):
     assert "1 train cell x 1 seed = 1 trial; 2 sample settings each" in out  # ddpm: clip_x0 left
     assert "merged: consistency: --set steps pins the sample grid: its 3 settings are 1 setting" in out
     assert "is the same as" not in out
-    assert "up to 2 trials at once" in out and "3 trials, 2 at once, 2 waves" in out
+    assert "up to 2 trials at once" in out and "4 trials, 2 at once, 2 waves" in out  # (+ real)
 
 
 @pytest.mark.parametrize("command", sorted(EPILOGS))

@@ -1,0 +1,77 @@
+"""Write a finished `zoo` run into the package's model zoo (harness/zoo/): each arm's fit in half
+precision, and a manifest with the row that made it (commit, command, budget, training time)
+and what the shipped file measures, re-measured from the half-precision file itself through a
+pretrained arm (so `tests/test_zoo.py` can repeat it): `fid_domain` and the other domain metrics
+at the arm's CHECK setting of studies/zoo.py, with the real-data floor at the same sample count.
+
+    genbench run zoo --scale full --out /tmp/zoo
+    python benchmarks/zoo_export.py /tmp/zoo            # then commit harness/zoo/
+
+`--into DIR` writes elsewhere (to look before replacing the shipped zoo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+import genbench
+from genbench.harness import zoo
+from genbench.harness.results import REAL_ARM, read_plan
+from genbench.harness.rundir import RunDir
+
+N_CHECK = 64  # samples of the measurement a test repeats (a few seconds a model on a CPU)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path, help="a finished `genbench run zoo --scale full` directory")
+    p.add_argument("--into", type=Path, default=zoo.ZOO_DIR, help="where to write (default: the zoo)")
+    args = p.parse_args(argv)
+    plan = read_plan(args.run)
+    if plan.get("study") != "zoo":
+        print(f"zoo_export: {args.run} is not a run of the zoo study", file=sys.stderr)
+        return 2
+    rows = genbench.load(args.run)
+    entries, states = [], {}
+    for t in plan["trials"]:
+        if t["arm"] == REAL_ARM or t["seed"] != 0:
+            continue
+        ckpt = RunDir(args.run).checkpoint(t["trial_id"])
+        if not ckpt.is_file():
+            print(f"zoo_export: {t['arm']} has no checkpoint at {ckpt}: finish the run first",
+                  file=sys.stderr)
+            return 2
+        states[t["arm"]] = torch.load(ckpt, map_location="cpu", weights_only=True)
+        fit = rows[(rows.trial_id == t["trial_id"]) & rows.setting_json.isna()]
+        value = dict(zip(fit.metric, fit.value.astype(float)))
+        entries.append(zoo.Entry(
+            name=t["arm"], method=t["method"], file="", sha256="", config=t["config"],
+            data=plan["data"], resolution=plan["resolution"],
+            made_by={"commit": sorted(fit.git_sha.dropna().unique().tolist()),
+                     "command": f"genbench run zoo --scale {plan['scale']}",
+                     "study": "zoo", "scale": plan["scale"], "arm": t["arm"], "seed": 0,
+                     "budget_steps": t["budget_steps"],
+                     "images_seen": float(fit.images_seen.dropna().max()) if fit.images_seen.notna().any() else None,
+                     "train_s": value.get("train_s"), "final_loss": value.get("final_loss"),
+                     "device": sorted(fit.device.dropna().unique().tolist())}))
+    args.into.mkdir(parents=True, exist_ok=True)
+    zoo.export(entries, states, args.into)  # the files first: the measurement reads them
+    measured = zoo.measure([e.name for e in entries], args.into, N_CHECK)
+    entries = [zoo.Entry(**{**e.__dict__, "metrics": measured[e.name]})
+               for e in zoo.entries_in(args.into).values()]
+    manifest = zoo.export(entries, states, args.into)
+    for e in zoo.entries_in(args.into).values():
+        m, nan = e.metrics, float("nan")
+        print(f"{e.name:<12} {e.method:<12} {e.path.stat().st_size / 1e6:5.2f} MB  fid_domain "
+              f"{m['values'].get('fid_domain', nan):8.1f} (real {m['real'].get('fid_domain', nan):.1f} "
+              f"at {m['n_samples']})  {e.sha256[:12]}")
+    print(f"manifest: {manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
