@@ -466,7 +466,9 @@ def cmd_plan(args) -> int:
         trials = [t for t in plan.trials if t.arm == arm]
         settings = [s for s in plan.samples if s.arm == arm]
         cells = {t.config_hash for t in trials}
-        print(f"arm {arm} (method {trials[0].method}, {count(trials[0].budget_steps, 'step')}): "
+        how = (f"pretrained {trials[0].pretrained['ref']}" if trials[0].pretrained
+               else count(trials[0].budget_steps, "step"))
+        print(f"arm {arm} (method {trials[0].method}, {how}): "
               f"{count(len(cells), 'train cell')} x {count(len(trials) // max(1, len(cells)), 'seed')}"
               f" = {count(len(trials), 'trial')}; {count(len(settings), 'sample setting')} each")
         if args.verbose or len(trials) <= PLAN_LINES:
@@ -590,8 +592,9 @@ def cmd_list(args) -> int:
         m = e.metrics
         fid = m.get("values", {}).get("fid_domain")
         floor = m.get("real", {}).get("fid_domain")
-        measured = (f"fid_domain {fid:.1f} at {m.get('n_samples')} samples (real data {floor:.1f}), "
-                    f"{grid_text(m.get('setting', {}), base='')}" if fid is not None else "")
+        setting = grid_text(m.get("setting", {}), base="")
+        measured = (f"fid_domain {fid:.1f} at {m.get('n_samples')} samples (real data {floor:.1f})"
+                    + (f", {setting}" if setting else "") if fid is not None else "")
         print(f"  {e.name:<12} {e.method:<12} {measured}")
     print("metrics (cost, always recorded): " + ", ".join(COST_METRICS))
     print("metrics (quality): " + ", ".join(QUALITY_METRICS.names()))

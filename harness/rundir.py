@@ -12,6 +12,7 @@ whole (names never become paths; one driver at a time; unreadable files set asid
       samples/real.png               real images of the reference split, as the grids show samples
       quarantine/                    unreadable results files, moved aside
       report/                        the page              ray/  Tune's own state
+      looks.json                     the looks --until-decided took (genbench.harness.sequential)
       genbench.lock                  while a driver runs   .genbench-mirror.json  in a URI's local mirror
 
 A run at a URI is read and written through a local mirror of this same layout
@@ -80,6 +81,7 @@ class RunDir:
     errors = property(lambda self: self.root / "errors")
     logs = property(lambda self: self.root / "logs")
     progress = property(lambda self: self.root / PROGRESS_NAME)  # while a driver runs
+    looks = property(lambda self: self.root / "looks.json")  # --until-decided's record
     samples = property(lambda self: self.root / "samples")
     figures = property(lambda self: self.root / "figures")
     quarantine_dir = property(lambda self: self.root / "quarantine")

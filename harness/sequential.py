@@ -25,8 +25,8 @@ from typing import Any
 
 from genbench.harness import stats
 from genbench.harness.errors import GenbenchError
+from genbench.harness.rundir import RunDir
 
-LOOKS_NAME = "looks.json"
 SPENDING = "O'Brien-Fleming type (Lan & DeMets 1983)"
 
 
@@ -125,7 +125,7 @@ class Looks:
     def read(cls, out_dir: Path) -> "Looks | None":
         """The run's record, or None where it has none (a run without `--until-decided`); a
         record genbench cannot read fails in one line."""
-        path = Path(out_dir) / LOOKS_NAME
+        path = RunDir(out_dir).looks
         if not path.is_file():
             return None
         try:
@@ -143,7 +143,7 @@ class Looks:
 
         d = {"design": self.design.to_dict(),
              "looks": [{"comparisons": look} for look in self.looks]}
-        atomic_write_bytes(Path(out_dir) / LOOKS_NAME, json.dumps(d, indent=1).encode())
+        atomic_write_bytes(RunDir(out_dir).looks, json.dumps(d, indent=1).encode())
 
     def last_seeds(self) -> dict[str, list[int]]:
         """Per comparison, the seeds of the last look it was part of."""

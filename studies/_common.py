@@ -33,6 +33,19 @@ def ddpm_scales(*, smoke: dict[str, Any] | None = None,
     }
 
 
+def zoo_scales(model: str | dict[str, str], *, smoke: dict[str, Any] | None = None,
+               train: dict[str, Any] | None = None,
+               full: dict[str, Any] | None = None) -> dict[str, Scale]:
+    """The scales of a study whose axes are sampling knobs: smoke samples the zoo's `model`
+    (`genbench list`; no training: the sampler ablated on a model that draws digits, 64 samples,
+    two seeds), train is the common smoke recipe from scratch (`--scale train`), full trains
+    the paper-sized model; each with per-study overrides of Scale fields."""
+    common = ddpm_scales(smoke=train, full=full)
+    return {"smoke": Scale(**{**dict(n_samples=64, pretrained=model, seeds=SEEDS[:2]),
+                              **(smoke or {})}),
+            "train": common["smoke"], "full": common["full"]}
+
+
 # consistency training (docs/methods.md M4): the DDPM nets as F_theta. At smoke scale N(k)
 # grows to s1 + 1 = 41 steps (150 over a paper-length run); a sampling EMA is kept at full
 SMOKE_CM = dict(SMOKE_UNET, s1=40)

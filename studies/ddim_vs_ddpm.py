@@ -7,7 +7,7 @@ wall time per image. DDIM is a sampling-time choice: each seed trains once.
 """
 
 from genbench import Claim, Study
-from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench.studies._common import PACKED, QUALITY, SEEDS, zoo_scales
 
 STUDY = Study(
     name="ddim_vs_ddpm",
@@ -27,5 +27,5 @@ STUDY = Study(
             Claim("sample_s_per_image", better="sampler=ddim, steps=50",
                   than="sampler=ddpm, steps=1000",
                   source="Song et al. 2021 (DDIM), Sec. 5.1: 10x to 50x faster than DDPM")),
-    scales=ddpm_scales(),
+    scales=zoo_scales("ddpm_linear"),
 )

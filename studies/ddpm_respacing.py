@@ -8,7 +8,7 @@ so each seed trains once and samples three times from the same initial noise.
 """
 
 from genbench import Claim, Study
-from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench.studies._common import PACKED, QUALITY, SEEDS, zoo_scales
 
 STUDY = Study(
     name="ddpm_respacing",
@@ -27,5 +27,5 @@ STUDY = Study(
                   source="Nichol & Dhariwal 2021, Fig. 8; Song et al. 2021 (DDIM), Table 1, eta = 1"),
             Claim("fid_domain", better="steps=100", than="steps=50",
                   source="Nichol & Dhariwal 2021, Fig. 8; Song et al. 2021 (DDIM), Table 1, eta = 1")),
-    scales=ddpm_scales(),
+    scales=zoo_scales("ddpm_linear"),
 )

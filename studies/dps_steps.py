@@ -8,7 +8,7 @@ noise (which ignores the observation). Rows: `mse_hidden` and `psnr_hidden` on t
 """
 
 from genbench import Claim, Study
-from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench.studies._common import PACKED, QUALITY, SEEDS, zoo_scales
 
 STEPS = (20, 50, 100)
 
@@ -30,5 +30,5 @@ STUDY = Study(
     # the observation guides DPS; plain DDIM from the same noise ignores it
     claims=(Claim("mse_hidden", better="sampler=dps", than="sampler=ddim", combine="all",
                   source="Chung et al. 2023 (DPS), Table 2: DPS against unconditional sampling"),),
-    scales=ddpm_scales(full=dict(n_samples=1000)),
+    scales=zoo_scales("ddpm_linear", full=dict(n_samples=1000)),
 )

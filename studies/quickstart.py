@@ -1,45 +1,56 @@
-"""quickstart: the README's main job. Three method families on the 5,000 embedded MNIST digits
-at matched training images (budget_kimg): a DDPM (linear schedule, T = 1000) sampled with 50 and
-250 respaced steps, with and without x0 clamping; a consistency model trained by consistency
-training, sampled with 1, 2 and 5 steps; and a GAN with the StyleGAN loss, one network
-evaluation per image. The report's quality-against-NFE plot puts the three families on one
-axis. Its claims (two consistency steps beat one, five beat two) need three seeds:
+"""quickstart: the README's main job. Models genbench trained itself (the zoo: `genbench list`)
+sampled the ways their papers compare: a DDPM (linear schedule, T = 1000) with all 1,000
+ancestral steps, and the same model with DDIM in 10, 20 and 50 steps; a consistency model
+trained by consistency training with 1 and 2 steps; and a GAN with the StyleGAN loss and R1,
+one network evaluation per image; beside them, the real-data floor (held-out digits). The page
+opens with the verdicts of two claims, DDIM's (Song et al. 2021, Table 1: 50 steps beat 10) and
+the consistency model's (Song et al. 2023, Table 1: two steps beat one), and a row of sample
+grids, one per setting, from the same initial noise.
 
-    genbench run quickstart                  # smoke, one seed: ~5 min on a 2-core CPU
-    genbench run quickstart --until-decided --max-seeds 3   # `make quickstart`: ~7 min, the
-                                             # claims decided (seeds 1-2 of the CM cell added)
-    genbench run quickstart --scale full     # ~1 h on one GPU
+    make quickstart                          # = genbench run quickstart --until-decided
+                                             #   --max-seeds 5: ~4 min on a 2-core CPU
+    genbench run quickstart --scale train    # the same families trained from scratch first
+                                             # (20k images each, ~7 min): young models
+    genbench run quickstart --scale full     # paper-sized models, trained: ~1 h on one GPU
 
-Results land in results/quickstart/<scale>/ (Parquet rows, loss curves, sample grids, report).
+Results land in results/quickstart/<scale>/ (Parquet rows, sample grids, report/index.html).
 """
 
 from genbench import Arm, Claim, Resources, Scale, Study
 from genbench.studies._common import FULL_CM, FULL_UNET, QUALITY, SMOKE_CM
 
+DDPM = dict(T=1000, schedule="linear")
+
 STUDY = Study(
     name="quickstart",
-    description="DDPM (50/250 steps, clamping) vs consistency model (1/2/5 steps) vs GAN at "
-                "equal images",
+    description="a DDPM with 1,000 ancestral steps or DDIM in 10-50, a consistency model in 1 "
+                "or 2 steps, a GAN: the zoo's models beside real data",
     data="mnist5k",
     arms=(
-        Arm("ddpm", "ddpm", config=dict(T=1000, schedule="linear"),
-            sample_grid={"steps": [50, 250], "clip_x0": [False, True]}),
-        Arm("consistency", "consistency", sample_grid={"steps": [1, 2, 5]}),
+        # one model, two samplers: two arms, so that seeds added for DDIM's claim do not rerun
+        # the 1,000-step chains
+        Arm("ddpm", "ddpm", config=DDPM, sample_grid=[{"sampler": "ddpm"}]),
+        Arm("ddim", "ddpm", config=DDPM, sample_grid={"sampler": ["ddim"], "steps": [10, 20, 50]}),
+        Arm("consistency", "consistency", sample_grid={"steps": [1, 2]}),
         Arm("gan", "gan"),
     ),
-    seeds=(0,),
+    seeds=(0, 1),
     metrics=QUALITY,
     missing_assets="skip",  # Inception weights absent offline: rows say so
-    resources=Resources(cpu=1, gpu=0.25),  # the arms train side by side
-    # each step of Algorithm 1 refines the sample: decided at smoke scale within three seeds
-    # (`make quickstart` runs with --until-decided --max-seeds 3)
-    claims=(Claim("fid_domain", better="consistency: steps=2", than="consistency: steps=1",
-                  source="Song et al. 2023, Table 1: CT on CIFAR-10, FID 8.70 (1 step) -> 5.83 (2)"),
-            Claim("fid_domain", better="consistency: steps=5", than="consistency: steps=2",
-                  source="Song et al. 2023, Sec. 3.1 and Algorithm 1: more steps, better samples")),
+    resources=Resources(cpu=1, gpu=0.25),  # the arms sample side by side
+    claims=(Claim("fid_domain", better="ddim: steps=50", than="ddim: steps=10",
+                  source="Song et al. 2021 (DDIM), Table 1: eta = 0, S = 50 against S = 10"),
+            Claim("fid_domain", better="consistency: steps=2", than="consistency: steps=1",
+                  source="Song et al. 2023, Table 1: CT on CIFAR-10, FID 8.70 (1 step) -> 5.83 (2)")),
     scales={
-        # 20k images each: 625 steps of 32; one width for every family (the GAN keeps its lr)
-        "smoke": Scale(budget_kimg=20, n_samples=64, log_every=50,
+        # the zoo's models (genbench.harness.zoo): the samplers compared on models that draw
+        # digits; the consistency model samples with its EMA weights, as the zoo measured it
+        "smoke": Scale(n_samples=64, pretrained={"ddpm": "ddpm_linear", "ddim": "ddpm_linear",
+                                                 "consistency": "cm", "gan": "gan_r1"},
+                       sample_config={"consistency.weights": "ema"}),
+        # trained from scratch first: 20k images each (625 steps of 32), one width for every
+        # family (the GAN keeps its lr); the DDPM and DDIM arms train one model each
+        "train": Scale(budget_kimg=20, n_samples=64, log_every=50, seeds=(0,),
                        config={**SMOKE_CM, "gan.lr": 2e-4}),
         "full": Scale(budget_kimg=2560, n_samples=1000, log_every=200,
                       config={**FULL_UNET, "consistency.lr": FULL_CM["lr"],

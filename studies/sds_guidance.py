@@ -8,7 +8,7 @@ rows report quality, `class_match` and the cost (NFE, time per image).
 """
 
 from genbench import Claim, Study
-from genbench.studies._common import PACKED, QUALITY, SEEDS, ddpm_scales
+from genbench.studies._common import PACKED, QUALITY, SEEDS, zoo_scales
 
 STUDY = Study(
     name="sds_guidance",
@@ -27,7 +27,9 @@ STUDY = Study(
                   source="Poole et al. 2022 (DreamFusion), Sec. 3.2: SDS needs a large guidance (100)"),
             Claim("fid_domain", better="sampler=vsd, guidance=7.5", than="sampler=sds, guidance=7.5",
                   source="Wang et al. 2023 (ProlificDreamer), Sec. 5: VSD at CFG 7.5 against SDS")),
-    # the prior needs ~1000 steps before its classes differ (see cfg_guidance)
-    scales=ddpm_scales(smoke=dict(budget_steps=1000, sample_config=dict(sds_iters=100)),
-                       full=dict(n_samples=1000)),
+    # the zoo's conditional DDPM as the prior; trained from scratch (--scale train), the prior
+    # needs ~1000 steps before its classes differ (see cfg_guidance)
+    scales=zoo_scales("ddpm_cond", smoke=dict(sample_config=dict(sds_iters=100)),
+                      train=dict(budget_steps=1000, sample_config=dict(sds_iters=100)),
+                      full=dict(n_samples=1000)),
 )
