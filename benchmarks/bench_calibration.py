@@ -30,8 +30,8 @@ class EveryLookAtAlpha(Design):
         return alpha
 
 
-def pct(rate: float, se: float) -> str:
-    return f"{rate:6.1%} ± {se:.1%}"
+def pct(rate: float, se: float, digits: int = 1) -> str:
+    return f"{rate:6.{digits}%} ± {se:.{digits}%}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seeds", type=int, nargs="+", default=[3, 5, 10, 20])
     p.add_argument("--first", type=int, default=2, help="seeds of the first look")
     p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                   help="which tables of simulations to print (default: all)")
     p.add_argument("--e2e", type=int, default=0, metavar="N",
                    help="also run benchmarks/two_streams.py N times under --until-decided (in this "
                         "process, disjoint seeds, --max-seeds 10), A/A and with stream b shifted")
@@ -82,7 +84,47 @@ def end_to_end(n: int, alpha: float) -> None:
                   f"{seeds / k:.1f} |", flush=True)
 
 
+PATHS = 400_000
+
+
+def boundary_rate(first: int, max_seeds: int, alpha: float) -> tuple[tuple[int, ...], float]:
+    """The A/A rate of the planned looks' boundaries alone, on PATHS paths of standard normal
+    per-seed differences (fresh random numbers, not the ones the boundaries were placed on)."""
+    import numpy as np
+
+    from genbench.harness import stats
+
+    looks = tuple(n for n in stats.planned_looks(first, max_seeds) if n >= 2)
+    levels = stats.sequential_levels(looks, max(max_seeds, looks[0]), alpha)
+    d = np.random.default_rng(12345).standard_normal((PATHS, looks[-1]))
+    decided = np.zeros(PATHS, dtype=bool)
+    for n, level in zip(looks, levels):
+        x = d[:, :n]
+        t = x.mean(1) / (x.std(1, ddof=1) / math.sqrt(n))
+        decided |= 2 * stats.t_sf(np.abs(t), n - 1) <= level
+    return looks, float(decided.mean())
+
+
+PARTS = ("claims", "boundaries", "three", "gate")
+
+
 def simulated(args, runs: int, alpha: float) -> None:
+    if "claims" in args.parts:
+        claims_table(args, runs, alpha)
+    if "boundaries" in args.parts:
+        boundaries_table(args, alpha)
+    if "three" in args.parts:
+        three = claim_rates(effect=0.0, max_seeds=10, first=args.first, claims=3, runs=runs,
+                            alpha=alpha, seed=40)
+        print(f"\nthree claims of one run, A/A, --max-seeds 10: any false verdict in "
+              f"{pct(three.decided, three.se(three.decided))} of runs (Holm over the looks)")
+    if "gate" in args.parts:
+        gate_table(runs, alpha)
+    print(f"\nthe Monte-Carlo error of a rate r over n runs is sqrt(r (1 - r) / n): "
+          f"{math.sqrt(alpha * (1 - alpha) / runs):.2%} at {alpha:g} over {runs}")
+
+
+def claims_table(args, runs: int, alpha: float) -> None:
     print(f"--until-decided, one claim, paired t, alpha {alpha:g}, first look at {args.first} "
           f"seeds, {runs} simulated runs a row (± one Monte-Carlo standard error)")
     print("| max seeds | false verdicts, A/A (design) | power at 1 sd | mean seeds (A/A, 1 sd) "
@@ -99,31 +141,44 @@ def simulated(args, runs: int, alpha: float) -> None:
               f"{pct(hit.reproduced, hit.se(hit.reproduced))} | {aa.seeds:.1f}, {hit.seeds:.1f} | "
               f"{pct(naive.decided, naive.se(naive.decided))} | "
               f"x{naive.decided / max(aa.decided, 1e-9):.2f} |", flush=True)
-    three = claim_rates(effect=0.0, max_seeds=10, first=args.first, claims=3, runs=runs,
-                        alpha=alpha, seed=40)
-    print(f"\nthree claims of one run, A/A, --max-seeds 10: any false verdict in "
-          f"{pct(three.decided, three.se(three.decided))} of runs (Holm over the looks)")
 
+
+def boundaries_table(args, alpha: float) -> None:
+    print(f"\nthe same boundaries (stats.sequential_levels) on {PATHS:,} simulated A/A paths at once "
+          "(the paired t of each planned look, column-wise: the Monte-Carlo error of the rows "
+          "above, a hundredth of it):")
+    print("| max seeds | looks | false verdicts, A/A |\n|---|---|---|")
+    for max_seeds in args.max_seeds:
+        looks, rate = boundary_rate(args.first, max_seeds, alpha)
+        print(f"| {max_seeds} | {', '.join(map(str, looks))} | "
+              f"{pct(rate, math.sqrt(rate * (1 - rate) / PATHS), 2)} |", flush=True)
+
+
+def gate_table(runs: int, alpha: float) -> None:
     from genbench.studies.regression import PLANNING_NOISE, POINTS, SEEDS
 
-    print(f"\nthe regression gate, {POINTS} points of a log-scale metric paired by seed, "
-          f"per-seed log-ratio spread {PLANNING_NOISE:g}, Benjamini-Hochberg at alpha {alpha:g}, "
-          f"{runs // 4} simulated comparisons a row")
-    print("| seeds | false alarms, A/A | power, one point 1.5x worse | power, one point 3x worse |")
-    print("|---|---|---|---|")
+    n = runs // 4
+    print(f"\nthe regression gate: points of a log-scale metric paired by seed, per-seed "
+          f"log-ratio spread {PLANNING_NOISE:g}, Benjamini-Hochberg at alpha {alpha:g}, {n} "
+          "simulated comparisons a cell; power: one point regressed among the regression "
+          f"study's {POINTS} (its largest arm's)")
+    print("| seeds | false alarms, A/A, 50 points | false alarms, A/A, "
+          f"{POINTS} points | power, 1.5x worse | power, 3x worse |")
+    print("|---|---|---|---|---|")
     for seeds in sorted({2, 5, len(SEEDS)}):
-        aa = gate_rates(points=POINTS, seeds=seeds, sd=PLANNING_NOISE, runs=runs // 4,
+        aa50 = gate_rates(points=50, seeds=seeds, sd=PLANNING_NOISE, runs=n, alpha=alpha,
+                          seed=40 + seeds)
+        aa = gate_rates(points=POINTS, seeds=seeds, sd=PLANNING_NOISE, runs=n,
                         alpha=alpha, seed=50 + seeds)
         x15 = gate_rates(points=POINTS, seeds=seeds, sd=PLANNING_NOISE, regressed=(0,),
-                         ratio=1.5, runs=runs // 4, alpha=alpha, seed=60 + seeds)
+                         ratio=1.5, runs=n, alpha=alpha, seed=60 + seeds)
         x3 = gate_rates(points=POINTS, seeds=seeds, sd=PLANNING_NOISE, regressed=(0,), ratio=3.0,
-                        runs=runs // 4, alpha=alpha, seed=70 + seeds)
+                        runs=n, alpha=alpha, seed=70 + seeds)
         mark = " (the regression study)" if seeds == len(SEEDS) else ""
-        print(f"| {seeds}{mark} | {pct(aa.decided, aa.se(aa.decided))} | "
+        print(f"| {seeds}{mark} | {pct(aa50.decided, aa50.se(aa50.decided))} | "
+              f"{pct(aa.decided, aa.se(aa.decided))} | "
               f"{pct(x15.reproduced, x15.se(x15.reproduced))} | "
               f"{pct(x3.reproduced, x3.se(x3.reproduced))} |", flush=True)
-    print(f"\nthe Monte-Carlo error of a rate r over n runs is sqrt(r (1 - r) / n): "
-          f"{math.sqrt(alpha * (1 - alpha) / runs):.2%} at {alpha:g}")
 
 
 if __name__ == "__main__":

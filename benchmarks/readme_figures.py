@@ -5,7 +5,8 @@
     python benchmarks/readme_figures.py results/quickstart/smoke --check   # README == run?
 
 Writes docs/img/quickstart_fid_domain_vs_nfe.png with the report's own figure function from the
-run's Parquet tables (`genbench.reports.figures.quality_vs_cost`), and prints the run's claim
+run's Parquet tables (`genbench.reports.figures.quality_vs_cost`, the real-data floor dashed),
+and prints the run's claim
 lines as `genbench run` prints them. With --check it writes nothing and exits 1 naming each
 claim line the README quotes that the run does not give.
 """
@@ -27,14 +28,19 @@ def claim_lines(run: Path) -> list[str]:
 
 
 def write_figure(run: Path, img: Path) -> Path | None:
+    """The report's quality-against-NFE figure of the run, its real-data floor dashed."""
+    from genbench.harness.results import REAL_ARM
     from genbench.reports import figures
+    from genbench.reports.page import floor_of
     from genbench.reports.tables import load_runs
 
     (r,) = load_runs([run])
+    rows = r.rows.assign(run=0)
     arms = list(dict.fromkeys(t["arm"] for t in r.plan.get("trials", []) if t.get("arm")))
     img.mkdir(parents=True, exist_ok=True)
-    return figures.quality_vs_cost(r.rows.assign(run=0), "fid_domain", "nfe",
-                                   figures.palette(arms), img / FIGURE, multi_run=False)
+    return figures.quality_vs_cost(rows[rows.arm != REAL_ARM], "fid_domain", "nfe",
+                                   figures.palette(arms), img / FIGURE, multi_run=False,
+                                   floor=floor_of(rows, "fid_domain", multi=False))
 
 
 def main(argv: list[str] | None = None) -> int:

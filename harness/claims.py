@@ -470,7 +470,7 @@ class Result:
                       f"{_g(self.means[1])})")
         else:
             rel = f" ({_pct(self.change)})" if math.isfinite(self.change) else ""
-            ci = (f" [{_g(self.ci[0])}, {_g(self.ci[1])}]"
+            ci = (f" [{_g(self.ci[0], sign=True)}, {_g(self.ci[1], sign=True)}]"
                   if math.isfinite(self.ci[0]) and self.test != stats.EXACT else "")
             effect = f"effect {_g(self.effect, sign=True)}{rel}{ci}"
         p = ""
