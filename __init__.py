@@ -21,12 +21,12 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     # declaring studies
-    "Study": "genbench.harness.study",
-    "Arm": "genbench.harness.study",
-    "Scale": "genbench.harness.study",
-    "Resources": "genbench.harness.plan",
-    "Claim": "genbench.harness.claims",
-    "Plan": "genbench.harness.plan",
+    "Study": "genbench.harness.plan.study",
+    "Arm": "genbench.harness.plan.study",
+    "Scale": "genbench.harness.plan.study",
+    "Resources": "genbench.harness.plan.plan",
+    "Claim": "genbench.harness.verdicts.claims",
+    "Plan": "genbench.harness.plan.plan",
     # writing methods
     "Method": "genbench.harness.method",
     "register": "genbench.harness.method",

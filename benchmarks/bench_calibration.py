@@ -1,5 +1,5 @@
 """The error rates of genbench's verdicts, by simulation of the procedures themselves
-(`genbench.harness.calibration`: the real `claims.decide`, `more_seeds` and `compare._judge` on
+(`genbench.harness.verdicts.calibration`: the real `claims.decide`, `more_seeds` and `compare._judge` on
 per-seed values drawn with a known truth). Prints, for `--until-decided` at each --max-seeds,
 the false-verdict rate of A/A runs, the power at a true paired effect of one standard deviation
 and the mean seeds each used, beside the same simulation of the rule it replaced (every round
@@ -19,8 +19,8 @@ import argparse
 import math
 import time
 
-from genbench.harness.calibration import claim_rates, gate_rates
-from genbench.harness.sequential import Design
+from genbench.harness.verdicts.calibration import claim_rates, gate_rates
+from genbench.harness.verdicts.sequential import Design
 
 
 class EveryLookAtAlpha(Design):
@@ -92,7 +92,7 @@ def boundary_rate(first: int, max_seeds: int, alpha: float) -> tuple[tuple[int, 
     per-seed differences (fresh random numbers, not the ones the boundaries were placed on)."""
     import numpy as np
 
-    from genbench.harness import stats
+    from genbench.harness.verdicts import stats
 
     looks = tuple(n for n in stats.planned_looks(first, max_seeds) if n >= 2)
     levels = stats.sequential_levels(looks, max(max_seeds, looks[0]), alpha)

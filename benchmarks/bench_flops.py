@@ -17,7 +17,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from genbench.harness.provenance import device_clock
+from genbench.harness.run.provenance import device_clock
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int = 5) -> float:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 STUDY = """
-from genbench.harness.study import Scale, Study
+from genbench.harness.plan.study import Scale, Study
 STUDY = Study(name="load", method="dummy", data="mnist5k", seeds=tuple(range({seeds})),
               train_grid={{"lr": [0.25, 0.5]}},
               scales={{"smoke": Scale(budget_steps=20, n_samples=4, log_every=10)}})
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
                 done += 1
         proc.wait()
         wall = time.perf_counter() - t0
-        from genbench.harness.results import read_results
+        from genbench.harness.store.results import read_results
 
         df = read_results(out)
         peak = max(m for _, m in samples)

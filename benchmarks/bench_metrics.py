@@ -60,7 +60,8 @@ def cleanfid_rate(folder: Path, model, n: int, **kw) -> float:
 
 
 def main() -> None:
-    from genbench.harness import assets, data
+    from genbench.harness import data
+    from genbench.harness.metrics import assets
     from genbench.harness.metrics.features import InceptionExtractor, quantize
     from genbench.harness.metrics.quality import Evaluator
 

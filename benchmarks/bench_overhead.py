@@ -33,12 +33,12 @@ PATHS = {"alone": "in one process, no Ray", "fresh": "genbench run, a fresh proc
 
 
 def main() -> None:
-    from genbench.harness.cluster import connect
-    from genbench.harness.ledger import scan
-    from genbench.harness.results import read_results
-    from genbench.harness.driver import prepare_metrics, run_study, trial_env as _env
-    from genbench.harness.study import load_study, parse_sets
-    from genbench.harness.trial import execute_trial
+    from genbench.harness.run.cluster import connect
+    from genbench.harness.run.ledger import scan
+    from genbench.harness.store.results import read_results
+    from genbench.harness.run.driver import prepare_metrics, run_study, trial_env as _env
+    from genbench.harness.plan.study import load_study, parse_sets
+    from genbench.harness.run.trial import execute_trial
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", default="ddpm_timesteps")
@@ -95,7 +95,7 @@ def main() -> None:
 
 def _inside(out: Path) -> float:
     """Seconds the trials spent fitting and sampling, from their own rows."""
-    from genbench.harness.results import read_results
+    from genbench.harness.store.results import read_results
 
     df = read_results(out)
     fit = df[df.metric == "train_s"].value.sum()

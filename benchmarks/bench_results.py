@@ -4,9 +4,9 @@ It writes a run directory of N trials through genbench's own writers (`Rows`, th
 of the dummy method writes: five cost rows per fit; per sample setting, two of them, nfe, time,
 memory and fid_domain), with the plan that matches (study.json, plans/), for each N asked. Then
 it times, each in a fresh process with its peak memory: the ledger's check of the plan
-(`genbench.harness.ledger.scan`), `genbench report`, `genbench compare` of the run with itself,
+(`genbench.harness.run.ledger.scan`), `genbench report`, `genbench compare` of the run with itself,
 `genbench claims`, and `pandas.read_parquet(OUT/results)`; before compaction (one small file
-per trial and unit, as trials write them) and after it (`genbench.harness.compaction.compact`,
+per trial and unit, as trials write them) and after it (`genbench.harness.store.compaction.compact`,
 which the driver runs at the end of a run). It prints a table and the growth factor per 10x
 of trials.
 
@@ -61,12 +61,12 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
     import torch
 
     from genbench.harness.config import canonical_json
-    from genbench.harness.ledger import Unit, record_plan
+    from genbench.harness.run.ledger import Unit, record_plan
     from genbench.harness.metrics import higher_is_better
-    from genbench.harness.results import (PART_PREFIX, SOURCES_KEY, atomic_write_bytes,
+    from genbench.harness.store.results import (PART_PREFIX, SOURCES_KEY, atomic_write_bytes,
                                           rows_to_table)
-    from genbench.harness.rows import Env, Rows
-    from genbench.harness.rundir import RunDir
+    from genbench.harness.run.rows import Env, Rows
+    from genbench.harness.store.rundir import RunDir
 
     start = time.perf_counter()
     plan = study(n_trials).resolve("smoke", {})
@@ -115,7 +115,7 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
 
 
 STEPS = {
-    "ledger check": "from genbench.harness.ledger import scan; from genbench.harness.plan import Plan; "
+    "ledger check": "from genbench.harness.run.ledger import scan; from genbench.harness.plan.plan import Plan; "
                     "p = Plan.from_json(open('{out}/study.json').read()); "
                     "l = scan('{out}', p, echo=lambda _: None); assert not l.work, len(l.work)",
     "report": "from genbench.harness.cli import main; assert main(['report', '{out}', '--out', '{tmp}/page']) == 0",
@@ -161,8 +161,8 @@ def main() -> None:
     args = ap.parse_args()
     import pandas as pd
 
-    from genbench.harness.compaction import compact
-    from genbench.harness.results import results_files
+    from genbench.harness.store.compaction import compact
+    from genbench.harness.store.results import results_files
 
     results: dict[tuple[str, str, int], tuple[float, float]] = {}
     print(f"{'trials':>8} {'rows':>9} {'layout':>10} {'files':>7} " +

@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from genbench.harness.provenance import device_clock
+from genbench.harness.run.provenance import device_clock
 
 SETTINGS = [("ddpm", "ddpm-1000", {"steps": 0}), ("ddpm", "strided-250", {"steps": 250}),
             ("ddpm", "strided-100", {"steps": 100}), ("ddpm", "strided-50", {"steps": 50}),

@@ -24,7 +24,7 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from genbench.harness.provenance import device_clock
+from genbench.harness.run.provenance import device_clock
 
 
 def diffusers_unet(res: int, in_ch: int) -> torch.nn.Module:

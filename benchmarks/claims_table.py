@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from genbench.harness.claims import judge_run
-from genbench.harness.results import read_plan, read_results
+from genbench.harness.verdicts.claims import judge_run
+from genbench.harness.store.results import read_plan, read_results
 
 
 def wall_from_rows(out: Path) -> float:

@@ -22,14 +22,14 @@ FIGURE = "quickstart_fid_domain_vs_nfe.png"
 
 
 def claim_lines(run: Path) -> list[str]:
-    from genbench.harness.claims import judge_run
+    from genbench.harness.verdicts.claims import judge_run
 
     return [f"claim {r.line()}" for r in judge_run(run)]
 
 
 def write_figure(run: Path, img: Path) -> Path | None:
     """The report's quality-against-NFE figure of the run, its real-data floor dashed."""
-    from genbench.harness.results import REAL_ARM
+    from genbench.harness.store.results import REAL_ARM
     from genbench.reports import figures
     from genbench.reports.page import floor_of
     from genbench.reports.tables import load_runs

@@ -15,15 +15,49 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import genbench
-from genbench.harness import zoo
-from genbench.harness.results import REAL_ARM, read_plan
-from genbench.harness.rundir import RunDir
+from genbench.harness.store import zoo
+from genbench.harness.store.results import REAL_ARM, read_plan
+from genbench.harness.store.rundir import RunDir
 
 N_CHECK = 64  # samples of the measurement a test repeats (a few seconds a model on a CPU)
+
+
+CHECK_METRICS = ("fid_domain", "kid_domain", "precision_domain", "recall_domain")
+
+
+def measure(names: list[str], folder: Path = zoo.ZOO_DIR, n: int = 64) -> dict[str, dict[str, Any]]:
+    """What each zoo model of `folder` measures at the setting studies/zoo.py checks it at
+    (`CHECK`): the domain metrics of `n` samples at seed 0, through a pretrained arm run in this
+    process, and the real-data floor at the same `n`. What the manifest records and a test
+    repeats."""
+    import tempfile
+
+    import genbench
+    from genbench.harness.store.results import REAL_ARM
+    from genbench.studies.zoo import CHECK, STUDY
+
+    models = zoo.entries_in(folder)
+    shipped = Path(folder).resolve() == zoo.ZOO_DIR  # (by name: the manifest's hash is checked)
+    arms = tuple(genbench.Arm(name, models[name].method, sample_grid=[CHECK[name]],
+                              pretrained=name if shipped else str(models[name].path))
+                 for name in names)
+    check = genbench.Study(name="zoo_check", data=STUDY.data, arms=arms, seeds=(0,),
+                           metrics=CHECK_METRICS, scales={"smoke": genbench.Scale(n_samples=n)})
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = genbench.run(check, out=Path(tmp) / "check", in_process=True, echo=lambda _: None)
+    out = {}
+    real = rows[(rows.arm == REAL_ARM) & rows.metric.isin(CHECK_METRICS)]
+    for name in names:
+        mine = rows[(rows.arm == name) & rows.metric.isin(CHECK_METRICS)]
+        out[name] = {"setting": CHECK[name], "n_samples": n, "seed": 0,
+                     "values": dict(zip(mine.metric, mine.value.astype(float))),
+                     "real": dict(zip(real.metric, real.value.astype(float)))}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                      "device": sorted(fit.device.dropna().unique().tolist())}))
     args.into.mkdir(parents=True, exist_ok=True)
     zoo.export(entries, states, args.into)  # the files first: the measurement reads them
-    measured = zoo.measure([e.name for e in entries], args.into, N_CHECK)
+    measured = measure([e.name for e in entries], args.into, N_CHECK)
     entries = [zoo.Entry(**{**e.__dict__, "metrics": measured[e.name]})
                for e in zoo.entries_in(args.into).values()]
     manifest = zoo.export(entries, states, args.into)

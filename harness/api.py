@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from genbench.harness.errors import GenbenchError, count
-from genbench.harness.plan import Plan
-from genbench.harness.study import Study, load_study, parse_sets
+from genbench.harness.plan.plan import Plan
+from genbench.harness.plan.study import Study, load_study, parse_sets
 
 MAX_SEEDS = 10  # --until-decided's default --max-seeds
 
@@ -67,7 +67,7 @@ def run(study: str | Path | Study, *, scale: str = "smoke",
     (workers import them by name). `until_decided` adds seeds to the cells of undecided claims
     at planned looks, up to `max_seeds`, as `genbench run --until-decided` does; `echo`
     receives the lines the command line prints (default: printed)."""
-    from genbench.harness.storage import is_uri, mirror_dir
+    from genbench.harness.store.storage import is_uri, mirror_dir
 
     p = plan(study, scale=scale, sets=sets, claims=claims, arms=arms)
     target = str(out) if out is not None else str(Path("results") / p.study / p.scale)
@@ -99,10 +99,10 @@ def execute(p: Plan, out: str, *, address: str | None = None, storage: str | Non
     `max_seeds`. Each look is recorded in the run (OUT/looks.json), so rerunning resumes the
     same design and `genbench claims OUT` replays its verdicts. `echo` gets each line the
     command line prints; errors are GenbenchError before any work where they can be known."""
-    from genbench.harness.claims import ALPHA, look, more_seeds
-    from genbench.harness.driver import run_study, study_status
-    from genbench.harness.sequential import Design, Looks, check_same_design
-    from genbench.harness.storage import is_uri, mirror_dir, publishing
+    from genbench.harness.verdicts.claims import ALPHA, look, more_seeds
+    from genbench.harness.run.driver import run_study, study_status
+    from genbench.harness.verdicts.sequential import Design, Looks, check_same_design
+    from genbench.harness.store.storage import is_uri, mirror_dir, publishing
 
     if max_failures < 0:
         raise GenbenchError(f"--max-failures must be >= 0, got {max_failures}")
@@ -137,7 +137,7 @@ def execute(p: Plan, out: str, *, address: str | None = None, storage: str | Non
             with publishing(local):  # (the record of looks reaches a URI too)
                 verdicts = look(local, p.as_dict(), design)
         else:
-            from genbench.harness.claims import judge_run
+            from genbench.harness.verdicts.claims import judge_run
 
             verdicts = judge_run(local, plan=p.as_dict())
         for r in verdicts:
@@ -156,9 +156,9 @@ def execute(p: Plan, out: str, *, address: str | None = None, storage: str | Non
 
 def load(out: str | Path, *, all_rows: bool = False):
     """The rows of a run's output directory that count (no later measurement of the same point
-    replaced them: `genbench.harness.results.current_rows`), as a pandas DataFrame; every row
+    replaced them: `genbench.harness.store.results.current_rows`), as a pandas DataFrame; every row
     ever written with `all_rows=True`. A directory without results fails in one line."""
-    from genbench.harness.results import read_current, read_plan, read_results
+    from genbench.harness.store.results import read_current, read_plan, read_results
 
     path = Path(out)
     if not path.is_dir():
@@ -170,8 +170,8 @@ def load(out: str | Path, *, all_rows: bool = False):
 
 
 class Verdicts(list):
-    """The verdicts of a run's claims (`genbench.harness.claims.Result`), in the study's order,
-    with the design that decided them (`genbench.harness.sequential.Design`) and how many looks
+    """The verdicts of a run's claims (`genbench.harness.verdicts.claims.Result`), in the study's order,
+    with the design that decided them (`genbench.harness.verdicts.sequential.Design`) and how many looks
     it took."""
 
     design = None
@@ -180,7 +180,7 @@ class Verdicts(list):
     @property
     def exit_status(self) -> int:
         """`genbench claims`: 0 every claim reproduced, 1 any contradicted, 3 otherwise."""
-        from genbench.harness.claims import exit_status
+        from genbench.harness.verdicts.claims import exit_status
 
         return exit_status(self)
 
@@ -201,8 +201,8 @@ def claims(run: str | Path, *, claims: tuple[str, ...] | list[str] | None = None
     """The verdicts of the claims of the run in `run` (a directory or URI): the study's own,
     replayed over the looks `--until-decided` recorded, or `claims` (one-line texts) as one
     fixed-sample look at the current rows; at `alpha` (default: the run's own, else 0.05)."""
-    from genbench.harness.claims import ALPHA, judge_run
-    from genbench.harness.sequential import Design, Looks
+    from genbench.harness.verdicts.claims import ALPHA, judge_run
+    from genbench.harness.verdicts.sequential import Design, Looks
 
     _checked_alpha(alpha)
     (local,) = run_dirs([str(run)])
@@ -221,9 +221,9 @@ def claims(run: str | Path, *, claims: tuple[str, ...] | list[str] | None = None
 def compare(base: str | Path, cur: str | Path, *, alpha: float = 0.05, force: bool = False,
             timings: bool = False, allow_missing: bool = False, allow_inconclusive: bool = False):
     """The regression verdicts of run `cur` against run `base` (directories or URIs), as
-    `genbench compare` gives them: a `genbench.harness.compare.Comparison`, whose `verdicts`
+    `genbench compare` gives them: a `genbench.harness.verdicts.compare.Comparison`, whose `verdicts`
     hold every point, `exit_status` the command's exit status and `to_frame()` a DataFrame."""
-    from genbench.harness.compare import compare as compare_runs
+    from genbench.harness.verdicts.compare import compare as compare_runs
 
     _checked_alpha(alpha)
     b, c = run_dirs([str(base), str(cur)])
@@ -236,8 +236,8 @@ def run_dirs(paths: list[str]) -> list[Path]:
     in one line."""
     import shutil
 
-    from genbench.harness.rundir import MIRROR_MARK, RunDir
-    from genbench.harness.storage import is_uri, local_run
+    from genbench.harness.store.rundir import MIRROR_MARK, RunDir
+    from genbench.harness.store.storage import is_uri, local_run
 
     dirs = [local_run(p, "run") for p in paths]  # a URI: its local mirror
     for p, d in zip(paths, dirs):

@@ -277,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _resolve(args):
-    from genbench.harness.assets import require_inception
+    from genbench.harness.metrics.assets import require_inception
     from genbench.harness.metrics import QUALITY_METRICS
-    from genbench.harness.study import load_study, parse_sets
+    from genbench.harness.plan.study import load_study, parse_sets
 
     study = load_study(args.study)
     sets = parse_sets(args.sets)
@@ -315,8 +315,8 @@ def cmd_run(args) -> int:
     import signal
 
     from genbench.harness.api import execute
-    from genbench.harness.storage import is_uri, mirror_dir
-    from genbench.harness.trackers import parse as parse_trackers
+    from genbench.harness.store.storage import is_uri, mirror_dir
+    from genbench.harness.run.trackers import parse as parse_trackers
 
     trackers = parse_trackers(args.log)  # (a missing package: refused before any work)
     plan = _resolve(args)
@@ -365,8 +365,8 @@ def cmd_run(args) -> int:
 
 def _write_run_report(local: Path, out: str, quiet: bool = False) -> None:
     """Refresh the run's report page (at its URI too, for a mirror) and say where it is."""
-    from genbench.harness.rundir import RunDir
-    from genbench.harness.storage import is_uri, publishing
+    from genbench.harness.store.rundir import RunDir
+    from genbench.harness.store.storage import is_uri, publishing
     from genbench.reports import write_report
 
     if not RunDir(local).is_run():
@@ -391,7 +391,7 @@ def cmd_claims(args) -> int:
     for w in warnings:
         print(f"genbench: warning: {w}", file=sys.stderr)
     if args.json:
-        from genbench.harness.claims import render_json
+        from genbench.harness.verdicts.claims import render_json
 
         print(render_json(results))
     else:
@@ -414,8 +414,8 @@ def _run_dirs(paths: list[str]) -> list[Path]:
 def cmd_report(args) -> int:
     from genbench.reports import write_report
 
-    from genbench.harness.results import read_results, results_files
-    from genbench.harness.storage import publishing
+    from genbench.harness.store.results import read_results, results_files
+    from genbench.harness.store.storage import publishing
 
     dirs = _run_dirs(args.runs)
     for p, d in zip(args.runs, dirs):  # files none of which reads: a page of nothing is refused
@@ -435,7 +435,7 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     from genbench.harness.api import compare
-    from genbench.harness.compare import render_json, render_markdown
+    from genbench.harness.verdicts.compare import render_json, render_markdown
 
     result = compare(args.base, args.cur, alpha=args.alpha, force=args.force, timings=args.timings,
                      allow_missing=args.allow_missing, allow_inconclusive=args.allow_inconclusive)
@@ -447,10 +447,11 @@ def cmd_compare(args) -> int:
 
 def cmd_plan(args) -> int:
 
-    from genbench.harness.cluster import connect, requested_address
-    from genbench.harness.packing import cluster_nodes, effective, memory_risks, simulate, this_machine
-    from genbench.harness.driver import calibrate
-    from genbench.harness.tune import duration_text
+    from genbench.harness.run.cluster import connect, requested_address
+    from genbench.harness.plan.packing import effective, memory_risks, simulate, this_machine
+    from genbench.harness.run.cluster import cluster_nodes
+    from genbench.harness.run.driver import calibrate
+    from genbench.harness.run.tune import duration_text
 
     if args.calibrate < 0:
         raise GenbenchError(f"--calibrate must be a positive number of steps, got {args.calibrate}")
@@ -492,7 +493,7 @@ def cmd_plan(args) -> int:
         print(f"merged: {line}")
     if _no_quality_warning(plan):
         print(_no_quality_warning(plan))
-    from genbench.harness.claims import stored_claims
+    from genbench.harness.verdicts.claims import stored_claims
 
     for c in stored_claims(plan.as_dict()):
         print(f"claim: {c.text}" + (f"  [{c.source}]" if c.source else ""))
@@ -557,7 +558,7 @@ def _seeds_text(seeds: list[int]) -> str:
 
 
 def cmd_status(args) -> int:
-    from genbench.harness.driver import status_lines
+    from genbench.harness.run.driver import status_lines
 
     lines, complete = status_lines(args.run)
     print("\n".join(lines))
@@ -569,7 +570,7 @@ def cmd_list(args) -> int:
     from genbench.harness.method import list_methods
     from genbench.harness.metrics import (COST_METRICS, MEMORY_BASELINES, QUALITY_METRICS,
                                           TASK_METRICS, metric_names)
-    from genbench.harness.study import load_study, study_names
+    from genbench.harness.plan.study import load_study, study_names
 
     metric_names()  # loads the quality metrics
 
@@ -582,7 +583,7 @@ def cmd_list(args) -> int:
             line = f"BROKEN: {err}"
         print(f"  {name:<18} {line}")
     print("data sets: " + ", ".join(datasets.dataset_names()))
-    from genbench.harness import zoo
+    from genbench.harness.store import zoo
     from genbench.harness.config import grid_text
 
     models = zoo.entries()
@@ -604,7 +605,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_assets(args) -> int:
-    from genbench.harness import assets
+    from genbench.harness.metrics import assets
 
     if args.action == "fetch":
         path = assets.fetch_inception()

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 
 from genbench.harness.config import axis_value, grid_text  # noqa: E402
 from genbench.harness.errors import count  # noqa: E402
-from genbench.harness.rundir import safe_name  # noqa: E402
+from genbench.harness.store.rundir import safe_name  # noqa: E402
 from genbench.reports.tables import pareto, summarize  # noqa: E402
 
 UNITS = {"train_s": "s", "sample_s_per_image": "s / image", "peak_mem_mb": "MiB",

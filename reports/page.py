@@ -3,7 +3,7 @@
 that opens from disk with no network (after lm-evaluation-harness's `make_table`, kept apart
 from the evaluator).
 
-Per study, in order: the claims the study tests and their verdicts (`genbench.harness.claims`); what was
+Per study, in order: the claims the study tests and their verdicts (`genbench.harness.verdicts.claims`); what was
 asked and the answer in one table (mean ± 95 % interval over
 seeds, the best value of each metric marked); each metric against each ablation axis; quality
 against cost across arms; training curves; the sample grid of every setting side by side; the
@@ -22,8 +22,8 @@ import pandas as pd
 
 from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
-from genbench.harness.results import REAL_ARM, atomic_write_bytes
-from genbench.harness.rundir import RunDir, within
+from genbench.harness.store.results import REAL_ARM, atomic_write_bytes
+from genbench.harness.store.rundir import RunDir, within
 from genbench.reports import figures
 from genbench.reports.tables import (Run, axes_of, load_runs, main_metrics, moves, quality_metrics,
                                      summarize)
@@ -131,8 +131,8 @@ def _claims(runs: list[Run]) -> str:
     """The claims each run's study tests, with their verdicts: first on the page, since they are
     the question the study asks. A run that `--until-decided` decided shows the verdicts of
     its recorded looks, as `genbench claims` does."""
-    from genbench.harness.claims import judge, stored_claims
-    from genbench.harness.sequential import Design, Looks
+    from genbench.harness.verdicts.claims import judge, stored_claims
+    from genbench.harness.verdicts.sequential import Design, Looks
 
     out = ["<h2>Claims</h2>"]
     for r in runs:
@@ -429,7 +429,7 @@ def _grids(runs: list[Run], img: Path, dest: Path) -> str:
         for t in list(firsts.values())[:MAX_GRID_CELLS]:
             arm, cell = t.get("arm", ""), json.dumps(t["cell"], sort_keys=True)
             # names from study.json: made safe, so neither what is read nor what is written
-            # can lie outside the run or the report (`genbench.harness.rundir.within`)
+            # can lie outside the run or the report (`genbench.harness.store.rundir.within`)
             tdir = within(RunDir(r.path).samples, t["trial_id"])
             files = [within(tdir, f"{s['key']}.png") for s in r.plan.get("samples", [])
                      if s.get("arm", arm) == arm]

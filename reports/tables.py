@@ -4,8 +4,8 @@ Student's t on the mean: seeds are few and their metrics roughly normal; Go's be
 reports medians with a non-parametric interval instead, which needs more samples than an
 ablation's seeds).
 
-Pure pandas: no torch, no methods. Its genbench imports are `genbench.harness.results`, the
-schema, and `genbench.harness.stats`, the statistics every verdict and interval shares.
+Pure pandas: no torch, no methods. Its genbench imports are `genbench.harness.store.results`, the
+schema, and `genbench.harness.verdicts.stats`, the statistics every verdict and interval shares.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genbench.harness.stats import mean_interval
+from genbench.harness.verdicts.stats import mean_interval
 from genbench.harness.config import canonical_json
-from genbench.harness.results import STATUS_METRICS, read_current, read_curves, read_plan
+from genbench.harness.store.results import STATUS_METRICS, read_current, read_curves, read_plan
 
 # the metrics a summary table leads with, when present: these quality and task metrics, then
 # any other quality metric in the rows (a row with a feature extractor), then these costs
@@ -64,7 +64,7 @@ class Run:
     @property
     def location(self) -> str:
         """Where the run lives: its URI for a local mirror of one, else its directory."""
-        from genbench.harness.rundir import RunDir
+        from genbench.harness.store.rundir import RunDir
 
         return RunDir(self.path).mirrored_uri() or str(self.path)
 
@@ -156,7 +156,7 @@ def axes_of(rows: pd.DataFrame) -> list[str]:
 
 def summarize(rows: pd.DataFrame, keys: list[str], *, alpha: float = 0.05) -> pd.DataFrame:
     """Mean, the half-width `ci` of its (1 - alpha) Student-t interval over seeds
-    (`genbench.harness.stats.mean_interval`, for every group at once) and seed count of every
+    (`genbench.harness.verdicts.stats.mean_interval`, for every group at once) and seed count of every
     metric per group of `keys`. NaN values are left out, as pandas' mean and count leave them
     out; an infinite one makes the mean infinite, with no interval around it."""
     if rows.empty:

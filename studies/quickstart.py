@@ -43,7 +43,7 @@ STUDY = Study(
             Claim("fid_domain", better="consistency: steps=2", than="consistency: steps=1",
                   source="Song et al. 2023, Table 1: CT on CIFAR-10, FID 8.70 (1 step) -> 5.83 (2)")),
     scales={
-        # the zoo's models (genbench.harness.zoo): the samplers compared on models that draw
+        # the zoo's models (genbench.harness.store.zoo): the samplers compared on models that draw
         # digits; the consistency model samples with its EMA weights, as the zoo measured it
         "smoke": Scale(n_samples=64, pretrained={"ddpm": "ddpm_linear", "ddim": "ddpm_linear",
                                                  "consistency": "cm", "gan": "gan_r1"},

@@ -84,7 +84,7 @@ def _unit_tests_start_no_ray(request, monkeypatch):
 def ray_local():
     import ray
 
-    from genbench.harness.cluster import connect
+    from genbench.harness.run.cluster import connect
 
     connect(None)  # a local Ray sized to this machine
     yield

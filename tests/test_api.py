@@ -14,8 +14,8 @@ from genbench.harness.errors import GenbenchError
 def test_every_exported_name_resolves_and_nothing_else_does():
     for name in genbench.__all__:
         assert getattr(genbench, name) is not None, name
-    assert genbench.Study.__module__ == "genbench.harness.study"
-    assert genbench.Plan.__module__ == "genbench.harness.plan"
+    assert genbench.Study.__module__ == "genbench.harness.plan.study"
+    assert genbench.Plan.__module__ == "genbench.harness.plan.plan"
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         genbench.Nope  # noqa: B018
 

@@ -1,4 +1,4 @@
-"""The verdicts' error rates, measured on the procedures themselves: `genbench.harness.calibration`
+"""The verdicts' error rates, measured on the procedures themselves: `genbench.harness.verdicts.calibration`
 drives the real decision code (`claims.decide` at each look and `more_seeds` between looks; the
 regression gate's column-wise `compare._judge`) on per-seed values drawn with a known truth. A
 false verdict is any decided claim of an A/A run (no true effect); the power, the share of runs
@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from genbench.harness import stats
-from genbench.harness.calibration import claim_rates, gate_rates
-from genbench.harness.sequential import Design
+from genbench.harness.verdicts import stats
+from genbench.harness.verdicts.calibration import claim_rates, gate_rates
+from genbench.harness.verdicts.sequential import Design
 
 ALPHA = 0.05
 BOUND = lambda runs: ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / runs)  # noqa: E731
@@ -96,7 +96,7 @@ def test_until_decided_through_a_real_run_is_the_procedure_the_simulations_measu
     import numpy as np
 
     import genbench
-    from genbench.harness.calibration import until_decided
+    from genbench.harness.verdicts.calibration import until_decided
 
     for r, shift in enumerate([0.0, 0.0, 0.0, 0.3]):
         out = tmp_path / f"run{r}"

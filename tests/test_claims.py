@@ -1,8 +1,9 @@
-"""Claims (genbench.harness.claims) and the statistics behind them (genbench.harness.stats), against simulations
-with a known truth: A/A claims are decided at most at the nominal rate, large effects are
-reproduced, reversed claims contradicted, pairing decides what Welch cannot, Holm keeps the
-family-wise rate, and `seeds_needed` is what a simulation needs. Then the claim language, the
-one-line refusals at plan time, and the verdicts of a real run."""
+"""Claims (genbench.harness.verdicts.claims) and the statistics behind them
+(genbench.harness.verdicts.stats), against simulations with a known truth: A/A claims are
+decided at most at the nominal rate, large effects are reproduced, reversed claims
+contradicted, pairing decides what Welch cannot, Holm keeps the family-wise rate, and
+`seeds_needed` is what a simulation needs. Then the claim language, the one-line refusals at
+plan time, and the verdicts of a real run."""
 
 import json
 import re
@@ -13,8 +14,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from genbench.harness import stats
-from genbench.harness.claims import (Catalog, Claim, Point, evaluate, exit_status, more_seeds, render_json,
+from genbench.harness.verdicts import stats
+from genbench.harness.verdicts.claims import (Catalog, Claim, Point, evaluate, exit_status, more_seeds, render_json,
                                      resolve)
 from genbench.harness.errors import GenbenchError
 
@@ -216,7 +217,7 @@ def test_bad_claims_are_refused_when_the_plan_resolves(claim, match, capsys):
 
 
 def test_every_shipped_study_declares_claims_that_resolve():
-    from genbench.harness.study import load_study, study_names
+    from genbench.harness.plan.study import load_study, study_names
 
     for name in study_names():
         if name == "zoo":  # it makes the shipped models (one seed each), it tests no paper
@@ -243,7 +244,7 @@ STUDY = Study(name="clm", method="dummy", data="mnist5k", seeds=(0,), config=dic
 @pytest.mark.e2e
 def test_a_run_adds_seeds_until_its_claims_are_decided(tmp_path, domain_extractor, capsys):
     from genbench.harness.cli import main
-    from genbench.harness.results import read_current, read_plan
+    from genbench.harness.store.results import read_current, read_plan
 
     f = tmp_path / "clm.py"
     f.write_text(CLAIMS_STUDY)
@@ -338,7 +339,7 @@ def test_a_set_that_removes_what_a_study_claim_names_leaves_the_claim_out(capsys
 
 
 def test_a_tiny_relative_effect_reads_below_one_percent_never_minus_zero():
-    from genbench.harness.claims import Result
+    from genbench.harness.verdicts.claims import Result
 
     def line(rel, scale="linear"):
         if scale == "log":  # (the effect and interval of a ratio are log ratios)

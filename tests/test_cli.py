@@ -29,8 +29,12 @@ from genbench.harness.cli import main
     (["run", "quickstart", "--set", "ch_mult=[0]"], "ch_mult must be one or more integers >= 1"),
     (["run", "quickstart", "--set", "dropout=2"], "dropout must be in [0, 1), got 2.0"),
     (["run", "quickstart", "--address", "a..b:6379"], "no Ray cluster answers at a..b:6379"),
-    (["run", "quickstart", "--set", "resolution=29"], "side (29x29) must be divisible by 2"),
-    (["run", "quickstart", "--set", "ch_mult=[1,2,2,2]"], "side (28x28) must be divisible by 8"),
+    (["run", "quickstart", "--scale", "train", "--set", "resolution=29"],
+     "side (29x29) must be divisible by 2"),
+    (["run", "quickstart", "--scale", "train", "--set", "ch_mult=[1,2,2,2]"],
+     "side (28x28) must be divisible by 8"),
+    (["run", "quickstart", "--set", "ch_mult=[1,2,2,2]"],  # the zoo's models: as trained
+     "starts from 'ddpm_linear', trained with ch_mult=[1, 2, 2]; the arm asks ch_mult=[1, 2, 2, 2]"),
     (["run", "dcgan_svhn", "--set", "resolution=30"], "dcgan needs square images whose side"),
     (["run", "gan_regularisation", "--set", "resolution=6"], "gan needs square images of side"),
 ])

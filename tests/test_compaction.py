@@ -1,4 +1,4 @@
-"""Compacted results (`genbench.harness.compaction`): the small files of ended trials become one
+"""Compacted results (`genbench.harness.store.compaction`): the small files of ended trials become one
 part; every reader (the ledger, `read_results`, pandas) sees the same rows, a crash at any step
 of a compaction loses nothing and counts nothing twice, a rerun runs nothing, and a run at a URI
 compacts there."""
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from genbench.harness.cli import main
-from genbench.harness.compaction import compact
-from genbench.harness.ledger import scan
-from genbench.harness.plan import Plan
-from genbench.harness.results import is_part, part_sources, read_results, results_files
+from genbench.harness.store.compaction import compact
+from genbench.harness.run.ledger import scan
+from genbench.harness.plan.plan import Plan
+from genbench.harness.store.results import is_part, part_sources, read_results, results_files
 
 pytestmark = pytest.mark.e2e  # each builds a run directory with a small study
 
@@ -69,7 +69,7 @@ def test_compaction_keeps_every_row_and_a_rerun_runs_nothing(tmp_path, run_dir, 
 
 @pytest.mark.parametrize("crash", ["before the rename", "after the rename", "mid removal"])
 def test_a_crash_at_any_step_loses_nothing_and_counts_nothing_twice(run_dir, monkeypatch, crash):
-    import genbench.harness.results as results
+    import genbench.harness.store.results as results
 
     before = _rows(run_dir)
     removed = []
@@ -110,7 +110,7 @@ def test_a_refit_after_compaction_counts_its_new_rows(run_dir):
     name = part_sources(part)[0][0]
     rows = read_results(run_dir)
     again = rows[rows.trial_id == name.split(".")[0]]
-    from genbench.harness.results import write_rows
+    from genbench.harness.store.results import write_rows
 
     fresh = again[again.metric == "final_loss"].astype(object)
     fresh = fresh.where(fresh.notna(), None).to_dict("records")
@@ -139,8 +139,8 @@ def test_the_driver_compacts_when_there_are_enough_and_a_uri_run_at_the_uri(tmp_
 
 
 def test_work_left_is_what_the_driver_and_the_trials_own_files_both_call_missing(run_dir):
-    from genbench.harness.ledger import Unit, Work
-    from genbench.harness.trial import work_left
+    from genbench.harness.run.ledger import Unit, Work
+    from genbench.harness.run.trial import work_left
 
     plan = _plan(run_dir)
     compact(run_dir, min_files=2)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from genbench.harness.cli import main
-from genbench.harness.results import SCHEMA, atomic_write_table, read_file, results_files
+from genbench.harness.store.results import SCHEMA, atomic_write_table, read_file, results_files
 
 BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines" / "regression"
 
@@ -133,7 +133,7 @@ def _reference(b: pd.DataFrame, c: pd.DataFrame, scale: str, exact_count: bool):
     import numpy as np
     from scipy import stats as sps
 
-    from genbench.harness import stats
+    from genbench.harness.verdicts import stats
 
     def by_seed(rows):
         return {int(s): float(x) for s, x in zip(rows.seed, rows.value) if np.isfinite(x)}
@@ -165,7 +165,7 @@ def test_the_column_wise_verdicts_equal_the_point_by_point_statistics():
     from them and the tolerance."""
     import numpy as np
 
-    from genbench.harness.compare import Comparison, _judge
+    from genbench.harness.verdicts.compare import Comparison, _judge
 
     rng = np.random.default_rng(0)
     rows = {0: [], 1: []}
@@ -247,7 +247,7 @@ def test_the_column_wise_verdicts_equal_the_point_by_point_statistics():
 
 
 def test_a_huge_comparison_lists_every_change_and_counts_the_unchanged_points():
-    from genbench.harness.compare import MAX_UNCHANGED, Comparison, Verdict, render_markdown
+    from genbench.harness.verdicts.compare import MAX_UNCHANGED, Comparison, Verdict, render_markdown
 
     def point(i: int, verdict: str) -> Verdict:
         return Verdict("s", "a", f"i={i}", "", "fid_domain", 1.0, 1.0, 0.0, -0.1, 0.1, 2, 2,
@@ -264,7 +264,7 @@ def test_a_huge_comparison_lists_every_change_and_counts_the_unchanged_points():
 def test_points_of_status_and_timing_rows_only_leave_nothing_to_judge():
     """After the status and wall-clock rows are set aside nothing may be left: no verdict, and
     compare then refuses the comparison ('compared nothing'), never a traceback."""
-    from genbench.harness.compare import JUDGED, Comparison, _judge
+    from genbench.harness.verdicts.compare import JUDGED, Comparison, _judge
 
     empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in JUDGED}).astype(
         {"seed": "int64", "value": float})

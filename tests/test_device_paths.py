@@ -183,8 +183,8 @@ def test_a_reloaded_method_samples_bit_identically_through_its_checkpoint(name, 
     """The fitted method against the one `load_fit` gives back from the checkpoint written
     after the fit (what a trial resumed after a restart samples from), in channels-last
     memory where the method has a memory format."""
-    from genbench.harness.artefacts import save_checkpoint
-    from genbench.harness.rundir import RunDir
+    from genbench.harness.run.artefacts import save_checkpoint
+    from genbench.harness.store.rundir import RunDir
 
     cls = get_method(name)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
@@ -241,7 +241,7 @@ def test_auto_layout_is_nchw_on_cuda_until_a_gpu_measures_channels_last_faster()
 
 
 class CachingAllocator:
-    """CUDA's caching allocator as `genbench.harness.rows` sees it: freed blocks stay reserved
+    """CUDA's caching allocator as `genbench.harness.run.rows` sees it: freed blocks stay reserved
     until `empty_cache`; peaks since `reset_peak_memory_stats`. Sizes in MiB."""
 
     def __init__(self):
@@ -276,7 +276,7 @@ def test_calibration_peaks_do_not_depend_on_the_order_cells_are_measured_in(monk
     reads what the allocator reserved (what other trials on the GPU cannot have). Without
     emptying the cache first, a small cell measured after a large one reported the large
     one's reserve. The metric networks, loaded before, count in every cell alike."""
-    from genbench.harness.rows import peak_mem_mb, reset_peak_mem
+    from genbench.harness.run.rows import peak_mem_mb, reset_peak_mem
 
     gpu = torch.device("cuda")
     cells = {"large": 1000, "small": 100}
@@ -299,7 +299,7 @@ def test_compare_refuses_features_computed_on_another_device_kind():
     node whose trials ran on a GPU while the rows say the same host): not comparable."""
     import pandas as pd
 
-    from genbench.harness.compare import check_comparable
+    from genbench.harness.verdicts.compare import check_comparable
 
     def rows(extractor):
         return pd.DataFrame({"cell_key": ["c"], "metric": ["fid_domain"], "protocol": ["p"],
@@ -319,7 +319,7 @@ def test_a_trial_loads_its_metric_networks_before_any_setting_is_measured(tmp_pa
     """The first setting's sample_peak_mem_mb used to include the extractor it loaded lazily,
     and the later ones not: the trial now loads the metric networks before the first
     sampling phase begins."""
-    from genbench.harness import rows as rows_mod
+    from genbench.harness.run import rows as rows_mod
     from genbench.harness.cli import main
     from genbench.harness.metrics.quality import Evaluator
 

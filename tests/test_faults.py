@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from genbench.harness.cli import main
-from genbench.harness.results import read_results
+from genbench.harness.store.results import read_results
 
 pytestmark = pytest.mark.system  # processes killed, signals, nodes started, disks filled
 XDIST_GROUP = "system"  # one at a time, on one pytest worker (tests/conftest.py)
@@ -115,7 +115,7 @@ def test_a_gcs_store_gives_up_retrying_within_seconds_not_minutes():
     `genbench report gs://...` with no network would look hung. genbench bounds it."""
     import datetime
 
-    from genbench.harness.storage import GCS_RETRY_S, Remote
+    from genbench.harness.store.storage import GCS_RETRY_S, Remote
 
     for uri in ("gs://bucket/run", "gs://bucket/run?scheme=https"):
         options = Remote(uri).fs.__reduce__()[1][0]  # the options pyarrow rebuilds it from
@@ -151,10 +151,10 @@ def test_shared_workers_write_the_same_rows_and_say_so(tmp_path, ray_local):
     """--reuse-workers (Tune's reuse_actors) saves process starts; the rows are those of the
     same trials run one by one in this process, and CPU memory rows say that earlier trials
     shared the worker process."""
-    from genbench.harness.ledger import scan
-    from genbench.harness.driver import trial_env as _env
-    from genbench.harness.study import load_study
-    from genbench.harness.trial import execute_trial
+    from genbench.harness.run.ledger import scan
+    from genbench.harness.run.driver import trial_env as _env
+    from genbench.harness.plan.study import load_study
+    from genbench.harness.run.trial import execute_trial
 
     study = tmp_path / "shared.py"
     study.write_text(STUDY.format(config="{}").replace("fail_at", "lr").replace("[0, 6]", "[0.5, 0.25]")
@@ -178,10 +178,10 @@ def test_shared_workers_write_the_same_rows_and_say_so(tmp_path, ray_local):
 
 def test_a_fit_that_diverges_after_a_failed_attempt_keeps_one_status_row(tmp_path):
     """Divergence is final: the failure row of an earlier attempt goes, as a success's would."""
-    from genbench.harness.ledger import scan
-    from genbench.harness.driver import trial_env as _env
-    from genbench.harness.study import load_study
-    from genbench.harness.trial import execute_trial, record_failure
+    from genbench.harness.run.ledger import scan
+    from genbench.harness.run.driver import trial_env as _env
+    from genbench.harness.plan.study import load_study
+    from genbench.harness.run.trial import execute_trial, record_failure
 
     plan = load_study(write(tmp_path, diverge_at=3)).resolve("smoke")
     out, cpu = tmp_path / "out", torch.device("cpu")
@@ -246,7 +246,7 @@ def _session_of(driver: subprocess.Popen, before: set) -> str:
 
 
 def test_sigkill_of_the_driver_leaves_no_process_and_a_rerun_finishes(tmp_path, ray_local):
-    from genbench.harness.reaper import session_processes
+    from genbench.harness.run.reaper import session_processes
 
     study = tmp_path / "long.py"
     study.write_text(LONG)
@@ -279,7 +279,7 @@ def test_sigterm_or_ctrl_c_stops_a_run_in_one_line_and_releases_everything(sig, 
     started ignored, as a background job of a script does), the lock released, the report
     refreshed with what is still to run, and Ray's processes gone (done work is kept: the
     SIGKILL test reruns)."""
-    from genbench.harness.reaper import session_processes
+    from genbench.harness.run.reaper import session_processes
 
     study = tmp_path / "long.py"
     study.write_text(LONG.replace("budget_steps=3000", "budget_steps=10_000_000"))
@@ -312,7 +312,7 @@ def test_a_two_node_cluster_with_token_authentication(tmp_path):
     import shutil
     import tempfile
 
-    from genbench.harness.reaper import kill_session
+    from genbench.harness.run.reaper import kill_session
 
     ray_cli = str(Path(sys.executable).parent / "ray")
     token = secrets.token_hex(32)
@@ -388,9 +388,9 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
         tmp_path, monkeypatch, capsys):
     """One failing pair never stops the others, fails the run's exit status and is tried
     again; a refit's pairs too."""
-    from genbench.harness.ledger import scan
-    from genbench.harness.driver import study_status
-    from genbench.harness.study import load_study
+    from genbench.harness.run.ledger import scan
+    from genbench.harness.run.driver import study_status
+    from genbench.harness.plan.study import load_study
     from genbench.methods.gan import GAN
 
     calls = []
@@ -434,11 +434,11 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
 def test_a_trial_at_a_uri_pushes_its_checkpoints_and_rows_as_it_writes_them(tmp_path, monkeypatch):
     """A process that dies mid-trial (OOM kill, preemption) loses no finished work at a URI:
     each training checkpoint, the fit and each setting reach the URI when written."""
-    from genbench.harness.ledger import scan
-    from genbench.harness.driver import trial_env as _env
-    from genbench.harness.storage import Remote, Stage
-    from genbench.harness.study import load_study
-    from genbench.harness.trial import execute_trial
+    from genbench.harness.run.ledger import scan
+    from genbench.harness.run.driver import trial_env as _env
+    from genbench.harness.store.storage import Remote, Stage
+    from genbench.harness.plan.study import load_study
+    from genbench.harness.run.trial import execute_trial
 
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
     plan = load_study(write(tmp_path)).resolve("smoke")
@@ -465,7 +465,7 @@ def test_a_killed_worker_is_one_genbench_line_and_the_retry_finishes(tmp_path):
     """The worker process of a running trial is killed (as the OOM killer or a lost node
     would): the console gets one genbench line for it, none of Ray's, the counts stay whole,
     and Tune's restart finishes the trial from its own files."""
-    from genbench.harness.reaper import _processes, session_processes
+    from genbench.harness.run.reaper import _processes, session_processes
 
     study = tmp_path / "long.py"
     # 1,500 steps of 5 ms: a fit of at least 7.5 s, still training when it is killed about 3 s

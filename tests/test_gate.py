@@ -11,7 +11,7 @@ import math
 
 from genbench.harness.cli import main
 from userland import SLOW_STUDY
-from genbench.harness.results import read_results
+from genbench.harness.store.results import read_results
 
 NAN_STUDY = """from genbench import Scale, Study
 STUDY = Study(name="nan", method="dummy", data="mnist5k", seeds=(0,),
@@ -56,7 +56,7 @@ STUDY = Study(name="heal", method="dummy", data="mnist5k", seeds=(0,),
 def test_a_damaged_run_directory_heals_on_the_next_run(tmp_path, capsys):
     """A torn lock, a lost study.json and plan, a truncated checkpoint and one with a flipped
     byte: each said in one line, and the next run repairs it instead of failing every time."""
-    from genbench.harness.results import results_files
+    from genbench.harness.store.results import results_files
 
     f = tmp_path / "heal.py"
     f.write_text(HEAL_STUDY)
@@ -102,7 +102,7 @@ def test_a_worker_that_dies_is_one_line_and_the_counts_stay_whole():
     never go negative when the trial starts and ends again."""
     from types import SimpleNamespace
 
-    from genbench.harness.tune import _progress_callback
+    from genbench.harness.run.tune import _progress_callback
 
     lines = []
     trials = [SimpleNamespace(trial_id=t, name=f"arm {t[0]} s0", arm="arm") for t in ("a-s0", "b-s0")]
@@ -186,7 +186,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_heals(small_disk, tmp_path, capsy
 
 
 def test_the_same_file_quarantined_twice_within_a_second_keeps_both(tmp_path):
-    from genbench.harness.rundir import RunDir
+    from genbench.harness.store.rundir import RunDir
 
     run = RunDir(tmp_path)
     kept = []
@@ -200,7 +200,7 @@ def test_the_same_file_quarantined_twice_within_a_second_keeps_both(tmp_path):
 
 
 def test_messages_about_a_run_at_a_uri_name_the_uri_not_the_cache(tmp_path):
-    from genbench.harness.rundir import MIRROR_MARK, RunDir
+    from genbench.harness.store.rundir import MIRROR_MARK, RunDir
 
     mirror = tmp_path / "mirror"
     mirror.mkdir()
@@ -213,7 +213,7 @@ def test_messages_about_a_run_at_a_uri_name_the_uri_not_the_cache(tmp_path):
 def test_a_report_of_unreadable_results_is_refused_and_a_skipped_file_is_said(tmp_path, capsys):
     import shutil
 
-    from genbench.harness.results import results_files
+    from genbench.harness.store.results import results_files
 
     run = tmp_path / "run"
     shutil.copytree("benchmarks/baselines/regression", run)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from genbench.harness.cli import main
-from genbench.harness.results import read_results
+from genbench.harness.store.results import read_results
 from userland import SLOW_STUDY
 
 FAST = ["--set", "budget_steps=4", "--set", "n_samples=4", "--set", "log_every=2",

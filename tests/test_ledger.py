@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from genbench.harness import results
+from genbench.harness.store import results
 from genbench.harness.cli import main
-from genbench.harness.rundir import LOCK_NAME, OutputLock, RunDir
-from genbench.harness.results import read_results
-from genbench.harness.study import Scale, Study
+from genbench.harness.store.rundir import LOCK_NAME, OutputLock, RunDir
+from genbench.harness.store.results import read_results
+from genbench.harness.plan.study import Scale, Study
 
 STUDY_FILE = """from genbench import Study, Scale
 STUDY = Study(name={name!r}, method='dummy', data='mnist5k', train_grid={{'lr': [0.5]}},
@@ -97,7 +97,7 @@ def test_a_changed_measurement_runs_exactly_the_missing_work(change, tmp_path,
 def counted_once(out: Path, change: str) -> None:
     """What reports and compare count after the change: each point once, the new measurement
     where it replaced one, and both where the change added a point (a new grid value)."""
-    from genbench.harness.compare import compare
+    from genbench.harness.verdicts.compare import compare
     from genbench.reports.tables import load_runs
 
     from genbench import load
@@ -276,11 +276,11 @@ def test_a_metric_skipped_for_missing_weights_is_missing_work_once_they_are_here
     fetch` the next run measures them (while the weights stay missing, it does not retry)."""
     import torch
 
-    from genbench.harness import assets
-    from genbench.harness.ledger import scan
-    from genbench.harness.driver import trial_env as _env
-    from genbench.harness.study import load_study
-    from genbench.harness.trial import execute_trial
+    from genbench.harness.metrics import assets
+    from genbench.harness.run.ledger import scan
+    from genbench.harness.run.driver import trial_env as _env
+    from genbench.harness.plan.study import load_study
+    from genbench.harness.run.trial import execute_trial
 
     monkeypatch.setenv("GENBENCH_ASSETS", str(tmp_path / "assets"))
     f = Path(study_file(tmp_path, metrics=("fid_inception",)))
@@ -307,11 +307,11 @@ def test_a_trial_works_out_what_is_left_from_its_own_files_alone(tmp_path):
     ledger's work from its own files; another trial's files, even corrupt, are not touched."""
     import torch
 
-    from genbench.harness.ledger import scan
-    from genbench.harness.driver import trial_env as _env
-    from genbench.harness.trial import work_left
-    from genbench.harness.study import load_study
-    from genbench.harness.trial import execute_trial
+    from genbench.harness.run.ledger import scan
+    from genbench.harness.run.driver import trial_env as _env
+    from genbench.harness.run.trial import work_left
+    from genbench.harness.plan.study import load_study
+    from genbench.harness.run.trial import execute_trial
 
     plan = load_study(study_file(tmp_path, noise=(0.5, 0.25))).resolve("smoke")
     out = tmp_path / "out"
@@ -332,7 +332,7 @@ def test_the_sampling_key_is_the_hash_of_its_documented_fields():
     """The ledger key, written setting by setting for speed, stays the hash of the dict it
     names (so the keys of every run written before still match)."""
     from genbench.harness.config import config_hash
-    from genbench.harness.study import load_study
+    from genbench.harness.plan.study import load_study
 
     for name in ("quickstart", "regression", "dps_steps"):
         plan = load_study(name).resolve("smoke", {})
@@ -347,8 +347,8 @@ def test_the_sampling_key_is_the_hash_of_its_documented_fields():
 def test_a_trial_sees_the_shared_plan_its_own_trial_and_the_whole_plans_id():
     """Workers get the plan's shared part once and their trial beside it (not 100,000 trials'
     JSON each): what a trial computes from it equals what the whole plan gives."""
-    from genbench.harness.plan import Plan
-    from genbench.harness.study import load_study
+    from genbench.harness.plan.plan import Plan
+    from genbench.harness.plan.study import load_study
 
     plan = load_study("regression").resolve("smoke", {})
     assert len(plan.shared_json()) < len(plan.to_json()) / 2

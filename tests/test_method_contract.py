@@ -19,7 +19,7 @@ TINY = {
     "gan": dict(z_dim=8, n_feat=4, batch_size=8, r1_gamma=1.0, diffaug="color,translation,cutout"),
     "dcgan": dict(noise_dim=8, d_blocks=1, g_blocks=1, batch_size=8),
     "vpsde": dict(score="learned", hidden=8, layers=1, batch_size=8),
-    "real": {},  # the real-data floor (genbench.harness.realdata): no training, held-out data
+    "real": {},  # the real-data floor (genbench.harness.metrics.realdata): no training, held-out data
     "real_points": {},
 }
 # the real-data floor's pseudo-methods read the held-out split of a registered data set

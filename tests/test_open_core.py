@@ -11,8 +11,8 @@ from PIL import Image
 
 from genbench.harness.cli import main
 from genbench.harness.errors import GenbenchError
-from genbench.harness.results import read_results
-from genbench.harness.study import Arm, Scale, Study, load_study
+from genbench.harness.store.results import read_results
+from genbench.harness.plan.study import Arm, Scale, Study, load_study
 from userland import MEAN_IMAGE
 
 
@@ -88,7 +88,7 @@ def test_a_relative_folder_and_data_directory_reach_the_trials(image_folder, tmp
     import os
 
     from genbench.harness import data
-    from genbench.harness.driver import trial_env as _env
+    from genbench.harness.run.driver import trial_env as _env
 
     monkeypatch.chdir(tmp_path)
     assert data.canonical("folder:cats") == f"folder:{image_folder}"

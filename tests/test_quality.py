@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 import torchvision.transforms.functional as TF
 
-from genbench.harness import assets, data
+from genbench.harness import data
+from genbench.harness.metrics import assets
 from genbench.harness.cli import main
 from genbench.harness.errors import GenbenchError
 from genbench.harness.metrics import features

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from genbench.harness.cli import main
-from genbench.harness.results import atomic_write_table, read_results, results_files
+from genbench.harness.store.results import atomic_write_table, read_results, results_files
 
 XDIST_GROUP = "reports"  # one worker runs this module: its study runs once (tests/conftest.py)
 
@@ -221,7 +221,7 @@ def test_compare_counts_a_seed_that_diverged_as_a_regression(run_dir, tmp_path, 
 
 
 def test_compare_names_the_version_1_rows_it_cannot_join(run_dir, tmp_path, capsys):
-    from genbench.harness import results
+    from genbench.harness.store import results
 
     old = tmp_path / "old"
     shutil.copytree(run_dir, old)
@@ -279,7 +279,7 @@ def test_the_regression_suite_passes_against_its_baseline(tmp_path, capsys):
     documented command made through Ray at all its seeds: the same code reproduces every value
     of those seeds (an exact "no change"). The study's design constant POINTS is the tested
     points of its largest arm, as this comparison counts them."""
-    from genbench.harness.compare import compare
+    from genbench.harness.verdicts.compare import compare
     from genbench.harness.metrics import tolerance
     from genbench.studies.regression import POINTS, SEEDS
 

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from genbench.harness import results
-from genbench.harness.rundir import RunDir
+from genbench.harness.store import results
+from genbench.harness.store.rundir import RunDir
 
 
 def row(**kw):
@@ -121,7 +121,7 @@ def test_a_phase_memory_is_what_it_added_over_its_baseline():
     import numpy as np
     import torch
 
-    from genbench.harness.rows import Env, MemPhase
+    from genbench.harness.run.rows import Env, MemPhase
 
     cpu = torch.device("cpu")
     env = Env(git_sha="x", versions_json="{}", assets_dir="/tmp")

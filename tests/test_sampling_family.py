@@ -8,7 +8,7 @@ from genbench.harness.config import build_config
 from genbench.harness.errors import GenbenchError
 from genbench.harness.method import Budget, TrainData
 from genbench.methods.ddpm import DDPM, DDPMConfig, DDPMKnobs
-from genbench.harness.tasks import hidden_error, make_inpainting
+from genbench.harness.plan.tasks import hidden_error, make_inpainting
 from genbench.methods.samplers import ddim_sigma, ddim_step, ddpm_step, guided_eps, predict_x0
 from genbench.methods.schedules import NoiseSchedule, linear_betas
 
@@ -219,9 +219,9 @@ def test_backward_figure_follows_the_sampling_knobs(digits):
 
 
 def test_a_trials_figures_use_the_knobs_of_its_evaluations(tmp_path, monkeypatch):
-    from genbench.harness.ledger import scan
-    from genbench.harness.driver import trial_env as _env
-    from genbench.harness.trial import execute_trial
+    from genbench.harness.run.ledger import scan
+    from genbench.harness.run.driver import trial_env as _env
+    from genbench.harness.run.trial import execute_trial
 
     seen, real = [], DDPM.figures
 
@@ -240,9 +240,9 @@ def test_a_trials_figures_use_the_knobs_of_its_evaluations(tmp_path, monkeypatch
 
 
 def test_a_figure_that_fails_never_costs_the_fit(tmp_path, monkeypatch):
-    from genbench.harness.ledger import scan
-    from genbench.harness.driver import trial_env as _env
-    from genbench.harness.trial import execute_trial
+    from genbench.harness.run.ledger import scan
+    from genbench.harness.run.driver import trial_env as _env
+    from genbench.harness.run.trial import execute_trial
 
     def broken(self, data, *, seed, **knobs):
         raise RuntimeError("a figure bug")
@@ -257,7 +257,7 @@ def test_a_figure_that_fails_never_costs_the_fit(tmp_path, monkeypatch):
 
 
 def _figures_study(tmp_path):
-    from genbench.harness.study import load_study
+    from genbench.harness.plan.study import load_study
 
     study = tmp_path / "figs.py"
     study.write_text(

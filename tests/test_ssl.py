@@ -55,7 +55,7 @@ def test_a_folder_of_own_images_gets_quality_offline(tmp_path, capsys):
     with the encoder's id on every row; built once, reused by the next run; a study measuring no
     quality metric is warned of at plan time."""
     from genbench.harness import data as datasets
-    from genbench.harness.results import read_results
+    from genbench.harness.store.results import read_results
 
     images = tmp_path / "own"
     images.mkdir()

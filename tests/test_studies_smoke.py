@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genbench.harness.claims import VERDICTS, Claim
+from genbench.harness.verdicts.claims import VERDICTS, Claim
 from genbench.harness.cli import main
-from genbench.harness.plan import Plan
+from genbench.harness.plan.plan import Plan
 from genbench.harness.data import info
-from genbench.harness.results import COLUMNS, read_curves, read_results
-from genbench.harness.study import load_study, study_names
+from genbench.harness.store.results import COLUMNS, read_curves, read_results
+from genbench.harness.plan.study import load_study, study_names
 
 # shrink budgets so the whole suite stays within minutes; the grids are the studies' own
 FAST = ["--set", "budget_steps=4", "--set", "n_samples=2", "--set", "log_every=2"]

@@ -4,8 +4,8 @@ import pytest
 
 from genbench.harness.config import parse_value
 from genbench.harness.errors import GenbenchError
-from genbench.harness.plan import Plan
-from genbench.harness.study import Scale, Study, load_study, parse_sets, study_names
+from genbench.harness.plan.plan import Plan
+from genbench.harness.plan.study import Scale, Study, load_study, parse_sets, study_names
 
 
 def make(**kw):

@@ -15,7 +15,7 @@ from genbench.harness.config import build_config
 from genbench.harness.errors import GenbenchError
 from genbench.harness.method import Budget, TrainData
 from genbench.harness.mixture import DEFAULT, Mixture, ks_statistic, log_prob, wasserstein1
-from genbench.harness.study import Scale, Study
+from genbench.harness.plan.study import Scale, Study
 from genbench.methods.vpsde import VPSDE, VPSDEConfig
 
 OTHER = "0.5,-1,0.2;0.2,0.5,0.1;0.3,2.5,0.6"  # three components, one narrow

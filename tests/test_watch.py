@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from genbench.harness.cli import EPILOGS, main
-from genbench.harness.progress import Progress
+from genbench.harness.run.progress import Progress
 
 
 class Clock:
@@ -33,7 +33,7 @@ def test_the_time_left_comes_from_each_arms_own_trials(monkeypatch):
     """A dummy trial of a second says nothing of a DDPM trial of minutes: until a DDPM trial
     has ended, its trials are said to be untimed, never guessed from the dummy's."""
     clock = Clock()
-    monkeypatch.setattr("genbench.harness.progress.time.monotonic", clock)
+    monkeypatch.setattr("genbench.harness.run.progress.time.monotonic", clock)
     lines, states = [], []
     p = Progress(_trials(("dummy", 2), ("ddpm", 2)), lines.append, snapshot=states.append)
     p.started("dummy0-s0")
@@ -102,10 +102,11 @@ def test_an_unknown_method_hints_at_the_closest(tmp_path, capsys):
 def test_counts_take_their_number_and_a_pinned_axis_is_said_once(capsys):
     assert main(["plan", "quickstart", "--set", "seeds=[0]", "--set", "steps=5"]) == 0
     out = capsys.readouterr().out
-    assert "1 train cell x 1 seed = 1 trial; 2 sample settings each" in out  # ddpm: clip_x0 left
-    assert "merged: consistency: --set steps pins the sample grid: its 3 settings are 1 setting" in out
+    assert "1 train cell x 1 seed = 1 trial; 1 sample setting each" in out
+    assert "merged: ddim: --set steps pins the sample grid: its 3 settings are 1 setting" in out
+    assert "merged: consistency: --set steps pins the sample grid: its 2 settings are 1 setting" in out
     assert "is the same as" not in out
-    assert "up to 2 trials at once" in out and "4 trials, 2 at once, 2 waves" in out  # (+ real)
+    assert "up to 2 trials at once" in out and "5 trials, 2 at once, 3 waves" in out  # (+ real)
 
 
 @pytest.mark.parametrize("command", sorted(EPILOGS))

@@ -1,5 +1,5 @@
-"""The model zoo and pretrained arms (genbench.harness.zoo), and the real-data floor
-(genbench.harness.realdata): every shipped checkpoint loads, matches its sha256 and reproduces
+"""The model zoo and pretrained arms (genbench.harness.store.zoo), and the real-data floor
+(genbench.harness.metrics.realdata): every shipped checkpoint loads, matches its sha256 and reproduces
 the fid_domain its manifest records; a pretrained arm is a load whose checkpoint's hash keys
 its trial and its points; a missing, damaged or foreign checkpoint is one line naming it; every
 generation study measures held-out real data beside its samples, which no family judges."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import genbench
-from genbench.harness import zoo
+from genbench.harness.store import zoo
 from genbench.harness.cli import main
 from genbench.harness.errors import GenbenchError
 
@@ -131,7 +131,14 @@ def test_every_shipped_model_loads_matches_its_sha256_and_reproduces_its_fid_dom
     tolerance the manifest states (the other CPUs' rounding), and the same real-data floor."""
     shipped = zoo.entries()
     assert shipped, "genbench ships no zoo"
-    measured = zoo.measure(list(shipped), zoo.ZOO_DIR, n=next(iter(shipped.values())).metrics["n_samples"])
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "zoo_export", Path(__file__).resolve().parents[1] / "benchmarks" / "zoo_export.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    measured = script.measure(list(shipped), zoo.ZOO_DIR,
+                              n=next(iter(shipped.values())).metrics["n_samples"])
     for name, e in shipped.items():
         want, got = e.metrics["values"]["fid_domain"], measured[name]["values"]["fid_domain"]
         assert abs(got - want) <= e.tolerance * want, (name, got, want)
@@ -143,7 +150,7 @@ def test_every_generation_study_measures_the_real_floor_which_no_family_judges(t
     """The reserved arm `real`: as many held-out digits as each setting samples, the same
     metrics, one trial per seed; claims' labels stay those of a single-method study, and
     compare lists its points as not judged."""
-    from genbench.harness.compare import compare
+    from genbench.harness.verdicts.compare import compare
 
     f = study_file(tmp_path, "")
     f.write_text(f.read_text().replace("pretrained=''", "claims=('fid_domain: noise=0.2 better than noise=0.6',)"))

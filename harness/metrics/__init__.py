@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from genbench.harness.errors import GenbenchError, unknown
 from genbench.harness.registry import Registry, origin
-from genbench.harness.stats import SCALES
+from genbench.harness.verdicts.stats import SCALES
 
 # name: (higher is better, what it measures and how)
 COST_METRICS: dict[str, tuple[bool, str]] = {
@@ -77,7 +77,7 @@ def register_metric(name: str, *, space: str, higher_is_better: bool, descriptio
                     needs_labels: bool | None = None, scale: str = "linear"):
     """Decorator: a quality metric function under `name`. `needs_labels` (default: the domain
     space, whose classifier trains on labels) refuses it at plan time on unlabelled data.
-    `scale` is how two values compare (`genbench.harness.stats`): "linear" (the default: an
+    `scale` is how two values compare (`genbench.harness.verdicts.stats`): "linear" (the default: an
     additive metric, such as a precision, an accuracy or a distance in the data's units) by
     their difference; "log" (positive and multiplicative by nature, such as FID or KID) by
     their ratio, as a per-seed log ratio shown as a % change."""

@@ -1,9 +1,9 @@
-"""One trial, in plain Python, as the ledger (`genbench.harness.ledger.Work`) asks: fit a method on a
+"""One trial, in plain Python, as the ledger (`genbench.harness.run.ledger.Work`) asks: fit a method on a
 train-grid cell (or load the fit's checkpoint), then draw each sample setting still to measure
 from the same fitted model and the same initial noise, measure cost, task and quality metrics,
 and write rows, curve, sample grids and checkpoint atomically; and, once every seed is fitted,
 measure fits against each other (`execute_cross`). `attempt_trial` adds retries and the trial timeout;
-`genbench.harness.tune` runs it in Ray Tune, `genbench.harness.inprocess` here; tests call it directly.
+`genbench.harness.run.tune` runs it in Ray Tune, `genbench.harness.run.inprocess` here; tests call it directly.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ from genbench.harness import data as datasets
 from genbench.harness.config import build_config, canonical_json
 from genbench.harness.errors import DivergedError, GenbenchError, count, first_line
 from genbench.harness.method import Budget, Method, Observation, get_method
-from genbench.harness.ledger import Unit, Work, scan
-from genbench.harness.results import atomic_write_bytes, write_curve
-from genbench.harness.progress import duration_text
-from genbench.harness.rundir import RunDir
+from genbench.harness.run.ledger import Unit, Work, scan
+from genbench.harness.store.results import atomic_write_bytes, write_curve
+from genbench.harness.run.progress import duration_text
+from genbench.harness.store.rundir import RunDir
 from genbench.harness.seeding import seed_everything
 from genbench.harness.registry import import_code
-from genbench.harness.tasks import TaskInputs, get_task
-from genbench.harness.plan import Plan, SampleSetting, Trial
-from genbench.harness.artefacts import (DamagedCheckpoint, checkpoint_every, load_fit, load_resume,
+from genbench.harness.plan.tasks import TaskInputs, get_task
+from genbench.harness.plan.plan import Plan, SampleSetting, Trial
+from genbench.harness.run.artefacts import (DamagedCheckpoint, checkpoint_every, load_fit, load_resume,
                                         save_checkpoint, save_grid, save_histogram)
-from genbench.harness.rows import Env, MemPhase, Rows
+from genbench.harness.run.rows import Env, MemPhase, Rows
 
 
 @dataclass(frozen=True)
@@ -439,7 +439,7 @@ def _load_pretrained(trial: Trial, out_dir: Path, rows: Rows, device: torch.devi
     """A pretrained trial's fit: its starting point loaded (checked against the hash the plan
     recorded), kept as the trial's checkpoint like a fit, and the fit's rows: the load's time,
     the parameters and memory, the model's facts; no loss, since nothing trained."""
-    from genbench.harness import zoo
+    from genbench.harness.store import zoo
 
     method_cls = get_method(trial.method)
     method = method_cls(build_config(method_cls.Config, trial.config))

@@ -14,12 +14,12 @@ from genbench.harness.config import build_config
 from genbench.harness.errors import DivergedError
 from genbench.harness.method import Budget, get_method
 from genbench.harness.seeding import seed_everything
-from genbench.harness.provenance import device_clock
+from genbench.harness.run.provenance import device_clock
 from genbench.harness.registry import import_code
-from genbench.harness.tasks import get_task
-from genbench.harness.plan import Plan, Trial
-from genbench.harness.rows import peak_mem_mb, reset_peak_mem
-from genbench.harness.trial import draw_samples, labels_for, make_evaluator
+from genbench.harness.plan.tasks import get_task
+from genbench.harness.plan.plan import Plan, Trial
+from genbench.harness.run.rows import peak_mem_mb, reset_peak_mem
+from genbench.harness.run.trial import draw_samples, labels_for, make_evaluator
 
 
 WARMUP_STEPS = 2  # the first optimiser steps calibration leaves out of a step's time

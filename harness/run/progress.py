@@ -1,5 +1,5 @@
-"""What the console says while trials run, whoever runs them (Ray Tune, `genbench.harness.tune`,
-or this process, `genbench.harness.inprocess`): one line as each trial starts and as it ends,
+"""What the console says while trials run, whoever runs them (Ray Tune, `genbench.harness.run.tune`,
+or this process, `genbench.harness.run.inprocess`): one line as each trial starts and as it ends,
 naming it by arm, grid values and seed (`ddpm T=500 s0`), with how many are done, running and
 pending and the time left (from the trial times measured so far, arm by arm: a DDPM trial of
 minutes is not timed by a dummy trial of a second before it); one line when its worker died and

@@ -1,13 +1,13 @@
 """The results store: append-only Parquet in long format with a versioned schema (after
 lm-evaluation-harness's results with `git_hash` and stylegan2-ada's metric jsonl).
 
-Layout of a run's output directory (one study per directory; `genbench.harness.ledger` enforces it):
+Layout of a run's output directory (one study per directory; `genbench.harness.run.ledger` enforces it):
   results/<trial_id>.fit.parquet          the fit's rows (training cost, model facts)
   results/<trial_id>.<unit>.parquet       one sampling unit's rows: a sample setting measured
                                           with a set of metrics (`unit_file` names it)
   results/<trial_id>.x<partner>.parquet   a fit measured against another seed's fit
   results/<trial_id>.failed.parquet       the status row of a trial that failed (class, message)
-  results/part-<hash>.parquet             small files compacted (`genbench.harness.compaction`);
+  results/part-<hash>.parquet             small files compacted (`genbench.harness.store.compaction`);
                                           its footer lists them, and readers skip a listed one
   errors/<trial_id>.txt                   the full traceback of that failure
   curves/<trial_id>.parquet               training curves: trial_id, step, metric, value, wall_s
@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genbench.harness.config import canonical_json
-from genbench.harness.rundir import RunDir
+from genbench.harness.store.rundir import RunDir
 
 if TYPE_CHECKING:  # pandas loads with the first table read: writers and `genbench list` need none
     import pandas as pd
@@ -321,7 +321,7 @@ def read_plan(out_dir: Path) -> dict:
 POINT = ("scale", "arm", "cell_json", "seed")  # one fit's place in a study: a train cell and seed
 # rows that say a fit did not finish, or (`diverged`) a sample setting gave non-finite samples
 STATUS_METRICS = ("failed", "diverged_at_step", "diverged")
-# the reserved arm of the real-data floor (`genbench.harness.realdata`): held-out data measured
+# the reserved arm of the real-data floor (`genbench.harness.metrics.realdata`): held-out data measured
 # as samples; shown beside every number, judged by no family unless a claim names it
 REAL_ARM = "real"
 
@@ -331,7 +331,7 @@ def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
 
     Nothing written is ever deleted, so a directory keeps the rows of every plan that ran in
     it; counting them all would average a point's old and new measurements as if they were
-    more seeds. Two rules (the ledger's keys, `genbench.harness.ledger`, decide what ran):
+    more seeds. Two rules (the ledger's keys, `genbench.harness.run.ledger`, decide what ran):
 
     - A train cell and seed of an arm (`POINT`) counts the rows of one fit: the trial the
       latest plan (`plan`, study.json) has there, even before it has rows; for a point that

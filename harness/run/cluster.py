@@ -15,7 +15,7 @@ bounded time instead of Ray's endless reconnection.
   in one line before any trial starts.
 - A local Ray is started with this machine's CPUs and GPUs, without the idle worker processes
   Ray starts ahead of tasks (`NO_IDLE_WORKERS`), and Ray's own defaults otherwise; its
-  start-up messages are kept to errors, and a watchdog (`genbench.harness.reaper`) kills its
+  start-up messages are kept to errors, and a watchdog (`genbench.harness.run.reaper`) kills its
   processes within a second of the driver's death, SIGKILL included.
 """
 
@@ -157,9 +157,9 @@ def connect(address: str | None) -> Cluster:
                     signal.signal(sig, handler)
             from ray._private import worker
 
-            from genbench.harness.reaper import watch
+            from genbench.harness.run.reaper import watch
 
-            watch(os.getpid(), worker._global_node.get_session_dir_path())  # see genbench.harness.reaper
+            watch(os.getpid(), worker._global_node.get_session_dir_path())  # see genbench.harness.run.reaper
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     res = ray.cluster_resources()
     return Cluster(address, len(nodes), res.get("CPU", 0.0), res.get("GPU", 0.0))
@@ -229,3 +229,16 @@ def check_shared(path: Path, what: str = "--out") -> None:
         raise GenbenchError(f"{what} {path} is not visible from {len(blind)} of {len(nodes)} "
                             f"nodes ({', '.join(blind)}); on a cluster give a path every node "
                             "mounts (NFS or similar)")
+
+
+def cluster_nodes() -> list:
+    """The alive nodes of the Ray cluster this process joined, with their CPUs and GPUs
+    (`genbench.harness.plan.packing.Node`s, for the packing to simulate)."""
+    import ray
+
+    from genbench.harness.plan.packing import Node
+
+    return [Node(f"{n.get('NodeManagerHostname', '?')}/{n['NodeID'][:12]}",
+                 float(n.get("Resources", {}).get("CPU", 0.0)),
+                 float(n.get("Resources", {}).get("GPU", 0.0)))
+            for n in ray.nodes() if n.get("Alive")]

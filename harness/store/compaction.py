@@ -9,7 +9,7 @@ count, in row order); only once the part is written, synced and renamed are the 
 removed. A crash at any point loses nothing and counts no row twice: before the rename nothing
 changed (a hidden temporary is left, removed by the next compaction); after it, a small file the
 part lists with the same size and time is skipped by every genbench reader
-(`genbench.harness.results.results_files`) and removed by the next compaction. A small file
+(`genbench.harness.store.results.results_files`) and removed by the next compaction. A small file
 written again later (a refit) differs in time, and counts.
 
 Failure rows (`<trial_id>.failed.parquet`), which a later success removes, are never compacted.
@@ -29,9 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genbench.harness.config import config_hash
-from genbench.harness.results import (PART_PREFIX, SCHEMA, SOURCES_KEY, atomic_write_bytes,
+from genbench.harness.store.results import (PART_PREFIX, SCHEMA, SOURCES_KEY, atomic_write_bytes,
                                       covered, identity, is_part, read_file)
-from genbench.harness.rundir import RunDir
+from genbench.harness.store.rundir import RunDir
 
 COMPACT_AT = 1000
 

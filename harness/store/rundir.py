@@ -12,11 +12,11 @@ whole (names never become paths; one driver at a time; unreadable files set asid
       samples/real.png               real images of the reference split, as the grids show samples
       quarantine/                    unreadable results files, moved aside
       report/                        the page              ray/  Tune's own state
-      looks.json                     the looks --until-decided took (genbench.harness.sequential)
+      looks.json                     the looks --until-decided took (genbench.harness.verdicts.sequential)
       genbench.lock                  while a driver runs   .genbench-mirror.json  in a URI's local mirror
 
 A run at a URI is read and written through a local mirror of this same layout
-(`genbench.harness.storage`, which sits beside this module and imports it, never the reverse).
+(`genbench.harness.store.storage`, which sits beside this module and imports it, never the reverse).
 Every name that comes from a declaration or a file (study, arm, trial id, setting label, figure)
 goes through `safe_name`, so no name can place a file outside its folder (after Git's and
 Docker's refusal of path components in names).

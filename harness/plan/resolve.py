@@ -16,14 +16,14 @@ import math
 from typing import Any
 
 from genbench.harness import data as datasets
-from genbench.harness.claims import Catalog, Claim, as_claim, plan_points, resolve
+from genbench.harness.verdicts.claims import Catalog, Claim, as_claim, plan_points, resolve
 from genbench.harness.config import (build_config, canonical_json, coerce, config_hash,
                                      to_dict)
 from genbench.harness.errors import GenbenchError, count, unknown
 from genbench.harness.method import get_method
-from genbench.harness.plan import Plan, Resources, SampleSetting, Trial
-from genbench.harness.study import TOP_KEYS, Arm, Grid, Study
-from genbench.harness.tasks import get_task
+from genbench.harness.plan.plan import Plan, Resources, SampleSetting, Trial
+from genbench.harness.plan.study import TOP_KEYS, Arm, Grid, Study
+from genbench.harness.plan.tasks import get_task
 
 MAX_SEED = 2**62  # |seed| is below it: torch's seeds are 64-bit, with room for derived ones (seed + 1)
 
@@ -143,7 +143,7 @@ class _Resolver:
         """The metrics the plan measures, per sample setting or per fit, with their directions;
         the names genbench knows; the methods' facts, which have no direction."""
         from genbench.harness.metrics import COST_METRICS, SETTING_COST_METRICS, higher_is_better, metric_names
-        from genbench.harness.results import STATUS_METRICS
+        from genbench.harness.store.results import STATUS_METRICS
 
         measured = {m: ("setting", higher_is_better(m)) for m in plan.measured()}
         measured.update({m: ("fit", higher_is_better(m)) for m in COST_METRICS
@@ -367,6 +367,8 @@ class _Resolver:
             _check_figures(cls)
         trials: list[Trial] = []
         first: dict[str, dict[str, Any]] = {}  # config hash -> the cell that gave it first
+        if self.pretrained[arm.name]:  # the values asked for are valid ones, whatever they meet
+            build_config(cls.Config, config_base, what=f"config field of {arm.method}")
         start = self._starting_point(arm, config_base, grid)
         for cell in grid:
             _check_axes(cell, _field_names(cls.Config), "train grid axis", arm.method)
@@ -402,9 +404,9 @@ class _Resolver:
 
     def _real_arm(self, seeds: tuple[int, ...], top: dict[str, Any], resolution: int,
                   meta: datasets.DatasetInfo) -> tuple[list["SampleSetting"], list["Trial"]]:
-        """The reserved arm `real` (`genbench.harness.realdata`): at each seed, as many held-out
+        """The reserved arm `real` (`genbench.harness.metrics.realdata`): at each seed, as many held-out
         real examples as each setting samples, measured by the same metrics; no training."""
-        from genbench.harness.results import REAL_ARM
+        from genbench.harness.store.results import REAL_ARM
 
         method = REAL_ARM if meta.kind == "images" else "real_points"
         split = "train" if self.study.ref_split == "test" else "test"
@@ -420,13 +422,13 @@ class _Resolver:
 
     def _starting_point(self, arm: Arm, config_base: dict[str, Any],
                         grid: list[dict[str, Any]]):
-        """The arm's pretrained starting point (`genbench.harness.zoo`), checked: a model of
+        """The arm's pretrained starting point (`genbench.harness.store.zoo`), checked: a model of
         the arm's method, no train grid, no config that differs from the checkpoint's (its
         config is the one it was trained with); None where the arm trains."""
         ref = self.pretrained[arm.name]
         if not ref:
             return None
-        from genbench.harness import zoo
+        from genbench.harness.store import zoo
 
         start = zoo.resolve(ref)
         where = f"arm {arm.name!r} starts from {ref!r}"

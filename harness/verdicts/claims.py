@@ -18,8 +18,8 @@ every other axis and requires each pair to hold; `mean` compares, seed by seed, 
 each side's points. "Better" follows the metric's own direction (`higher_is_better`).
 
 Each comparison is paired by seed where both sides share seeds, on the metric's scale (a
-per-seed log ratio for FID, KID, times and memory: `genbench.harness.stats.estimate`), and the
-comparisons of a run are decided together (`genbench.harness.sequential`): Holm's method at one
+per-seed log ratio for FID, KID, times and memory: `genbench.harness.verdicts.stats.estimate`), and the
+comparisons of a run are decided together (`genbench.harness.verdicts.sequential`): Holm's method at one
 look, and over `--until-decided`'s planned looks a group-sequential design that keeps the same
 family-wise error rate however many rounds run:
 
@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from genbench.harness import stats
-from genbench.harness.sequential import Design, Hypothesis, Looks, check_same_design, share, step_down
+from genbench.harness.verdicts import stats
+from genbench.harness.verdicts.sequential import Design, Hypothesis, Looks, check_same_design, share, step_down
 from genbench.harness.config import axis_value, canonical_json, grid_text, parse_value
 from genbench.harness.errors import GenbenchError, count, unknown
 
@@ -283,7 +283,7 @@ def resolve(claims, points: list[Point], catalog: Catalog) -> list[Resolved]:
     """Check every claim against the points and metrics of a run; one line naming what is
     wrong for the first bad one: an unknown metric, one the run does not measure, one without a
     direction, a side that names no axis, matches no point, or several without `combine`."""
-    from genbench.harness.results import REAL_ARM
+    from genbench.harness.store.results import REAL_ARM
 
     out = []
     multi_arm = len({p.arm for p in points} - {REAL_ARM}) > 1  # (the floor is no arm of a study's own)
@@ -784,7 +784,7 @@ def run_catalog(rows, plan: dict) -> Catalog:
     fact (`genbench claims OUT --claim ...`): a metric's level and direction from its rows; a
     metric whose rows carry no direction is a fact."""
     from genbench.harness.metrics import COST_METRICS, SETTING_COST_METRICS, TASK_METRICS
-    from genbench.harness.results import STATUS_METRICS
+    from genbench.harness.store.results import STATUS_METRICS
 
     measured: dict[str, tuple[str, bool | None]] = {}
     facts = []
@@ -834,7 +834,7 @@ def judge_run(out_dir, claims=None, *, plan: dict | None = None, alpha: float | 
     run that `--until-decided` decided are replayed over the looks it recorded (OUT/looks.json),
     so they read as the run printed them; claims given here are one fixed-sample look at the
     current rows. `alpha` None: the run's own (its record's, else 0.05)."""
-    from genbench.harness.results import read_current, read_plan
+    from genbench.harness.store.results import read_current, read_plan
 
     plan = read_plan(out_dir) if plan is None else plan
     looks = Looks.read(out_dir) if claims is None else None
@@ -865,7 +865,7 @@ def look(out_dir: Path, plan: dict, design: Design) -> list[Result]:
     of the plan's claims over the looks recorded before and the current rows, which are
     recorded as a new look where they hold seeds the last look did not (OUT/looks.json). A
     record made with another design is refused (`check_same_design`)."""
-    from genbench.harness.results import read_current
+    from genbench.harness.store.results import read_current
 
     looks = Looks.read(out_dir)
     if looks is None:

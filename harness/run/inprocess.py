@@ -1,6 +1,6 @@
 """Trials run one after another in this process, without Ray (`genbench run --in-process`): for a
 debugger (`breakpoint()` in a method stops at the console), a profiler, or a quick look at a
-study on a laptop. The same `genbench.harness.trial.attempt_trial` as a Ray Tune trial does the
+study on a laptop. The same `genbench.harness.run.trial.attempt_trial` as a Ray Tune trial does the
 work, so the rows are the same; what differs: one trial at a time, resources not reserved
 (each trial still uses `cpu` threads, and a GPU where it asks for one and there is one), memory
 baselines (`mem_base_mb`) that include what earlier trials left (as with `--reuse-workers`;
@@ -16,19 +16,19 @@ from pathlib import Path
 
 import torch
 
-from genbench.harness.ledger import Work
-from genbench.harness.plan import Plan
+from genbench.harness.run.ledger import Work
+from genbench.harness.plan.plan import Plan
 from genbench.harness.errors import count
-from genbench.harness.progress import Progress, heartbeat_seconds
-from genbench.harness.rows import Env
-from genbench.harness.storage import Stage, progress_file
-from genbench.harness.trial import TrialOutcome, attempt_trial
+from genbench.harness.run.progress import Progress, heartbeat_seconds
+from genbench.harness.run.rows import Env
+from genbench.harness.store.storage import Stage, progress_file
+from genbench.harness.run.trial import TrialOutcome, attempt_trial
 
 
 def run_inprocess(plan: Plan, work: list[Work], out_dir: str, echo, max_failures: int,
                   env: Env, after=lambda trial_id: None) -> list[TrialOutcome]:
     """Do `work` here, trial after trial in the order given, calling `after(trial_id)` as each
-    ends; the console lines are a Tune run's (`genbench.harness.progress`)."""
+    ends; the console lines are a Tune run's (`genbench.harness.run.progress`)."""
     echo(f"{plan.study} [{plan.scale}]: {count(len(work), 'trial')} with work left, one at a time in "
          "this process (--in-process)")
     env = dataclasses.replace(env, run_id=uuid.uuid4().hex, heartbeat_s=heartbeat_seconds(),

@@ -14,7 +14,7 @@ benchmark names and lm-evaluation-harness's task versions):
 - `Plan.cell_key` is stable: study, scale, method and the grid values only. It joins seeds and
   runs of different commits, and never decides what runs.
 
-It also holds the rules of an output directory (whose layout is `genbench.harness.rundir`): one
+It also holds the rules of an output directory (whose layout is `genbench.harness.store.rundir`): one
 study per directory; results files are validated when read, and an unreadable one is moved to
 `quarantine/` and its work done again.
 """
@@ -28,11 +28,11 @@ from typing import Callable
 
 from genbench.harness.config import config_hash
 from genbench.harness.errors import GenbenchError
-from genbench.harness.results import (V1_COLUMNS, checkpoint_problem, is_part, read_plan,
+from genbench.harness.store.results import (V1_COLUMNS, checkpoint_problem, is_part, read_plan,
                                       results_files, sources_of)
-from genbench.harness.plan import Plan, Trial
-from genbench.harness.rundir import LOCK_NAME, RunDir
-from genbench.harness.storage import checkpoint_names, has_checkpoint, refuse_foreign
+from genbench.harness.plan.plan import Plan, Trial
+from genbench.harness.store.rundir import LOCK_NAME, RunDir
+from genbench.harness.store.storage import checkpoint_names, has_checkpoint, refuse_foreign
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
     files and work alone, as a trial does: it never touches another trial's files.
     `read_only` (`genbench status`, beside a running driver) moves nothing: an unreadable file
     counts as absent and a checkpoint that is there as whole."""
-    from genbench.harness.assets import INCEPTION_MISSING, inception_status
+    from genbench.harness.metrics.assets import INCEPTION_MISSING, inception_status
 
     out_dir = Path(out_dir)
     run = RunDir(out_dir)
@@ -272,7 +272,7 @@ def _read_file_metrics(path: Path, study: str, skipped_note: str | None) -> dict
 
 def record_plan(out_dir: Path, plan: Plan) -> None:
     """Keep every plan that writes rows (plans/<plan_id>.json) and the latest as study.json."""
-    from genbench.harness.results import atomic_write_bytes
+    from genbench.harness.store.results import atomic_write_bytes
 
     run = RunDir(out_dir)
     text = plan.to_json().encode()
@@ -285,7 +285,7 @@ def record_plan(out_dir: Path, plan: Plan) -> None:
 def heal_plan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> bool:
     """Rewrite study.json and this plan's plans/<plan_id>.json where they are missing or
     unreadable (a run with nothing to do leaves them alone otherwise); True if it did."""
-    from genbench.harness.results import read_plan
+    from genbench.harness.store.results import read_plan
 
     run = RunDir(out_dir)
     plan_file = run.plan_file(plan.plan_id)

@@ -37,7 +37,7 @@ import pandas as pd
 
 from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError, first_line, unknown
-from genbench.harness.rundir import RunDir, safe_name
+from genbench.harness.store.rundir import RunDir, safe_name
 
 EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}  # tracker -> its package
 
@@ -117,7 +117,7 @@ class Trackers:
         """The rows of one trial: its own small results files (as it ends, before the driver
         compacts them; the folder holds at most about a thousand), else the run's current
         rows, read once."""
-        from genbench.harness.results import read_current, read_file
+        from genbench.harness.store.results import read_current, read_file
 
         own = sorted(RunDir(self.out).results.glob(f"{glob.escape(trial_id)}.*.parquet"))
         if own:

@@ -10,9 +10,9 @@ comparison not yet decided tests at each look against the nominal level its own 
 gives it at alpha / (comparisons not yet decided); a comparison decided at a look frees its
 share, the others are tested again at the larger share, and so on until none is decided. With
 one look this is Holm's method (Holm 1979); with one comparison, the group-sequential test of
-`genbench.harness.stats.sequential_levels` (Lan & DeMets 1983).
+`genbench.harness.verdicts.stats.sequential_levels` (Lan & DeMets 1983).
 
-Pure Python over `genbench.harness.stats`: no torch, no pandas.
+Pure Python over `genbench.harness.verdicts.stats`: no torch, no pandas.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genbench.harness import stats
+from genbench.harness.verdicts import stats
 from genbench.harness.errors import GenbenchError
-from genbench.harness.rundir import RunDir
+from genbench.harness.store.rundir import RunDir
 
 SPENDING = "O'Brien-Fleming type (Lan & DeMets 1983)"
 
@@ -139,7 +139,7 @@ class Looks:
         return cls(design, looks)
 
     def write(self, out_dir: Path) -> None:
-        from genbench.harness.results import atomic_write_bytes
+        from genbench.harness.store.results import atomic_write_bytes
 
         d = {"design": self.design.to_dict(),
              "looks": [{"comparisons": look} for look in self.looks]}

@@ -8,7 +8,7 @@ process whose command line names the driver's Ray session directory and all thei
 descendants (the agents are renamed `ray::...` but are children of the raylet), then exits.
 It also exits when the session ends normally. Linux `/proc` only; elsewhere it does nothing.
 
-    python -m genbench.harness.reaper DRIVER_PID SESSION_DIR
+    python -m genbench.harness.run.reaper DRIVER_PID SESSION_DIR
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def watch(driver_pid: int, session_dir: str) -> subprocess.Popen | None:
     """Start the watchdog of `session_dir` for `driver_pid` (detached; Linux only)."""
     if not Path("/proc").is_dir():
         return None
-    return subprocess.Popen([sys.executable, "-m", "genbench.harness.reaper", str(driver_pid), session_dir],
+    return subprocess.Popen([sys.executable, "-m", "genbench.harness.run.reaper", str(driver_pid), session_dir],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbench.harness.errors import GenbenchError
-from genbench.harness.results import atomic_write_bytes
+from genbench.harness.store.results import atomic_write_bytes
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_URL = ("https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/"
@@ -94,7 +94,7 @@ def fetch_inception(timeout_s: float = 60.0) -> Path:
 
 
 # domain extractors that ship with genbench (genbench.harness.metrics.features: why)
-SHIPPED_FEATURES = Path(__file__).resolve().parent / "metrics" / "weights"
+SHIPPED_FEATURES = Path(__file__).resolve().parent / "weights"
 
 
 def list_assets() -> list[AssetStatus]:

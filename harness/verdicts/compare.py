@@ -4,10 +4,10 @@ ratios, not single numbers; refuse to compare runs of different environments.)
 
 Rows are joined on `cell_key` (stable across commits: study, scale, arm, method and grid
 values) and metric, after leaving out on each side the rows that later measurements of the same
-point replaced (`genbench.harness.results.current_rows`). Each pair is compared on its metric's
+point replaced (`genbench.harness.store.results.current_rows`). Each pair is compared on its metric's
 scale (`genbench.harness.metrics.scale`): FID, KID, times and memory as per-seed log ratios
 (shown as % change), the others by their difference; with the statistics claims use
-(`genbench.harness.stats`):
+(`genbench.harness.verdicts.stats`):
 
 - two or more seeds both runs share: the paired t-test on the per-seed differences and its
   interval: base and current of one seed share the data order, initial draws and sampling
@@ -57,13 +57,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genbench.harness import stats
+from genbench.harness.verdicts import stats
 from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
 from genbench.harness.metrics import (MEMORY_BASELINES, MEMORY_PEAKS, WALL_CLOCK_METRICS,
                                       higher_is_better, tolerance, tolerance_floor)
 from genbench.harness.metrics import scale as metric_scale
-from genbench.harness.results import REAL_ARM, STATUS_METRICS, read_current, read_plan
+from genbench.harness.store.results import REAL_ARM, STATUS_METRICS, read_current, read_plan
 
 # a point's grid values as text; the points of one cell share them: parsed once
 _axes = functools.lru_cache(maxsize=65536)(grid_text)
@@ -705,7 +705,7 @@ def _num(x: float) -> str:
 def render_json(result: Comparison) -> str:
     """The comparison as JSON: valid JSON, with null where a number is missing (never NaN);
     one verdict per line (a run of a million rows has a few hundred thousand points)."""
-    from genbench.harness.claims import json_safe
+    from genbench.harness.verdicts.claims import json_safe
 
     def line(v) -> str:
         return json.dumps({k: (None if isinstance(x, float) and not math.isfinite(x) else x)

@@ -6,7 +6,7 @@ sample settings (`SampleSetting`), the run-wide settings (data, resolution, metr
 and the claims it tests. Its keys: a trial's `trial_id` (the ledger's key of a fit), a setting's
 `sampling_key` (with the fit's, the key of a sample setting's rows) and `cell_key` (what joins the
 seeds of one cell, and runs at different commits). Resolving a study into a plan is
-`genbench.harness.resolve`; declaring one is `genbench.harness.study`.
+`genbench.harness.plan.resolve`; declaring one is `genbench.harness.plan.study`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genbench.harness.config import canonical_json, config_hash, grid_text
-from genbench.harness.tasks import get_task
+from genbench.harness.plan.tasks import get_task
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ class Plan:
 
     def sampling_key(self, trial: Trial, setting: SampleSetting) -> str:
         """Ledger key of drawing `setting`'s samples from `trial`'s fit: everything that changes
-        the samples or how they are measured, except the metric list (see `genbench.harness.ledger`):
+        the samples or how they are measured, except the metric list (see `genbench.harness.run.ledger`):
         `config_hash({"fit": trial_id, "knobs": ..., "n_samples": ..., "task": ..., "mask": ...,
         "obs_noise": ..., "ref_split": ...})`, whose canonical JSON is "fit" first (the keys
         sort so), then the setting's part, written once per setting."""

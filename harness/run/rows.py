@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from genbench.harness.config import canonical_json
-from genbench.harness.results import SCHEMA_VERSION, write_rows
+from genbench.harness.store.results import SCHEMA_VERSION, write_rows
 from genbench.harness.metrics import higher_is_better
-from genbench.harness.plan import Plan, Trial
+from genbench.harness.plan.plan import Plan, Trial
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Rows:
     """Result rows of one trial: every row carries the same provenance (schema v2)."""
 
     def __init__(self, plan: Plan, trial: Trial, env: Env, device: torch.device):
-        from genbench.harness.provenance import device_name
+        from genbench.harness.run.provenance import device_name
 
         self.plan, self.trial, self.env = plan, trial, env
         self.per_step: int | None = None  # training examples per step, once the method is built

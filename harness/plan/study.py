@@ -9,8 +9,8 @@ one method declares it directly (`method=`, `config=`, grids); a study that comp
 lists `arms=(Arm(...), ...)`, which share the data, seeds, metrics and budget (in optimiser
 steps, or in images seen with `budget_kimg` as StyleGAN and EDM count it).
 
-`Study.resolve(scale, sets)` returns the `Plan` (`genbench.harness.plan`) of what will run,
-through `genbench.harness.resolve`, which checks every key and value first. This module only
+`Study.resolve(scale, sets)` returns the `Plan` (`genbench.harness.plan.plan`) of what will run,
+through `genbench.harness.plan.resolve`, which checks every key and value first. This module only
 declares, and loads study files.
 """
 
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from genbench.harness.claims import Claim
+from genbench.harness.verdicts.claims import Claim
 from genbench.harness.config import check_fields, parse_value
 from genbench.harness.errors import GenbenchError, first_line, unknown
-from genbench.harness.plan import Plan, Resources
+from genbench.harness.plan.plan import Plan, Resources
 from genbench.harness.registry import exec_file, import_code
 
 Grid = dict[str, list[Any]] | list[dict[str, Any]]
@@ -73,7 +73,7 @@ class Scale:
     claims: tuple[Claim | str, ...] | None = None
     trial_timeout_s: float | None = None  # None = the study's
     # None = the study's and arms' own starting points; else a zoo name, path or URI for every
-    # arm ("" = train from scratch), or {ARM: REF} for some (`genbench.harness.zoo`)
+    # arm ("" = train from scratch), or {ARM: REF} for some (`genbench.harness.store.zoo`)
     pretrained: str | dict[str, str] | None = None
 
 
@@ -111,15 +111,15 @@ class Study:
     imports: tuple[str, ...] = ()  # modules to import in every worker (methods not installed)
     ref_split: str = "train"  # reference split of the data set for quality metrics
     missing_assets: Literal["error", "skip"] = "error"  # absent Inception weights: fail or skip
-    task: str = "generate"  # see genbench.harness.tasks: generate | inpaint (restore masked test images)
-    mask: str = "center"  # inpaint: see genbench.harness.tasks
+    task: str = "generate"  # see genbench.harness.plan.tasks: generate | inpaint (restore masked test images)
+    mask: str = "center"  # inpaint: see genbench.harness.plan.tasks
     obs_noise: float = 0.0  # inpaint: std of the measurement noise n in y = A(x) + n
     figures: bool = False  # save the method's figures (e.g. forward/backward process)
     trial_timeout_s: float = 0.0  # stop a trial that runs longer (a `timeout` failure); 0 = never
     resources: Resources = Resources()  # per trial, unless an arm or the scale says otherwise
     resolution: int | None = None  # None = the data set's native resolution
     description: str = ""  # one line for `genbench list`
-    # the results of its paper or problem set the study tests (genbench.harness.claims): Claim(...)s or
+    # the results of its paper or problem set the study tests (genbench.harness.verdicts.claims): Claim(...)s or
     # their one-line texts, "fid_domain: steps=50 better than steps=10"
     claims: tuple[Claim | str, ...] = ()
     source: str = ""  # how workers import this study: "genbench.studies.NAME" or "path:/abs/file.py"
@@ -134,7 +134,7 @@ class Study:
         for i, arm in enumerate(self.arms):
             check_fields(arm, f"Study.arms[{i}]")
             check_name(arm.name, "arm name", "it names rows, --set ARM.KEY and files")
-            if arm.name == "real":  # (genbench.harness.results.REAL_ARM)
+            if arm.name == "real":  # (genbench.harness.store.results.REAL_ARM)
                 raise GenbenchError(f"study {self.name!r}: the arm name 'real' is reserved for "
                                     "the real-data floor every study measures; rename the arm")
         for name, sc in self.scales.items():
@@ -165,7 +165,7 @@ class Study:
         """The trials and sample settings of this study at `scale`, with `--set` overrides, and
         its claims with `claims` (`--claim`) added, each checked against the plan; only the
         arms named in `arms` (`--arm`), when any."""
-        from genbench.harness.resolve import resolve_study
+        from genbench.harness.plan.resolve import resolve_study
 
         return resolve_study(self, scale, sets, claims, arms)
 

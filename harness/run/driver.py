@@ -1,11 +1,11 @@
-"""The driver: a run around the Tune adapter (`genbench.harness.tune`). It refuses what cannot
+"""The driver: a run around the Tune adapter (`genbench.harness.run.tune`). It refuses what cannot
 work before writing anything (an output directory of another study or in use, an unreachable
 cluster, a trial no node can hold), holds the directory's lock, reads the ledger, builds the
 metric assets, records the plan, has Tune run the trials with work left, then measures fits
 against each other (cross-seed evaluations) and says how the study stands; `calibrate` times
 each train cell for `genbench plan --calibrate`.
 
-Resuming uses genbench's own ledger (`genbench.harness.ledger`), not `Tuner.restore`: a rerun runs
+Resuming uses genbench's own ledger (`genbench.harness.run.ledger`), not `Tuner.restore`: a rerun runs
 exactly the fits and sample-setting measurements that are missing or stale.
 """
 
@@ -17,23 +17,24 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from genbench.harness.assets import assets_dir
+from genbench.harness.metrics.assets import assets_dir
 from genbench.harness.errors import GenbenchError, count, first_line
-from genbench.harness.cluster import check_shared, connect, requested_address
-from genbench.harness.compaction import compact, compact_at
-from genbench.harness.provenance import git_sha, versions_json
-from genbench.harness.results import current_umask
-from genbench.harness.ledger import check_study, heal_plan, record_plan, scan
-from genbench.harness.rundir import PROGRESS_NAME, OutputLock, RunDir
-from genbench.harness.packing import cluster_nodes, effective, refuse_unplaceable, this_machine
-from genbench.harness.storage import (Remote, clear_progress, has_checkpoint, is_uri, mirror,
+from genbench.harness.run.cluster import check_shared, connect, requested_address
+from genbench.harness.store.compaction import compact, compact_at
+from genbench.harness.run.provenance import git_sha, versions_json
+from genbench.harness.store.results import current_umask
+from genbench.harness.run.ledger import check_study, heal_plan, record_plan, scan
+from genbench.harness.store.rundir import PROGRESS_NAME, OutputLock, RunDir
+from genbench.harness.plan.packing import effective, refuse_unplaceable, this_machine
+from genbench.harness.run.cluster import cluster_nodes
+from genbench.harness.store.storage import (Remote, clear_progress, has_checkpoint, is_uri, mirror,
                                       mirror_dir, publishing, pull_checkpoints)
-from genbench.harness.plan import Plan, Trial
-from genbench.harness.rows import Env
-from genbench.harness.trackers import Trackers
-from genbench.harness.trial import TrialOutcome
-from genbench.harness.inprocess import run_inprocess
-from genbench.harness.tune import ray_device, run_tune
+from genbench.harness.plan.plan import Plan, Trial
+from genbench.harness.run.rows import Env
+from genbench.harness.run.trackers import Trackers
+from genbench.harness.run.trial import TrialOutcome
+from genbench.harness.run.inprocess import run_inprocess
+from genbench.harness.run.tune import ray_device, run_tune
 
 
 def prepare_metrics(plan: Plan, echo=print) -> None:
@@ -53,12 +54,12 @@ def prepare_metrics(plan: Plan, echo=print) -> None:
 
 def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
               echo=None) -> dict[str, dict[str, float]]:
-    """Time a short run of each train cell (`genbench.harness.calibrate.calibrate_trial`): on the cluster at
+    """Time a short run of each train cell (`genbench.harness.run.calibrate.calibrate_trial`): on the cluster at
     `address` as Ray tasks with the trial's resources, else here in this process. Returns the
     timings by config hash; a cell whose calibration fails stops it, in one line."""
     import torch
 
-    from genbench.harness.calibrate import calibrate_trial
+    from genbench.harness.run.calibrate import calibrate_trial
 
     firsts = plan.cells().values()
     if address:
@@ -129,10 +130,10 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
               reuse_workers: bool = False, in_process: bool = False,
               trackers: list[tuple[str, str]] = ()) -> list[TrialOutcome]:
     """Run what the ledger says is missing of `plan` on Ray Tune (or, `in_process`, here, one
-    trial after another: `genbench.harness.inprocess`); one outcome per trial run.
+    trial after another: `genbench.harness.run.inprocess`); one outcome per trial run.
     Refuses, before writing anything, a directory of another study or one in use, and an
     address where no cluster answers (`--address` or `RAY_ADDRESS`). For a URI, its local
-    mirror (`genbench.harness.storage.mirror_dir`) holds everything the run wrote when this returns."""
+    mirror (`genbench.harness.store.storage.mirror_dir`) holds everything the run wrote when this returns."""
     echo = echo or (lambda line: print(line, flush=True))
     uri = str(out_dir).rstrip("/") if is_uri(out_dir) else None
     address = requested_address(address)
@@ -237,7 +238,7 @@ def _real_grid(out: Path, plan: Plan, echo) -> None:
     if path.is_file() or datasets.info(plan.data).kind != "images":
         return
     try:
-        from genbench.harness.artefacts import save_grid
+        from genbench.harness.run.artefacts import save_grid
 
         save_grid(path, datasets.load(plan.data, plan.ref_split, plan.resolution).x)
     except (GenbenchError, OSError) as err:  # the page goes without it; the run does not
@@ -298,7 +299,7 @@ def trial_env(reuse_workers: bool = False) -> Env:
 
 def _compact(out_dir: Path, trial_ids: set[str] | None, echo) -> bool:
     """Compact the small results files of `trial_ids` (None: all) once there are enough
-    (`genbench.harness.compaction`); one line when it did. Never fatal: the small files are
+    (`genbench.harness.store.compaction`); one line when it did. Never fatal: the small files are
     the results as they stand."""
     try:
         done = compact(out_dir, trial_ids)
@@ -318,7 +319,7 @@ def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
         return
     import torch
 
-    from genbench.harness.trial import execute_cross
+    from genbench.harness.run.trial import execute_cross
 
     env, done, failed = trial_env(), 0, 0
     pull_checkpoints(out_dir, sorted({f"{t.trial_id}.pt" for pair in pairs for t in pair}))
@@ -344,7 +345,7 @@ def status_lines(out: str) -> tuple[list[str], bool]:
     never disturbing a running study. With whether the study is complete."""
     import tempfile
 
-    from genbench.harness.progress import duration_text
+    from genbench.harness.run.progress import duration_text
 
     with tempfile.TemporaryDirectory(prefix="genbench-status-") as tmp:
         local, holder, state = _status_files(out, Path(tmp))

@@ -4,7 +4,7 @@ scores at the same sample count against the same reference (FID of a few dozen s
 dominated by its estimator's bias: 64 real digits score about 41 on `fid_domain`).
 
 It is the reserved pseudo-arm `real` that every generation study measuring a quality metric gets
-(`genbench.harness.resolve`): a "method" whose fit loads the split the reference does not use
+(`genbench.harness.plan.resolve`): a "method" whose fit loads the split the reference does not use
 and whose `sample(n, seed=s)` returns n of those images, chosen by seed s, the same for every
 setting. Its rows (arm `real`) go through the same trials, ledger, rows and reports as any arm;
 claims and compare leave it out of their families unless a claim names `arm=real`.
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from genbench.harness.method import Budget, Method, TrainData, register
-from genbench.harness.results import REAL_ARM
+from genbench.harness.store.results import REAL_ARM
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from genbench.harness import data as datasets
 from genbench.harness.config import build_config
 from genbench.harness.errors import GenbenchError, first_line
 from genbench.harness.method import Method, get_method
-from genbench.harness.results import (atomic_write_bytes, checkpoint_problem,
+from genbench.harness.store.results import (atomic_write_bytes, checkpoint_problem,
                                       write_checkpoint)
-from genbench.harness.rundir import RunDir
-from genbench.harness.plan import Plan, Trial
+from genbench.harness.store.rundir import RunDir
+from genbench.harness.plan.plan import Plan, Trial
 
 
 GRID_IMAGES = 64  # samples shown in each PNG grid

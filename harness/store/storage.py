@@ -12,7 +12,7 @@ and moves files, one by one, between them and the URI:
   error file of its trial id), pulled when it starts, and pushes what it wrote or removed when
   it ends: a file at the URI is always a whole file some trial finished.
 
-The lock that keeps two drivers off one run directory (`genbench.harness.rundir.OutputLock`) lives in
+The lock that keeps two drivers off one run directory (`genbench.harness.store.rundir.OutputLock`) lives in
 the mirror, so it holds per machine only: start one driver per URI.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from genbench.harness.errors import GenbenchError, first_line
-from genbench.harness.rundir import LOCK_NAME, MIRROR_MARK, PROGRESS_NAME, TRIAL_FOLDERS, RunDir
+from genbench.harness.store.rundir import LOCK_NAME, MIRROR_MARK, PROGRESS_NAME, TRIAL_FOLDERS, RunDir
 
 NOT_MIRRORED = ("checkpoints/", "ray/")  # large, or Tune's own
 
@@ -85,7 +85,7 @@ class Remote:
              listing: dict[str, tuple[int, int]] | None = None) -> None:
         """Copy the files `where(relative path)` accepts into `local`, skipping those already
         there with the same size and a later modification time."""
-        from genbench.harness.results import atomic_write_bytes
+        from genbench.harness.store.results import atomic_write_bytes
 
         for rel, (size, mtime) in (self.listing() if listing is None else listing).items():
             if not where(rel):
@@ -134,7 +134,7 @@ PROGRESS_PUSH_S = 30.0  # a running study's progress.json reaches its URI at mos
 def progress_file(out: str) -> Callable[[dict], None]:
     """The writer of a running study's OUT/progress.json (`genbench status` reads it): in the
     directory, or in a URI's mirror and at the URI every PROGRESS_PUSH_S seconds."""
-    from genbench.harness.results import atomic_write_bytes
+    from genbench.harness.store.results import atomic_write_bytes
 
     remote = Remote(out) if is_uri(out) else None
     path = RunDir(mirror_dir(out) if remote else out).progress

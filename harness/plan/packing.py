@@ -22,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from genbench.harness.plan import Plan, Resources, Trial
+from genbench.harness.plan.plan import Plan, Resources, Trial
 
 EPS = 1e-9
 
@@ -41,16 +41,6 @@ def this_machine() -> list[Node]:
     import torch
 
     return [Node("this machine", float(os.cpu_count() or 1), float(torch.cuda.device_count()))]
-
-
-def cluster_nodes() -> list[Node]:
-    """The alive nodes of the Ray cluster this process joined, with their CPUs and GPUs."""
-    import ray
-
-    return [Node(f"{n.get('NodeManagerHostname', '?')}/{n['NodeID'][:12]}",
-                 float(n.get("Resources", {}).get("CPU", 0.0)),
-                 float(n.get("Resources", {}).get("GPU", 0.0)))
-            for n in ray.nodes() if n.get("Alive")]
 
 
 def effective(res: Resources, nodes: list[Node]) -> Resources:

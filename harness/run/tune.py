@@ -1,10 +1,10 @@
 """The Ray Tune adapter, the only module that imports Ray Tune (after Ray Tune's
 `tune_basic_example.py` and `mnist_pytorch.py`): one Tune trial per train-grid cell and seed with
 work left, `tune.with_resources` with fractional GPUs, `grid_search` over those trials, a
-progress callback that tells `genbench.harness.progress` of each event, and the function each
+progress callback that tells `genbench.harness.run.progress` of each event, and the function each
 Tune trial runs (`run_trial`): heartbeats to the driver and the hard stop of a trial stuck past
-its timeout, around `genbench.harness.trial.attempt_trial` (retries, the timeout, failures
-recorded), plain Python. `genbench.harness.inprocess` runs the same trials without Ray.
+its timeout, around `genbench.harness.run.trial.attempt_trial` (retries, the timeout, failures
+recorded), plain Python. `genbench.harness.run.inprocess` runs the same trials without Ray.
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ import os
 import uuid
 from pathlib import Path
 
-from genbench.harness.cluster import connect
-from genbench.harness.ledger import Work
-from genbench.harness.packing import cluster_nodes, effective, simulate
-from genbench.harness.plan import Plan, Trial
+from genbench.harness.run.cluster import connect
+from genbench.harness.run.ledger import Work
+from genbench.harness.plan.packing import effective, simulate
+from genbench.harness.run.cluster import cluster_nodes
+from genbench.harness.plan.plan import Plan, Trial
 from genbench.harness.errors import count
-from genbench.harness.progress import Progress, duration_text, heartbeat_seconds
-from genbench.harness.rows import Env
-from genbench.harness.rundir import RunDir
-from genbench.harness.storage import Stage, progress_file
-from genbench.harness.trial import TrialOutcome, attempt_trial, recorded
+from genbench.harness.run.progress import Progress, duration_text, heartbeat_seconds
+from genbench.harness.run.rows import Env
+from genbench.harness.store.rundir import RunDir
+from genbench.harness.store.storage import Stage, progress_file
+from genbench.harness.run.trial import TrialOutcome, attempt_trial, recorded
 
 
 def ray_device():
@@ -41,7 +42,7 @@ def run_trial(config: dict, *, plan_json: str, plan_id: str, out_dir: str, env: 
               max_failures: int = 1) -> None:
     """The Tune trainable: `config["cell"]` holds one trial's work (the plan's shared part is
     `plan_json`, `Plan.shared_json`), done by
-    `genbench.harness.trial.attempt_trial` (what is left of it, retried, recorded when it fails:
+    `genbench.harness.run.trial.attempt_trial` (what is left of it, retried, recorded when it fails:
     Tune prints nothing and the other trials go on), and reported. Along the way it reports
     where it is (a heartbeat, at most every `heartbeat_s / 2`); a trial still running past its
     timeout's grace (stuck in C) has its worker ended, after a marker tells the trial Tune starts
@@ -110,7 +111,7 @@ def _trial_id(trial) -> str:
 
 def _progress_callback(trials: list, echo, max_failures: int = 1, heartbeat_s: float = 60.0,
                        after=lambda trial_id: None, snapshot=None):
-    """A Tune callback that tells `genbench.harness.progress.Progress` of each trial's start,
+    """A Tune callback that tells `genbench.harness.run.progress.Progress` of each trial's start,
     heartbeat, end and restart (Tune itself is silenced, so logs stay readable with hundreds of
     trials), and `after(trial_id)` of each trial's end."""
     from ray import tune

@@ -24,7 +24,7 @@ from typing import Any
 
 from genbench.harness.errors import GenbenchError, unknown
 
-ZOO_DIR = Path(__file__).resolve().with_name("zoo")
+ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"  # harness/zoo/
 MANIFEST = "zoo.json"
 
 
@@ -88,7 +88,7 @@ class Pretrained:
 def _read(location: str) -> bytes:
     """The bytes of a checkpoint at a path or a URI (pyarrow's file systems); a missing one
     fails in one line naming it."""
-    from genbench.harness.storage import is_uri
+    from genbench.harness.store.storage import is_uri
 
     try:
         if is_uri(location):
@@ -195,7 +195,7 @@ def export(entries_: list[Entry], states: dict[str, dict[str, Any]], out_dir: Pa
 
     import torch
 
-    from genbench.harness.results import atomic_write_bytes
+    from genbench.harness.store.results import atomic_write_bytes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -211,35 +211,3 @@ def export(entries_: list[Entry], states: dict[str, dict[str, Any]], out_dir: Pa
     atomic_write_bytes(path, json.dumps({"models": written}, indent=1, sort_keys=True).encode())
     return path
 
-
-CHECK_METRICS = ("fid_domain", "kid_domain", "precision_domain", "recall_domain")
-
-
-def measure(names: list[str], folder: Path = ZOO_DIR, n: int = 64) -> dict[str, dict[str, Any]]:
-    """What each zoo model of `folder` measures at the setting studies/zoo.py checks it at
-    (`CHECK`): the domain metrics of `n` samples at seed 0, through a pretrained arm run in this
-    process, and the real-data floor at the same `n`. What the manifest records and a test
-    repeats."""
-    import tempfile
-
-    import genbench
-    from genbench.harness.results import REAL_ARM
-    from genbench.studies.zoo import CHECK, STUDY
-
-    models = entries_in(folder)
-    shipped = Path(folder).resolve() == ZOO_DIR  # (by name: the manifest's hash is checked)
-    arms = tuple(genbench.Arm(name, models[name].method, sample_grid=[CHECK[name]],
-                              pretrained=name if shipped else str(models[name].path))
-                 for name in names)
-    check = genbench.Study(name="zoo_check", data=STUDY.data, arms=arms, seeds=(0,),
-                           metrics=CHECK_METRICS, scales={"smoke": genbench.Scale(n_samples=n)})
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = genbench.run(check, out=Path(tmp) / "check", in_process=True, echo=lambda _: None)
-    out = {}
-    real = rows[(rows.arm == REAL_ARM) & rows.metric.isin(CHECK_METRICS)]
-    for name in names:
-        mine = rows[(rows.arm == name) & rows.metric.isin(CHECK_METRICS)]
-        out[name] = {"setting": CHECK[name], "n_samples": n, "seed": 0,
-                     "values": dict(zip(mine.metric, mine.value.astype(float))),
-                     "real": dict(zip(real.metric, real.value.astype(float)))}
-    return out

@@ -1,6 +1,6 @@
 """The error rates of genbench's verdicts, measured by running the procedures themselves on
-data drawn with a known truth: `--until-decided` (`genbench.harness.claims.decide` at each
-look, `more_seeds` between looks) and the regression gate (`genbench.harness.compare`'s
+data drawn with a known truth: `--until-decided` (`genbench.harness.verdicts.claims.decide` at each
+look, `more_seeds` between looks) and the regression gate (`genbench.harness.verdicts.compare`'s
 column-wise judgement). An error rate is a property of the whole procedure, not of one test
 (the optional-stopping error only shows when the stopping is simulated too), so these drive
 the same code a run does, on values drawn instead of measured.
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from genbench.harness.claims import Catalog, Claim, Point, decide, more_seeds, resolve
-from genbench.harness.sequential import Design, Looks
+from genbench.harness.verdicts.claims import Catalog, Claim, Point, decide, more_seeds, resolve
+from genbench.harness.verdicts.sequential import Design, Looks
 
 METRIC = "score"  # what the simulated claims compare: linear, lower is better
 
@@ -140,7 +140,7 @@ def gate_rates(*, points: int, seeds: int, sd: float, regressed: tuple[int, ...]
     """The regression gate over `runs` simulated comparisons (`gate_runs`): `decided` is the
     rate of comparisons that flag any point not regressed (a false alarm); `reproduced`, of
     those that flag a regression at one of the `regressed` points (the power)."""
-    from genbench.harness.compare import Comparison, _judge
+    from genbench.harness.verdicts.compare import Comparison, _judge
 
     rng = np.random.default_rng(seed)
     alarms = caught = 0
