@@ -63,8 +63,8 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
     from genbench.harness.config import canonical_json
     from genbench.harness.run.ledger import Unit, record_plan
     from genbench.harness.metrics import higher_is_better
-    from genbench.harness.store.results import (PART_PREFIX, SOURCES_KEY, atomic_write_bytes,
-                                          rows_to_table)
+    from genbench.harness.store.files import atomic_write_bytes
+    from genbench.harness.store.results import PART_PREFIX, SOURCES_KEY, rows_to_table
     from genbench.harness.run.rows import Env, Rows
     from genbench.harness.store.rundir import RunDir
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genbench.harness.verdicts.claims import judge_run
+from genbench.harness.verdicts.judge import judge_run
 from genbench.harness.store.results import read_plan, read_results
 
 

@@ -22,7 +22,7 @@ FIGURE = "quickstart_fid_domain_vs_nfe.png"
 
 
 def claim_lines(run: Path) -> list[str]:
-    from genbench.harness.verdicts.claims import judge_run
+    from genbench.harness.verdicts.judge import judge_run
 
     return [f"claim {r.line()}" for r in judge_run(run)]
 

@@ -99,7 +99,8 @@ def execute(p: Plan, out: str, *, address: str | None = None, storage: str | Non
     `max_seeds`. Each look is recorded in the run (OUT/looks.json), so rerunning resumes the
     same design and `genbench claims OUT` replays its verdicts. `echo` gets each line the
     command line prints; errors are GenbenchError before any work where they can be known."""
-    from genbench.harness.verdicts.claims import ALPHA, look, more_seeds
+    from genbench.harness.verdicts.claims import ALPHA
+    from genbench.harness.verdicts.judge import look, more_seeds
     from genbench.harness.run.driver import run_study, study_status
     from genbench.harness.verdicts.sequential import Design, Looks, check_same_design
     from genbench.harness.store.storage import is_uri, mirror_dir, publishing
@@ -137,7 +138,7 @@ def execute(p: Plan, out: str, *, address: str | None = None, storage: str | Non
             with publishing(local):  # (the record of looks reaches a URI too)
                 verdicts = look(local, p.as_dict(), design)
         else:
-            from genbench.harness.verdicts.claims import judge_run
+            from genbench.harness.verdicts.judge import judge_run
 
             verdicts = judge_run(local, plan=p.as_dict())
         for r in verdicts:
@@ -170,7 +171,7 @@ def load(out: str | Path, *, all_rows: bool = False):
 
 
 class Verdicts(list):
-    """The verdicts of a run's claims (`genbench.harness.verdicts.claims.Result`), in the study's order,
+    """The verdicts of a run's claims (`genbench.harness.verdicts.judge.Result`), in the study's order,
     with the design that decided them (`genbench.harness.verdicts.sequential.Design`) and how many looks
     it took."""
 
@@ -180,7 +181,7 @@ class Verdicts(list):
     @property
     def exit_status(self) -> int:
         """`genbench claims`: 0 every claim reproduced, 1 any contradicted, 3 otherwise."""
-        from genbench.harness.verdicts.claims import exit_status
+        from genbench.harness.verdicts.judge import exit_status
 
         return exit_status(self)
 
@@ -201,7 +202,8 @@ def claims(run: str | Path, *, claims: tuple[str, ...] | list[str] | None = None
     """The verdicts of the claims of the run in `run` (a directory or URI): the study's own,
     replayed over the looks `--until-decided` recorded, or `claims` (one-line texts) as one
     fixed-sample look at the current rows; at `alpha` (default: the run's own, else 0.05)."""
-    from genbench.harness.verdicts.claims import ALPHA, judge_run
+    from genbench.harness.verdicts.claims import ALPHA
+    from genbench.harness.verdicts.judge import judge_run
     from genbench.harness.verdicts.sequential import Design, Looks
 
     _checked_alpha(alpha)

@@ -391,7 +391,7 @@ def cmd_claims(args) -> int:
     for w in warnings:
         print(f"genbench: warning: {w}", file=sys.stderr)
     if args.json:
-        from genbench.harness.verdicts.claims import render_json
+        from genbench.harness.verdicts.judge import render_json
 
         print(render_json(results))
     else:
@@ -493,7 +493,7 @@ def cmd_plan(args) -> int:
         print(f"merged: {line}")
     if _no_quality_warning(plan):
         print(_no_quality_warning(plan))
-    from genbench.harness.verdicts.claims import stored_claims
+    from genbench.harness.verdicts.judge import stored_claims
 
     for c in stored_claims(plan.as_dict()):
         print(f"claim: {c.text}" + (f"  [{c.source}]" if c.source else ""))

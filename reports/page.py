@@ -22,7 +22,8 @@ import pandas as pd
 
 from genbench.harness.config import grid_text
 from genbench.harness.errors import GenbenchError
-from genbench.harness.store.results import REAL_ARM, atomic_write_bytes
+from genbench.harness.store.results import REAL_ARM
+from genbench.harness.store.files import atomic_write_bytes
 from genbench.harness.store.rundir import RunDir, within
 from genbench.reports import figures
 from genbench.reports.tables import (Run, axes_of, load_runs, main_metrics, moves, quality_metrics,
@@ -131,7 +132,7 @@ def _claims(runs: list[Run]) -> str:
     """The claims each run's study tests, with their verdicts: first on the page, since they are
     the question the study asks. A run that `--until-decided` decided shows the verdicts of
     its recorded looks, as `genbench claims` does."""
-    from genbench.harness.verdicts.claims import judge, stored_claims
+    from genbench.harness.verdicts.judge import judge, stored_claims
     from genbench.harness.verdicts.sequential import Design, Looks
 
     out = ["<h2>Claims</h2>"]

@@ -15,8 +15,9 @@ import pytest
 from scipy import stats as sps
 
 from genbench.harness.verdicts import stats
-from genbench.harness.verdicts.claims import (Catalog, Claim, Point, evaluate, exit_status, more_seeds, render_json,
-                                     resolve)
+from genbench.harness.verdicts.claims import Claim
+from genbench.harness.verdicts.judge import evaluate, exit_status, more_seeds, render_json
+from genbench.harness.verdicts.points import Catalog, Point, resolve
 from genbench.harness.errors import GenbenchError
 
 A = Point("m", '{"k":1}', "{}")
@@ -339,7 +340,7 @@ def test_a_set_that_removes_what_a_study_claim_names_leaves_the_claim_out(capsys
 
 
 def test_a_tiny_relative_effect_reads_below_one_percent_never_minus_zero():
-    from genbench.harness.verdicts.claims import Result
+    from genbench.harness.verdicts.judge import Result
 
     def line(rel, scale="linear"):
         if scale == "log":  # (the effect and interval of a ratio are log ratios)

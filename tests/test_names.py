@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 
 from genbench.harness.cli import main
-from genbench.harness.store.results import SCHEMA, atomic_write_table, read_file, results_files
+from genbench.harness.store.results import SCHEMA, read_file, results_files
+from genbench.harness.store.files import atomic_write_table
 from genbench.harness.store.rundir import safe_name, within
 
 BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines" / "regression"

@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from genbench.harness.cli import main
-from genbench.harness.store.results import atomic_write_table, read_results, results_files
+from genbench.harness.store.results import read_results, results_files
+from genbench.harness.store.files import atomic_write_table
 
 XDIST_GROUP = "reports"  # one worker runs this module: its study runs once (tests/conftest.py)
 

@@ -44,7 +44,9 @@ def test_crash_during_write_leaves_old_file_intact(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", boom)
+    from genbench.harness.store import files
+
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
         results.write_rows(path, [row(), row()])
     assert path.read_bytes() == before

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbench.harness.errors import GenbenchError
-from genbench.harness.store.results import atomic_write_bytes
+from genbench.harness.store.files import atomic_write_bytes
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_URL = ("https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/"

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from genbench.harness.metrics.assets import SHIPPED_FEATURES, assets_dir, require_inception, sha256_file
 from genbench.harness.errors import GenbenchError
-from genbench.harness.store.results import atomic_write_bytes
+from genbench.harness.store.files import atomic_write_bytes
 
 FEAT_DIM = 128
 DOMAIN_ACCURACY_BOUND = {"mnist5k": 0.97, "mnist": 0.99}  # held-out accuracy a build must reach

@@ -33,7 +33,7 @@ import numpy as np
 from genbench.harness.metrics.assets import assets_dir
 from genbench.harness.errors import GenbenchError
 from genbench.harness.metrics import QUALITY_METRICS, register_metric
-from genbench.harness.store.results import atomic_write_bytes
+from genbench.harness.store.files import atomic_write_bytes
 
 if TYPE_CHECKING:  # torch loads when a metric is measured: naming the metrics needs none
     import torch

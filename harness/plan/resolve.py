@@ -16,7 +16,8 @@ import math
 from typing import Any
 
 from genbench.harness import data as datasets
-from genbench.harness.verdicts.claims import Catalog, Claim, as_claim, plan_points, resolve
+from genbench.harness.verdicts.claims import Claim, as_claim
+from genbench.harness.verdicts.points import Catalog, plan_points, resolve
 from genbench.harness.config import (build_config, canonical_json, coerce, config_hash,
                                      to_dict)
 from genbench.harness.errors import GenbenchError, count, unknown

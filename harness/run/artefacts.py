@@ -15,8 +15,7 @@ from genbench.harness import data as datasets
 from genbench.harness.config import build_config
 from genbench.harness.errors import GenbenchError, first_line
 from genbench.harness.method import Method, get_method
-from genbench.harness.store.results import (atomic_write_bytes, checkpoint_problem,
-                                      write_checkpoint)
+from genbench.harness.store.files import atomic_write_bytes, checkpoint_problem, write_checkpoint
 from genbench.harness.store.rundir import RunDir
 from genbench.harness.plan.plan import Plan, Trial
 

@@ -22,7 +22,7 @@ from genbench.harness.errors import GenbenchError, count, first_line
 from genbench.harness.run.cluster import check_shared, connect, requested_address
 from genbench.harness.store.compaction import compact, compact_at
 from genbench.harness.run.provenance import git_sha, versions_json
-from genbench.harness.store.results import current_umask
+from genbench.harness.store.files import current_umask
 from genbench.harness.run.ledger import check_study, heal_plan, record_plan, scan
 from genbench.harness.store.rundir import PROGRESS_NAME, OutputLock, RunDir
 from genbench.harness.plan.packing import effective, refuse_unplaceable, this_machine

@@ -28,8 +28,9 @@ from typing import Callable
 
 from genbench.harness.config import config_hash
 from genbench.harness.errors import GenbenchError
-from genbench.harness.store.results import (V1_COLUMNS, checkpoint_problem, is_part, read_plan,
-                                      results_files, sources_of)
+from genbench.harness.store.files import checkpoint_problem
+from genbench.harness.store.results import (V1_COLUMNS, is_part, read_plan, results_files,
+                                            sources_of)
 from genbench.harness.plan.plan import Plan, Trial
 from genbench.harness.store.rundir import LOCK_NAME, RunDir
 from genbench.harness.store.storage import checkpoint_names, has_checkpoint, refuse_foreign
@@ -272,7 +273,7 @@ def _read_file_metrics(path: Path, study: str, skipped_note: str | None) -> dict
 
 def record_plan(out_dir: Path, plan: Plan) -> None:
     """Keep every plan that writes rows (plans/<plan_id>.json) and the latest as study.json."""
-    from genbench.harness.store.results import atomic_write_bytes
+    from genbench.harness.store.files import atomic_write_bytes
 
     run = RunDir(out_dir)
     text = plan.to_json().encode()

@@ -25,7 +25,8 @@ from genbench.harness.config import build_config, canonical_json
 from genbench.harness.errors import DivergedError, GenbenchError, count, first_line
 from genbench.harness.method import Budget, Method, Observation, get_method
 from genbench.harness.run.ledger import Unit, Work, scan
-from genbench.harness.store.results import atomic_write_bytes, write_curve
+from genbench.harness.store.results import write_curve
+from genbench.harness.store.files import atomic_write_bytes
 from genbench.harness.run.progress import duration_text
 from genbench.harness.store.rundir import RunDir
 from genbench.harness.seeding import seed_everything

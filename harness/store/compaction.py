@@ -29,8 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genbench.harness.config import config_hash
-from genbench.harness.store.results import (PART_PREFIX, SCHEMA, SOURCES_KEY, atomic_write_bytes,
-                                      covered, identity, is_part, read_file)
+from genbench.harness.store.files import atomic_write_bytes
+from genbench.harness.store.results import (PART_PREFIX, SCHEMA, SOURCES_KEY, covered, identity,
+                                            is_part, read_file)
 from genbench.harness.store.rundir import RunDir
 
 COMPACT_AT = 1000

@@ -1,34 +1,16 @@
 """The results store: append-only Parquet in long format with a versioned schema (after
 lm-evaluation-harness's results with `git_hash` and stylegan2-ada's metric jsonl).
 
-Layout of a run's output directory (one study per directory; `genbench.harness.run.ledger` enforces it):
-  results/<trial_id>.fit.parquet          the fit's rows (training cost, model facts)
-  results/<trial_id>.<unit>.parquet       one sampling unit's rows: a sample setting measured
-                                          with a set of metrics (`unit_file` names it)
-  results/<trial_id>.x<partner>.parquet   a fit measured against another seed's fit
-  results/<trial_id>.failed.parquet       the status row of a trial that failed (class, message)
-  results/part-<hash>.parquet             small files compacted (`genbench.harness.store.compaction`);
-                                          its footer lists them, and readers skip a listed one
-  errors/<trial_id>.txt                   the full traceback of that failure
-  curves/<trial_id>.parquet               training curves: trial_id, step, metric, value, wall_s
-  samples/<trial_id>/<setting>.png        a grid of the first samples of each setting
-  checkpoints/<trial_id>.pt               the fitted model's state_dict
-  plans/<plan_id>.json                    every plan that wrote rows (rows carry `plan_id`)
-  study.json                              the latest plan
-  quarantine/                             unreadable results files moved aside by the ledger
+The layout of a run's output directory is `genbench.harness.store.rundir`'s; how files are
+written whole, `genbench.harness.store.files`.
 
-Every file is written to a temporary name, given the permissions the umask gives any new file,
-and renamed, so a crash never leaves a half file and colleagues can read the results. Files
-starting with "." (temporary) are ignored by pyarrow and pandas readers.
+Files starting with "." (a write under way) are ignored by pyarrow and pandas readers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genbench.harness.config import canonical_json
+from genbench.harness.store.files import atomic_write_table
 from genbench.harness.store.rundir import RunDir
 
 if TYPE_CHECKING:  # pandas loads with the first table read: writers and `genbench list` need none
@@ -93,36 +76,6 @@ V1_COLUMNS = ("schema_version", "study", "scale", "trial_id", "method", "dataset
               "versions_json", "created_at")
 
 
-def current_umask() -> int:
-    """This process's umask (reading it means setting it, so it is set straight back)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write `payload` to `path` through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's own mode is 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_table(table: pa.Table, path: Path) -> None:
-    """Write a Parquet table to `path` atomically."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
-
-
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (dicts with the schema's columns; missing ones are null) -> a table of SCHEMA."""
     unknown = {k for r in rows for k in r} - set(COLUMNS)
@@ -130,34 +83,6 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
         raise ValueError(f"columns not in the results schema: {sorted(unknown)}")
     columns = {name: [r.get(name) for r in rows] for name in COLUMNS}
     return pa.Table.from_pydict(columns, schema=SCHEMA)
-
-
-def write_checkpoint(out_dir: Path, trial_id: str, payload: bytes) -> Path:
-    """checkpoints/<trial_id>.pt, atomically, and beside it <trial_id>.pt.sha256: its size and
-    content hash, so that a truncated or damaged checkpoint is told from a good one
-    (`checkpoint_problem`) instead of failing every later run with torch's message."""
-    run = RunDir(out_dir)
-    path = run.checkpoint(trial_id)
-    atomic_write_bytes(path, payload)
-    digest = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
-    atomic_write_bytes(run.checksum(trial_id), json.dumps(digest).encode())
-    return path
-
-
-def checkpoint_problem(path: Path, *, full: bool) -> str | None:
-    """What is wrong with the checkpoint at `path` against its recorded size (and, with `full`,
-    content hash), or None: fine, or written before checkpoints were recorded."""
-    side = path.with_name(path.name + ".sha256")
-    try:
-        digest = json.loads(side.read_text())
-        size = path.stat().st_size
-    except (OSError, ValueError):
-        return None
-    if size != digest.get("bytes"):
-        return f"checkpoint {path} has {size} bytes, {digest.get('bytes')} were written (truncated?)"
-    if full and hashlib.sha256(path.read_bytes()).hexdigest() != digest.get("sha256"):
-        return f"checkpoint {path} does not match the content hash recorded when it was written"
-    return None
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -85,7 +85,7 @@ class Remote:
              listing: dict[str, tuple[int, int]] | None = None) -> None:
         """Copy the files `where(relative path)` accepts into `local`, skipping those already
         there with the same size and a later modification time."""
-        from genbench.harness.store.results import atomic_write_bytes
+        from genbench.harness.store.files import atomic_write_bytes
 
         for rel, (size, mtime) in (self.listing() if listing is None else listing).items():
             if not where(rel):
@@ -134,7 +134,7 @@ PROGRESS_PUSH_S = 30.0  # a running study's progress.json reaches its URI at mos
 def progress_file(out: str) -> Callable[[dict], None]:
     """The writer of a running study's OUT/progress.json (`genbench status` reads it): in the
     directory, or in a URI's mirror and at the URI every PROGRESS_PUSH_S seconds."""
-    from genbench.harness.store.results import atomic_write_bytes
+    from genbench.harness.store.files import atomic_write_bytes
 
     remote = Remote(out) if is_uri(out) else None
     path = RunDir(mirror_dir(out) if remote else out).progress

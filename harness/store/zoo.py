@@ -195,7 +195,7 @@ def export(entries_: list[Entry], states: dict[str, dict[str, Any]], out_dir: Pa
 
     import torch
 
-    from genbench.harness.store.results import atomic_write_bytes
+    from genbench.harness.store.files import atomic_write_bytes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """The error rates of genbench's verdicts, measured by running the procedures themselves on
-data drawn with a known truth: `--until-decided` (`genbench.harness.verdicts.claims.decide` at each
+data drawn with a known truth: `--until-decided` (`genbench.harness.verdicts.judge.decide` at each
 look, `more_seeds` between looks) and the regression gate (`genbench.harness.verdicts.compare`'s
 column-wise judgement). An error rate is a property of the whole procedure, not of one test
 (the optional-stopping error only shows when the stopping is simulated too), so these drive
@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from genbench.harness.verdicts.claims import Catalog, Claim, Point, decide, more_seeds, resolve
+from genbench.harness.verdicts.claims import Claim
+from genbench.harness.verdicts.points import Catalog, Point, resolve
+from genbench.harness.verdicts.judge import decide, more_seeds
 from genbench.harness.verdicts.sequential import Design, Looks
 
 METRIC = "score"  # what the simulated claims compare: linear, lower is better

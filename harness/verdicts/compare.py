@@ -705,7 +705,7 @@ def _num(x: float) -> str:
 def render_json(result: Comparison) -> str:
     """The comparison as JSON: valid JSON, with null where a number is missing (never NaN);
     one verdict per line (a run of a million rows has a few hundred thousand points)."""
-    from genbench.harness.verdicts.claims import json_safe
+    from genbench.harness.store.files import json_safe
 
     def line(v) -> str:
         return json.dumps({k: (None if isinstance(x, float) and not math.isfinite(x) else x)

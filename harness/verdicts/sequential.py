@@ -139,7 +139,7 @@ class Looks:
         return cls(design, looks)
 
     def write(self, out_dir: Path) -> None:
-        from genbench.harness.store.results import atomic_write_bytes
+        from genbench.harness.store.files import atomic_write_bytes
 
         d = {"design": self.design.to_dict(),
              "looks": [{"comparisons": look} for look in self.looks]}
