@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from genbench.harness.verdicts.judge import judge_run
-from genbench.harness.store.results import read_plan, read_results
+from genbench.harness.plan.plan import read_plan
+from genbench.harness.store.results import read_results
 
 
 def wall_from_rows(out: Path) -> float:
@@ -42,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     for out in args.runs:
         plan = read_plan(out)
         wall = walls.get(out.name, wall_from_rows(out))
-        for r in judge_run(out):
+        for r in judge_run(out, plan):
             verdict = f"**{r.verdict}**"
             if r.ci[0] == r.ci[0]:  # an interval: the numbers `genbench claims` prints
                 verdict += " " + r.numbers().removeprefix("effect ")
             if r.verdict == "inconclusive":
                 verdict += f"; {r.why.split('; ')[-1]}"
-            print(f"| {plan.get('study')} | `{r.claim}` | {r.source} | {r.seeds} | "
+            print(f"| {plan.study if plan else out.name} | `{r.claim}` | {r.source} | {r.seeds} | "
                   f"{wall / 60:.1f} min | {verdict} |")
     return 0
 

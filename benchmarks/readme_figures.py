@@ -22,9 +22,10 @@ FIGURE = "quickstart_fid_domain_vs_nfe.png"
 
 
 def claim_lines(run: Path) -> list[str]:
+    from genbench.harness.plan.plan import read_plan
     from genbench.harness.verdicts.judge import judge_run
 
-    return [f"claim {r.line()}" for r in judge_run(run)]
+    return [f"claim {r.line()}" for r in judge_run(run, read_plan(run))]
 
 
 def write_figure(run: Path, img: Path) -> Path | None:

@@ -21,7 +21,8 @@ import torch
 
 import genbench
 from genbench.harness.store import zoo
-from genbench.harness.store.results import REAL_ARM, read_plan
+from genbench.harness.plan.plan import read_plan
+from genbench.harness.store.results import REAL_ARM
 from genbench.harness.store.rundir import RunDir
 
 N_CHECK = 64  # samples of the measurement a test repeats (a few seconds a model on a CPU)
@@ -66,29 +67,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--into", type=Path, default=zoo.ZOO_DIR, help="where to write (default: the zoo)")
     args = p.parse_args(argv)
     plan = read_plan(args.run)
-    if plan.get("study") != "zoo":
+    if plan is None or plan.study != "zoo":
         print(f"zoo_export: {args.run} is not a run of the zoo study", file=sys.stderr)
         return 2
     rows = genbench.load(args.run)
     entries, states = [], {}
-    for t in plan["trials"]:
-        if t["arm"] == REAL_ARM or t["seed"] != 0:
+    for t in plan.trials:
+        if t.arm == REAL_ARM or t.seed != 0:
             continue
-        ckpt = RunDir(args.run).checkpoint(t["trial_id"])
+        ckpt = RunDir(args.run).checkpoint(t.trial_id)
         if not ckpt.is_file():
-            print(f"zoo_export: {t['arm']} has no checkpoint at {ckpt}: finish the run first",
+            print(f"zoo_export: {t.arm} has no checkpoint at {ckpt}: finish the run first",
                   file=sys.stderr)
             return 2
-        states[t["arm"]] = torch.load(ckpt, map_location="cpu", weights_only=True)
-        fit = rows[(rows.trial_id == t["trial_id"]) & rows.setting_json.isna()]
+        states[t.arm] = torch.load(ckpt, map_location="cpu", weights_only=True)
+        fit = rows[(rows.trial_id == t.trial_id) & rows.setting_json.isna()]
         value = dict(zip(fit.metric, fit.value.astype(float)))
         entries.append(zoo.Entry(
-            name=t["arm"], method=t["method"], file="", sha256="", config=t["config"],
-            data=plan["data"], resolution=plan["resolution"],
+            name=t.arm, method=t.method, file="", sha256="", config=t.config,
+            data=plan.data, resolution=plan.resolution,
             made_by={"commit": sorted(fit.git_sha.dropna().unique().tolist()),
-                     "command": f"genbench run zoo --scale {plan['scale']}",
-                     "study": "zoo", "scale": plan["scale"], "arm": t["arm"], "seed": 0,
-                     "budget_steps": t["budget_steps"],
+                     "command": f"genbench run zoo --scale {plan.scale}",
+                     "study": "zoo", "scale": plan.scale, "arm": t.arm, "seed": 0,
+                     "budget_steps": t.budget_steps,
                      "images_seen": float(fit.images_seen.dropna().max()) if fit.images_seen.notna().any() else None,
                      "train_s": value.get("train_s"), "final_loss": value.get("final_loss"),
                      "device": sorted(fit.device.dropna().unique().tolist())}))

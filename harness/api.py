@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from genbench.harness.errors import GenbenchError, count
-from genbench.harness.plan.plan import Plan
+from genbench.harness.plan.plan import Plan, read_plan
 from genbench.harness.plan.study import Study, load_study, parse_sets
 
 MAX_SEEDS = 10  # --until-decided's default --max-seeds
@@ -136,16 +136,16 @@ def execute(p: Plan, out: str, *, address: str | None = None, storage: str | Non
             break
         if design:
             with publishing(local):  # (the record of looks reaches a URI too)
-                verdicts = look(local, p.as_dict(), design)
+                verdicts = look(local, p, design)
         else:
             from genbench.harness.verdicts.judge import judge_run
 
-            verdicts = judge_run(local, plan=p.as_dict())
+            verdicts = judge_run(local, p)
         for r in verdicts:
             echo(f"claim {r.line()}")
         if not until_decided:
             break
-        cells, seeds, line = more_seeds(p.as_dict(), verdicts, max_seeds)
+        cells, seeds, line = more_seeds(p.cell_seeds(), verdicts, max_seeds)
         grown = p.with_seeds(cells, seeds) if cells else p
         if len(grown.trials) == len(p.trials):
             echo(f"until decided: {line if not cells else 'no seed left to add; ' + line}")
@@ -159,7 +159,7 @@ def load(out: str | Path, *, all_rows: bool = False):
     """The rows of a run's output directory that count (no later measurement of the same point
     replaced them: `genbench.harness.store.results.current_rows`), as a pandas DataFrame; every row
     ever written with `all_rows=True`. A directory without results fails in one line."""
-    from genbench.harness.store.results import read_current, read_plan, read_results
+    from genbench.harness.store.results import read_current, read_results
 
     path = Path(out)
     if not path.is_dir():
@@ -208,7 +208,8 @@ def claims(run: str | Path, *, claims: tuple[str, ...] | list[str] | None = None
 
     _checked_alpha(alpha)
     (local,) = run_dirs([str(run)])
-    results = judge_run(local, list(claims) if claims else None, alpha=alpha, warn=warn)
+    results = judge_run(local, read_plan(local), list(claims) if claims else None, alpha=alpha,
+                        warn=warn)
     if not results:
         raise GenbenchError(f"{run}: its study declares no claims; give --claim TEXT, e.g. "
                             "--claim 'fid_domain: steps=50 better than steps=10'")
@@ -229,7 +230,8 @@ def compare(base: str | Path, cur: str | Path, *, alpha: float = 0.05, force: bo
 
     _checked_alpha(alpha)
     b, c = run_dirs([str(base), str(cur)])
-    return compare_runs(b, c, alpha=alpha, force=force, timings=timings,
+    return compare_runs(b, c, plans=(read_plan(b), read_plan(c)), alpha=alpha, force=force,
+                        timings=timings,
                         allow_missing=allow_missing, allow_inconclusive=allow_inconclusive)
 
 

@@ -493,9 +493,7 @@ def cmd_plan(args) -> int:
         print(f"merged: {line}")
     if _no_quality_warning(plan):
         print(_no_quality_warning(plan))
-    from genbench.harness.verdicts.judge import stored_claims
-
-    for c in stored_claims(plan.as_dict()):
+    for c in plan.stored_claims():
         print(f"claim: {c.text}" + (f"  [{c.source}]" if c.source else ""))
     for line in plan.claims_left_out:
         print(f"claim left out by --set or --arm: {line}")

@@ -132,13 +132,13 @@ def _claims(runs: list[Run]) -> str:
     """The claims each run's study tests, with their verdicts: first on the page, since they are
     the question the study asks. A run that `--until-decided` decided shows the verdicts of
     its recorded looks, as `genbench claims` does."""
-    from genbench.harness.verdicts.judge import judge, stored_claims
+    from genbench.harness.verdicts.judge import judge
     from genbench.harness.verdicts.sequential import Design, Looks
 
     out = ["<h2>Claims</h2>"]
     for r in runs:
         try:
-            claims = stored_claims(r.plan)
+            claims = r.plan.stored_claims() if r.plan else []
             looks = Looks.read(r.path) if claims else None
             results = judge(claims, r.plan, r.rows, looks=looks) if claims else []
         except GenbenchError as err:
@@ -188,7 +188,7 @@ def _runs_table(runs: list[Run]) -> str:
            "</th><th>rows</th><th class='l'>device</th><th class='l'>data</th></tr>"]
     for r in runs:
         devices = ", ".join(sorted(r.rows.device.dropna().unique())) or "-"
-        data = ", ".join(sorted(r.rows.dataset.dropna().unique())) or r.plan.get("data", "-")
+        data = ", ".join(sorted(r.rows.dataset.dropna().unique())) or r.planned("data", "-")
         out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(r.label)}</td>"
                    f"<td class='l'><code>{html.escape(r.location)}</code></td><td>{len(r.rows)}</td>"
                    f"<td class='l'>{html.escape(devices)}</td><td class='l'>{html.escape(data)}</td></tr>")
@@ -211,12 +211,12 @@ def _differences(runs: list[Run]) -> str:
     lines = []
     facts = {
         "commit": [", ".join(r.commits) or "-" for r in runs],
-        "study": [f"{r.plan.get('study', '?')} [{r.plan.get('scale', '?')}]" for r in runs],
-        "overrides": [_set_args(r.plan.get("sets", []))
-                      + "".join(f" --arm {a}" for a in r.plan.get("only_arms", [])) or "none"
+        "study": [f"{r.planned('study')} [{r.planned('scale')}]" for r in runs],
+        "overrides": [_set_args(r.planned("sets", ()))
+                      + "".join(f" --arm {a}" for a in r.planned("only_arms", ())) or "none"
                       for r in runs],
-        "data": [f"{r.plan.get('data', '?')} at {r.plan.get('resolution', '?')} px, "
-                 f"{r.plan.get('n_samples', '?')} samples per setting" for r in runs],
+        "data": [f"{r.planned('data')} at {r.planned('resolution')} px, "
+                 f"{r.planned('n_samples')} samples per setting" for r in runs],
     }
     for name, values in facts.items():
         if len(set(values)) > 1:
@@ -224,9 +224,9 @@ def _differences(runs: list[Run]) -> str:
     configs: dict[str, list[dict]] = {}
     for pos, r in enumerate(runs):
         first: dict[str, dict] = {}
-        for t in r.plan.get("trials", []):
-            first.setdefault(t.get("arm") or t.get("method", "?"),
-                             {k: v for k, v in t.get("config", {}).items() if k not in t.get("cell", {})})
+        for t in r.trials:
+            first.setdefault(t.arm or t.method or "?",
+                             {k: v for k, v in t.config.items() if k not in t.cell})
         for arm, config in first.items():
             configs.setdefault(arm, [None] * len(runs))[pos] = config
     for arm, per_run in configs.items():
@@ -248,7 +248,7 @@ def _differences(runs: list[Run]) -> str:
 def _arm_order(runs: list[Run], rows: pd.DataFrame) -> list[str]:
     """The arms in the order their studies declare them (the plans' trials), then any other
     arm of the rows by name: every page of a study gives an arm the same place and colour."""
-    order = [t.get("arm") for r in runs for t in r.plan.get("trials", []) if t.get("arm")]
+    order = [t.arm for r in runs for t in r.trials if t.arm]
     extra = sorted(set(rows.arm.dropna().unique().tolist()) - set(order)) if len(rows) else []
     return list(dict.fromkeys(order + extra))
 
@@ -414,34 +414,31 @@ def _grids(runs: list[Run], img: Path, dest: Path) -> str:
     for r in runs:
         real = RunDir(r.path).real_grid
         if real.is_file():  # what the samples are measured against, first
-            split = r.plan.get("ref_split", "reference")
+            split = r.planned("ref_split", "reference")
             caption = f"real images ({split} split) of run {r.index}"
             out.append("<div class='grids'>" + _copy(real, within(img, f"run{r.index}", "real.png"),
                                                      dest, caption) + "</div>")
-        trials = r.plan.get("trials", [])
         firsts = {}
-        for t in trials:
-            firsts.setdefault((t.get("arm", ""), t.get("config_hash") or
-                               json.dumps(t["cell"], sort_keys=True)), t)
+        for t in r.trials:
+            firsts.setdefault((t.arm, t.config_hash or json.dumps(t.cell, sort_keys=True)), t)
         if len(firsts) > MAX_GRID_CELLS:  # a huge study: the first cells, and the rest counted
             out.append(f"<p>Run {r.index}: the grids of the first {MAX_GRID_CELLS} of "
                        f"{len(firsts)} train cells; the others are in {html.escape(str(r.path))}"
                        "/samples/.</p>")
         for t in list(firsts.values())[:MAX_GRID_CELLS]:
-            arm, cell = t.get("arm", ""), json.dumps(t["cell"], sort_keys=True)
+            arm, cell = t.arm, json.dumps(t.cell, sort_keys=True)
             # names from study.json: made safe, so neither what is read nor what is written
             # can lie outside the run or the report (`genbench.harness.store.rundir.within`)
-            tdir = within(RunDir(r.path).samples, t["trial_id"])
-            files = [within(tdir, f"{s['key']}.png") for s in r.plan.get("samples", [])
-                     if s.get("arm", arm) == arm]
+            tdir = within(RunDir(r.path).samples, t.trial_id)
+            files = [within(tdir, f"{s.key}.png") for s in r.samples if s.arm in (None, arm)]
             files = ([tdir / "observation.png"] if (tdir / "observation.png").is_file() else []) + files
-            figs = [_copy(p, within(img, f"run{r.index}", t["trial_id"], p.name), dest,
+            figs = [_copy(p, within(img, f"run{r.index}", t.trial_id, p.name), dest,
                           p.stem.replace("_", " ")) for p in files if p.is_file()]
             if figs:
                 out.append(f"<h3>run {r.index}, {html.escape(arm)}, {html.escape(_axes_text(cell))}, "
-                           f"seed {t['seed']}</h3><div class='grids'>{''.join(figs)}</div>")
-            fdir = within(RunDir(r.path).figures, t["trial_id"])
-            method_figs = [_copy(p, within(img, f"run{r.index}", t["trial_id"], f"fig_{p.name}"),
+                           f"seed {t.seed}</h3><div class='grids'>{''.join(figs)}</div>")
+            fdir = within(RunDir(r.path).figures, t.trial_id)
+            method_figs = [_copy(p, within(img, f"run{r.index}", t.trial_id, f"fig_{p.name}"),
                                  dest, p.stem.replace("_", " ")) for p in sorted(fdir.glob("*.png"))]
             if method_figs:
                 out.append(f"<h4>method figures</h4>{''.join(method_figs)}")
@@ -454,23 +451,22 @@ def _glance(runs: list[Run], img: Path, dest: Path) -> str:
     images first, large enough to judge."""
     out = []
     for r in runs:
-        trials = r.plan.get("trials", [])
+        trials = r.trials
         if not trials:
             continue
-        seed = min(t["seed"] for t in trials)
+        seed = min(t.seed for t in trials)
         figs = []
-        for t in sorted((t for t in trials if t["seed"] == seed),
-                        key=lambda t: t.get("arm") != REAL_ARM):  # (the real images first)
-            arm = t.get("arm", "")
-            tdir = within(RunDir(r.path).samples, t["trial_id"])
-            for setting in r.plan.get("samples", []):
-                src = within(tdir, f"{setting['key']}.png")
-                if setting.get("arm", arm) != arm or not src.is_file():
+        for t in sorted((t for t in trials if t.seed == seed),
+                        key=lambda t: t.arm != REAL_ARM):  # (the real images first)
+            arm = t.arm
+            tdir = within(RunDir(r.path).samples, t.trial_id)
+            for setting in r.samples:
+                src = within(tdir, f"{setting.key}.png")
+                if setting.arm not in (None, arm) or not src.is_file():
                     continue
                 label = "real data (held-out)" if arm == REAL_ARM else ", ".join(filter(None, (
-                    arm, grid_text(t.get("cell", {}), base=""),
-                    grid_text(setting.get("cell", {}), base=""))))
-                figs.append(_copy(src, within(img, f"run{r.index}", "glance", t["trial_id"],
+                    arm, grid_text(t.cell, base=""), grid_text(setting.cell, base=""))))
+                figs.append(_copy(src, within(img, f"run{r.index}", "glance", t.trial_id,
                                               src.name), dest, label))
         if figs:
             head = f"run {r.index}, " if len(runs) > 1 else ""
@@ -492,25 +488,25 @@ def _rerun(runs: list[Run]) -> str:
     out = ["<h2>Rerun a cell</h2><table><tr><th>run</th><th class='l'>arm</th>"
            "<th class='l'>cell</th><th class='l'>command</th></tr>"]
     for r in runs:
-        trials = [t for t in r.plan.get("trials", []) if t.get("arm") != REAL_ARM]  # (no cell)
-        multi_arm = len({t.get("arm") for t in trials}) > 1
-        cells: dict[tuple, tuple[dict, list]] = {}  # (arm, cell) -> (a trial, its seeds)
+        trials = [t for t in r.trials if t.arm != REAL_ARM]  # (no cell)
+        multi_arm = len({t.arm for t in trials}) > 1
+        cells: dict[tuple, tuple] = {}  # (arm, cell) -> (a trial, its seeds)
         for t in trials:
-            key = (t.get("arm"), json.dumps(t["cell"], sort_keys=True))
-            cells.setdefault(key, (t, []))[1].append(t["seed"])
+            key = (t.arm, json.dumps(t.cell, sort_keys=True))
+            cells.setdefault(key, (t, []))[1].append(t.seed)
         shown = list(cells.items())[:MAX_ROWS]
-        overrides = [(k, v) for k, v in r.plan.get("sets", []) if k != "seeds"]
+        overrides = [(k, v) for k, v in r.planned("sets", ()) if k != "seeds"]
         for key, (t, seeds) in shown:
-            prefix = f"{t.get('arm')}." if multi_arm else ""
+            prefix = f"{t.arm}." if multi_arm else ""
             seeds = sorted(seeds)
             own = _set_args((k, v) for k, v in overrides
-                            if k.rpartition(".")[2] not in t["cell"])  # (the cell's value wins)
-            sets = _set_args((prefix + k, v) for k, v in t["cell"].items())
-            arm = f"--arm {t.get('arm')}" if multi_arm else ""
-            cmd = " ".join(f"genbench run {r.study_ref()} --scale {r.plan.get('scale', 'smoke')} "
+                            if k.rpartition(".")[2] not in t.cell)  # (the cell's value wins)
+            sets = _set_args((prefix + k, v) for k, v in t.cell.items())
+            arm = f"--arm {t.arm}" if multi_arm else ""
+            cmd = " ".join(f"genbench run {r.study_ref()} --scale {r.planned('scale', 'smoke')} "
                            f"{arm} {own} {sets} --set seeds={_cli(seeds)} "
                            f"--out {r.rerun_location()}".split())
-            out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(str(t.get('arm')))}</td>"
+            out.append(f"<tr><td>{r.index}</td><td class='l'>{html.escape(str(t.arm))}</td>"
                        f"<td class='l'>{html.escape(_axes_text(key[1]))}</td>"
                        f"<td class='l'><code>{html.escape(cmd)}</code></td></tr>")
         if len(cells) > len(shown):

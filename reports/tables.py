@@ -19,7 +19,9 @@ import pandas as pd
 
 from genbench.harness.verdicts.stats import mean_interval
 from genbench.harness.config import canonical_json
-from genbench.harness.store.results import STATUS_METRICS, read_current, read_curves, read_plan
+from genbench.harness.metrics import STATUS_METRICS
+from genbench.harness.plan.plan import Plan, read_plan
+from genbench.harness.store.results import read_current, read_curves
 
 # the metrics a summary table leads with, when present: these quality and task metrics, then
 # any other quality metric in the rows (a row with a feature extractor), then these costs
@@ -41,8 +43,22 @@ class Run:
     path: Path
     rows: pd.DataFrame
     curves: pd.DataFrame
-    plan: dict  # study.json ({} when absent)
+    plan: Plan | None  # study.json (None when absent or unreadable)
     warnings: list[str] = field(default_factory=list)  # unreadable files, rows left out
+
+    @property
+    def trials(self) -> tuple:
+        """The latest plan's trials (`genbench.harness.plan.plan.Trial`; none without a plan)."""
+        return self.plan.trials if self.plan else ()
+
+    @property
+    def samples(self) -> tuple:
+        """The latest plan's sample settings (none without a plan)."""
+        return self.plan.samples if self.plan else ()
+
+    def planned(self, name: str, default="?"):
+        """A field of the latest plan (`Plan.<name>`), `default` without a plan."""
+        return getattr(self.plan, name) if self.plan else default
 
     @property
     def commits(self) -> list[str]:
@@ -57,8 +73,9 @@ class Run:
     def label(self) -> str:
         """How the page names this run: the study and scale, and which commit wrote it."""
         sha = self.commits
-        study = self.plan.get("study") or (self.rows.study.iloc[0] if len(self.rows) else "?")
-        scale = self.plan.get("scale", "")
+        study = (self.plan.study if self.plan else None) or (
+            self.rows.study.iloc[0] if len(self.rows) else "?")
+        scale = self.plan.scale if self.plan else ""
         return f"{study} [{scale}] @ {', '.join(sha) or 'no rows yet'}"
 
     @property
@@ -82,24 +99,25 @@ class Run:
         ended = set(self.rows[self.rows.metric == "diverged_at_step"].trial_id.unique())
         done = self.rows[["trial_id", "setting_json"]].fillna({"setting_json": ""}).drop_duplicates()
         done_settings = set(zip(done.trial_id.tolist(), done.setting_json.tolist()))
-        settings = [(s.get("arm"), s["key"], canonical_json(s["cell"]))
-                    for s in self.plan.get("samples", [])]
-        for t in self.plan.get("trials", []):
-            if t["trial_id"] in ended:  # diverged: final, listed under failures
+        if self.plan is None:
+            return out
+        settings = [(s.arm, s.key, canonical_json(s.cell)) for s in self.samples]
+        for t in self.trials:
+            if t.trial_id in ended:  # diverged: final, listed under failures
                 continue
-            if t["trial_id"] not in done_fits:
-                out.append(f"fit {t['trial_id']} ({t.get('arm', '')} seed {t['seed']} {t['cell']})")
+            if t.trial_id not in done_fits:
+                out.append(f"fit {t.trial_id} ({t.arm} seed {t.seed} {t.cell})")
                 continue
             for arm, key, cell in settings:
-                if arm not in (None, t.get("arm")):
+                if arm not in (None, t.arm):
                     continue
-                if (t["trial_id"], cell) not in done_settings:
-                    out.append(f"setting {key} of {t['trial_id']}")
+                if (t.trial_id, cell) not in done_settings:
+                    out.append(f"setting {key} of {t.trial_id}")
         return out
 
     def failures(self) -> list[str]:
         """Trials of the latest plan that diverged or whose last attempt failed, with why."""
-        ids = {t["trial_id"] for t in self.plan.get("trials", [])}
+        ids = {t.trial_id for t in self.trials}
         rows = self.rows[self.rows.metric.isin(STATUS_METRICS) & self.rows.trial_id.isin(ids)]
         return [f"{r.trial_id} ({r.arm} seed {r.seed}): "
                 + (f"diverged at step {int(r.value)}" if r.metric == "diverged_at_step"
@@ -109,13 +127,13 @@ class Run:
 
     def study_ref(self) -> str:
         """How to name this run's study on the command line (a name or a file path)."""
-        for ref in self.plan.get("imports", []):
+        for ref in self.planned("imports", ()):
             if ref.startswith("path:"):
                 return ref.removeprefix("path:")
             for shipped in ("genbench.studies.", "studies."):  # (the second: runs before 0.1's
                 if ref.startswith(shipped):                      # one namespace)
                     return ref.removeprefix(shipped)
-        return self.plan.get("study", "STUDY")
+        return self.planned("study", "STUDY")
 
 
 def load_runs(paths: list[Path]) -> list[Run]:

@@ -307,6 +307,7 @@ def test_a_3x_fid_regression_at_one_setting_of_a_two_seed_run_is_caught_and_the_
     base = tmp_path / "base"
     tiny = ["--set", "n_feat=8", "--set", "ch_mult=[1,2]", "--set", "attention=false"]
     assert main(["run", "ddpm_respacing", "--out", str(base), "--set", "seeds=[0,1]", *tiny,
+                 "--set", "pretrained=",  # (trained here: the zoo's model is not tiny)
                  "--set", "budget_steps=4", "--set", "n_samples=8", "--set", "log_every=2",
                  "--in-process", "--no-report"]) == 0
     capsys.readouterr()

@@ -26,19 +26,20 @@ def test_in_process_rows_are_the_rows_of_a_ray_run(tmp_path, ray_local, capsys, 
 
     monkeypatch.setenv("GENBENCH_COMPACT_AT", "2")
     here, ray = tmp_path / "here", tmp_path / "ray"
-    assert main(["run", "quickstart", "--out", str(here), *FAST, "--in-process"]) == 0
+    fast = [*FAST, "--set", "seeds=[0]"]  # (four zoo arms and the real-data floor: 5 trials)
+    assert main(["run", "quickstart", "--out", str(here), *fast, "--in-process"]) == 0
     out = capsys.readouterr().out
-    assert "one at a time in this process (--in-process)" in out and "[3/3]" in out
+    assert "one at a time in this process (--in-process)" in out and "[5/5]" in out
     monkeypatch.setenv("GENBENCH_TUNE_BATCH", "2")  # two Tune runs, one after the other
     census = []  # Tune's count of callbacks imports mlflow and wandb: genbench skips it
     monkeypatch.setattr(usage, "_count_callbacks", lambda callbacks: census.append(callbacks) or {})
-    assert main(["run", "quickstart", "--out", str(ray), *FAST]) == 0
+    assert main(["run", "quickstart", "--out", str(ray), *fast]) == 0
     assert census == [] and usage.tag_callbacks.__module__ == usage.__name__  # (and put back)
     logs = Path(worker._global_node.get_session_dir_path()) / "logs"  # no idle workers: every
     assert not [p.name for p in logs.glob("worker-*-ffffffff-*")]     # one of them ran a trial
     out = capsys.readouterr().out  # compacted during the run, from Tune's callback:
-    assert 0 < out.index("compacted ") < out.index("[3/3]")  # before the last trial ended
-    assert out.count("[1/3]") == out.count("[3/3]") == 1  # one count across the batches
+    assert 0 < out.index("compacted ") < out.index("[5/5]")  # before the last trial ended
+    assert out.count("[1/5]") == out.count("[5/5]") == 1  # one count across the batches
     assert {p.name for p in (ray / "ray").iterdir()} >= {"quickstart-smoke-1", "quickstart-smoke-2"}
     key = ["trial_id", "setting_json", "metric"]
     a, b = (read_results(d).sort_values(key).reset_index(drop=True) for d in (here, ray))

@@ -16,6 +16,7 @@ ALLOWED = {
     "methods": ("genbench.methods", "genbench.harness.method", "genbench.harness.config",
                 "genbench.harness.seeding", "genbench.harness.errors", "genbench.harness.mixture"),
     "reports": ("genbench.reports", "genbench.harness.store", "genbench.harness.verdicts",
+                "genbench.harness.plan.plan", "genbench.harness.metrics",
                 "genbench.harness.config", "genbench.harness.errors"),
     "studies": ("genbench.studies", "genbench"),  # the facade: `from genbench import Study`
     # the groups of the engine (docs/architecture.md): store is the floor, verdicts read tables

@@ -280,7 +280,7 @@ def test_the_regression_suite_passes_against_its_baseline(tmp_path, capsys):
     documented command made through Ray at all its seeds: the same code reproduces every value
     of those seeds (an exact "no change"). The study's design constant POINTS is the tested
     points of its largest arm, as this comparison counts them."""
-    from genbench.harness.verdicts.compare import compare
+    from genbench import compare
     from genbench.harness.metrics import tolerance
     from genbench.studies.regression import POINTS, SEEDS
 

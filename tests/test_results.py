@@ -98,19 +98,21 @@ def test_current_rows_count_each_point_once_and_follow_the_latest_plan():
         (old1, "fid", 1.0), (old1, "train_s", 1.0)]
     assert list(current.index) == sorted(current.index)  # the rows keep their order
     # the latest plan has the new config at both seeds: seed 1's old rows no longer count
-    plan = {"scale": "smoke", "trials": [
-        {"trial_id": f"new-s{s}", "config_hash": "new", "arm": "a", "cell": {"lr": 0.5}, "seed": s}
-        for s in (0, 1)]}
-    assert set(results.current_rows(rows, plan).trial_id) == {new0}
+    from genbench.harness.plan.plan import Plan
+
+    def plan_of(trials):  # (a study.json's fields: what current_rows reads of a plan)
+        return Plan.from_dict({"study": "s", "scale": "smoke", "trials": trials})
+
+    new = [{"trial_id": f"new-s{s}", "config_hash": "new", "arm": "a", "cell": {"lr": 0.5}, "seed": s}
+           for s in (0, 1)]
+    assert set(results.current_rows(rows, plan_of(new)).trial_id) == {new0}
     # a plan that went back to the old config: its fits count again
-    back = {"scale": "smoke", "trials": [{**p, "trial_id": f"old-s{p['seed']}", "config_hash": "old"}
-                                         for p in plan["trials"]]}
+    back = plan_of([{**p, "trial_id": f"old-s{p['seed']}", "config_hash": "old"} for p in new])
     assert set(results.current_rows(rows, back).trial_id) == {old0, old1}
     # the new config at seed 0 only: seed 1 of the old config is not one more seed of it
-    narrowed = {**plan, "trials": plan["trials"][:1]}
-    assert set(results.current_rows(rows, narrowed).trial_id) == {new0}
+    assert set(results.current_rows(rows, plan_of(new[:1])).trial_id) == {new0}
     # a plan that no longer runs this cell at all: its fits written last still count
-    elsewhere = {**plan, "trials": [{**p, "cell": {"lr": 0.25}} for p in plan["trials"]]}
+    elsewhere = plan_of([{**p, "cell": {"lr": 0.25}} for p in new])
     assert set(results.current_rows(rows, elsewhere).trial_id) == {new0, old1}
     # version-1 rows have no keys: several settings of one fit are never merged
     v1 = rows.assign(run_key=None, setting_json=None)

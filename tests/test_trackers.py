@@ -33,8 +33,11 @@ def test_trials_reach_tensorboard_mlflow_and_wandb(tmp_path, capsys, domain_extr
     printed = capsys.readouterr().out
     assert "--log" not in printed  # nothing went wrong to say
     assert f"`wandb sync {out / 'wandb'}/offline-run-*` uploads them" in printed
-    # TensorBoard: one run per trial, the loss at every logged step, a final value per setting
-    (run_dir,) = (out / "tensorboard").iterdir()
+    # TensorBoard: one run per trial (the real-data floor's too), the loss at every logged step,
+    # a final value per setting
+    runs = sorted(p.name.split("-")[0] for p in (out / "tensorboard").iterdir())
+    assert runs == ["mean", "real"]
+    (run_dir,) = (out / "tensorboard").glob("mean*")
     events = EventAccumulator(str(run_dir))
     events.Reload()
     tags = events.Tags()["scalars"]
@@ -45,7 +48,8 @@ def test_trials_reach_tensorboard_mlflow_and_wandb(tmp_path, capsys, domain_extr
     # MLflow: the study's experiment, one run named after the trial, its tags and params
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tracked")
-    (run,) = client.search_runs([experiment.experiment_id])
+    (run,) = [r for r in client.search_runs([experiment.experiment_id])
+              if r.info.run_name != "real s0"]
     assert run.info.run_name == "mean s0" and run.info.status == "FINISHED"
     assert run.data.tags["arm"] == "mean" and run.data.tags["git_sha"] and run.data.tags["seed"] == "0"
     assert run.data.params["config.batch_size"] and run.data.params["seed"] == "0"
@@ -53,8 +57,11 @@ def test_trials_reach_tensorboard_mlflow_and_wandb(tmp_path, capsys, domain_extr
     assert [m.step for m in history] == [2, 4, 6]
     assert run.data.metrics["fid_domain/noise-0.1"] == pytest.approx(low, rel=1e-5)
     # W&B: one offline run per trial under OUT/wandb, its history, summary, config and tags
-    (run_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
-    records = wandb_records(run_file)
+    files = sorted((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 2
+    (records,) = [rs for rs in map(wandb_records, files)
+                  if any(r.run.display_name == "mean s0" for r in rs
+                         if r.WhichOneof("record_type") == "run")]
     (info,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert info.display_name == "mean s0" and info.project == "tracked" and "arm:mean" in info.tags
     config = {i.key: json.loads(i.value_json) for i in info.config.update}

@@ -150,7 +150,7 @@ def test_every_generation_study_measures_the_real_floor_which_no_family_judges(t
     """The reserved arm `real`: as many held-out digits as each setting samples, the same
     metrics, one trial per seed; claims' labels stay those of a single-method study, and
     compare lists its points as not judged."""
-    from genbench.harness.verdicts.compare import compare
+    from genbench import compare
 
     f = study_file(tmp_path, "")
     f.write_text(f.read_text().replace("pretrained=''", "claims=('fid_domain: noise=0.2 better than noise=0.6',)"))

@@ -31,6 +31,9 @@ COST_METRICS: dict[str, tuple[bool, str]] = {
     "diverged": (False, "samples of a sample setting that were not finite (row only if any were)"),
 }
 
+# the cost metrics that say a fit or setting did not finish (a status row instead of metrics)
+STATUS_METRICS = ("failed", "diverged_at_step", "diverged")
+
 # facts recorded beside the cost metrics, without a good direction (shown, never judged): the
 # memory a phase starts from (imports, data, models already held), so that its peak can be
 # read as what the phase itself added

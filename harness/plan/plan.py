@@ -20,6 +20,7 @@ from typing import Any
 
 from genbench.harness.config import canonical_json, config_hash, grid_text
 from genbench.harness.plan.tasks import get_task
+from genbench.harness.metrics import STATUS_METRICS
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,11 @@ class Trial:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Trial":
-        """The inverse of `dataclasses.asdict` (plans in JSON, Tune configs)."""
-        return cls(**{**d, "resources": Resources(**d.get("resources", {}))})
+        """The inverse of `dataclasses.asdict` (plans in JSON, Tune configs); a plan of an
+        older version lacks fields that take these defaults."""
+        d = {**_OLD_TRIAL, **{k: v for k, v in d.items() if k in cls.__dataclass_fields__}}
+        return cls(**{**d, "arm": d["arm"] or "",
+                      "resources": Resources(**(d.get("resources") or {}))})
 
 
 @dataclass(frozen=True)
@@ -125,14 +129,90 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
-        d = json.loads(text)
-        d["resources"] = Resources(**d["resources"])
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        """The plan a study.json holds, written by this version or an older one: fields it
+        lacks take their defaults (`OLD_DEFAULTS` for those without one), fields this version
+        does not know are left out. Raises KeyError, TypeError or ValueError on a JSON value
+        that is not a plan."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {**OLD_DEFAULTS, **{k: v for k, v in d.items() if k in known}}
+        d["resources"] = Resources(**d.get("resources") or {})
         d["trials"] = tuple(Trial.from_dict(t) for t in d["trials"])
-        d["samples"] = tuple(SampleSetting(**s) for s in d["samples"])
+        d["samples"] = tuple(SampleSetting(**{k: v for k, v in s.items()
+                                              if k in SampleSetting.__dataclass_fields__})
+                             for s in d["samples"])
         for name in ("metrics", "imports", "merged", "claims", "claims_left_out", "only_arms"):
             d[name] = tuple(d.get(name, ()))
         d["sets"] = tuple((k, v) for k, v in d.get("sets", ()))
         return cls(**d)
+
+    @functools.cached_property
+    def _cell_json(self) -> dict[str, str]:  # config hash -> its cell's canonical JSON
+        out: dict[str, str] = {}
+        for t in self.trials:
+            if t.config_hash not in out:
+                out[t.config_hash] = canonical_json(t.cell)
+        return out
+
+    def cell_json(self, trial: Trial) -> str:
+        """The canonical JSON of a trial's train cell (`{}` for none), as rows' `cell_json`
+        holds it: derived once per cell (the seeds of a config share it)."""
+        return self._cell_json.get(trial.config_hash) or canonical_json(trial.cell)
+
+    def cell_seeds(self) -> dict[tuple[str, str], set[int]]:
+        """The seeds of each train cell: (arm, cell JSON) -> seeds, in plan order."""
+        out: dict[tuple[str, str], set[int]] = {}
+        for t in self.trials:
+            out.setdefault((t.arm, self.cell_json(t)), set()).add(t.seed)
+        return out
+
+    @functools.cached_property
+    def points(self) -> tuple:
+        """Every point of the plan: each arm's train cells with each of its sample settings
+        (`genbench.harness.verdicts.points.Point`), in plan order; what claims name."""
+        from genbench.harness.verdicts.points import Point
+
+        cells = dict.fromkeys((t.arm, self.cell_json(t)) for t in self.trials)
+        settings = [(s.arm, canonical_json(s.cell)) for s in self.samples]
+        return tuple(Point(arm, cell, setting) for arm, cell in cells
+                     for s_arm, setting in settings if s_arm in (None, arm))
+
+    def catalog(self, facts: tuple[str, ...] = ()):
+        """What the plan measures (`genbench.harness.verdicts.points.Catalog`): each sample
+        setting's metrics (costs, its task's, the quality metrics) and each fit's costs, with
+        their directions; `facts`, names without one (a method's own)."""
+        from genbench.harness.metrics import COST_METRICS, SETTING_COST_METRICS, higher_is_better
+        from genbench.harness.verdicts.points import Catalog
+
+        measured = {m: ("setting", higher_is_better(m)) for m in self.measured()}
+        if self.trials:
+            measured.update({m: ("fit", higher) for m, (higher, _) in COST_METRICS.items()
+                             if m not in SETTING_COST_METRICS and m not in STATUS_METRICS})
+
+        def known() -> tuple[str, ...]:  # (loading the registries costs imports: on demand)
+            from genbench.harness.metrics import metric_names
+
+            return (*measured, *metric_names())
+
+        return Catalog(measured, known=known, facts=tuple(facts))
+
+    def stored_claims(self) -> list:
+        """The claims the plan tests (`genbench.harness.verdicts.claims.Claim`); one this
+        version cannot read fails in one line."""
+        from genbench.harness.errors import GenbenchError
+        from genbench.harness.verdicts.claims import Claim
+
+        out = []
+        for c in self.claims:
+            try:
+                out.append(Claim(**c))
+            except (TypeError, GenbenchError) as err:
+                raise GenbenchError(f"study.json holds a claim genbench cannot read ({c!r}): "
+                                    f"{err}") from None
+        return out
 
     def shared_json(self) -> str:
         """What every trial of the plan shares, as JSON: the plan without its trials. A worker
@@ -236,3 +316,24 @@ class Plan:
         if trial.pretrained:  # another checkpoint is another point (not in older keys: unchanged)
             key["pretrained"] = trial.pretrained["sha256"]
         return config_hash(key)
+
+
+# what a study.json written before a field existed means by its absence
+_OLD_TRIAL: dict[str, Any] = {"arm": "", "method": "", "cell": {}, "config": {}, "config_hash": "",
+                              "budget_steps": 0}
+OLD_DEFAULTS: dict[str, Any] = {"data": "", "resolution": 0, "log_every": 50, "n_samples": 0,
+                                "metrics": (), "ref_split": "train", "missing_assets": "error",
+                                "eval_every": 0, "eval_samples": 0, "task": "generate",
+                                "mask": "center", "obs_noise": 0.0, "figures": False,
+                                "resources": {}, "samples": ()}
+
+
+def read_plan(out_dir) -> Plan | None:
+    """The latest plan that ran in `out_dir` (its study.json), written by this version or an
+    older one; None when absent, unreadable or not a plan (a JSON value of another shape)."""
+    from genbench.harness.store.rundir import RunDir
+
+    try:
+        return Plan.from_json(RunDir(out_dir).study_json.read_text())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

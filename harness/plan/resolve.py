@@ -17,7 +17,7 @@ from typing import Any
 
 from genbench.harness import data as datasets
 from genbench.harness.verdicts.claims import Claim, as_claim
-from genbench.harness.verdicts.points import Catalog, plan_points, resolve
+from genbench.harness.verdicts.points import resolve
 from genbench.harness.config import (build_config, canonical_json, coerce, config_hash,
                                      to_dict)
 from genbench.harness.errors import GenbenchError, count, unknown
@@ -126,7 +126,10 @@ class _Resolver:
         extra = [as_claim(c) for c in extra_claims]
         if not own and not extra:
             return plan
-        points, catalog = plan_points(plan.as_dict()), self._catalog(plan)
+        # what the plan measures, and the methods' facts (no direction: claims refuse them)
+        catalog = plan.catalog(tuple(m for cls in self.classes.values()
+                                     for m in (*cls.cross_metrics, *cls.facts)))
+        points = list(plan.points)
         kept, left_out = [], []
         for c in own:  # a study's claim fails now, in one line, before anything runs, unless
             try:       # --set changed what it names (a pinned axis, other metrics): then it
@@ -139,18 +142,6 @@ class _Resolver:
         resolve([*kept, *extra], points, catalog)  # --claim: always strict
         return dataclasses.replace(plan, claims=tuple(c.to_dict() for c in (*kept, *extra)),
                                    claims_left_out=tuple(left_out))
-
-    def _catalog(self, plan: "Plan") -> Catalog:
-        """The metrics the plan measures, per sample setting or per fit, with their directions;
-        the names genbench knows; the methods' facts, which have no direction."""
-        from genbench.harness.metrics import COST_METRICS, SETTING_COST_METRICS, higher_is_better, metric_names
-        from genbench.harness.store.results import STATUS_METRICS
-
-        measured = {m: ("setting", higher_is_better(m)) for m in plan.measured()}
-        measured.update({m: ("fit", higher_is_better(m)) for m in COST_METRICS
-                         if m not in SETTING_COST_METRICS and m not in STATUS_METRICS})
-        facts = tuple(m for cls in self.classes.values() for m in (*cls.cross_metrics, *cls.facts))
-        return Catalog(measured, known=tuple(metric_names()), facts=facts)
 
     def _grids(self) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
         """Each arm's train and sample grid as a list of cells (a scale may replace the grids

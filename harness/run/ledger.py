@@ -29,9 +29,9 @@ from typing import Callable
 from genbench.harness.config import config_hash
 from genbench.harness.errors import GenbenchError
 from genbench.harness.store.files import checkpoint_problem
-from genbench.harness.store.results import (V1_COLUMNS, is_part, read_plan, results_files,
+from genbench.harness.store.results import (V1_COLUMNS, is_part, results_files,
                                             sources_of)
-from genbench.harness.plan.plan import Plan, Trial
+from genbench.harness.plan.plan import Plan, Trial, read_plan
 from genbench.harness.store.rundir import LOCK_NAME, RunDir
 from genbench.harness.store.storage import checkpoint_names, has_checkpoint, refuse_foreign
 
@@ -97,7 +97,7 @@ def check_study(out_dir: Path, plan: Plan) -> None:
     ledger would take a Parquet file there for a results file and move it to quarantine/)."""
     out_dir = Path(out_dir)
     prior = read_plan(out_dir)
-    other, scale = prior.get("study"), prior.get("scale")
+    other, scale = (prior.study, prior.scale) if prior is not None else (None, None)
     if other is None:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -286,11 +286,9 @@ def record_plan(out_dir: Path, plan: Plan) -> None:
 def heal_plan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> bool:
     """Rewrite study.json and this plan's plans/<plan_id>.json where they are missing or
     unreadable (a run with nothing to do leaves them alone otherwise); True if it did."""
-    from genbench.harness.store.results import read_plan
-
     run = RunDir(out_dir)
     plan_file = run.plan_file(plan.plan_id)
-    if read_plan(out_dir) and _readable_json(plan_file):
+    if read_plan(out_dir) is not None and _readable_json(plan_file):
         return False
     echo(f"{run.shown(run.study_json)} or {plan_file.name} was missing or unreadable: "
          "written again")

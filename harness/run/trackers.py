@@ -123,7 +123,7 @@ class Trackers:
         if own:
             return pd.concat([read_file(f).to_pandas() for f in own], ignore_index=True)
         if self._current is None:
-            self._current, _ = read_current(self.out)
+            self._current, _ = read_current(self.out, self.plan)
         return self._current[self._current.trial_id == trial_id]
 
 

@@ -227,31 +227,13 @@ def read_results(out_dir: Path, *, warn=None, columns: list[str] | None = None,
     return pa.concat_tables(tables).to_pandas()
 
 
-def read_plan(out_dir: Path) -> dict:
-    """The latest plan that ran in `out_dir` (its study.json) as a dict; {} when absent,
-    unreadable or not a plan (a JSON value of another shape)."""
-    try:
-        plan = json.loads(RunDir(out_dir).study_json.read_text())
-    except (OSError, ValueError):
-        return {}
-    trials = plan.get("trials", []) if isinstance(plan, dict) else None
-    if not isinstance(trials, list) or not all(
-            isinstance(t, dict) and isinstance(t.get("trial_id"), str)
-            and isinstance(t.get("seed"), int) and isinstance(t.get("arm", ""), (str, type(None)))
-            for t in trials):
-        return {}
-    return plan
-
-
 POINT = ("scale", "arm", "cell_json", "seed")  # one fit's place in a study: a train cell and seed
-# rows that say a fit did not finish, or (`diverged`) a sample setting gave non-finite samples
-STATUS_METRICS = ("failed", "diverged_at_step", "diverged")
 # the reserved arm of the real-data floor (`genbench.harness.metrics.realdata`): held-out data measured
 # as samples; shown beside every number, judged by no family unless a claim names it
 REAL_ARM = "real"
 
 
-def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
+def current_rows(rows: pd.DataFrame, plan=None) -> pd.DataFrame:
     """The rows no later measurement of the same point replaced, in their order.
 
     Nothing written is ever deleted, so a directory keeps the rows of every plan that ran in
@@ -272,20 +254,10 @@ def current_rows(rows: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
 
     if rows.empty:
         return rows
-    plan = plan or {}
     cell = ["scale", "arm", "cell_json"]
-    cells: dict[str, str] = {}  # the seeds of a config share its cell: written once
-
-    def cell_of(t: dict) -> str:
-        key = t.get("config_hash")
-        if key not in cells or key is None:
-            cells[key] = canonical_json(t.get("cell"))
-        return cells[key]
-
-    trials = pd.DataFrame([{"scale": plan.get("scale"), "arm": t.get("arm"),
-                            "cell_json": cell_of(t), "seed": t.get("seed"),
-                            "planned": t["trial_id"], "config_hash": t.get("config_hash")}
-                           for t in plan.get("trials", [])],
+    trials = pd.DataFrame([{"scale": plan.scale, "arm": t.arm, "cell_json": plan.cell_json(t),
+                            "seed": t.seed, "planned": t.trial_id, "config_hash": t.config_hash}
+                           for t in (plan.trials if plan is not None else ())],
                           columns=[*POINT, "planned", "config_hash"]).astype({"seed": "int64"})
     # one fit per point: the latest fit written there (its rows' latest time)
     fits = (rows.groupby("trial_id", sort=False)
@@ -320,7 +292,7 @@ CURRENT_COLUMNS = ("trial_id", *POINT, "config_hash", "created_at", "setting_jso
                    "run_key")
 
 
-def read_current(out_dir: Path, plan: dict, *, warn=None, columns: list[str] | None = None,
+def read_current(out_dir: Path, plan, *, warn=None, columns: list[str] | None = None,
                  dictionary: tuple[str, ...] = ()) -> tuple[pd.DataFrame, set[str]]:
     """`read_results`, then `current_rows` against `plan`; one line to `warn` says what was
     left out. Also returns the trial ids left out entirely (their curves go too). With

@@ -59,9 +59,8 @@ def until_decided(values: np.ndarray, *, first: int, max_seeds: int | None,
                          explain=False)
         if max_seeds is None:
             return Outcome([r.verdict for r in results], max(seeds.values()))
-        plan = {"trials": [{"arm": "m", "cell": json.loads(p.cell_json), "seed": s}
-                           for p in points for s in range(seeds[p.cell_json])]}
-        cells, grown, _ = more_seeds(plan, results, max_seeds)
+        have = {("m", p.cell_json): set(range(seeds[p.cell_json])) for p in points}
+        cells, grown, _ = more_seeds(have, results, max_seeds)
         if not cells:
             return Outcome([r.verdict for r in results], max(seeds.values()))
         for _, cell in cells:

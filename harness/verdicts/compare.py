@@ -63,7 +63,8 @@ from genbench.harness.errors import GenbenchError
 from genbench.harness.metrics import (MEMORY_BASELINES, MEMORY_PEAKS, WALL_CLOCK_METRICS,
                                       higher_is_better, tolerance, tolerance_floor)
 from genbench.harness.metrics import scale as metric_scale
-from genbench.harness.store.results import REAL_ARM, STATUS_METRICS, read_current, read_plan
+from genbench.harness.metrics import STATUS_METRICS
+from genbench.harness.store.results import REAL_ARM, read_current
 
 # a point's grid values as text; the points of one cell share them: parsed once
 _axes = functools.lru_cache(maxsize=65536)(grid_text)
@@ -267,19 +268,21 @@ def check_comparable(base: pd.DataFrame, cur: pd.DataFrame, left_out=()) -> list
     return problems
 
 
-def compare(base_dir: Path, cur_dir: Path, *, alpha: float = 0.05, force: bool = False,
-            timings: bool = False, allow_missing: bool = False,
+def compare(base_dir: Path, cur_dir: Path, *, plans=(None, None), alpha: float = 0.05,
+            force: bool = False, timings: bool = False, allow_missing: bool = False,
             allow_inconclusive: bool = False) -> Comparison:
     """Verdicts of every (cell, setting, metric) of BASE: judged where CUR measured it too,
     else listed with its reason (missing in CUR, no values in CUR, new in CUR; facts without a
     direction and metrics skipped on both sides are counted). Runs of different studies, or of
     different environments, are refused unless `force`; a comparison that judged nothing is
     refused even then. Wall-clock metrics (`WALL_CLOCK_METRICS`) measure the machine and its
-    load as much as the code: judged only with `timings`."""
+    load as much as the code: judged only with `timings`. `plans`: each run's latest plan
+    (`genbench.harness.plan.plan.read_plan`; None, a run without study.json), which decides
+    its current rows."""
     quiet = []
-    base, cur = (read_current(d, read_plan(d), warn=quiet.append, columns=COLUMNS,
+    base, cur = (read_current(d, p, warn=quiet.append, columns=COLUMNS,
                               dictionary=("config_json", "versions_json", "protocol"))[0]
-                 for d in (base_dir, cur_dir))
+                 for d, p in zip((base_dir, cur_dir), plans))
     if base.empty or cur.empty:
         raise GenbenchError(f"nothing to compare: {base_dir if base.empty else cur_dir} has no rows")
     result = Comparison(str(base_dir), str(cur_dir), warnings=quiet,

@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genbench.harness.config import canonical_json
 from genbench.harness.errors import GenbenchError, count
 from genbench.harness.store.files import json_safe
 from genbench.harness.verdicts import stats
 from genbench.harness.verdicts.claims import ALPHA, POWER, Claim, as_claim
-from genbench.harness.verdicts.points import Catalog, Point, Resolved, plan_points, resolve, row_points
+from genbench.harness.verdicts.points import Catalog, Point, Resolved, resolve, row_points
 from genbench.harness.verdicts.sequential import (Design, Hypothesis, Looks, check_same_design,
                                                   share, step_down)
 
@@ -406,12 +405,12 @@ def render_json(results: list[Result]) -> str:
 
 # -- claims of a run directory -----------------------------------------------------------------
 
-def run_catalog(rows, plan: dict) -> Catalog:
-    """What a run measured (its rows) or will measure (its plan), for claims given after the
-    fact (`genbench claims OUT --claim ...`): a metric's level and direction from its rows; a
-    metric whose rows carry no direction is a fact."""
-    from genbench.harness.metrics import COST_METRICS, SETTING_COST_METRICS, TASK_METRICS
-    from genbench.harness.store.results import STATUS_METRICS
+def run_catalog(rows, plan) -> Catalog:
+    """What a run measured (its rows) beside what its plan (`Plan`, or None for a directory
+    without one) measures (`Plan.catalog`), for claims given after the fact (`genbench claims
+    OUT --claim ...`): a metric's level and direction from its rows where it has some; a metric
+    whose rows carry no direction is a fact."""
+    from genbench.harness.metrics import STATUS_METRICS, metric_names
 
     measured: dict[str, tuple[str, bool | None]] = {}
     facts = []
@@ -425,71 +424,54 @@ def run_catalog(rows, plan: dict) -> Catalog:
                 measured[metric] = (level, bool(hib.iloc[0]))
             else:
                 facts.append(metric)
-    planned = [*SETTING_COST_METRICS, *plan.get("metrics", [])]
-    planned += [m for m in TASK_METRICS if plan.get("task") == "inpaint"]
-    for m in planned:  # no rows yet: measured once they are written
-        measured.setdefault(m, ("setting", None))
-    if plan.get("trials"):
-        for m, (higher, _) in COST_METRICS.items():
-            if m not in SETTING_COST_METRICS and m not in STATUS_METRICS:
-                measured.setdefault(m, ("fit", higher))
-    def known() -> tuple[str, ...]:
-        from genbench.harness.metrics import metric_names
+    for m, how in (plan.catalog().measured.items() if plan is not None else ()):
+        measured.setdefault(m, how)  # (no rows yet: measured once they are written)
 
+    def known() -> tuple[str, ...]:  # (loading the registries costs imports: on demand)
         return (*measured, *metric_names())
 
     return Catalog(measured, known=known, facts=tuple(facts))
 
 
-def stored_claims(plan: dict) -> list[Claim]:
-    """The claims a run's plan (study.json) recorded."""
-    out = []
-    for c in plan.get("claims", []) or []:
-        try:
-            out.append(Claim(**c))
-        except (TypeError, GenbenchError) as err:
-            raise GenbenchError(f"study.json holds a claim genbench cannot read ({c!r}): {err}") from None
-    return out
-
-
-
-def judge_run(out_dir, claims=None, *, plan: dict | None = None, alpha: float | None = None,
+def judge_run(out_dir, plan, claims=None, *, alpha: float | None = None,
               warn=None) -> list[Result]:
-    """The verdicts of `claims` (default: those of the plan) on the run in `out_dir`, from its
-    current rows against `plan` (default: its study.json); the points are those of the plan and
-    of the rows (a run made before claims existed has rows only). The study's own claims of a
-    run that `--until-decided` decided are replayed over the looks it recorded (OUT/looks.json),
-    so they read as the run printed them; claims given here are one fixed-sample look at the
-    current rows. `alpha` None: the run's own (its record's, else 0.05)."""
-    from genbench.harness.store.results import read_current, read_plan
+    """The verdicts of `claims` (default: those of `plan`, the run's study.json as a `Plan`, or
+    None where it has none) on the run in `out_dir`, from its current rows; the points are
+    those of the plan and of the rows (a run made before claims existed has rows only). The
+    study's own claims of a run that `--until-decided` decided are replayed over the looks it
+    recorded (OUT/looks.json), so they read as the run printed them; claims given here are one
+    fixed-sample look at the current rows. `alpha` None: the run's own (its record's, else
+    0.05)."""
+    from genbench.harness.store.results import read_current
 
-    plan = read_plan(out_dir) if plan is None else plan
     looks = Looks.read(out_dir) if claims is None else None
-    claims = stored_claims(plan) if claims is None else [as_claim(c) for c in claims]
+    if claims is None:
+        claims = plan.stored_claims() if plan is not None else []
+    claims = [as_claim(c) for c in claims]
     if not claims:
         return []
     rows, _ = read_current(out_dir, plan, warn=warn or (lambda _: None), columns=COLUMNS)
-    if rows.empty and not plan.get("trials"):
+    if rows.empty and (plan is None or not plan.trials):
         raise GenbenchError(f"{out_dir} has no plan and no rows: nothing to test claims on")
     if looks is not None and alpha is not None and alpha != looks.design.alpha:
         looks = Looks(Design(alpha, looks.design.max_seeds), looks.looks)
     return judge(claims, plan, rows, alpha=ALPHA if alpha is None else alpha, looks=looks)
 
 
-def judge(claims, plan: dict, rows, *, alpha: float = ALPHA, looks: Looks | None = None,
+def judge(claims, plan, rows, *, alpha: float = ALPHA, looks: Looks | None = None,
           new_look: bool = False) -> list[Result]:
-    """The verdicts of `claims` on a run's current `rows` and its `plan` (a study.json dict):
+    """The verdicts of `claims` on a run's current `rows` and its `plan` (a `Plan`, or None):
     one fixed-sample look, or the replay of the run's `looks` (and, `new_look`, one more on the
     current rows, appended to them)."""
-    points = list(dict.fromkeys([*plan_points(plan), *row_points(rows)]))
+    points = list(dict.fromkeys([*(plan.points if plan is not None else ()), *row_points(rows)]))
     resolved = resolve([as_claim(c) for c in claims], points, run_catalog(rows, plan))
     return evaluate(resolved, rows, alpha=looks.design.alpha if looks else alpha, looks=looks,
                     new_look=new_look or looks is None)
 
 
-def look(out_dir: Path, plan: dict, design: Design) -> list[Result]:
-    """One look of `--until-decided` at the run in `out_dir` (a local directory): the verdicts
-    of the plan's claims over the looks recorded before and the current rows, which are
+def look(out_dir: Path, plan, design: Design) -> list[Result]:
+    """One look of `--until-decided` at the run in `out_dir` (a local directory) of `plan`: the
+    verdicts of its claims over the looks recorded before and the current rows, which are
     recorded as a new look where they hold seeds the last look did not (OUT/looks.json). A
     record made with another design is refused (`check_same_design`)."""
     from genbench.harness.store.results import read_current
@@ -500,22 +482,20 @@ def look(out_dir: Path, plan: dict, design: Design) -> list[Result]:
     check_same_design(looks, design, str(out_dir))
     before = len(looks.looks)
     rows, _ = read_current(out_dir, plan, warn=lambda _: None, columns=COLUMNS)
-    results = judge(stored_claims(plan), plan, rows, looks=looks, new_look=True)
+    results = judge(plan.stored_claims(), plan, rows, looks=looks, new_look=True)
     if len(looks.looks) > before:
         looks.write(out_dir)
     return results
 
 
-def more_seeds(plan: dict, results: list[Result], max_seeds: int):
-    """The next round of `--until-decided`: (train cells, seeds, line). The cells are those of
-    the undecided claims that more seeds can decide; the seeds, the plan's first N integers and
+def more_seeds(have: dict[tuple[str, str], set[int]], results: list[Result], max_seeds: int):
+    """The next round of `--until-decided` for a plan whose train cells hold seeds `have`
+    ((arm, cell JSON) -> seeds: `Plan.cell_seeds`): (train cells, seeds, line). The cells are
+    those of the undecided claims that more seeds can decide; the seeds, the plan's first N integers and
     the next ones, N the next planned look (`stats.next_look`: doubling, at most `max_seeds`)
     of the fewest seeds those cells have. The looks are planned, not sized by the data, so the
     error rate of the whole procedure is the design's (docs/statistics.md). Cells None: no
     round; the line says why."""
-    have: dict[tuple[str, str], set[int]] = {}
-    for t in plan.get("trials", []):
-        have.setdefault((t.get("arm", ""), canonical_json(t.get("cell", {}))), set()).add(t["seed"])
     undecided = [r for r in results if r.verdict == "inconclusive"]
     if not undecided:
         return None, (), f"every claim is decided ({len(results)})"

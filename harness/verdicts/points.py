@@ -118,24 +118,6 @@ def parse_side(text: str, claim: str) -> Side:
     return Side(text.strip(), arm, tuple(values))
 
 
-def plan_points(plan: dict) -> list[Point]:
-    """Every point of a plan (a study.json or `dataclasses.asdict(Plan)`): each arm's train
-    cells with each of its sample settings."""
-    cells, seen = {}, set()
-    for t in plan.get("trials", []):  # (the seeds of a config share its cell: written once)
-        key = (t.get("arm", ""), t.get("config_hash"))
-        if key[1] is None or key not in seen:
-            seen.add(key)
-            cells.setdefault((t.get("arm", ""), canonical_json(t.get("cell", {}))), None)
-    settings = [(s.get("arm"), canonical_json(s.get("cell", {}))) for s in plan.get("samples", [])]
-    out = []
-    for arm, cell in cells:
-        for s_arm, setting in settings:
-            if s_arm in (None, arm):
-                out.append(Point(arm, cell, setting))
-    return out
-
-
 def row_points(rows) -> list[Point]:
     """The points results rows measured (a run without a plan, or made before claims)."""
     if rows is None or rows.empty:
