@@ -37,7 +37,8 @@ def main() -> None:
     from genbench.harness.run.ledger import scan
     from genbench.harness.store.results import read_results
     from genbench.harness.run.driver import prepare_metrics, run_study, trial_env as _env
-    from genbench.harness.plan.study import load_study, parse_sets
+    import genbench
+    from genbench.harness.plan.study import parse_sets
     from genbench.harness.run.trial import execute_trial
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -48,7 +49,7 @@ def main() -> None:
     cpus = os.cpu_count() or 1
     # one trial at a time with every core, in every path
     sets = {"seeds": [0], **parse_sets(args.sets), "cpu": cpus}
-    plan = load_study(args.study).resolve("smoke", sets)
+    plan = genbench.plan(args.study, scale="smoke", sets=sets)
     prepare_metrics(plan, echo=lambda _: None)
     n = len(plan.trials)
     t0 = time.perf_counter()

@@ -60,6 +60,7 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
     import pyarrow.parquet as pq
     import torch
 
+    import genbench
     from genbench.harness.config import canonical_json
     from genbench.harness.run.ledger import Unit, record_plan
     from genbench.harness.metrics import higher_is_better
@@ -69,7 +70,7 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
     from genbench.harness.store.rundir import RunDir
 
     start = time.perf_counter()
-    plan = study(n_trials).resolve("smoke", {})
+    plan = genbench.plan(study(n_trials), scale="smoke")
     record_plan(out, plan)
     env = Env(git_sha="bench", versions_json="{}", assets_dir="/tmp")
     run, rng, total = RunDir(out), random.Random(0), 0

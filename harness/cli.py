@@ -276,59 +276,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _resolve(args):
-    from genbench.harness.metrics.assets import require_inception
-    from genbench.harness.metrics import QUALITY_METRICS
-    from genbench.harness.plan.study import load_study, parse_sets
+def _plan(args):
+    from genbench.harness.api import plan
 
-    study = load_study(args.study)
-    sets = parse_sets(args.sets)
-    if args.gpus_per_trial is not None:
-        sets["gpu"] = args.gpus_per_trial
-    if getattr(args, "trial_timeout", None) is not None:
-        sets["trial_timeout_s"] = args.trial_timeout
-    plan = study.resolve(args.scale, sets, claims=tuple(getattr(args, "claims", ())),
-                         arms=tuple(args.arms))
-    if plan.missing_assets == "error" and any(QUALITY_METRICS.get(m).space == "inception"
-                                              for m in plan.metrics):
-        require_inception()
-    return plan
-
-
-def _no_quality_warning(plan) -> str | None:
-    """The console's warning for a study of images that measures no quality metric (a page
-    of costs alone, which says so only at the end), naming the metrics that would apply."""
-    if plan.metrics or plan.task != "generate":  # (inpainting measures its own task metrics)
-        return None
-    from genbench.harness import data as datasets
-
-    meta = datasets.info(plan.data)
-    if meta.kind != "images":
-        return None
-    space, what = (("domain", "its domain classifier") if meta.num_classes else
-                   ("ssl", "a self-supervised encoder of the data itself"))
-    return (f"warning: study {plan.study} measures no quality metric, only cost and loss; "
-            f"--set metrics=[fid_{space},kid_{space}] adds one offline ({what}; docs/metrics.md)")
+    return plan(args.study, scale=args.scale, sets=args.sets,
+                claims=tuple(getattr(args, "claims", ())), arms=tuple(args.arms),
+                gpus_per_trial=args.gpus_per_trial,
+                trial_timeout=getattr(args, "trial_timeout", None))
 
 
 def cmd_run(args) -> int:
     import signal
 
     from genbench.harness.api import execute
-    from genbench.harness.store.storage import is_uri, mirror_dir
-    from genbench.harness.run.trackers import parse as parse_trackers
 
-    trackers = parse_trackers(args.log)  # (a missing package: refused before any work)
-    plan = _resolve(args)
-    if args.until_decided and not plan.claims:
-        raise GenbenchError(f"--until-decided needs claims: study {plan.study} declares none; "
-                            "give --claim TEXT")
+    plan = _plan(args)
     out = args.out or str(Path("results") / plan.study / plan.scale)  # a path or a URI
-    if _no_quality_warning(plan):
-        print(_no_quality_warning(plan))
-    for line in plan.claims_left_out:
-        print(f"claim left out by --set or --arm: {line}")
-
     stopped_by: list[int] = []
 
     def stop(signum, frame):  # SIGTERM and SIGINT end the run: lock released, Ray stopped
@@ -339,48 +302,24 @@ def cmd_run(args) -> int:
     # ignored, and `kill -INT` must still stop it
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    local = mirror_dir(out) if is_uri(out) else Path(out)
 
     def echo(line: str) -> None:
-        print(line, file=sys.stderr if line.startswith("genbench: trial ") else sys.stdout,
+        if stopped_by:  # (the page after an interruption is quick: let it finish)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print(line, file=sys.stderr if line.startswith("genbench: ") else sys.stdout,
               flush=True)
 
     try:
-        done = execute(plan, out, address=args.address, storage=args.storage,
+        done = execute(plan, out, address=args.address, storage=args.storage, log=args.log,
                        max_failures=args.max_failures, reuse_workers=args.reuse_workers,
-                       in_process=args.in_process, trackers=trackers,
-                       until_decided=args.until_decided, max_seeds=args.max_seeds, echo=echo)
+                       in_process=args.in_process, until_decided=args.until_decided,
+                       max_seeds=args.max_seeds, report=not args.no_report, echo=echo)
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the report is quick: let it finish
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print(f"genbench: interrupted; rerun the same command to finish {plan.study} "
               "(done work is kept)", file=sys.stderr)
-        if not args.no_report:  # "Still to run" shows what the interruption left
-            _write_run_report(local, out, quiet=True)
         return 143 if stopped_by and stopped_by[0] == signal.SIGTERM else 130
-    if not args.no_report:
-        _write_run_report(local, out)
     return 0 if done.complete else 1
-
-
-def _write_run_report(local: Path, out: str, quiet: bool = False) -> None:
-    """Refresh the run's report page (at its URI too, for a mirror) and say where it is."""
-    from genbench.harness.store.rundir import RunDir
-    from genbench.harness.store.storage import is_uri, publishing
-    from genbench.reports import write_report
-
-    if not RunDir(local).is_run():
-        return
-    try:
-        with publishing(local):
-            page = write_report([local])
-    except GenbenchError as err:
-        if not quiet:
-            raise
-        print(f"genbench: the report was not refreshed: {err}", file=sys.stderr)
-        return
-    where = f"{out.rstrip('/')}/{page.relative_to(local)}" if is_uri(out) else page.resolve()
-    print(f"report: {where}" + (f" (local copy {page})" if is_uri(out) else ""))
 
 
 def cmd_claims(args) -> int:
@@ -391,77 +330,44 @@ def cmd_claims(args) -> int:
     for w in warnings:
         print(f"genbench: warning: {w}", file=sys.stderr)
     if args.json:
-        from genbench.harness.verdicts.judge import render_json
-
-        print(render_json(results))
+        print(results.to_json())
     else:
         for r in results:
             print(r.line() + (f"  [{r.source}]" if r.source else ""))
-        counts = {v: sum(r.verdict == v for r in results)
-                  for v in ("reproduced", "contradicted", "inconclusive")}
-        looks = f"; {count(results.looks, 'look')} taken" if results.design.sequential else ""
-        print(f"{count(len(results), 'claim')}: " + ", ".join(f"{n} {v}" for v, n in counts.items())
-              + f" ({results.design.text()}{looks})")
+        print(results.summary())
     return results.exit_status
 
 
-def _run_dirs(paths: list[str]) -> list[Path]:
-    from genbench.harness.api import run_dirs
-
-    return run_dirs(paths)
-
-
 def cmd_report(args) -> int:
-    from genbench.reports import write_report
+    from genbench.harness.api import report
 
-    from genbench.harness.store.results import read_results, results_files
-    from genbench.harness.store.storage import publishing
-
-    dirs = _run_dirs(args.runs)
-    for p, d in zip(args.runs, dirs):  # files none of which reads: a page of nothing is refused
-        skipped: list[str] = []
-        if results_files(d) and read_results(d, warn=skipped.append, columns=["metric"]).empty:
-            raise GenbenchError(f"{p} holds no readable results: {skipped[0]}"
-                                + (f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""))
-        for line in skipped:
-            print(f"genbench: warning: {line}", file=sys.stderr)
-    if args.out:
-        print(f"report: {write_report(dirs, Path(args.out)).resolve()}")
-        return 0
-    with publishing(dirs[0]):  # into the first run (at its URI too, for a mirror)
-        print(f"report: {write_report(dirs).resolve()}")
+    page = report(args.runs, out=args.out,
+                  warn=lambda line: print(f"genbench: warning: {line}", file=sys.stderr))
+    print(f"report: {page.resolve()}")
     return 0
 
 
 def cmd_compare(args) -> int:
     from genbench.harness.api import compare
-    from genbench.harness.verdicts.compare import render_json, render_markdown
 
     result = compare(args.base, args.cur, alpha=args.alpha, force=args.force, timings=args.timings,
                      allow_missing=args.allow_missing, allow_inconclusive=args.allow_inconclusive)
     for warning in result.warnings:
         print(f"genbench: warning: {warning}", file=sys.stderr)
-    print(render_json(result) if args.json else render_markdown(result))
+    print(result.to_json() if args.json else result.to_markdown())
     return result.exit_status
 
 
 def cmd_plan(args) -> int:
-
-    from genbench.harness.run.cluster import connect, requested_address
-    from genbench.harness.plan.packing import effective, memory_risks, simulate, this_machine
-    from genbench.harness.run.cluster import cluster_nodes
-    from genbench.harness.run.driver import calibrate
-    from genbench.harness.run.tune import duration_text
+    from genbench.harness.api import machines, notes, packing
+    from genbench.harness.config import grid_text
+    from genbench.harness.plan.packing import effective
+    from genbench.harness.run.progress import duration_text
 
     if args.calibrate < 0:
         raise GenbenchError(f"--calibrate must be a positive number of steps, got {args.calibrate}")
-    plan = _resolve(args)
-    address = requested_address(args.address)
-    if address:
-        cluster = connect(address)  # one line within seconds when it cannot
-        nodes, where = cluster_nodes(), f"the cluster at {address} ({cluster.nodes} nodes)"
-    else:
-        nodes, where = this_machine(), "this machine"
+    plan = _plan(args)
+    nodes, where = machines(args.address)
     print(f"study {plan.study} [{plan.scale}] on {plan.data}, {plan.n_samples} samples per setting")
     for arm in plan.arms:
         trials = [t for t in plan.trials if t.arm == arm]
@@ -475,7 +381,7 @@ def cmd_plan(args) -> int:
         if args.verbose or len(trials) <= PLAN_LINES:
             for t in trials:
                 print(f"  trial {t.trial_id}  seed {t.seed}  {effective(t.resources, nodes)}  "
-                      f"{t.cell or '(base config)'}")
+                      f"{grid_text(t.cell)}")
         else:  # one line per train cell, its seeds summarised
             by_cell: dict[str, list] = {}
             for t in trials:
@@ -484,35 +390,29 @@ def cmd_plan(args) -> int:
                 if isinstance(ts, str):
                     print(ts)
                     continue
-                print(f"  cell {ts[0].cell or '(base config)'}: {count(len(ts), 'seed')} "
+                print(f"  cell {grid_text(ts[0].cell)}: {count(len(ts), 'seed')} "
                       f"({_seeds_text(sorted(t.seed for t in ts))})  {effective(ts[0].resources, nodes)}")
             print("  (--verbose lists every trial)")
         for s in _head_tail(settings, "sample settings") if not args.verbose else settings:
-            print(s if isinstance(s, str) else f"  sample {s.key}  {s.cell or '(default knobs)'}")
+            print(s if isinstance(s, str) else f"  sample {s.key}  {grid_text(s.cell)}")
     for line in plan.merged:
         print(f"merged: {line}")
-    if _no_quality_warning(plan):
-        print(_no_quality_warning(plan))
     for c in plan.stored_claims():
         print(f"claim: {c.text}" + (f"  [{c.source}]" if c.source else ""))
-    for line in plan.claims_left_out:
-        print(f"claim left out by --set or --arm: {line}")
-    durations = None
-    if args.calibrate:
+    for line in notes(plan):
+        print(line)
+    packed = packing(plan, address=args.address, calibrate=args.calibrate, nodes=(nodes, where))
+    if packed.timed:
         cells = plan.cells()
-        print(f"calibrating {len(cells)} train cells "
-              f"({args.calibrate} steps, {min(64, plan.n_samples)} samples per setting) on {where}")
-        timed = calibrate(plan, address, steps=args.calibrate, echo=print)
-        durations = {t.trial_id: timed[t.config_hash]["estimate_s"] for t in plan.trials}
-        for h, c in timed.items():
+        for h, c in packed.timed.items():
             t = cells[h]
-            print(f"  {t.arm} {t.cell or '(base config)'}: setup {c['setup_s']:.1f} s, "
+            print(f"  {t.arm} {grid_text(t.cell)}: setup {c['setup_s']:.1f} s, "
                   f"{c['step_s'] * 1000:.1f} ms/step, {c['sample_s_per_image'] * 1000:.2f} ms/image "
                   f"sampling + {c['metric_s_per_image'] * 1000:.2f} ms/image metrics "
                   f"-> ~{duration_text(c['estimate_s'])} per trial; peak {c['peak_mem_mb']:.0f} MB")
-        for line in memory_risks(cells, nodes, timed):
+        for line in packed.risks:
             print(f"  packing risk: {line}")
-    schedule = simulate(plan.trials, nodes, durations)
+    schedule = packed.schedule
     print(f"packing on {where}:")
     for n in nodes:
         print(f"  node {n.name}: {n.cpu:g} CPU, {n.gpu:g} GPU: up to "
@@ -522,7 +422,7 @@ def cmd_plan(args) -> int:
     placed = len(plan.trials) - len(schedule.pending)
     if placed:
         line = f"  {count(placed, 'trial')}, {schedule.at_once} at once"
-        if durations:
+        if packed.durations:
             line += f"; estimated wall time ~{duration_text(schedule.wall)} (from the calibration)"
         else:
             line += f", {count(round(schedule.wall), 'wave')} (--calibrate estimates the wall time)"
@@ -556,11 +456,11 @@ def _seeds_text(seeds: list[int]) -> str:
 
 
 def cmd_status(args) -> int:
-    from genbench.harness.run.driver import status_lines
+    from genbench.harness.api import status
 
-    lines, complete = status_lines(args.run)
-    print("\n".join(lines))
-    return 0 if complete else 1
+    where = status(args.run)
+    print(where)
+    return 0 if where.complete else 1
 
 
 def cmd_list(args) -> int:

@@ -80,12 +80,13 @@ def _check_dest(dest: Path) -> None:
                             "replaces index.html and img/ there; give a new or empty directory")
 
 
-def write_report(paths: list[Path], dest: Path | None = None) -> Path:
+def write_report(paths: list[Path], dest: Path | None = None, plans: list | None = None) -> Path:
     """Write the report of the run directories `paths` (one comparison page for several) to
-    `dest` (default `paths[0]/report`); return the path of index.html."""
+    `dest` (default `paths[0]/report`); return the path of index.html. `plans`: each run's
+    latest plan where the caller holds it already (`load_runs`)."""
     dest = Path(dest) if dest else RunDir(paths[0]).report
     _check_dest(dest)
-    runs = load_runs([Path(p) for p in paths])
+    runs = load_runs([Path(p) for p in paths], plans)
     img = dest / "img"
     try:
         if img.is_dir():

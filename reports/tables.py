@@ -136,12 +136,14 @@ class Run:
         return self.planned("study", "STUDY")
 
 
-def load_runs(paths: list[Path]) -> list[Run]:
+def load_runs(paths: list[Path], plans: list[Plan | None] | None = None) -> list[Run]:
+    """The runs in `paths`, each with its current rows, curves and latest plan: `plans[i]`
+    where given (the driver read it already), else its study.json."""
     runs = []
     for i, p in enumerate(paths):
         p = Path(p)
         warnings: list[str] = []
-        plan = read_plan(p)
+        plan = plans[i] if plans is not None and plans[i] is not None else read_plan(p)
         rows, gone = read_current(p, plan, warn=warnings.append, columns=COLUMNS)
         curves = read_curves(p)
         runs.append(Run(i, p, with_axes(rows), curves[~curves.trial_id.isin(gone)], plan,

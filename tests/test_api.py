@@ -82,12 +82,16 @@ def test_load_of_a_directory_that_is_not_a_run_fails_in_one_line(tmp_path):
 
 @pytest.mark.e2e
 def test_run_returns_the_rows_and_load_reads_them_back(tmp_path):
+    from genbench.harness.store.results import REAL_ARM
+
     study = genbench.Study(name="api", method="dummy", data="mnist5k", seeds=(0, 1),
                            sample_grid={"noise": [0.1, 0.5]}, metrics=("fid_domain",),
                            scales={"smoke": genbench.Scale(budget_steps=2, n_samples=16)})
     lines = []
     rows = genbench.run(study, out=tmp_path / "out", echo=lines.append, in_process=True)
-    assert len(rows[rows.metric == "fid_domain"]) == 4 and set(rows.seed) == {0, 1}
+    own = rows[rows.arm != REAL_ARM]  # (the real-data floor's arm measures fid_domain beside it)
+    assert len(own[own.metric == "fid_domain"]) == 4 and set(own.seed) == {0, 1}
+    assert set(rows.arm) == {"dummy", REAL_ARM}
     assert any("ledger:" in line for line in lines)
     again = genbench.run(study, out=tmp_path / "out", echo=lines.append,  # resumes: nothing
                          in_process=True)                                 # to do

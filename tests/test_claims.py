@@ -19,6 +19,7 @@ from genbench.harness.verdicts.claims import Claim
 from genbench.harness.verdicts.judge import evaluate, exit_status, more_seeds, render_json
 from genbench.harness.verdicts.points import Catalog, Point, resolve
 from genbench.harness.errors import GenbenchError
+from genbench.harness.plan.resolve import resolve_study
 
 A = Point("m", '{"k":1}', "{}")
 B = Point("m", '{"k":2}', "{}")
@@ -228,7 +229,7 @@ def test_every_shipped_study_declares_claims_that_resolve():
             assert isinstance(c, Claim) and c.source, f"{name}: {c} names no source"
             assert Claim.parse(c.text, c.source) == c
         own = [s.claims for s in study.scales.values() if s.claims is not None]
-        assert len(study.resolve("smoke").claims) == len(own[0] if own else study.claims)
+        assert len(resolve_study(study, "smoke").claims) == len(own[0] if own else study.claims)
 
 
 CLAIM = "fid_domain: lr=0.5, noise=0.2 better than lr=0.5, noise=0.8"

@@ -145,7 +145,7 @@ def test_a_plan_of_many_seeds_prints_a_summary_and_verbose_every_trial(tmp_path,
     out = capsys.readouterr().out
     assert len(out.splitlines()) < 15
     assert "2 train cells x 300 seeds = 600 trials" in out
-    assert "cell {'lr': 0.1}: 300 seeds (0-299)" in out and "--verbose lists every trial" in out
+    assert "cell lr=0.1: 300 seeds (0-299)" in out and "--verbose lists every trial" in out
     assert main(["plan", str(f), "--verbose"]) == 0
     out = capsys.readouterr().out
     assert sum(line.startswith("  trial ") for line in out.splitlines()) == 600

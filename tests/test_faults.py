@@ -19,6 +19,7 @@ import torch
 
 from genbench.harness.cli import main
 from genbench.harness.store.results import read_results
+from genbench.harness.plan.resolve import resolve_study
 
 pytestmark = pytest.mark.system  # processes killed, signals, nodes started, disks filled
 XDIST_GROUP = "system"  # one at a time, on one pytest worker (tests/conftest.py)
@@ -161,7 +162,7 @@ def test_shared_workers_write_the_same_rows_and_say_so(tmp_path, ray_local):
                      .replace("seeds=(0,)", "seeds=(0, 1)"))
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     assert main(["run", str(study), "--out", str(shared), "--no-report", "--reuse-workers"]) == 0
-    plan = load_study(str(study)).resolve("smoke")
+    plan = resolve_study(load_study(str(study)), "smoke")
     for work in scan(alone, plan, echo=lambda _: None).work:
         execute_trial(plan, work, alone, _env(), torch.device("cpu"))
     a, b = read_results(shared), read_results(alone)
@@ -183,7 +184,7 @@ def test_a_fit_that_diverges_after_a_failed_attempt_keeps_one_status_row(tmp_pat
     from genbench.harness.plan.study import load_study
     from genbench.harness.run.trial import execute_trial, record_failure
 
-    plan = load_study(write(tmp_path, diverge_at=3)).resolve("smoke")
+    plan = resolve_study(load_study(write(tmp_path, diverge_at=3)), "smoke")
     out, cpu = tmp_path / "out", torch.device("cpu")
     work = scan(out, plan, echo=lambda _: None).work[0]
     record_failure(plan, work.trial, out, _env(), cpu, RuntimeError("planted"), 2, "trace")
@@ -413,7 +414,7 @@ def test_a_cross_seed_evaluation_that_fails_is_one_line_and_the_others_go_on(
     assert "failed: RuntimeError: planted cross failure (the next run tries it again)" in out
     assert "cross-seed evaluations: 1 of 2 written; 1 failed" in out and len(calls) == 2
     assert "2 ok, 0 diverged, 0 failed, 0 missing, 1 cross-seed evaluations missing" in out
-    plan = load_study(str(f)).resolve("smoke")
+    plan = resolve_study(load_study(str(f)), "smoke")
     assert len(scan(out_dir, plan, echo=lambda _: None).cross) == 1  # the failed pair, again
     ckpt = out_dir / "checkpoints" / f"{plan.trials[1].trial_id}.pt"  # deleted to save disk:
     ckpt.rename(ckpt.with_suffix(".away"))  # its pairs cannot be measured, nor fail each rerun
@@ -441,7 +442,7 @@ def test_a_trial_at_a_uri_pushes_its_checkpoints_and_rows_as_it_writes_them(tmp_
     from genbench.harness.run.trial import execute_trial
 
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
-    plan = load_study(write(tmp_path)).resolve("smoke")
+    plan = resolve_study(load_study(write(tmp_path)), "smoke")
     uri = f"file://{tmp_path / 'bucket' / 'run'}"
     work = scan(tmp_path / "empty", plan, echo=lambda _: None).work[0]
     stage, seen = Stage(uri, work.trial.trial_id), []

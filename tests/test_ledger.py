@@ -20,6 +20,7 @@ from genbench.harness.store.rundir import LOCK_NAME, OutputLock, RunDir
 from genbench.harness.store.results import read_results
 from genbench.harness.plan.plan import read_plan
 from genbench.harness.plan.study import Scale, Study
+from genbench.harness.plan.resolve import resolve_study
 
 STUDY_FILE = """from genbench import Study, Scale
 STUDY = Study(name={name!r}, method='dummy', data='mnist5k', train_grid={{'lr': [0.5]}},
@@ -202,7 +203,7 @@ def test_duplicate_cells_and_seeds_are_merged(capsys, tmp_path):
     s = Study(name="d", method="dummy", data="mnist5k", config={"lr": 0.5},
               train_grid=[{"lr": 0.5}, {}], sample_grid=[{"noise": 0.5}, {}],
               seeds=(0, 0, 1), scales={"smoke": Scale(budget_steps=2, n_samples=2)})
-    plan = s.resolve("smoke")
+    plan = resolve_study(s, "smoke")
     assert [t.seed for t in plan.trials] == [0, 1] and len(plan.samples) == 1
     assert len(plan.merged) == 3
     f = tmp_path / "d.py"
@@ -242,19 +243,19 @@ def test_cell_keys_survive_a_new_config_field_but_not_a_new_grid_value(monkeypat
     def keys(plan):
         return [plan.cell_key(t, st) for t in plan.trials for st in (None, *plan.samples)]
 
-    before = s.resolve("smoke")
+    before = resolve_study(s, "smoke")
 
     @dataclasses.dataclass(frozen=True)
     class NewConfig(DummyConfig):
         momentum: float = 0.0  # a field added with a neutral default
 
     monkeypatch.setattr(Dummy, "Config", NewConfig)
-    after = s.resolve("smoke")
+    after = resolve_study(s, "smoke")
     assert "momentum" in after.trials[0].config
     assert keys(after) == keys(before)  # joins the two commits' runs
     assert [t.trial_id for t in after.trials] != [t.trial_id for t in before.trials]  # reruns
     assert len(set(keys(before))) == len(keys(before)) // 2  # seeds share a cell key
-    changed = dataclasses.replace(s, train_grid={"lr": [0.5, 0.125]}).resolve("smoke")
+    changed = resolve_study(dataclasses.replace(s, train_grid={"lr": [0.5, 0.125]}), "smoke")
     assert keys(changed)[:6] == keys(before)[:6] and keys(changed)[6:] != keys(before)[6:]
 
 
@@ -291,7 +292,7 @@ def test_a_metric_skipped_for_missing_weights_is_missing_work_once_they_are_here
     monkeypatch.setenv("GENBENCH_ASSETS", str(tmp_path / "assets"))
     f = Path(study_file(tmp_path, metrics=("fid_inception",)))
     f.write_text(f.read_text().replace("metrics=(", "missing_assets='skip', metrics=("))
-    out, plan = tmp_path / "out", load_study(str(f)).resolve("smoke")
+    out, plan = tmp_path / "out", resolve_study(load_study(str(f)), "smoke")
 
     def work():  # the study's own trial (the real-data floor's beside it is not this test's)
         return [w for w in scan(out, plan, echo=lambda _: None).work if w.trial.arm != "real"]
@@ -319,7 +320,7 @@ def test_a_trial_works_out_what_is_left_from_its_own_files_alone(tmp_path):
     from genbench.harness.plan.study import load_study
     from genbench.harness.run.trial import execute_trial
 
-    plan = load_study(study_file(tmp_path, noise=(0.5, 0.25))).resolve("smoke")
+    plan = resolve_study(load_study(study_file(tmp_path, noise=(0.5, 0.25))), "smoke")
     out = tmp_path / "out"
     (trial,) = plan.trials
     assert work_left(plan, trial, out) == scan(out, plan, echo=lambda _: None).work[0]
@@ -341,7 +342,7 @@ def test_the_sampling_key_is_the_hash_of_its_documented_fields():
     from genbench.harness.plan.study import load_study
 
     for name in ("quickstart", "regression", "dps_steps"):
-        plan = load_study(name).resolve("smoke", {})
+        plan = resolve_study(load_study(name), "smoke", {})
         for t in plan.trials:
             for s in plan.settings_for(t):
                 assert plan.sampling_key(t, s) == config_hash(
@@ -356,7 +357,7 @@ def test_a_trial_sees_the_shared_plan_its_own_trial_and_the_whole_plans_id():
     from genbench.harness.plan.plan import Plan
     from genbench.harness.plan.study import load_study
 
-    plan = load_study("regression").resolve("smoke", {})
+    plan = resolve_study(load_study("regression"), "smoke", {})
     assert len(plan.shared_json()) < len(plan.to_json()) / 2
     for t in plan.trials:
         part = Plan.for_trial(plan.shared_json(), plan.plan_id, t)
@@ -365,3 +366,19 @@ def test_a_trial_sees_the_shared_plan_its_own_trial_and_the_whole_plans_id():
         assert [part.sampling_key(t, s) for s in part.settings_for(t)] == [
             plan.sampling_key(t, s) for s in plan.settings_for(t)]
         assert part.cell_key(t) == plan.cell_key(t)
+
+
+@pytest.mark.e2e
+def test_a_rerun_with_nothing_to_do_reads_the_plan_once(tmp_path, monkeypatch, capsys):
+    """The driver reads study.json once and hands it on: to the ledger's checks, the healing
+    of a lost plan, the claims and the page (a huge plan is read, not re-read four times)."""
+    from genbench.harness.plan.plan import Plan
+
+    out, path = tmp_path / "out", study_file(tmp_path)
+    assert run(path, "--out", out) == 0
+    reads = []
+    parse = Plan.from_json.__func__
+    monkeypatch.setattr(Plan, "from_json", classmethod(lambda cls, text: reads.append(1) or parse(cls, text)))
+    assert main(["run", path, "--out", str(out), "--in-process"]) == 0  # nothing to run; a page
+    assert "nothing to run" in capsys.readouterr().out and (out / "report" / "index.html").is_file()
+    assert len(reads) == 1

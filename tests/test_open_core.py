@@ -14,6 +14,7 @@ from genbench.harness.errors import GenbenchError
 from genbench.harness.store.results import read_results
 from genbench.harness.plan.study import Arm, Scale, Study, load_study
 from userland import MEAN_IMAGE
+from genbench.harness.plan.resolve import resolve_study
 
 
 
@@ -52,24 +53,24 @@ def test_a_method_of_the_study_file_and_a_shipped_one_run_as_arms_in_one_tune_ru
 
 def test_set_one_arm_or_every_arm_that_has_the_field():
     s = Study(**ARMS)
-    plan = s.resolve("smoke", {"ddpm.n_feat": 4, "config.batch_size": 8})
+    plan = resolve_study(s, "smoke", {"ddpm.n_feat": 4, "config.batch_size": 8})
     cfg = {t.arm: t.config for t in plan.trials}
     assert cfg["ddpm"]["n_feat"] == 4 and cfg["ddpm"]["batch_size"] == 8 == cfg["mean"]["batch_size"]
     assert {t.arm: t.budget_steps for t in plan.trials} == {"mean": 8, "ddpm": 8}
-    assert s.resolve("smoke", {"budget_steps": 3}).trials[0].budget_steps == 3
+    assert resolve_study(s, "smoke", {"budget_steps": 3}).trials[0].budget_steps == 3
     with pytest.raises(GenbenchError, match="unknown key 'n_layers'"):
-        s.resolve("smoke", {"n_layers": 2})
+        resolve_study(s, "smoke", {"n_layers": 2})
     with pytest.raises(GenbenchError, match="unknown key 'ddpm.diverge_at'"):
-        s.resolve("smoke", {"ddpm.diverge_at": 2})  # dummy has it, the ddpm arm does not
+        resolve_study(s, "smoke", {"ddpm.diverge_at": 2})  # dummy has it, the ddpm arm does not
 
 
 def test_budget_kimg_gives_steps_from_the_batch_size():
     s = Study(name="k", data="mnist5k", method="dummy",
               scales={"smoke": Scale(n_samples=2, budget_kimg=1.0),
                       "both": Scale(n_samples=2, budget_steps=2, budget_kimg=1.0)})
-    assert s.resolve("smoke").trials[0].budget_steps == 1000 // 16 + 1  # ceil(1000 / 16)
+    assert resolve_study(s, "smoke").trials[0].budget_steps == 1000 // 16 + 1  # ceil(1000 / 16)
     with pytest.raises(GenbenchError, match="exactly one of budget_steps and budget_kimg"):
-        s.resolve("both")
+        resolve_study(s, "both")
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_a_relative_folder_and_data_directory_reach_the_trials(image_folder, tmp
     assert data.canonical("mnist5k") == "mnist5k"
     study = Study(name="rel", method="dummy", data="folder:cats", metrics=(),
                   scales={"smoke": Scale(budget_steps=2, n_samples=2, log_every=1)})
-    assert study.resolve("smoke").data == f"folder:{image_folder}"
+    assert resolve_study(study, "smoke").data == f"folder:{image_folder}"
     monkeypatch.setenv("GENBENCH_DATA", "data")
     env = _env()
     assert env.data_dir == str(tmp_path / "data")
@@ -129,8 +130,8 @@ def test_a_knob_the_sampler_ignores_is_refused(sets, study, match):
         s = Study(name="t", method="ddpm", data="mnist5k",
                   scales={"smoke": Scale(budget_steps=2, n_samples=2)}, **study)
     with pytest.raises(GenbenchError, match=match):
-        s.resolve("smoke", sets)
-    ok = load_study("ddim_vs_ddpm").resolve("smoke", {"eta": 1.0})  # the DDIM settings use it
+        resolve_study(s, "smoke", sets)
+    ok = resolve_study(load_study("ddim_vs_ddpm"), "smoke", {"eta": 1.0})  # the DDIM settings use it
     assert {st.knobs["eta"] for st in ok.samples if st.arm != "real"} == {1.0}
 
 
@@ -185,6 +186,6 @@ def test_plan_records_the_imports_workers_need(tmp_path):
                  "from genbench import Scale, Study\n"
                  "STUDY = Study(name='mine2', method='mean_image2', data='mnist5k',"
                  " imports=('json',), scales={'smoke': Scale(budget_steps=1, n_samples=1)})\n")
-    plan = load_study(str(f)).resolve("smoke")
+    plan = resolve_study(load_study(str(f)), "smoke")
     assert plan.imports == ("json", f"path:{f.resolve()}")
     assert json.loads(plan.to_json())["imports"] == list(plan.imports)

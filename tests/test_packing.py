@@ -9,6 +9,7 @@ from genbench.harness.errors import GenbenchError
 from genbench.harness.plan.packing import Node, memory_risks, simulate, unplaceable
 from genbench.harness.plan.plan import Plan, Resources, Trial
 from genbench.harness.plan.study import Arm, Scale, Study
+from genbench.harness.plan.resolve import resolve_study
 
 
 def trials(*resources: Resources) -> list[Trial]:
@@ -105,12 +106,12 @@ def test_calibrated_peaks_that_do_not_fit_a_shared_gpu_are_named():
     timed = {f"h{i}": {"peak_mem_mb": 30_000, "device_mem_mb": 80_000} for i in range(3)}
     cells = {t.config_hash: t for t in ts}
     risks = memory_risks(cells, gpu_node, timed)  # 4 x 30 GB do not fit; 2 x 30 GB and 1 GPU do
-    assert risks == ["4 trials of arm0 (base config) share a GPU (gpu=0.25) and need 4 x 30500 MB "
+    assert risks == ["4 trials of arm0 (base) share a GPU (gpu=0.25) and need 4 x 30500 MB "
                      "(with a CUDA context each) of its 80000 MB; give them a larger gpu share"]
     # 2 x 35 GB fit 90 % of 80 GB, but not with a CUDA context each
     tight = {h: {**c, "peak_mem_mb": 35_800} for h, c in timed.items()}
     assert [r.split(" share")[0] for r in memory_risks(cells, gpu_node, tight)] == [
-        "4 trials of arm0 (base config)", "2 trials of arm1 (base config)"]
+        "4 trials of arm0 (base)", "2 trials of arm1 (base)"]
     cpu = {h: {**c, "device_mem_mb": 0.0} for h, c in timed.items()}  # calibrated on a CPU
     assert memory_risks(cells, gpu_node, cpu) == []
 
@@ -127,16 +128,16 @@ def _study(**arm_resources) -> Study:
 
 def test_resources_come_from_the_arm_or_its_cells_and_the_command_line_wins():
     by_cell = lambda cfg: Resources(cpu=1, gpu=0.5 if cfg["lr"] > 0.15 else 0.25)  # noqa: E731
-    plan = _study(small=by_cell, big=Resources(cpu=2, gpu=1)).resolve("smoke")
+    plan = resolve_study(_study(small=by_cell, big=Resources(cpu=2, gpu=1)), "smoke")
     got = {(t.arm, t.cell.get("lr"), t.seed): (t.resources.cpu, t.resources.gpu) for t in plan.trials}
     assert got == {("small", 0.1, 0): (1, 0.25), ("small", 0.1, 1): (1, 0.25),
                    ("small", 0.2, 0): (1, 0.5), ("small", 0.2, 1): (1, 0.5),
                    ("big", None, 0): (2, 1), ("big", None, 1): (2, 1)}
     # an arm without resources takes the study's; a scale's resources are the whole study's
-    assert {t.resources for t in _study().resolve("smoke").trials} == {Resources(1, 0.25)}
-    assert {t.resources for t in _study(big=Resources(2, 1)).resolve("gpu").trials} == {Resources(2, 0.5)}
+    assert {t.resources for t in resolve_study(_study(), "smoke").trials} == {Resources(1, 0.25)}
+    assert {t.resources for t in resolve_study(_study(big=Resources(2, 1)), "gpu").trials} == {Resources(2, 0.5)}
     # --set gpu= (and --gpus-per-trial) override every trial, arms included
-    sets = _study(big=Resources(cpu=2, gpu=1)).resolve("smoke", {"gpu": 0.125})
+    sets = resolve_study(_study(big=Resources(cpu=2, gpu=1)), "smoke", {"gpu": 0.125})
     assert {t.resources.gpu for t in sets.trials} == {0.125}
     assert {t.resources.cpu for t in sets.trials if t.arm == "big"} == {2}
     # the plan round-trips through JSON with each trial's resources
@@ -150,7 +151,7 @@ def test_resources_come_from_the_arm_or_its_cells_and_the_command_line_wins():
 ])
 def test_bad_resources_are_refused_when_the_plan_resolves(res, msg):
     with pytest.raises(GenbenchError, match="arm 'big'") as err:
-        _study(big=res).resolve("smoke")
+        resolve_study(_study(big=res), "smoke")
     assert msg in str(err.value)
 
 
@@ -198,8 +199,8 @@ def test_calibration_leaves_the_first_steps_one_off_costs_out(monkeypatch):
         real_add(self, step, losses, **schedule)
 
     monkeypatch.setattr(LossLog, "add", add)
-    plan = Study(name="warm", method="dummy", data="mnist5k", metrics=(),
-                 scales={"smoke": Scale(budget_steps=1000, n_samples=8)}).resolve("smoke")
+    plan = resolve_study(Study(name="warm", method="dummy", data="mnist5k", metrics=(),
+                 scales={"smoke": Scale(budget_steps=1000, n_samples=8)}), "smoke")
     timed = calibrate_trial(plan, plan.trials[0], torch.device("cpu"), steps=WARMUP_STEPS + 4, n=8)
     assert 0.01 <= timed["step_s"] < 0.02  # not (0.3 + 5 * 0.01) / 6 = 0.058
     assert 10 < timed["estimate_s"] < 25

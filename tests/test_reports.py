@@ -350,7 +350,11 @@ def test_the_rerun_command_names_the_study_as_the_command_line_does(tmp_path):
 
     from genbench.reports.tables import Run
 
+    from genbench.harness.plan.plan import Plan
+
     def ref(plan):
+        plan = Plan.from_dict({"scale": "smoke", "data": "mnist5k", "resolution": 28, "n_samples": 8,
+                               "trials": [], "samples": [], **plan})
         return Run(0, tmp_path, pd.DataFrame(), pd.DataFrame(), plan).study_ref()
 
     assert ref({"imports": ["genbench.studies.cm_steps"], "study": "x"}) == "cm_steps"
@@ -519,15 +523,17 @@ def test_an_axis_moves_a_metric_only_beyond_the_noise_between_seeds():
 
 def test_a_page_of_two_runs_says_what_differs_between_them(tmp_path):
     """Commit, overrides and each arm's config field by field (grid axes aside)."""
+    from genbench.harness.plan.plan import Plan
     from genbench.reports.page import _differences
     from genbench.reports.tables import Run
 
     def run(i, sha, sets, lr):
         rows = pd.DataFrame({"git_sha": [sha]})
         plan = {"study": "s", "scale": "smoke", "data": "mnist5k", "resolution": 28, "n_samples": 8,
-                "sets": sets, "trials": [{"arm": "ddpm", "cell": {"T": 100},
-                                          "config": {"T": 100, "lr": lr, "n_feat": 8}}]}
-        return Run(i, tmp_path / str(i), rows, pd.DataFrame(), plan)
+                "sets": sets, "trials": [{"arm": "ddpm", "cell": {"T": 100}, "trial_id": "t", "seed": 0,
+                                          "config": {"T": 100, "lr": lr, "n_feat": 8}}],
+                "samples": []}
+        return Run(i, tmp_path / str(i), rows, pd.DataFrame(), Plan.from_dict(plan))
 
     text = _differences([run(0, "aaaaaaaaaaaa", [], 0.002), run(1, "bbbbbbbbbbbb", [["lr", 0.001]], 0.001)])
     assert "commit: run 0: aaaaaaaaaa; run 1: bbbbbbbbbb" in text

@@ -11,6 +11,7 @@ from genbench.methods.ddpm import DDPM, DDPMConfig, DDPMKnobs
 from genbench.harness.plan.tasks import hidden_error, make_inpainting
 from genbench.methods.samplers import ddim_sigma, ddim_step, ddpm_step, guided_eps, predict_x0
 from genbench.methods.schedules import NoiseSchedule, linear_betas
+from genbench.harness.plan.resolve import resolve_study
 
 CPU = torch.device("cpu")
 
@@ -267,4 +268,4 @@ def _figures_study(tmp_path):
         "              sample_config=dict(variance='posterior', clip_x0=True),\n"
         "              sample_grid={'steps': [5, 10]},\n"
         "              scales={'smoke': Scale(budget_steps=2, n_samples=2, log_every=1)})\n")
-    return load_study(str(study)).resolve("smoke"), tmp_path / "out"
+    return resolve_study(load_study(str(study)), "smoke"), tmp_path / "out"

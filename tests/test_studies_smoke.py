@@ -16,6 +16,7 @@ from genbench.harness.plan.plan import Plan
 from genbench.harness.data import info
 from genbench.harness.store.results import COLUMNS, read_curves, read_results
 from genbench.harness.plan.study import load_study, study_names
+from genbench.harness.plan.resolve import resolve_study
 
 # shrink budgets so the whole suite stays within minutes; the grids are the studies' own
 FAST = ["--set", "budget_steps=4", "--set", "n_samples=2", "--set", "log_every=2"]
@@ -55,7 +56,7 @@ def smoke(tmp_path_factory):
                 code = main(["run", name, "--out", str(out), *FAST, *sets,  # rows, not Ray
                              "--in-process", "--no-report"])  # (test_inprocess.py: same rows)
             assert code == 0, console.getvalue()[-2000:]
-            plan = load_study(name).resolve("smoke", {"budget_steps": 4, "n_samples": 2,
+            plan = resolve_study(load_study(name), "smoke", {"budget_steps": 4, "n_samples": 2,
                                                       "log_every": 2, **extra})
             runs[name] = SmokeRun(out, plan, read_results(out), read_curves(out), console.getvalue())
         return runs[name]

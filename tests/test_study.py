@@ -6,6 +6,7 @@ from genbench.harness.config import parse_value
 from genbench.harness.errors import GenbenchError
 from genbench.harness.plan.plan import Plan
 from genbench.harness.plan.study import Scale, Study, load_study, parse_sets, study_names
+from genbench.harness.plan.resolve import resolve_study
 
 
 def make(**kw):
@@ -17,24 +18,24 @@ def make(**kw):
 def test_grid_expansion_seeds_and_stable_ids():
     s = make(train_grid={"T": [10, 20], "loss": ["l1", "l2"]}, sample_grid={"steps": [2, 5]},
              seeds=(0, 1))
-    p = s.resolve("smoke")
+    p = resolve_study(s, "smoke")
     assert len(p.trials) == 8 and len(p.samples) == 2
     assert len({t.trial_id for t in p.trials}) == 8
-    assert p.trials[0].trial_id == s.resolve("smoke").trials[0].trial_id
+    assert p.trials[0].trial_id == resolve_study(s, "smoke").trials[0].trial_id
     assert {t.config["T"] for t in p.trials} == {10, 20}
     assert Plan.from_json(p.to_json()) == p
 
 
 def test_budget_changes_the_trial_id():
     s = make()
-    a = s.resolve("smoke").trials[0].trial_id
-    b = s.resolve("smoke", {"budget_steps": 6}).trials[0].trial_id
+    a = resolve_study(s, "smoke").trials[0].trial_id
+    b = resolve_study(s, "smoke", {"budget_steps": 6}).trials[0].trial_id
     assert a != b
 
 
 def test_set_pins_an_axis():
     s = make(train_grid={"T": [10, 20]}, sample_grid={"steps": [2, 5]})
-    p = s.resolve("smoke", {"T": 30, "steps": 3, "seeds": [4, 5], "n_samples": 2})
+    p = resolve_study(s, "smoke", {"T": 30, "steps": 3, "seeds": [4, 5], "n_samples": 2})
     assert [t.config["T"] for t in p.trials] == [30, 30]
     assert [t.seed for t in p.trials] == [4, 5]
     assert [st.knobs["steps"] for st in p.samples] == [3]
@@ -43,7 +44,7 @@ def test_set_pins_an_axis():
 
 def test_list_grid_and_prefixes():
     s = make(sample_grid=[{"steps": 2}, {"steps": 4, "clip_x0": True}])
-    p = s.resolve("smoke", {"config.batch_size": 4, "sample.batch_size": 2})
+    p = resolve_study(s, "smoke", {"config.batch_size": 4, "sample.batch_size": 2})
     assert [st.knobs["clip_x0"] for st in p.samples] == [False, True]
     assert p.trials[0].config["batch_size"] == 4 and p.samples[0].knobs["batch_size"] == 2
 
@@ -66,12 +67,12 @@ def test_list_grid_and_prefixes():
 ])
 def test_bad_input_fails_before_running(study, sets, match):
     with pytest.raises(GenbenchError, match=match):
-        make(**study).resolve("smoke", sets)
+        resolve_study(make(**study), "smoke", sets)
 
 
 def test_unknown_scale():
     with pytest.raises(GenbenchError, match="unknown scale 'huge'.*valid: smoke"):
-        make().resolve("huge")
+        resolve_study(make(), "huge")
 
 
 def test_parse_sets():
@@ -91,7 +92,7 @@ def test_every_study_resolves_at_every_scale(name):
     assert study.description and load_study(name).name == name
     for scale in study.scales:
         try:
-            plan = study.resolve(scale)
+            plan = resolve_study(study, scale)
         except GenbenchError as err:  # a data set that is not shipped (SVHN): one clear line
             assert "is not in" in str(err) and "copy the torchvision" in str(err), err
             assert "\n" not in str(err)

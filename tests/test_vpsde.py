@@ -17,6 +17,7 @@ from genbench.harness.method import Budget, TrainData
 from genbench.harness.mixture import DEFAULT, Mixture, ks_statistic, log_prob, wasserstein1
 from genbench.harness.plan.study import Scale, Study
 from genbench.methods.vpsde import VPSDE, VPSDEConfig
+from genbench.harness.plan.resolve import resolve_study
 
 OTHER = "0.5,-1,0.2;0.2,0.5,0.1;0.3,2.5,0.6"  # three components, one narrow
 
@@ -119,14 +120,14 @@ def test_mixture_data_sets_and_refusals():
         datasets.law("mnist5k")
     scale = {"smoke": Scale(budget_steps=2, n_samples=4)}
     with pytest.raises(GenbenchError, match="fid_domain cannot measure points .*apply: .*w1_exact"):
-        Study(name="s", method="vpsde", data="mixture", scales=scale,
-              metrics=("fid_domain",)).resolve("smoke")
+        resolve_study(Study(name="s", method="vpsde", data="mixture", scales=scale,
+              metrics=("fid_domain",)), "smoke")
     with pytest.raises(GenbenchError, match="method 'ddpm' generates images and data set "
                                             "'mixture' holds points"):
-        Study(name="s", method="ddpm", data="mixture", scales=scale).resolve("smoke")
+        resolve_study(Study(name="s", method="ddpm", data="mixture", scales=scale), "smoke")
     with pytest.raises(GenbenchError, match="w1_exact cannot measure images"):
-        Study(name="s", method="ddpm", data="mnist5k", scales=scale,
-              metrics=("w1_exact",)).resolve("smoke")
+        resolve_study(Study(name="s", method="ddpm", data="mnist5k", scales=scale,
+              metrics=("w1_exact",)), "smoke")
 
 
 def test_trajectory_figure():

@@ -22,6 +22,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from genbench.harness.config import grid_text
 from genbench.harness.plan.plan import Plan, Resources, Trial
 
 EPS = 1e-9
@@ -135,7 +136,7 @@ def memory_risks(cells: dict, nodes: list[Node], timed: dict[str, dict[str, floa
         per_gpu = math.floor(1 / share + EPS)
         need = c["peak_mem_mb"] + CUDA_CONTEXT_MB
         if per_gpu * need > 0.9 * c["device_mem_mb"]:
-            out.append(f"{per_gpu} trials of {t.arm} {t.cell or '(base config)'} share a GPU "
+            out.append(f"{per_gpu} trials of {t.arm} {grid_text(t.cell)} share a GPU "
                        f"(gpu={share:g}) and need {per_gpu} x {need:.0f} MB (with a CUDA "
                        f"context each) of its {c['device_mem_mb']:.0f} MB; give them a larger "
                        "gpu share")

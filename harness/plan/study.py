@@ -9,9 +9,9 @@ one method declares it directly (`method=`, `config=`, grids); a study that comp
 lists `arms=(Arm(...), ...)`, which share the data, seeds, metrics and budget (in optimiser
 steps, or in images seen with `budget_kimg` as StyleGAN and EDM count it).
 
-`Study.resolve(scale, sets)` returns the `Plan` (`genbench.harness.plan.plan`) of what will run,
-through `genbench.harness.plan.resolve`, which checks every key and value first. This module only
-declares, and loads study files.
+`genbench.plan(study, scale=..., sets=...)` (`genbench.harness.plan.resolve.resolve_study` below
+it) returns the `Plan` (`genbench.harness.plan.plan`) of what will run, checking every key and
+value first. This module only declares, and loads study files.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, Literal
 from genbench.harness.verdicts.claims import Claim
 from genbench.harness.config import check_fields, parse_value
 from genbench.harness.errors import GenbenchError, first_line, unknown
-from genbench.harness.plan.plan import Plan, Resources
+from genbench.harness.plan.plan import Resources
 from genbench.harness.registry import exec_file, import_code
 
 Grid = dict[str, list[Any]] | list[dict[str, Any]]
@@ -159,15 +159,6 @@ class Study:
             raise GenbenchError(f"study {self.name!r} declares neither method nor arms")
         return (Arm(self.method, self.method, self.config, self.train_grid, self.sample_grid,
                     self.sample_config, pretrained=self.pretrained),)
-
-    def resolve(self, scale: str = "smoke", sets: dict[str, Any] | None = None,
-                claims: tuple[Claim | str, ...] = (), arms: tuple[str, ...] = ()) -> "Plan":
-        """The trials and sample settings of this study at `scale`, with `--set` overrides, and
-        its claims with `claims` (`--claim`) added, each checked against the plan; only the
-        arms named in `arms` (`--arm`), when any."""
-        from genbench.harness.plan.resolve import resolve_study
-
-        return resolve_study(self, scale, sets, claims, arms)
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:

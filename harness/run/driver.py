@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from genbench.harness.config import grid_text
 from genbench.harness.metrics.assets import assets_dir
 from genbench.harness.errors import GenbenchError, count, first_line
 from genbench.harness.run.cluster import check_shared, connect, requested_address
@@ -29,7 +30,7 @@ from genbench.harness.plan.packing import effective, refuse_unplaceable, this_ma
 from genbench.harness.run.cluster import cluster_nodes
 from genbench.harness.store.storage import (Remote, clear_progress, has_checkpoint, is_uri, mirror,
                                       mirror_dir, publishing, pull_checkpoints)
-from genbench.harness.plan.plan import Plan, Trial
+from genbench.harness.plan.plan import Plan, Trial, read_plan
 from genbench.harness.run.rows import Env
 from genbench.harness.run.trackers import Trackers
 from genbench.harness.run.trial import TrialOutcome
@@ -102,7 +103,7 @@ def calibrate(plan: Plan, address: str | None, *, steps: int = 20, n: int = 64,
             raise GenbenchError(f"calibrating trial {t.trial_id} (arm {t.arm}) failed{where}: "
                                 f"{kind}{first}") from None
         if echo:
-            echo(f"  calibrated {t.arm} {t.cell or '(base config)'}")
+            echo(f"  calibrated {t.arm} {grid_text(t.cell)}")
     return out
 
 
@@ -128,9 +129,10 @@ def await_task(ref, what: str, echo=None, every: float = WAIT_NOTE_S):
 def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
               storage: str | None = None, echo=None, max_failures: int = 1,
               reuse_workers: bool = False, in_process: bool = False,
-              trackers: list[tuple[str, str]] = ()) -> list[TrialOutcome]:
+              trackers: list[tuple[str, str]] = ()) -> Round:
     """Run what the ledger says is missing of `plan` on Ray Tune (or, `in_process`, here, one
-    trial after another: `genbench.harness.run.inprocess`); one outcome per trial run.
+    trial after another: `genbench.harness.run.inprocess`): one outcome per trial run, and the
+    plan study.json holds at the end (read once, at the start).
     Refuses, before writing anything, a directory of another study or one in use, and an
     address where no cluster answers (`--address` or `RAY_ADDRESS`). For a URI, its local
     mirror (`genbench.harness.store.storage.mirror_dir`) holds everything the run wrote when this returns."""
@@ -160,15 +162,14 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
     # refreshed once this driver holds its lock (a second driver's refresh would remove what
     # the first has only locally)
     local = mirror_dir(Remote(uri).uri) if uri else Path(out_dir).resolve()
-    if not uri:
-        check_study(local, plan)
+    prior = check_study(local, plan) if not uri else None
     created = not local.exists()
     lock = OutputLock(local)
     lock.acquire(echo)
     try:
         if uri:
             mirror(uri)  # (refuses a URI holding something else before copying it)
-            check_study(local, plan)
+            prior = check_study(local, plan)
         ledger = scan(local, plan, echo)
         if any(w.units for w in ledger.work):
             try:
@@ -182,9 +183,10 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         if not ledger.work and not ledger.cross:
             if any(local.iterdir()):  # nothing to run; a damaged or lost study.json heals
                 with publishing(local):
-                    heal_plan(local, plan, echo)
+                    if heal_plan(local, plan, prior, echo):
+                        prior = plan
                     _compact(local, None, echo)  # what a run that stopped early left
-            return []
+            return Round([], prior)
         with publishing(local):
             record_plan(local, plan)
             _real_grid(local, plan, echo)
@@ -224,9 +226,19 @@ def run_study(plan: Plan, out_dir: Path, *, address: str | None = None,
         with publishing(local):
             _cross(plan, ledger.cross, local, echo)
             _compact(local, None, echo)
-        return outcomes
+        return Round(outcomes, plan)
     finally:
         lock.release()
+
+
+@dataclass(frozen=True)
+class Round:
+    """What one `run_study` did: an outcome per trial it ran, and the plan the run directory's
+    study.json holds now (this round's, or the one before for a round with nothing to run;
+    None: none), for what reads the run next (claims, the report) to read no file again."""
+
+    outcomes: list[TrialOutcome]
+    recorded: Plan | None
 
 
 def _real_grid(out: Path, plan: Plan, echo) -> None:
@@ -339,21 +351,31 @@ def _cross(plan: Plan, pairs: list, out_dir: Path, echo) -> None:
 STALE_PROGRESS_S = 120.0  # a URI's progress.json older than this: its driver may be gone
 
 
-def status_lines(out: str) -> tuple[list[str], bool]:
-    """`genbench status OUT`: where the study in OUT (a directory or a URI) stands, read from
-    its plan, its ledger (moving nothing) and, while a driver runs, its lock and progress.json;
-    never disturbing a running study. With whether the study is complete."""
+@dataclass(frozen=True)
+class Status:
+    """`genbench status OUT`: the lines it prints, and whether the study is complete."""
+
+    lines: list[str]
+    complete: bool
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+def status_of(out: str) -> Status:
+    """Where the study in OUT (a directory or a URI) stands, read from its plan, its ledger
+    (moving nothing) and, while a driver runs, its lock and progress.json; never disturbing a
+    running study."""
     import tempfile
 
     from genbench.harness.run.progress import duration_text
 
     with tempfile.TemporaryDirectory(prefix="genbench-status-") as tmp:
         local, holder, state = _status_files(out, Path(tmp))
-        try:
-            plan = Plan.from_json(RunDir(local).study_json.read_text())
-        except (OSError, ValueError, KeyError, TypeError):
+        plan = read_plan(local)
+        if plan is None:
             raise GenbenchError(f"{out} holds no readable study.json: not a genbench run "
-                                "directory, or no run has started there") from None
+                                "directory, or no run has started there")
         status = study_status(plan, local, read_only=True)
     names = {t.trial_id: t.name for t in plan.trials}
     running = state.get("running", []) if holder.get("running") else []
@@ -374,7 +396,7 @@ def status_lines(out: str) -> tuple[list[str], bool]:
         lines.append(f"  {state['time_left']}")
     elif not status.complete and not holder.get("running"):
         lines.append("  rerun the `genbench run` command that started it to finish (done work is kept)")
-    return lines, status.complete
+    return Status(lines, status.complete)
 
 
 def _status_files(out: str, tmp: Path) -> tuple[Path, dict, dict]:

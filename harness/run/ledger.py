@@ -91,10 +91,11 @@ class Ledger:
         return line
 
 
-def check_study(out_dir: Path, plan: Plan) -> None:
+def check_study(out_dir: Path, plan: Plan) -> Plan | None:
     """Refuse an output directory that holds another study's results, or another scale of this
     one (reports would pool the scales' seeds), or files that are not a genbench run (the
-    ledger would take a Parquet file there for a results file and move it to quarantine/)."""
+    ledger would take a Parquet file there for a results file and move it to quarantine/).
+    Returns the plan that ran there last (its study.json, read here once; None: none)."""
     out_dir = Path(out_dir)
     prior = read_plan(out_dir)
     other, scale = (prior.study, prior.scale) if prior is not None else (None, None)
@@ -123,6 +124,7 @@ def check_study(out_dir: Path, plan: Plan) -> None:
     if scale is not None and scale != plan.scale:
         raise GenbenchError(f"{out_dir} holds the {scale!r} scale of {plan.study}, not "
                             f"{plan.scale!r}; give each scale its own --out")
+    return prior
 
 
 def scan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print,
@@ -283,12 +285,14 @@ def record_plan(out_dir: Path, plan: Plan) -> None:
     atomic_write_bytes(run.study_json, text)
 
 
-def heal_plan(out_dir: Path, plan: Plan, echo: Callable[[str], None] = print) -> bool:
+def heal_plan(out_dir: Path, plan: Plan, prior: Plan | None,
+              echo: Callable[[str], None] = print) -> bool:
     """Rewrite study.json and this plan's plans/<plan_id>.json where they are missing or
-    unreadable (a run with nothing to do leaves them alone otherwise); True if it did."""
+    unreadable (`prior`, what `check_study` read of study.json, None) (a run with nothing to do
+    leaves them alone otherwise); True if it did."""
     run = RunDir(out_dir)
     plan_file = run.plan_file(plan.plan_id)
-    if read_plan(out_dir) is not None and _readable_json(plan_file):
+    if prior is not None and _readable_json(plan_file):
         return False
     echo(f"{run.shown(run.study_json)} or {plan_file.name} was missing or unreadable: "
          "written again")

@@ -131,7 +131,7 @@ def _tags(plan, trial, rows: pd.DataFrame) -> dict[str, str]:
     sha = rows.git_sha.dropna().iloc[0] if "git_sha" in rows and rows.git_sha.notna().any() else "unknown"
     return {"study": plan.study, "scale": plan.scale, "arm": trial.arm, "method": trial.method,
             "trial_id": trial.trial_id, "seed": str(trial.seed),
-            "cell": grid_text(trial.cell, base="(base config)"), "git_sha": str(sha)}
+            "cell": grid_text(trial.cell), "git_sha": str(sha)}
 
 
 def _finals(rows: pd.DataFrame) -> list[tuple[str, float, int]]:

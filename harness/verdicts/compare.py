@@ -180,6 +180,14 @@ class Comparison:
             return 1
         return 3 if self.inconclusive and self.inconclusive_fails else 0
 
+    def to_markdown(self) -> str:
+        """`genbench compare`'s page: the verdicts as Markdown tables (`render_markdown`)."""
+        return render_markdown(self)
+
+    def to_json(self) -> str:
+        """`genbench compare --json` (`render_json`)."""
+        return render_json(self)
+
     def to_frame(self) -> pd.DataFrame:
         """One row per point: its verdict and numbers (`Verdict`'s fields)."""
         return pd.DataFrame([vars(v) for v in self.verdicts])
