@@ -129,6 +129,11 @@ class Method(abc.ABC):
     resumable: ClassVar[bool] = False  # fit() checkpoints and resumes (genbench.methods.training.TrainState)
     modules: ClassVar[dict[str, str]] = {}  # state_dict key -> attribute path of each network
     trained: ClassVar[tuple[str, ...]] = ()  # the keys of `modules` whose parameters n_params counts
+    # the smallest config that still exercises its code paths: genbench.testing.check_method
+    # fits it for a few steps on tiny data (docs/studies.md, "Testing a method")
+    tiny_config: ClassVar[dict[str, Any]] = {}
+    tiny_data: ClassVar[str] = ""  # a registered data set the tiny data is named after, for a
+    #                                method that reads one by name (the real-data floor)
     num_classes: int = 0  # classes the fitted model conditions on (0: unconditional)
     _device: Any = None  # where its networks live (fit's, then `to`'s); the CPU until then
 

@@ -125,6 +125,7 @@ def distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
 class ConsistencyModel(Method):
     Config = CMConfig
     Knobs = CMKnobs
+    tiny_config = dict(n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, s1=10, ema_decay=0.9)
     resumable = True
     modules = {"net": "net", "target": "target", "ema": "ema.net"}  # F_theta, theta^-, EMA
     trained = ("net",)

@@ -91,6 +91,7 @@ def generator(noise_dim: int, channels: int, side: int, blocks: int) -> nn.Modul
 class DCGAN(AdversarialMethod):
     Config = DCGANConfig
     Knobs = DCGANKnobs
+    tiny_config = dict(noise_dim=8, d_blocks=1, g_blocks=1, batch_size=8)
     loss_form = "bce"
 
     @classmethod

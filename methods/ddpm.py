@@ -105,6 +105,7 @@ FIGURE_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.99)  # of T, for the forward/backwar
 class DDPM(Method):
     Config = DDPMConfig
     Knobs = DDPMKnobs
+    tiny_config = dict(T=10, n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, ema_decay=0.9)
     resumable = True
     modules = {"net": "net", "ema": "ema.net"}  # eps_theta and its sampling EMA
     trained = ("net",)

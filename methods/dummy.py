@@ -42,6 +42,7 @@ _FAILURES: dict[str, int] = {}  # attempts that raised, per config and seed, in 
 class Dummy(Method):
     Config = DummyConfig
     Knobs = DummyKnobs
+    tiny_config = dict(batch_size=4)
     resumable = True
 
     def __init__(self, config: DummyConfig | None = None):

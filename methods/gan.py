@@ -113,6 +113,7 @@ class Discriminator(nn.Module):
 class GAN(AdversarialMethod):
     Config = GANConfig
     Knobs = GANKnobs
+    tiny_config = dict(z_dim=8, n_feat=4, batch_size=8, r1_gamma=1.0, diffaug="color,translation,cutout")
     loss_form = "softplus"
 
     @classmethod

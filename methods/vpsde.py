@@ -93,6 +93,7 @@ class ScoreMLP(nn.Module):
 class VPSDE(Method):
     Config = VPSDEConfig
     Knobs = VPSDEKnobs
+    tiny_config = dict(score="learned", hidden=8, layers=1, batch_size=8)
     output = "points"
     resumable = True
     modules = {"net": "net"}  # s_theta(x, t); the exact score needs no network

@@ -1,74 +1,62 @@
 """Every registered method against the contract of `genbench.harness.method.Method` on tiny inputs:
 shape, range, same seed same samples, batch-size invariance, state round trip, knob checks."""
 
-import dataclasses
-
 import pytest
 import torch
 
 from genbench.harness.config import build_config
 from genbench.harness.errors import DivergedError, GenbenchError
-from genbench.harness.method import Budget, Method, TrainData, get_method, list_methods, register
-
-# the smallest config of each method that still exercises its code paths
-TINY = {
-    "ddpm": dict(T=10, n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, ema_decay=0.9),
-    "dummy": dict(batch_size=4),
-    "consistency": dict(n_feat=8, ch_mult=(1, 2), attention=True, batch_size=8, s1=10,
-                        ema_decay=0.9),
-    "gan": dict(z_dim=8, n_feat=4, batch_size=8, r1_gamma=1.0, diffaug="color,translation,cutout"),
-    "dcgan": dict(noise_dim=8, d_blocks=1, g_blocks=1, batch_size=8),
-    "vpsde": dict(score="learned", hidden=8, layers=1, batch_size=8),
-    "real": {},  # the real-data floor (genbench.harness.metrics.realdata): no training, held-out data
-    "real_points": {},
-}
-# the real-data floor's pseudo-methods read the held-out split of a registered data set
-REAL_DATA = {"real": "mnist5k", "real_points": "mixture"}
-
+from genbench.harness.method import Budget, Method, get_method, list_methods, register
+from genbench.testing import check_method, tiny_method
 
 def fitted(name, data):
-    cls = get_method(name)
-    m = cls(build_config(cls.Config, TINY.get(name, {})))
-    m.fit(data, Budget(2, log_every=1), seed=0, device=torch.device("cpu"))
-    return m
+    return tiny_method(get_method(name), data=data)
 
 
 @pytest.mark.parametrize("name", list_methods())
-def test_every_method_has_a_tiny_config(name):
-    assert name in TINY, f"add a tiny config for {name} to the contract test"
+def test_every_method_keeps_the_contract(name):
+    """genbench.testing.check_method, as a plugin's tests call it, on every registered method."""
+    check_method(get_method(name))
 
 
-@pytest.fixture
-def tiny_points():
-    from genbench.harness.mixture import Mixture
+def test_the_kit_catches_a_method_that_breaks_the_contract():
+    """A check that cannot fail proves nothing: methods broken one way each are caught."""
+    from genbench.methods.dummy import Dummy
 
-    return TrainData(name="mixture", x=Mixture.parse("").sample(32, seed=0), law=Mixture.parse(""))
+    class Unseeded(Dummy):  # ignores its seed
+        name = "unseeded"
 
+        def sample(self, n, *, seed, **kw):
+            return super().sample(n, seed=0, **kw)
 
-@pytest.mark.parametrize("name", list_methods())
-def test_contract(name, tiny_images, tiny_points):
-    data = tiny_points if get_method(name).output == "points" else tiny_images
-    if name in REAL_DATA:
-        data = dataclasses.replace(data, name=REAL_DATA[name])
-    m = fitted(name, data)
-    x = m.sample(5, seed=3)
-    assert x.shape == (5, *data.shape) and torch.isfinite(x).all()
-    if m.output == "images":
-        assert x.min() >= -1 and x.max() <= 1
-    assert torch.equal(x, m.sample(5, seed=3))
-    assert not torch.equal(x, m.sample(5, seed=4))
-    # sample i has the same noise whatever the batch and however many are drawn
-    assert torch.allclose(x[:2], m.sample(2, seed=3), atol=1e-5)
-    if "batch_size" in {f.name for f in dataclasses.fields(m.Knobs)}:
-        assert torch.allclose(x, m.sample(5, seed=3, batch_size=2), atol=1e-5)
-    # state round trip into a fresh instance
-    clone = type(m)()
-    clone.load_state_dict(m.state_dict())
-    assert torch.equal(clone.sample(5, seed=3), x)
-    assert m.sampling_info()["nfe"] >= (0 if name in REAL_DATA else 1)  # (held-out data: none)
-    assert set(m.info()) <= set(m.facts)  # declared, so a claim on one is refused by name
-    with pytest.raises(GenbenchError, match="valid"):
-        m.sample(2, seed=0, not_a_knob=1)
+    class Batchwise(Dummy):  # sample i depends on how many are drawn
+        name = "batchwise"
+
+        def sample(self, n, *, seed, **kw):
+            return super().sample(n, seed=seed + n, **kw)
+
+    class Retrains(Dummy):  # sampling moves the state (here a counter beside the weights)
+        name = "retrains"
+        calls = 0
+
+        def sample(self, n, *, seed, **kw):
+            self.calls += 1
+            return super().sample(n, seed=seed, **kw)
+
+        def extra_state(self):
+            return {**super().extra_state(), "calls": torch.tensor(self.calls)}
+
+        def rebuild(self, state):
+            super().rebuild(state)
+            self.calls = int(state["calls"])
+
+    for broken, what in ((Unseeded, "another seed gives the same samples"),
+                         (Batchwise, "depends on how many are drawn"),
+                         (Retrains, "sampling changed the fitted state")):
+        with pytest.raises(AssertionError, match=what):
+            check_method(broken)
+    with pytest.raises(AssertionError, match="not a genbench Method"):
+        check_method(dict)
 
 
 def test_ddpm_ema_knob_switches_weights(tiny_images):
@@ -126,35 +114,6 @@ def test_registry_refuses_duplicates_and_lists_names():
             pass
 
 
-@pytest.mark.parametrize("name", [n for n in list_methods() if get_method(n).resumable])
-def test_resuming_from_a_training_checkpoint_is_exact(name, tiny_images, tiny_points):
-    """A fit continued from its step-3 checkpoint ends where the uninterrupted fit ends."""
-    cls = get_method(name)
-    data = tiny_points if cls.output == "points" else tiny_images
-    cfg = build_config(cls.Config, TINY.get(name, {}))
-    saved = {}
-    full = cls(cfg)
-    full.fit(data, Budget(6, log_every=1, checkpoint_every=3, save=saved.__setitem__), seed=0,
-             device=torch.device("cpu"))
-    assert sorted(saved) == [3]  # not at the last step: the fit's own checkpoint covers it
-    resumed = cls(cfg)
-    resumed.fit(data, Budget(6, log_every=1, resume={"step": 3, "state": saved[3]}), seed=0,
-                device=torch.device("cpu"))
-    fresh = cls(cfg)
-    fresh.fit(data, Budget(3, log_every=1), seed=0, device=torch.device("cpu"))
-
-    def tensors(state, prefix=""):
-        if isinstance(state, torch.Tensor):
-            yield prefix, state
-        elif isinstance(state, dict):
-            for k, v in state.items():
-                yield from tensors(v, f"{prefix}.{k}")
-
-    a, b, c = (dict(tensors(m.state_dict())) for m in (full, resumed, fresh))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    assert any(not torch.equal(a[k], c[k]) for k in a)  # the last 3 steps did change something
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["ddpm", "consistency", "gan", "vpsde"])
 def test_training_steps_never_make_the_host_wait_for_the_gpu(name, tiny_images, tiny_points,
@@ -176,7 +135,7 @@ def test_training_steps_never_make_the_host_wait_for_the_gpu(name, tiny_images, 
     monkeypatch.setattr(LossLog, "add", add)
     cls = get_method(name)
     cond = {"class_cond": True} if name == "ddpm" else {}
-    m = cls(build_config(cls.Config, {**TINY[name], **cond}))
+    m = cls(build_config(cls.Config, {**cls.tiny_config, **cond}))
     data = tiny_points if cls.output == "points" else tiny_images
     try:
         m.fit(data, Budget(6, log_every=6), seed=0, device=torch.device("cuda"))

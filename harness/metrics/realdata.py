@@ -82,8 +82,10 @@ class HeldOut(Method):
 @register(REAL_ARM)
 class RealImages(HeldOut):
     output = "images"
+    tiny_data = "mnist5k"
 
 
 @register("real_points")
 class RealPoints(HeldOut):
     output = "points"
+    tiny_data = "mixture"
