@@ -127,7 +127,11 @@ class Registry(Generic[T]):
 def import_code(refs: tuple[str, ...] | list[str]) -> None:
     """Import what a plan needs beyond the installed entry points: module names
     (`my_lab.methods`) and study files (`path:/abs/study.py`), in every process that runs a
-    trial, before methods are looked up."""
+    trial, before methods are looked up. A study file's folder is importable first, as
+    `python study.py` makes it, so that the modules it names may lie beside it."""
+    for ref in refs:
+        if ref.startswith("path:"):
+            importable(Path(ref.removeprefix("path:")).parent)
     for ref in refs:
         if ref.startswith("path:"):
             exec_file(Path(ref.removeprefix("path:")))
@@ -139,9 +143,21 @@ def import_code(refs: tuple[str, ...] | list[str]) -> None:
                                     f"{type(err).__name__}: {first_line(err)}") from None
 
 
+def importable(folder: Path) -> None:
+    """Put `folder` first on `sys.path` (once), as Python does for the folder of the script it
+    runs: a study file imports the helpers and packages that lie beside it, in the driver and
+    in every worker that executes it."""
+    folder = str(folder)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+        importlib.invalidate_caches()
+
+
 def exec_file(path: Path) -> Any:
     """Execute a Python file as module `_genbench_study_<stem>` (re-executing it is harmless:
-    its registrations replace themselves). Errors become one line naming the file."""
+    its registrations replace themselves), with its folder importable (`importable`). Errors
+    become one line naming the file."""
+    importable(path.parent)
     name = f"_genbench_study_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
