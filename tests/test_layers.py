@@ -33,6 +33,9 @@ FORBIDDEN = {
     "harness": ("genbench.methods",),  # found through the registry (studies: by package, by name)
     "harness/verdicts": ("torch", "ray"),  # statistics over tables, on any laptop
     "harness/plan": ("genbench.harness.run", "ray"),  # a plan resolves before anything runs
+    # the registry of metrics sits below the verdicts that read its scales and directions
+    "harness/metrics": ("genbench.harness.verdicts", "genbench.harness.run", "genbench.harness.plan",
+                        "genbench.reports"),
 }
 TUNE_ADAPTER = "harness/run/tune.py"
 

@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 from genbench.harness.errors import GenbenchError, unknown
 from genbench.harness.registry import Registry, origin
-from genbench.harness.verdicts.stats import SCALES
 
 # name: (higher is better, what it measures and how)
 COST_METRICS: dict[str, tuple[bool, str]] = {
@@ -31,6 +30,9 @@ COST_METRICS: dict[str, tuple[bool, str]] = {
     "diverged": (False, "samples of a sample setting that were not finite (row only if any were)"),
 }
 
+# how two values of a metric compare (genbench.harness.verdicts.stats): differences, or per-seed
+# log ratios for a positive, multiplicative metric (FID, KID, times, memory)
+SCALES = ("linear", "log")
 # the cost metrics that say a fit or setting did not finish (a status row instead of metrics)
 STATUS_METRICS = ("failed", "diverged_at_step", "diverged")
 

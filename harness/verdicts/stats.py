@@ -39,7 +39,6 @@ import numpy as np
 
 MAX_SEEDS = 10_000  # seeds_needed looks no further: beyond it a claim is not decidable by seeds
 POWER = 0.8  # the power seeds_needed and the minimum detectable effect aim for
-SCALES = ("linear", "log")
 # the names of the tests, as verdicts print them
 PAIRED, WELCH, EXACT, Z, TOLERANCE, NONE = "paired t", "welch", "exact", "z", "tolerance", "none"
 NULL_PATHS = 200_000  # simulated null paths behind each sequential boundary (error ~0.0005)
