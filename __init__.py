@@ -44,6 +44,9 @@ _EXPORTS = {
     "plan": "genbench.harness.api",
     "claims": "genbench.harness.api",
     "compare": "genbench.harness.api",
+    "history": "genbench.harness.api",
+    "report": "genbench.harness.api",
+    "status": "genbench.harness.api",
 }
 
 __all__ = ["__version__", *_EXPORTS]

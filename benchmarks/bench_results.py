@@ -51,8 +51,12 @@ def study(n_trials: int):
                  scales={"smoke": Scale(budget_steps=10, n_samples=64)})
 
 
-def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
-    """The run directory: every trial's rows through `Rows`; returns (rows, seconds)."""
+def write_run(out: Path, n_trials: int, compacted: bool, *, git_sha: str = "bench",
+              noise_seed: int = 0, shift: dict | None = None) -> tuple[int, float]:
+    """The run directory: every trial's rows through `Rows`; returns (rows, seconds). A
+    history's runs (`benchmarks/bench_results.py --history`, tests/test_history.py) differ by
+    commit (`git_sha`), by their own noise (`noise_seed`) and by `shift`: {(lr, noise): factor}
+    multiplies that point's fid_domain."""
     import random
     from datetime import datetime, timezone
 
@@ -72,8 +76,8 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
     start = time.perf_counter()
     plan = genbench.plan(study(n_trials), scale="smoke")
     record_plan(out, plan)
-    env = Env(git_sha="bench", versions_json="{}", assets_dir="/tmp")
-    run, rng, total = RunDir(out), random.Random(0), 0
+    env = Env(git_sha=git_sha, versions_json="{}", assets_dir="/tmp")
+    run, rng, total = RunDir(out), random.Random(noise_seed), 0
     batch: list[dict] = []
     sources: list[list] = []
     for i, trial in enumerate(plan.trials):
@@ -92,6 +96,7 @@ def write_run(out: Path, n_trials: int, compacted: bool) -> tuple[int, float]:
                       "setting_json": canonical_json(setting.cell), "n_samples": plan.n_samples,
                       "cell_key": plan.cell_key(trial, setting), "run_key": key}
             fid = 100 * setting.cell.get("noise", 0.0) + 1e5 * lr + rng.gauss(0, 1)
+            fid *= (shift or {}).get((lr, setting.cell.get("noise")), 1.0)
             files.append((run.unit_file(trial.trial_id, key, unit.metrics_key), [
                 {"metric": m, "value": v, **common} for m, v in (
                     ("nfe", 1.0), ("sample_s_per_image", rng.uniform(1e-4, 2e-4)),

@@ -414,6 +414,57 @@ def compare(base: str | Path, cur: str | Path, *, alpha: float = 0.05, force: bo
                         allow_missing=allow_missing, allow_inconclusive=allow_inconclusive)
 
 
+def history(runs: list[str | Path], *, order: str = "created", alpha: float = 0.05,
+            acks: str | Path | None = None, timings: bool = False):
+    """The history of runs of one study and scale (directories, URIs, or folders holding
+    runs), as `genbench history` gives it: a `genbench.harness.verdicts.history.History`, whose
+    `changes` hold the level shifts with their commits, `exit_status()` the command's exit
+    status and `to_frame()` a DataFrame. `acks`: an acks file (JSON) of accepted shifts."""
+    from genbench.harness.verdicts.history import history as history_of, read_acks
+
+    _checked_alpha(alpha)
+    if order not in ("created", "given"):
+        raise GenbenchError(f"order must be 'created' or 'given', got {order!r}")
+    dirs = run_dirs(_runs_in([str(r) for r in runs]))
+    return history_of(dirs, plans=[read_plan(d) for d in dirs], order=order, alpha=alpha,
+                      acks=read_acks(Path(acks)) if acks else [], timings=timings)
+
+
+def acknowledge(acks: str | Path, commit: str, metric: str, reason: str) -> None:
+    """Record a known, accepted shift (at `commit`, a prefix of it, of `metric`, "*" for any)
+    in the acks file `acks`: `history` shows it, labelled, and it no longer fails."""
+    from genbench.harness.verdicts.history import Ack, add_ack
+
+    if not commit.strip() or not metric.strip():
+        raise GenbenchError("an acknowledgement needs a commit and a metric ('*': any)")
+    add_ack(Path(acks), Ack(commit.strip(), metric.strip(), reason))
+
+
+def history_page(result, dest: str | Path) -> Path:
+    """Write the history page of `result` (what `history` returns) as DEST/index.html."""
+    from genbench.reports.history import write_history_page
+
+    return write_history_page(result, dest)
+
+
+def _runs_in(paths: list[str]) -> list[str]:
+    """Each path, or where it is a local folder holding no run but runs in its subfolders,
+    those runs (sorted by name)."""
+    from genbench.harness.store.rundir import RunDir
+    from genbench.harness.store.storage import is_uri
+
+    out = []
+    for p in paths:
+        d = Path(p)
+        if not is_uri(p) and d.is_dir() and not RunDir(d).is_run():
+            inner = sorted(str(x) for x in d.iterdir() if x.is_dir() and RunDir(x).is_run())
+            if inner:
+                out += inner
+                continue
+        out.append(p)
+    return out
+
+
 def run_dirs(paths: list[str]) -> list[Path]:
     """Each path's run directory (a URI: its local mirror, pulled); one that holds no run fails
     in one line."""
@@ -431,5 +482,5 @@ def run_dirs(paths: list[str]) -> list[Path]:
     return dirs
 
 
-__all__ = ["plan", "notes", "run", "execute", "load", "claims", "compare", "report", "status",
-           "machines", "packing"]
+__all__ = ["plan", "notes", "run", "execute", "load", "claims", "compare", "history", "history_page",
+           "acknowledge", "report", "status", "machines", "packing"]

@@ -80,6 +80,15 @@ exit status:
        decide (--allow-inconclusive: 0); more seeds in both runs would decide it
   2    bad input: runs of different studies or environments (without --force), or nothing
        compared""",
+    "history": """examples:
+  genbench history nightly/                        # every run in the folder, oldest first
+  genbench history RUN1 RUN2 RUN3 --markdown       # a PR comment
+  genbench history nightly/ --ack 3f2a9c1 fid_domain "new metric protocol"
+
+exit status:
+  0    the newest run sits in no unacknowledged regression
+  1    it does: a level shifted the wrong way at a commit nobody acknowledged
+  2    bad input: runs of different studies or scales, fewer than two runs""",
     "list": "exit status:\n  0    always",
     "assets": """examples:
   genbench assets                                  # what is there, what is missing, and where
@@ -197,6 +206,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("base", metavar="BASE")
     compare.add_argument("cur", metavar="CUR")
     compare.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    compare.add_argument("--markdown", action="store_true",
+                         help="print the GitHub-flavoured summary (the default; for CI scripts "
+                              "that say what they post)")
     compare.add_argument("--force", action="store_true",
                          help="compare runs of different studies or environments (still warns)")
     compare.add_argument("--timings", action="store_true",
@@ -213,6 +225,31 @@ def _parser() -> argparse.ArgumentParser:
                          help="false discovery rate over the points tested (Benjamini-Hochberg), "
                               "and so the chance of any false alarm when nothing changed; also "
                               "the intervals' level (1 - alpha)")
+    hist = sub.add_parser(
+        "history", help="level shifts across runs of one study, with the commit that made each",
+        description="Runs of one study and scale in the order they were made, and for every "
+                    "point the change points where its level shifted beyond the noise between "
+                    "seeds and beyond its metric's tolerance, each at the first run after the "
+                    "shift, with its commit (binary segmentation with compare's tests; "
+                    "docs/statistics.md). A slow drift that adds up beyond tolerance is one change.")
+    hist.add_argument("runs", metavar="RUN", nargs="+",
+                      help="run directories or URIs, or a folder holding runs")
+    hist.add_argument("--order", choices=("created", "given"), default="created",
+                      help="by the runs' first row's time (default), or as given")
+    hist.add_argument("--json", action="store_true", help="print JSON")
+    hist.add_argument("--markdown", action="store_true", help="print a GitHub-flavoured summary")
+    hist.add_argument("--acks", default="genbench-acks.json", metavar="FILE",
+                      help="the acknowledged shifts (default: ./genbench-acks.json; keep it "
+                           "beside the baseline)")
+    hist.add_argument("--ack", nargs=3, metavar=("SHA", "METRIC", "REASON"),
+                      help="record a known, accepted shift at commit SHA (a prefix) of METRIC "
+                           "('*': any) in the acks file, then show the history")
+    hist.add_argument("--page", metavar="DIR", help="also write the history page there")
+    hist.add_argument("--timings", action="store_true",
+                      help="follow wall-clock metrics too (left out by default, as compare does)")
+    hist.add_argument("--alpha", type=float, default=0.05,
+                      help="false discovery rate over the points; each segment's split at "
+                           "alpha / splits; the intervals' level")
     plan = sub.add_parser("plan", help="show the cells and trials of a study and how they pack "
                                        "onto this machine or a cluster")
     study_args(plan)
@@ -255,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "plan": cmd_plan, "list": cmd_list, "assets": cmd_assets,
                 "report": cmd_report, "compare": cmd_compare, "status": cmd_status,
-                "claims": cmd_claims}[args.command](args)
+                "claims": cmd_claims, "history": cmd_history}[args.command](args)
     except GenbenchError as err:
         print(f"genbench: error: {err}", file=sys.stderr)
         return 2
@@ -356,6 +393,28 @@ def cmd_compare(args) -> int:
         print(f"genbench: warning: {warning}", file=sys.stderr)
     print(result.to_json() if args.json else result.to_markdown())
     return result.exit_status
+
+
+def cmd_history(args) -> int:
+    from genbench.harness.api import acknowledge, history, history_page
+
+    if args.ack:
+        sha, metric, reason = args.ack
+        acknowledge(args.acks, sha, metric, reason)
+        print(f"genbench: acknowledged {metric} at {sha} in {args.acks}: {reason}", file=sys.stderr)
+    result = history(args.runs, order=args.order, alpha=args.alpha, acks=args.acks,
+                     timings=args.timings)
+    for warning in result.warnings:
+        print(f"genbench: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(result.to_json())
+    elif args.markdown:
+        print(result.to_markdown())
+    else:
+        print("\n".join(result.lines()))
+    if args.page:
+        print(f"page: {history_page(result, args.page)}")
+    return result.exit_status()
 
 
 def cmd_plan(args) -> int:
