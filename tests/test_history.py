@@ -106,3 +106,24 @@ def test_the_ci_workflows_commands_run(nightly, tmp_path, capsys, monkeypatch):
     md = capsys.readouterr().out
     assert md.startswith("**genbench history**") and "| regression |" in md
     assert (tmp_path / "history-page" / "index.html").is_file()
+
+
+def test_the_column_wise_first_split_is_the_per_point_one(nightly, monkeypatch):
+    """first_splits (every point at once) finds, for every point, the split and p that _best
+    finds point by point."""
+    import genbench
+    from genbench.harness.verdicts import history as h
+
+    seen = []
+    real = h.first_splits
+
+    def check(points):
+        real(points)
+        seen.extend(points)
+
+    monkeypatch.setattr(h, "first_splits", check)
+    genbench.history([nightly])
+    assert len(seen) > 10 and sum(pt._first[0] > 0 for pt in seen) >= 1
+    for pt in seen:
+        k, p, _ = pt._best(0, len(pt.runs))
+        assert (pt._first[0], pt._first[1]) == (k, pytest.approx(p)), pt.metric

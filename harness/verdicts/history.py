@@ -255,13 +255,66 @@ def history(run_dirs: list[Path], *, plans: list | None = None, order: str = "cr
         result.series.append(point.series())
         tests.append(point)
     result.points = len(tests)
-    first = np.array([t.first_split()[1] for t in tests])
+    first_splits(tests)
+    first = np.array([t.first_p() for t in tests])
     reject = stats.bh(first) <= alpha if len(first) else np.zeros(0, dtype=bool)
     for t, r in zip(tests, reject):
         if r:
             result.changes += t.changes(infos, acks)
     result.changes.sort(key=lambda c: (c.run, c.metric, c.arm, c.cell, c.setting))
     return result
+
+
+def first_splits(points: list["_Point"]) -> None:
+    """Every point's first split at once, column-wise (points x splits x seeds), as `_best`
+    finds it one point at a time: the same paired t on each seed's segment means. Points
+    measured in fewer than all runs, or where a split shares fewer than two seeds (Welch's
+    case), keep the per-point path."""
+    full = [pt for pt in points if len(pt.runs) == max((len(q.runs) for q in points), default=0)]
+    if not full or len(full[0].runs) < 2:
+        return
+    seeds = sorted({s for pt in full for r in pt.runs for s in pt.values[r]})
+    col = {s: j for j, s in enumerate(seeds)}
+    n_runs = len(full[0].runs)
+    v = np.full((len(full), n_runs, len(seeds)), np.nan)
+    for i, pt in enumerate(full):
+        for r_i, r in enumerate(pt.runs):
+            for s, x in pt.values[r].items():
+                v[i, r_i, col[s]] = x
+    log = np.array([pt.scale == "log" for pt in full])
+    v = np.where(np.isfinite(v), v, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v[log] = np.log(v[log])
+        has = np.isfinite(v)
+        cs, cnt = np.cumsum(np.nan_to_num(v), axis=1), np.cumsum(has, axis=1)
+        left, left_n = cs[:, :-1], cnt[:, :-1]  # runs before split k (k = 1 .. R-1)
+        right, right_n = cs[:, -1:] - left, cnt[:, -1:] - left_n
+        lm, rm = left / left_n, right / right_n
+        both = (left_n > 0) & (right_n > 0)
+        d = np.where(both, rm - lm, np.nan)
+        n = both.sum(-1)
+        mean = np.nanmean(np.where(n[..., None] > 0, d, 0.0), axis=-1)
+        sd = np.sqrt(np.nansum((d - mean[..., None]) ** 2, axis=-1) / np.maximum(n - 1, 1))
+        se = sd / np.sqrt(n)
+        exact = se <= 1e-12 * np.abs(mean)
+        p = np.where(exact, np.where(mean != 0, 0.0, 1.0),
+                     np.minimum(1.0, 2 * stats.t_sf(np.abs(mean) / se, n - 1.0)))
+        back = lambda a: np.where(log[:, None, None], np.exp(a), a)  # noqa: E731
+        units = np.abs(np.nanmean(np.where(right_n > 0, back(rm), np.nan), -1)
+                       - np.nanmean(np.where(left_n > 0, back(lm), np.nan), -1))
+        mean_y = np.nanmean(np.where(left_n > 0, back(lm), np.nan), -1)
+    tol = np.array([pt.tol for pt in full])[:, None]
+    floor = np.array([pt.floor for pt in full])[:, None]
+    beyond = np.where(log[:, None], np.abs(mean) > tol,
+                      np.abs(mean) > tol * np.maximum(np.abs(mean_y), 1e-12)) & (units > floor)
+    padj = np.where(beyond & np.isfinite(p), np.minimum(1.0, p * (n_runs - 1)), np.inf)
+    best = np.argmin(padj, axis=1)
+    welch = (n < 2).any(axis=1)  # a split sharing fewer than two seeds: the per-point path
+    for i, pt in enumerate(full):
+        if welch[i]:
+            continue
+        b = padj[i, best[i]]
+        pt._first = (int(best[i]) + 1, float(b), None) if np.isfinite(b) else (-1, 1.0, None)
 
 
 class _Point:
@@ -338,9 +391,19 @@ class _Point:
                 break
         return since
 
-    def first_split(self) -> tuple[int, float, Any]:
+    def first_p(self) -> float:
         if self._first is None:
             self._first = self._best(0, len(self.runs))
+        return self._first[1]
+
+    def first_split(self) -> tuple[int, float, Any]:
+        """The first split (`_best` over every run; `first_splits` may have found it for many
+        points at once, leaving its estimate to be made here)."""
+        if self._first is None:
+            self._first = self._best(0, len(self.runs))
+        k, p, est = self._first
+        if est is None and k >= 0:
+            self._first = (k, p, self._between(0, k, len(self.runs)))
         return self._first
 
     def changes(self, infos: list[RunInfo], acks) -> list[Change]:
