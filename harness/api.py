@@ -440,11 +440,12 @@ def acknowledge(acks: str | Path, commit: str, metric: str, reason: str) -> None
     add_ack(Path(acks), Ack(commit.strip(), metric.strip(), reason))
 
 
-def history_page(result, dest: str | Path) -> Path:
-    """Write the history page of `result` (what `history` returns) as DEST/index.html."""
+def history_page(result, dest: str | Path, *, static: bool = False) -> Path:
+    """Write the history page of `result` (what `history` returns) as DEST/index.html:
+    interactive where plotly is installed, else (or `static`) PNG charts in one file."""
     from genbench.reports.history import write_history_page
 
-    return write_history_page(result, dest)
+    return write_history_page(result, dest, static=static)
 
 
 def _runs_in(paths: list[str]) -> list[str]:

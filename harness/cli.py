@@ -245,6 +245,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="record a known, accepted shift at commit SHA (a prefix) of METRIC "
                            "('*': any) in the acks file, then show the history")
     hist.add_argument("--page", metavar="DIR", help="also write the history page there")
+    hist.add_argument("--static", action="store_true",
+                      help="the page's charts as PNG images in one HTML file (default: interactive "
+                           "where plotly is installed, genbench[pages])")
     hist.add_argument("--timings", action="store_true",
                       help="follow wall-clock metrics too (left out by default, as compare does)")
     hist.add_argument("--alpha", type=float, default=0.05,
@@ -413,7 +416,7 @@ def cmd_history(args) -> int:
     else:
         print("\n".join(result.lines()))
     if args.page:
-        print(f"page: {history_page(result, args.page)}")
+        print(f"page: {history_page(result, args.page, static=args.static)}")
     return result.exit_status()
 
 

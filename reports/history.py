@@ -1,7 +1,10 @@
-"""The history page of `genbench history --page DIR`: the table of changes first, then one
-small chart per point (small multiples): each run's level with its seed interval shaded, the
-change points marked and labelled with their commit. One self-contained HTML file (the charts
-inlined as PNG), which works from a file:// URL and can be mailed.
+"""The history page of `genbench history --page DIR`: the table of changes first (sortable),
+then one small chart per point (small multiples): each run's level with its seed interval
+shaded, the change points marked and labelled with their commit. Interactive where plotly is
+installed (`pip install genbench[pages]`): values on hover, series that toggle, zoom; plotly.js
+is written beside the page (DIR/plotly.min.js), so the page works offline from a file:// URL
+and nothing is fetched. `static=True` (or no plotly) draws PNGs inlined into the one HTML file
+instead, which can be mailed.
 
 Points that changed are all drawn; of the others, the first `MAX_QUIET` (a history of 10,000
 points would otherwise be a wall of charts: the table and `--json` hold every one).
@@ -47,7 +50,69 @@ def _chart(series, changes) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def write_history_page(result, dest: str | Path) -> Path:
+SORTABLE = """<script>
+for (const t of document.querySelectorAll('table.sortable')) {
+  t.querySelectorAll('th').forEach((th, i) => th.addEventListener('click', () => {
+    const rows = [...t.querySelectorAll('tr')].slice(1), asc = th.dataset.asc !== '1';
+    const key = r => { const x = r.children[i].innerText, n = parseFloat(x.replace(/[^0-9eE.+-]/g, ''));
+                       return isNaN(n) ? x : n; };
+    rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1));
+    th.dataset.asc = asc ? '1' : '0'; rows.forEach(r => t.appendChild(r));
+  }));
+}
+</script>"""
+
+
+def plotly_available() -> bool:
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_plotly_js(dest: Path) -> str:
+    """plotly.js beside the page (once): what the interactive charts load, offline."""
+    from plotly.offline import get_plotlyjs
+
+    js = dest / "plotly.min.js"
+    if not js.is_file():
+        js.write_text(get_plotlyjs())
+    return js.name
+
+
+def _figure_json(series, changes) -> str:
+    """One point's chart as plotly's JSON: the interval band, the means, the change lines."""
+    import json
+    import math
+
+    x = list(range(len(series.mean)))
+    clean = [[v if v == v and not math.isinf(v) else None for v in a]
+             for a in (series.mean, series.lo, series.hi)]
+    mean, lo, hi = clean
+    band_x = x + x[::-1]
+    band_y = hi + lo[::-1]
+    data = [{"x": band_x, "y": band_y, "fill": "toself", "mode": "lines", "line": {"width": 0},
+             "fillcolor": "rgba(31,119,180,0.2)", "name": "seed interval", "hoverinfo": "skip"},
+            {"x": x, "y": mean, "mode": "lines+markers", "name": "mean of seeds",
+             "text": [f"n={k}" for k in series.n],
+             "hovertemplate": "run %{x}: %{y:.4g} (%{text})<extra></extra>",
+             "line": {"color": "rgb(31,119,180)"}}]
+    shapes, notes = [], []
+    for c in changes:
+        color = "gray" if c.acknowledged else "red" if c.verdict == "regression" else "green"
+        shapes.append({"type": "line", "x0": c.run - 0.5, "x1": c.run - 0.5, "yref": "paper",
+                       "y0": 0, "y1": 1, "line": {"color": color, "dash": "dash"}})
+        notes.append({"x": c.run - 0.5, "yref": "paper", "y": 1, "text": c.commit[:7],
+                      "showarrow": False, "font": {"size": 9, "color": color}, "xanchor": "left"})
+    title = f"{series.arm} {series.cell} {series.setting}".strip() + f"<br>{series.metric}"
+    layout = {"title": {"text": title, "font": {"size": 11}}, "height": 260,
+              "margin": {"l": 45, "r": 10, "t": 40, "b": 30}, "showlegend": False,
+              "shapes": shapes, "annotations": notes, "xaxis": {"title": {"text": "run"}}}
+    return json.dumps({"data": data, "layout": layout})
+
+
+def write_history_page(result, dest: str | Path, *, static: bool = False) -> Path:
     """Write `result` (a `History`) as DEST/index.html; returns its path."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -63,31 +128,43 @@ def write_history_page(result, dest: str | Path) -> Path:
         f"<td>{esc(c.metric)}</td><td>{c.run}</td><td><code>{esc(c.commit[:10])}</code></td>"
         f"<td>{esc(c.change_text())}</td><td>{c.p:.2g}</td><td>{esc(c.kind)}</td></tr>"
         for c in result.changes)
-    table = ("<table><tr><th>verdict</th><th>arm</th><th>cell</th><th>setting</th><th>metric</th>"
+    table = ("<table class=\"sortable\"><tr><th>verdict</th><th>arm</th><th>cell</th><th>setting</th><th>metric</th>"
              "<th>at run</th><th>commit</th><th>change (CI)</th><th>p</th><th>kind</th></tr>"
              f"{rows}</table>") if result.changes else "<p>No level shifted beyond noise and tolerance.</p>"
     runs = "".join(f"<tr><td>{i}</td><td><code>{esc(r.commit[:10])}</code></td><td>{esc(r.created_at[:19])}</td>"
                    f"<td>{esc(r.path)}</td></tr>" for i, r in enumerate(result.runs))
-    charts = "".join(
-        f'<figure><img alt="{esc(s.metric)}" src="data:image/png;base64,'
-        f'{_chart(s, by_point.get((s.arm, s.cell, s.setting, s.metric), []))}"></figure>'
-        for s in [*changed, *quiet[:MAX_QUIET]])
+    drawn = [*changed, *quiet[:MAX_QUIET]]
+    interactive = not static and plotly_available()
+    if interactive:
+        script = f'<script src="{write_plotly_js(dest)}"></script>'
+        charts = "".join(f'<div class="chart" id="c{i}"></div>' for i in range(len(drawn)))
+        calls = "".join(
+            f"(function(f){{Plotly.newPlot('c{i}', f.data, f.layout, {{displayModeBar: false, "
+            f"responsive: true}});}})({_figure_json(s, by_point.get((s.arm, s.cell, s.setting, s.metric), []))});\n"
+            for i, s in enumerate(drawn))
+        charts += f"<script>{calls}</script>"
+    else:
+        script = ""
+        charts = "".join(
+            f'<figure><img alt="{esc(s.metric)}" src="data:image/png;base64,'
+            f'{_chart(s, by_point.get((s.arm, s.cell, s.setting, s.metric), []))}"></figure>'
+            for s in drawn)
     more = (f"<p>{len(quiet) - MAX_QUIET} more points without a change are not drawn "
             "(`genbench history --json` lists every series).</p>") if len(quiet) > MAX_QUIET else ""
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>genbench history: {esc(result.study)}</title>
+<html><head><meta charset="utf-8"><title>genbench history: {esc(result.study)}</title>{script}
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px}}
 .grid{{display:grid;grid-template-columns:repeat({COLS},1fr);gap:8px}}figure{{margin:0}}
-img{{width:100%}}</style></head><body>
+img{{width:100%}}th{{cursor:pointer}}</style></head><body>
 <h1>History of {esc(result.study)} [{esc(result.scale)}]</h1>
 <p>{esc(result.summary())}</p>
 <h2>Changes</h2>{table}
 <h2>Points</h2><p>Each run's mean of seeds, its {1 - result.alpha:.0%} interval shaded; dashed
 lines mark the change points (red: regression, green: improvement, gray: acknowledged), labelled
 with the commit of the first run after the shift.</p><div class="grid">{charts}</div>{more}
-<h2>Runs</h2><table><tr><th>run</th><th>commit</th><th>made</th><th>path</th></tr>{runs}</table>
-</body></html>
+<h2>Runs</h2><table class="sortable"><tr><th>run</th><th>commit</th><th>made</th><th>path</th></tr>{runs}</table>
+{SORTABLE}</body></html>
 """
     path = dest / "index.html"
     path.write_text(page)

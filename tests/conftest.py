@@ -3,6 +3,8 @@ tiers: every test is `unit` (the default), `e2e` or `system` (pyproject.toml nam
 test that starts Ray fails, naming the tier it belongs to, so the fast tier stays fast."""
 
 import os
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -120,3 +122,24 @@ def domain_extractor(isolated_assets):
     from genbench.harness.metrics.features import load_domain_extractor
 
     return load_domain_extractor("mnist5k", 28)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """A real browser: Debian's chromium, installed with apt-get when missing (this changes the
+    machine, hence the system tier); where it cannot be, the test is skipped in one line."""
+    path = shutil.which("chromium")
+    if path is None:
+        env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+            except (OSError, subprocess.TimeoutExpired) as err:
+                pytest.skip(f"no chromium, and {' '.join(cmd[:2])} cannot run here: {err}")
+            if done.returncode != 0:
+                pytest.skip(f"no chromium, and {' '.join(cmd)} failed: "
+                            f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
+        path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("no chromium after apt-get install chromium")
+    return path

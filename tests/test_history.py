@@ -13,7 +13,6 @@ from genbench.harness.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-pytestmark = pytest.mark.e2e
 XDIST_GROUP = "history"
 SHIFTED = (0.0002, 0.5)  # (lr, noise): the point that regresses
 
@@ -29,6 +28,7 @@ def nightly(tmp_path_factory):
     return root
 
 
+@pytest.mark.e2e
 def test_the_shift_is_named_at_its_commit_and_nothing_else(nightly, capsys):
     assert main(["history", str(nightly), "--json", "--acks", str(nightly / "acks.json")]) == 1
     out = json.loads(capsys.readouterr().out)
@@ -40,18 +40,22 @@ def test_the_shift_is_named_at_its_commit_and_nothing_else(nightly, capsys):
     assert change["lo"] < 0.47 < change["hi"]  # log 1.6 = 0.47, within its interval
 
 
+@pytest.mark.e2e
 def test_an_acknowledged_shift_stays_visible_and_stops_failing(nightly, tmp_path, capsys):
     acks = tmp_path / "acks.json"
     assert main(["history", str(nightly), "--acks", str(acks),
-                 "--ack", "04c0ffee", "fid_domain", "new protocol", "--page", str(tmp_path / "page")]) == 0
+                 "--ack", "04c0ffee", "fid_domain", "new protocol", "--page", str(tmp_path / "page"),
+                 "--static"]) == 0
     out = capsys.readouterr().out
     assert "regression" in out and "(acknowledged: new protocol)" in out
     assert json.loads(acks.read_text()) == [{"commit": "04c0ffee", "metric": "fid_domain",
                                               "reason": "new protocol"}]
-    page = (tmp_path / "page" / "index.html").read_text()
+    page = (tmp_path / "page" / "index.html").read_text()  # --static: PNGs inlined in one file
     assert "acknowledged: new protocol" in page and page.count("<img") >= 4
+    assert "plotly" not in page and not (tmp_path / "page" / "plotly.min.js").exists()
 
 
+@pytest.mark.e2e
 def test_two_runs_give_the_history_compare_gives(nightly, capsys):
     """The history of two runs is their compare: the same direction and the same effect."""
     import genbench
@@ -64,6 +68,7 @@ def test_two_runs_give_the_history_compare_gives(nightly, capsys):
     assert v.effect == pytest.approx(change.effect)
 
 
+@pytest.mark.e2e
 def test_a_slow_drift_is_one_change(tmp_path, capsys):
     """Five runs of +6 % each (below fid's 10 % tolerance one by one, +34 % in all)."""
     import bench_results
@@ -77,11 +82,13 @@ def test_a_slow_drift_is_one_change(tmp_path, capsys):
     assert changes[0]["since"] == 3 and changes[0]["verdict"] == "regression"
 
 
+@pytest.mark.e2e
 def test_runs_of_two_studies_or_one_run_are_refused_in_one_line(nightly, tmp_path, capsys):
     assert main(["history", str(nightly / "run0")]) == 2
     assert "two or more runs" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_the_ci_workflows_commands_run(nightly, tmp_path, capsys, monkeypatch):
     """Every `genbench` command of docs/ci.md's workflow parses as the command line reads it,
     and its compare and history steps give GitHub-flavoured tables and the documented exits."""
@@ -108,6 +115,7 @@ def test_the_ci_workflows_commands_run(nightly, tmp_path, capsys, monkeypatch):
     assert (tmp_path / "history-page" / "index.html").is_file()
 
 
+@pytest.mark.e2e
 def test_the_column_wise_first_split_is_the_per_point_one(nightly, monkeypatch):
     """first_splits (every point at once) finds, for every point, the split and p that _best
     finds point by point."""
@@ -127,3 +135,28 @@ def test_the_column_wise_first_split_is_the_per_point_one(nightly, monkeypatch):
     for pt in seen:
         k, p, _ = pt._best(0, len(pt.runs))
         assert (pt._first[0], pt._first[1]) == (k, pytest.approx(p)), pt.metric
+
+
+@pytest.mark.system
+def test_the_history_page_draws_its_charts_offline_in_a_real_browser(nightly, tmp_path, chromium):
+    """The charts render (plotly's SVG in the DOM, not only a script tag), with every request
+    sent to a proxy that does not exist: a page that fetched anything would log an error."""
+    import re
+    import subprocess
+
+    pytest.importorskip("plotly")
+    assert main(["history", str(nightly), "--acks", str(tmp_path / "a.json"),
+                 "--page", str(tmp_path / "page")]) == 1
+    index = tmp_path / "page" / "index.html"
+    html = index.read_text()
+    assert not re.search(r'(src|href)="https?:', html)  # plotly.js beside the page
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--proxy-server=127.0.0.1:9", "--allow-file-access-from-files",
+                           "--enable-logging=stderr", "--v=0", "--virtual-time-budget=8000",
+                           "--dump-dom", index.as_uri()], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    charts = html.count('class="chart"')
+    assert charts >= 4 and proc.stdout.count('class="main-svg"') >= charts  # every chart drew
+    assert "04c0ffee" in proc.stdout  # the change line's commit label, drawn by plotly
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "ERR_PROXY" in ln]
+    assert not console, console

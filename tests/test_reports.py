@@ -126,27 +126,6 @@ def _report(dirs, out):
     return write_report([Path(d) for d in dirs], out)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """A real browser: Debian's chromium, installed with apt-get when missing (this changes the
-    machine, hence the system tier); where it cannot be, the test is skipped in one line."""
-    path = shutil.which("chromium")
-    if path is None:
-        env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-            except (OSError, subprocess.TimeoutExpired) as err:
-                pytest.skip(f"no chromium, and {' '.join(cmd[:2])} cannot run here: {err}")
-            if done.returncode != 0:
-                pytest.skip(f"no chromium, and {' '.join(cmd)} failed: "
-                            f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
-        path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("no chromium after apt-get install chromium")
-    return path
-
-
 @pytest.mark.system
 def test_the_page_loads_in_a_real_browser(run_dir, tmp_path, chromium):
     index = Path(_report([str(run_dir)], tmp_path / "r"))
