@@ -234,11 +234,12 @@ def _refresh_page(local: Path, out: str, echo, *, quiet: bool = False,
 
 
 def report(runs: list[str | Path] | str | Path, *, out: str | Path | None = None,
-           warn: Callable[[str], None] | None = None) -> Path:
+           warn: Callable[[str], None] | None = None, static: bool = False) -> Path:
     """The report page of one run or several side by side (directories or URIs), as
     `genbench report` writes it: into `out`, else into the first run (its report/, at its URI
     too); returns the path of index.html. A run whose results files none can read fails in one
-    line; files skipped go to `warn`."""
+    line; files skipped go to `warn`. Its charts are interactive where plotly is installed
+    (`genbench[pages]`); `static` draws PNGs alone."""
     from genbench.harness.store.results import read_results, results_files
     from genbench.harness.store.storage import publishing
     from genbench.reports import write_report
@@ -253,9 +254,9 @@ def report(runs: list[str | Path] | str | Path, *, out: str | Path | None = None
         for line in skipped:
             (warn or (lambda _: None))(line)
     if out is not None:
-        return write_report(dirs, Path(out))
+        return write_report(dirs, Path(out), static=static)
     with publishing(dirs[0]):  # into the first run (at its URI too, for a mirror)
-        return write_report(dirs)
+        return write_report(dirs, static=static)
 
 
 def status(out: str | Path):

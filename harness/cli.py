@@ -190,6 +190,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(several: one comparison page)")
     report.add_argument("--out", metavar="DIR", help="where to write the page (default: the "
                                                      "first RUN's report/)")
+    report.add_argument("--static", action="store_true",
+                        help="PNG charts only (default: interactive where plotly is installed, "
+                             "genbench[pages], with each chart's PNG beside it)")
     status = sub.add_parser("status", help="where a study stands: done, running, failed, left, "
                                            "time left (beside a running driver, or at a URI)")
     status.add_argument("run", metavar="OUT", help="the run's --out directory or URI")
@@ -381,7 +384,7 @@ def cmd_claims(args) -> int:
 def cmd_report(args) -> int:
     from genbench.harness.api import report
 
-    page = report(args.runs, out=args.out,
+    page = report(args.runs, out=args.out, static=args.static,
                   warn=lambda line: print(f"genbench: warning: {line}", file=sys.stderr))
     print(f"report: {page.resolve()}")
     return 0

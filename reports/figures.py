@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -94,10 +95,12 @@ def _save(fig, path: Path) -> Path:
 
 
 def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str, str],
-                   path: Path, multi_run: bool, floor=()) -> Path | None:
+                   path: Path, multi_run: bool, floor=(), figure: dict | None = None) -> Path | None:
     """`metric` against grid axis `axis`: one line per arm and combination of the other axes
     (and run, on a comparison page), mean over seeds with 95 % intervals, seeds as points; the
-    real-data floor (`floor`: (label, value) pairs) dashed."""
+    real-data floor (`floor`: (label, value) pairs) dashed. `figure` (a dict), where given,
+    receives the same chart as plotly's figure (`genbench.reports.interactive.chart`)."""
+    traces: list[dict] = []
     d = rows[(rows.metric == metric) & rows[axis].notna() & rows.value.notna()]
     if d.empty:
         return None
@@ -139,11 +142,24 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
                     "size").clip(lower=2).sub(1) * 0.08 - 0.04).to_numpy()
             ax.scatter(seeds._x.to_numpy() + jitter, seeds.value.to_numpy(dtype=float), s=10,
                        alpha=0.35, color=colors.get(arm, "k"), linewidths=0)
+            seed_xy = ((seeds._x.to_numpy() + jitter).tolist(), seeds.value.astype(float).tolist(),
+                       seeds.seed.tolist() if "seed" in seeds else None)
         name = ", ".join([arm] + [f"{o.split('.', 1)[1]}={axis_value(v)}" for o, v in zip(others, rest)
                                   if not _missing(v)])
         if multi_run:
             name = f"run {run}: {name}"
         x, mean, ci = g._x.to_numpy(), g["mean"].to_numpy(), g.ci.to_numpy()
+        color = to_hex(colors.get(arm, "k"))  # (a CSS colour for plotly)
+        traces.append({"x": x.tolist(), "y": mean.tolist(), "name": name, "legendgroup": name,
+                       "mode": "lines+markers", "line": {"color": color},
+                       "error_y": {"type": "data", "array": np.nan_to_num(ci).tolist()},
+                       "hovertemplate": "%{x}: %{y:.4g} ± %{error_y.array:.3g}<extra>" + name + "</extra>"})
+        if dots:
+            sx, sy, sseed = seed_xy
+            traces.append({"x": sx, "y": sy, "mode": "markers", "legendgroup": name, "showlegend": False,
+                           "marker": {"color": color, "opacity": 0.35, "size": 5}, "name": name,
+                           "text": [f"seed {k}" for k in sseed] if sseed else None,
+                           "hovertemplate": "%{text}: %{y:.4g}<extra>" + name + "</extra>"})
         if len(g) <= MAX_BARS:
             ax.errorbar(x, mean, yerr=ci, color=colors.get(arm, "k"),
                         linestyle=style_of[rest_key], marker=MARKERS[run % len(MARKERS)],
@@ -155,6 +171,20 @@ def metric_vs_axis(rows: pd.DataFrame, metric: str, axis: str, colors: dict[str,
                             linewidth=0)
     if not numeric:
         ax.set_xticks(range(len(xs_all)), [axis_value(v) for v in xs_all])
+    if figure is not None:
+        shown = [*d.value.tolist(), *(y for _, y in floor)]
+        xaxis = {"title": {"text": axis.replace(".", " axis: ", 1)},
+                 "type": "log" if numeric and _spans_decades(xs_all) else "linear"}
+        if not numeric:
+            xaxis.update(tickvals=list(range(len(xs_all))), ticktext=[axis_value(v) for v in xs_all])
+        figure.update(data=traces + [
+            {"x": [min(pos.values()), max(pos.values())], "y": [y, y], "mode": "lines", "name": text,
+             "line": {"color": "#404040", "dash": "dash"}} for text, y in floor],
+            layout={"title": {"text": title.replace("\n", "<br>"), "font": {"size": 13}}, "height": 380,
+                    "xaxis": xaxis, "margin": {"l": 60, "r": 10, "t": 50, "b": 45},
+                    "yaxis": {"title": {"text": label(metric)},
+                              "type": "log" if _spans_decades(shown, 100.0) else "linear"},
+                    "legend": {"font": {"size": 10}}})
     return _finish(fig, ax, path, title=title,
                    xlabel=axis.replace(".", " axis: ", 1), ylabel=label(metric),
                    xs=xs_all if numeric else [], ys=d.value, floor=floor)

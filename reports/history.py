@@ -17,6 +17,8 @@ import html
 import io
 from pathlib import Path
 
+from genbench.reports.interactive import SORTABLE, chart, plotly_available, write_plotly_js
+
 MAX_QUIET = 12  # unchanged points drawn after every changed one
 COLS = 3
 
@@ -50,40 +52,8 @@ def _chart(series, changes) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-SORTABLE = """<script>
-for (const t of document.querySelectorAll('table.sortable')) {
-  t.querySelectorAll('th').forEach((th, i) => th.addEventListener('click', () => {
-    const rows = [...t.querySelectorAll('tr')].slice(1), asc = th.dataset.asc !== '1';
-    const key = r => { const x = r.children[i].innerText, n = parseFloat(x.replace(/[^0-9eE.+-]/g, ''));
-                       return isNaN(n) ? x : n; };
-    rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1));
-    th.dataset.asc = asc ? '1' : '0'; rows.forEach(r => t.appendChild(r));
-  }));
-}
-</script>"""
-
-
-def plotly_available() -> bool:
-    try:
-        import plotly  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def write_plotly_js(dest: Path) -> str:
-    """plotly.js beside the page (once): what the interactive charts load, offline."""
-    from plotly.offline import get_plotlyjs
-
-    js = dest / "plotly.min.js"
-    if not js.is_file():
-        js.write_text(get_plotlyjs())
-    return js.name
-
-
-def _figure_json(series, changes) -> str:
-    """One point's chart as plotly's JSON: the interval band, the means, the change lines."""
-    import json
+def _figure(series, changes) -> dict:
+    """One point's chart as plotly's figure: the interval band, the means, the change lines."""
     import math
 
     x = list(range(len(series.mean)))
@@ -109,7 +79,7 @@ def _figure_json(series, changes) -> str:
     layout = {"title": {"text": title, "font": {"size": 11}}, "height": 260,
               "margin": {"l": 45, "r": 10, "t": 40, "b": 30}, "showlegend": False,
               "shapes": shapes, "annotations": notes, "xaxis": {"title": {"text": "run"}}}
-    return json.dumps({"data": data, "layout": layout})
+    return {"data": data, "layout": layout}
 
 
 def write_history_page(result, dest: str | Path, *, static: bool = False) -> Path:
@@ -137,12 +107,8 @@ def write_history_page(result, dest: str | Path, *, static: bool = False) -> Pat
     interactive = not static and plotly_available()
     if interactive:
         script = f'<script src="{write_plotly_js(dest)}"></script>'
-        charts = "".join(f'<div class="chart" id="c{i}"></div>' for i in range(len(drawn)))
-        calls = "".join(
-            f"(function(f){{Plotly.newPlot('c{i}', f.data, f.layout, {{displayModeBar: false, "
-            f"responsive: true}});}})({_figure_json(s, by_point.get((s.arm, s.cell, s.setting, s.metric), []))});\n"
-            for i, s in enumerate(drawn))
-        charts += f"<script>{calls}</script>"
+        charts = "".join(chart(f"c{i}", _figure(s, by_point.get((s.arm, s.cell, s.setting, s.metric), [])))
+                         for i, s in enumerate(drawn))
     else:
         script = ""
         charts = "".join(

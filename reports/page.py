@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from genbench.harness.errors import GenbenchError
 from genbench.harness.store.results import REAL_ARM
 from genbench.harness.store.files import atomic_write_bytes
 from genbench.harness.store.rundir import RunDir, within
+from genbench.reports.interactive import SORTABLE, chart, plotly_available, write_plotly_js
 from genbench.reports import figures
 from genbench.reports.tables import (Run, axes_of, load_runs, main_metrics, moves, quality_metrics,
                                      summarize)
@@ -41,6 +43,7 @@ th{background:#f3f3f3} .l{text-align:left} .best{font-weight:bold;background:#e6
 table.hold td:first-child,table.hold th:first-child{position:sticky;left:0;z-index:1}
 table.hold td:first-child{background:#fff}
 img{max-width:100%} figure{display:inline-block;margin:.3em;vertical-align:top}
+figure .chart{width:560px;max-width:100%} th{cursor:pointer}
 figure img{width:560px} figure.wide{display:block} figure.wide img{width:100%}
 figcaption{font-size:12px;color:#555;max-width:300px;overflow-wrap:anywhere}
 .grids img{width:180px;image-rendering:pixelated} code{background:#f5f5f5;padding:1px 3px}
@@ -80,10 +83,13 @@ def _check_dest(dest: Path) -> None:
                             "replaces index.html and img/ there; give a new or empty directory")
 
 
-def write_report(paths: list[Path], dest: Path | None = None, plans: list | None = None) -> Path:
+def write_report(paths: list[Path], dest: Path | None = None, plans: list | None = None, *,
+                 static: bool = False) -> Path:
     """Write the report of the run directories `paths` (one comparison page for several) to
     `dest` (default `paths[0]/report`); return the path of index.html. `plans`: each run's
-    latest plan where the caller holds it already (`load_runs`)."""
+    latest plan where the caller holds it already (`load_runs`). The charts against each axis
+    are interactive where plotly is installed (`genbench.reports.interactive`), each with its
+    PNG beside it; `static` draws the PNGs alone."""
     dest = Path(dest) if dest else RunDir(paths[0]).report
     _check_dest(dest)
     runs = load_runs([Path(p) for p in paths], plans)
@@ -98,6 +104,8 @@ def write_report(paths: list[Path], dest: Path | None = None, plans: list | None
     curves = pd.concat([r.curves.assign(run=r.index) for r in runs], ignore_index=True)
     colors = figures.palette(_arm_order(runs, rows))
     multi = len(runs) > 1
+    interactive = not static and plotly_available()
+    script = f"<script src='{write_plotly_js(dest)}'></script>" if interactive else ""
     parts = [f"<h1>genbench report: {html.escape(', '.join(sorted({r.label.split(' @')[0] for r in runs})))}</h1>"]
     parts.append(_claims(runs))
     parts.append(_glance(runs, img, dest))
@@ -106,7 +114,7 @@ def write_report(paths: list[Path], dest: Path | None = None, plans: list | None
         parts.append("<p>No results yet.</p>")
     else:
         parts.append(_summary(rows, runs))
-        parts.append(_axes_section(rows, colors, img, multi))
+        parts.append(_axes_section(rows, colors, img, multi, interactive))
         parts.append(_cost_section(rows, colors, img, multi))
         fits = rows[["trial_id", "arm"]].drop_duplicates("trial_id")
         arms_of = dict(zip(fits.trial_id.tolist(), fits.arm.tolist()))
@@ -117,7 +125,8 @@ def write_report(paths: list[Path], dest: Path | None = None, plans: list | None
     parts.append(_grids(runs, img, dest))
     parts.append(_rerun(runs))
     parts.append(_missing(runs))
-    page = (f"{HEAD}<style>{STYLE}</style></head><body>{''.join(parts)}{CHECK}</body></html>")
+    page = (f"{HEAD}{script}<style>{STYLE}</style></head><body>{''.join(parts)}{CHECK}{SORTABLE}"
+            "</body></html>")
     atomic_write_bytes(dest / "index.html", page.encode())
     return dest / "index.html"
 
@@ -302,7 +311,7 @@ def _summary(rows: pd.DataFrame, runs: list[Run]) -> str:
            "of its settings. The row <code>real</code> is the real-data floor: held-out real "
            "images measured as if they were samples, as many as each setting draws."
            + (f" Not measured in any row, so not shown: {', '.join(blank)}." if blank else "")
-           + "</p><table class='hold'><tr><th class='l'>arm</th><th>run</th><th class='l'>"
+           + "</p><table class='hold sortable'><tr><th class='l'>arm</th><th>run</th><th class='l'>"
            "train cell</th><th class='l'>sample setting</th><th>seeds</th>"]
     out += [f"<th>{html.escape(m)}</th>" for m in metrics] + ["</tr>"]
     seeds: dict[tuple, float] = {}  # the most seeds behind any metric of the row
@@ -356,7 +365,7 @@ def floor_of(rows: pd.DataFrame, metric: str, multi: bool) -> list[tuple[str, fl
     return out
 
 
-def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
+def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool, interactive: bool = False) -> str:
     out = ["<h2>Metrics against each ablation axis</h2>"]
     real = rows[rows.arm == REAL_ARM]
     rows = rows[rows.arm != REAL_ARM]  # (the floor has no axis: a dashed line on each chart)
@@ -365,7 +374,7 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
             if pd.Series(rows[a].dropna().unique()).astype(str).nunique() > 1]
     if not axes:
         return out[0] + "<p>The study has no axis with more than one value.</p>"
-    rows = rows[["run", "arm", "metric", "value", "higher_is_better", *axes_of(rows)]]
+    rows = rows[["run", "arm", "seed", "metric", "value", "higher_is_better", *axes_of(rows)]]
     of_metric = {m: g for m, g in rows.groupby("metric", sort=False) if m in metrics}
     floors = {m: floor_of(real, m, multi) for m in metrics}
     for axis in axes:
@@ -377,11 +386,20 @@ def _axes_section(rows: pd.DataFrame, colors, img: Path, multi: bool) -> str:
             if not moves(of_m, axis):  # a chart of a constant or of noise shows nothing
                 flat.append(m)
                 continue
+            figure: dict | None = {} if interactive else None
             path = figures.metric_vs_axis(of_m, m, axis, colors,
-                                          within(img, f"{m}_vs_{axis}.png"), multi, floors[m])
-            if path:
-                figs.append(_fig(path, img.parent, f"{m} against {axis}: mean over seeds, "
-                                 "95 % interval (none with one seed), seeds as points"))
+                                          within(img, f"{m}_vs_{axis}.png"), multi, floors[m],
+                                          figure=figure)
+            caption = (f"{m} against {axis}: mean over seeds, 95 % interval (none with one "
+                       "seed), seeds as points")
+            if path and figure:
+                rel = html.escape(path.relative_to(img.parent).as_posix())
+                div = re.sub(r"\W", "_", f"c_{axis}_{m}")
+                figs.append(f"<figure>{chart(div, figure)}"
+                            f"<figcaption>{html.escape(caption)}; hover for values, click the "
+                            f"legend to hide a line (<a href='{rel}'>PNG</a>)</figcaption></figure>")
+            elif path:
+                figs.append(_fig(path, img.parent, caption))
         note = (f"<p class='flat'>Not moved by {html.escape(axis)} beyond the noise between seeds "
                 f"(no chart): {html.escape(', '.join(flat))}.</p>" if flat else "")
         out.append(f"<h3>{html.escape(axis)}</h3>" + "".join(figs) + note)

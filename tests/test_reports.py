@@ -76,6 +76,8 @@ def test_report_has_every_figure_and_links_only_existing_files(run_dir, tmp_path
     for rel in src:
         path = index.parent / rel
         assert path.is_file(), rel
+        if path.suffix == ".js":  # plotly.js beside the page (genbench[pages]), not an image
+            continue
         with Image.open(path) as im:
             im.verify()  # a valid PNG
     assert html.count("class='best'") >= 2  # best values marked
@@ -130,9 +132,9 @@ def _report(dirs, out):
 def test_the_page_loads_in_a_real_browser(run_dir, tmp_path, chromium):
     index = Path(_report([str(run_dir)], tmp_path / "r"))
     proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                           "--window-size=1280,900",
-                           "--allow-file-access-from-files", "--enable-logging=stderr", "--v=0",
-                           "--virtual-time-budget=5000", "--dump-dom", index.as_uri()],
+                           "--window-size=1280,900", "--proxy-server=127.0.0.1:9",  # (no request
+                           "--allow-file-access-from-files", "--enable-logging=stderr", "--v=0",  # leaves)
+                           "--virtual-time-budget=8000", "--dump-dom", index.as_uri()],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = re.search(r'data-images="(\d+)/(\d+)"', proc.stdout)
@@ -141,8 +143,11 @@ def test_the_page_loads_in_a_real_browser(run_dir, tmp_path, chromium):
     assert total >= 8 and ok == total  # every image has a natural width > 0
     width = re.search(r'data-width="(\d+)/(\d+)"', proc.stdout)
     assert width and int(width[1]) <= int(width[2]) == 1280, width  # no horizontal overflow
-    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln]
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "ERR_PROXY" in ln]
     assert not console, console
+    if (index.parent / "plotly.min.js").is_file():  # interactive (genbench[pages]): every chart drew
+        charts = index.read_text().count('class="chart"')
+        assert charts >= 2 and proc.stdout.count('class="main-svg"') >= charts
 
 
 def test_compare_a_run_with_itself_and_with_a_planted_regression(run_dir, tmp_path, capsys):
