@@ -23,6 +23,12 @@ of an earlier commit linked there) on the same small files: the before of a chan
 
 `--skip-small N` writes run N straight into compacted parts (writing 300,000 small files, each
 synced, takes most of an hour on 2 cores) and measures only the compacted directory.
+
+`--history RUNS --trials N` times `genbench history` over RUNS runs of N trials each (one run
+written, compacted, then copied with its own noise, commit and time per run; each run of N
+trials holds about 2.5 N points), in a fresh process with its peak memory:
+
+    python benchmarks/bench_results.py --history 200 --trials 4000    # 200 runs x ~10,000 points
 """
 
 from __future__ import annotations
@@ -128,7 +134,40 @@ STEPS = {
     "compare": "from genbench.harness.cli import main; assert main(['compare', '{out}', '{out}']) == 0",
     "claims": "from genbench.harness.cli import main; main(['claims', '{out}'])",
     "pandas read": "import pandas as pd; pd.read_parquet('{out}/results')",
+    "history": "import contextlib, io; from genbench.harness.cli import main; "
+               "f = io.StringIO(); c = contextlib.redirect_stdout(f); c.__enter__(); "
+               "main(['history', '{out}', '--json', '--acks', '{tmp}/acks.json'])",
 }
+
+
+def write_history(root: Path, runs: int, n_trials: int) -> int:
+    """RUNS copies of one compacted run of N trials under ROOT, each with its own noise on every
+    value (1 %), its own commit and a later time; returns the points of one run."""
+    import shutil
+    from datetime import datetime, timedelta, timezone
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_run(root / "run0", n_trials, compacted=True, git_sha="0" * 40)
+    files = sorted((root / "run0" / "results").glob("*.parquet"))
+    points = len(pq.read_table(files, columns=["cell_key", "metric"]).to_pandas().drop_duplicates())
+    rng = np.random.default_rng(0)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i in range(1, runs):
+        run = root / f"run{i}"
+        shutil.copytree(root / "run0", run)
+        for f in sorted((run / "results").glob("*.parquet")):
+            t = pq.read_table(f)
+            value = t.column("value").to_numpy() * (1 + 0.01 * rng.standard_normal(t.num_rows))
+            t = t.set_column(t.schema.get_field_index("value"), "value", pa.array(value))
+            t = t.set_column(t.schema.get_field_index("git_sha"), "git_sha",
+                             pa.array([f"{i:040d}"] * t.num_rows))
+            made = pa.array([start + timedelta(days=i)] * t.num_rows, t.schema.field("created_at").type)
+            t = t.set_column(t.schema.get_field_index("created_at"), "created_at", made)
+            pq.write_table(t, f)
+    return points
 
 
 def measure(name: str, out: Path, tmp: Path, reference: str | None = None) -> tuple[float, float]:
@@ -164,8 +203,23 @@ def main() -> None:
     ap.add_argument("--reference", metavar="DIR",
                     help="a directory whose genbench/ is an older genbench (a git worktree linked "
                          "as DIR/genbench): its readers are timed too, on the small files")
+    ap.add_argument("--history", type=int, metavar="RUNS",
+                    help="time `genbench history` over RUNS runs of each --trials size instead")
     args = ap.parse_args()
     import pandas as pd
+
+    if args.history:
+        for n in args.trials:
+            with tempfile.TemporaryDirectory(prefix="bench_history_") as tmp:
+                root = Path(args.keep or tmp) / f"history-{args.history}x{n}"
+                t = time.perf_counter()
+                points = write_history(root, args.history, n) if not (root / "run0").is_dir() else -1
+                print(f"  (wrote {args.history} runs of {n} trials, {points} points each, in "
+                      f"{time.perf_counter() - t:.0f} s)", file=sys.stderr)
+                wall, mb = measure("history", root, Path(tmp))
+                print(f"history of {args.history} runs x {points} points: {wall:.1f} s, {mb:.0f} MB",
+                      flush=True)
+        return
 
     from genbench.harness.store.compaction import compact
     from genbench.harness.store.results import results_files

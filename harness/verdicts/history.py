@@ -211,12 +211,19 @@ def history(run_dirs: list[Path], *, plans: list | None = None, order: str = "cr
         raise GenbenchError("history needs two or more runs of one study")
     plans = plans or [None] * len(run_dirs)
     quiet: list[str] = []
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(d, p):  # (pyarrow reads without the GIL: two runs at once on two cores)
+        return read_current(d, p, warn=quiet.append, columns=COLUMNS)[0]
+
+    with ThreadPoolExecutor(max_workers=min(4, len(run_dirs))) as pool:
+        every_rows = list(pool.map(read, run_dirs, plans))
     loaded = []
-    for d, p in zip(run_dirs, plans):
-        rows = read_current(d, p, warn=quiet.append, columns=COLUMNS)[0]
+    for d, p, rows in zip(run_dirs, plans, every_rows):
         if rows.empty:
             raise GenbenchError(f"{d} has no rows")
         loaded.append((Path(d), p, rows))
+    del every_rows
     studies = {(getattr(p, "study", None) or ",".join(sorted(r.study.dropna().unique())),
                 getattr(p, "scale", None)) for _, p, r in loaded}
     if len({s for s, _ in studies}) > 1 or len({c for _, c in studies if c}) > 1:
@@ -235,25 +242,29 @@ def history(run_dirs: list[Path], *, plans: list | None = None, order: str = "cr
         frames.append(rows.loc[keep, ["arm", "cell_json", "setting_json", "metric", "seed",
                                       "value", "higher_is_better"]].assign(_run=i))
     every = pd.concat(frames, ignore_index=True)
+    del frames
     every["setting_json"] = every["setting_json"].fillna("")
-    tests = []  # (point key, segmentation of the point) for the family
-    for key, g in every.groupby(["arm", "cell_json", "setting_json", "metric"], sort=True):
-        per_run = [dict(zip(h.seed.tolist(), h.value.astype(float).tolist()))
-                   for _, h in g.groupby("_run")]
-        runs_of = sorted(g._run.unique().tolist())
+    # every value in one array, points x runs x seeds (column-wise: no frame per point)
+    keys = ["arm", "cell_json", "setting_json", "metric"]
+    point = every.groupby(keys, sort=True).ngroup().to_numpy()
+    seed_code, seeds = pd.factorize(every.seed, sort=True)
+    grid = np.full((int(point.max()) + 1 if len(point) else 0, len(loaded), len(seeds)), np.nan)
+    grid[point, every._run.to_numpy(), seed_code] = every.value.to_numpy(dtype=float)
+    first = every.assign(_p=point).groupby("_p")[[*keys, "higher_is_better"]].first()
+    seeds = seeds.tolist()
+    finite = np.isfinite(grid)
+    present = finite.any(axis=2)  # (point, run): measured there
+    tests = []
+    for i, (arm, cell_json, setting_json, metric, higher) in enumerate(first.itertuples(index=False)):
+        runs_of = np.flatnonzero(present[i]).tolist()
         if len(runs_of) < 2:
             continue
-        arm, cell_json, setting_json, metric = key
-        values = {r: v for r, v in zip(runs_of, per_run)}
         scale_of = metric_scale(metric)
-        every_value = [x for v in per_run for x in v.values() if math.isfinite(x)]
-        if scale_of == "log" and not stats.log_scale_applies(every_value):
+        if scale_of == "log" and not (grid[i][finite[i]] > 0).all():
             scale_of = "linear"
-        higher = bool(g.higher_is_better.iloc[0])
-        point = _Point(arm, grid_text(cell_json), grid_text(setting_json, base=""), metric,
-                       scale_of, higher, runs_of, values, alpha)
-        result.series.append(point.series())
-        tests.append(point)
+        tests.append(_Point(arm, grid_text(cell_json), grid_text(setting_json, base=""), metric,
+                            scale_of, bool(higher), runs_of, grid[i, runs_of], seeds, alpha))
+    result.series = [t.series() for t in tests]
     result.points = len(tests)
     first_splits(tests)
     first = np.array([t.first_p() for t in tests])
@@ -270,17 +281,12 @@ def first_splits(points: list["_Point"]) -> None:
     finds it one point at a time: the same paired t on each seed's segment means. Points
     measured in fewer than all runs, or where a split shares fewer than two seeds (Welch's
     case), keep the per-point path."""
-    full = [pt for pt in points if len(pt.runs) == max((len(q.runs) for q in points), default=0)]
+    most = max((len(q.runs) for q in points), default=0)
+    full = [pt for pt in points if len(pt.runs) == most]
     if not full or len(full[0].runs) < 2:
         return
-    seeds = sorted({s for pt in full for r in pt.runs for s in pt.values[r]})
-    col = {s: j for j, s in enumerate(seeds)}
     n_runs = len(full[0].runs)
-    v = np.full((len(full), n_runs, len(seeds)), np.nan)
-    for i, pt in enumerate(full):
-        for r_i, r in enumerate(pt.runs):
-            for s, x in pt.values[r].items():
-                v[i, r_i, col[s]] = x
+    v = np.stack([pt.grid for pt in full])  # points x runs x seeds
     log = np.array([pt.scale == "log" for pt in full])
     v = np.where(np.isfinite(v), v, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -320,23 +326,34 @@ def first_splits(points: list["_Point"]) -> None:
 class _Point:
     """One point's series across runs, and its segmentation."""
 
-    def __init__(self, arm, cell, setting, metric, scale, higher, runs, values, alpha):
+    def __init__(self, arm, cell, setting, metric, scale, higher, runs, grid, seeds, alpha):
         self.arm, self.cell, self.setting, self.metric = arm, cell, setting, metric
-        self.scale, self.higher, self.runs, self.values, self.alpha = scale, higher, runs, values, alpha
+        self.scale, self.higher, self.runs, self.alpha = scale, higher, runs, alpha
+        self.grid, self.seeds = grid, seeds  # values: the point's runs x seeds (NaN: none)
+        self._values: dict[int, dict[int, float]] | None = None
         rel = tolerance(metric)
         self.tol = math.log1p(rel) if scale == "log" else rel
         self.floor = tolerance_floor(metric)
         self._first: tuple[int, float, Any] | None = None
 
+    @property
+    def values(self) -> dict[int, dict[int, float]]:
+        """run -> seed -> value (finite ones), for the per-point path."""
+        if self._values is None:
+            self._values = {r: {s: float(x) for s, x in zip(self.seeds, row) if math.isfinite(x)}
+                            for r, row in zip(self.runs, self.grid)}
+        return self._values
+
     def series(self) -> Series:
-        mean, lo, hi, n = [], [], [], []
-        for r in self.runs:
-            v = np.array([x for x in self.values[r].values() if math.isfinite(x)])
-            m = float(v.mean()) if len(v) else float("nan")
-            half = float(stats.mean_interval(len(v), v.std(ddof=1) if len(v) > 1 else 0.0,
-                                             alpha=self.alpha)) if len(v) > 1 else float("nan")
-            mean.append(m), lo.append(m - half), hi.append(m + half), n.append(len(v))
-        return Series(self.arm, self.cell, self.setting, self.metric, self.scale, mean, lo, hi, n)
+        g = self.grid
+        n = np.isfinite(g).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.nanmean(np.where(n[:, None] > 0, g, 0.0), axis=1)
+            mean = np.where(n > 0, mean, np.nan)
+            sd = np.sqrt(np.nansum((g - mean[:, None]) ** 2, axis=1) / np.maximum(n - 1, 1))
+        half = stats.mean_interval(n, sd, alpha=self.alpha)
+        return Series(self.arm, self.cell, self.setting, self.metric, self.scale, mean.tolist(),
+                      (mean - half).tolist(), (mean + half).tolist(), n.tolist())
 
     def _pooled(self, a: int, b: int) -> dict[int, float]:
         """Each seed's mean over runs a..b-1 (positions in `runs`), on the metric's scale and
