@@ -37,7 +37,7 @@ def write_figure(run: Path, img: Path) -> Path | None:
 
     (r,) = load_runs([run])
     rows = r.rows.assign(run=0)
-    arms = list(dict.fromkeys(t["arm"] for t in r.plan.get("trials", []) if t.get("arm")))
+    arms = list(dict.fromkeys(t.arm for t in (r.plan.trials if r.plan else ()) if t.arm))
     img.mkdir(parents=True, exist_ok=True)
     return figures.quality_vs_cost(rows[rows.arm != REAL_ARM], "fid_domain", "nfe",
                                    figures.palette(arms), img / FIGURE, multi_run=False,

@@ -37,7 +37,7 @@ def test_version_and_a_bare_command(capsys):
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"genbench {genbench.__version__}"
     assert main([]) == 0  # a bare `genbench` prints help, and that is not an error
     out = capsys.readouterr().out
-    assert out.startswith("usage: genbench") and "{run,claims,report,status,compare,plan,list,assets}" in out
+    assert out.startswith("usage: genbench") and "{run,claims,report,status,compare,history,plan,list,assets}" in out
 
 
 def test_plan_takes_a_name_a_path_or_a_study_and_sets_as_dict_or_text(tmp_path):

@@ -69,7 +69,7 @@ def test_compaction_keeps_every_row_and_a_rerun_runs_nothing(tmp_path, run_dir, 
 
 @pytest.mark.parametrize("crash", ["before the rename", "after the rename", "mid removal"])
 def test_a_crash_at_any_step_loses_nothing_and_counts_nothing_twice(run_dir, monkeypatch, crash):
-    import genbench.harness.store.results as results
+    import genbench.harness.store.files as files  # (atomic writes rename there)
 
     before = _rows(run_dir)
     removed = []
@@ -80,7 +80,7 @@ def test_a_crash_at_any_step_loses_nothing_and_counts_nothing_twice(run_dir, mon
     if crash == "before the rename":
         def replace(src, dst):
             raise Crash
-        monkeypatch.setattr(results.os, "replace", replace)
+        monkeypatch.setattr(files.os, "replace", replace)
     else:
         real = Path.unlink
 

@@ -127,5 +127,6 @@ def test_a_user_project_with_its_own_methods_and_reports_runs_a_study(fresh_env,
     assert probe.returncode == 0, probe.stderr[-1500:]
     got = json.loads(probe.stdout)
     assert got["file"].startswith(str(fresh_env))  # the wheel's genbench, not the checkout's
-    assert got["arms"] == ["own", "plugin"] and got["fid"] == 3
+    assert got["arms"] == ["own", "plugin", "real"]  # (the real-data floor beside the two)
+    assert got["fid"] == 3 + 1
     assert got["shipped"] == "genbench.methods.ddpm"  # the wheel's methods, beside the plugin's

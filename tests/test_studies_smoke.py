@@ -14,7 +14,7 @@ from genbench.harness.verdicts.claims import VERDICTS, Claim
 from genbench.harness.cli import main
 from genbench.harness.plan.plan import Plan
 from genbench.harness.data import info
-from genbench.harness.store.results import COLUMNS, read_curves, read_results
+from genbench.harness.store.results import COLUMNS, REAL_ARM, read_curves, read_results
 from genbench.harness.plan.study import load_study, study_names
 from genbench.harness.plan.resolve import resolve_study
 
@@ -28,6 +28,12 @@ SHRINK = {"ddpm_timesteps": {"steps": 20}, "cfg_guidance": {"steps": 10},
           "sds_guidance": {"sds_iters": 10},
           "ddim_vs_ddpm": {"seeds": [0]}, "ddpm_respacing": {"seeds": [0]}, "dps_steps": {"seeds": [0]}}
 PER_TRIAL = {"train_s", "train_images_per_s", "n_params", "final_loss", "peak_mem_mb"}
+LOADED = PER_TRIAL - {"final_loss"}  # a pretrained arm's fit and the real-data floor train nothing
+
+
+def own(plan: Plan) -> list:
+    """The study's own trials: the real-data floor's beside them are not what a test counts."""
+    return [t for t in plan.trials if t.arm != REAL_ARM]
 PER_SETTING = {"sample_s_per_image", "nfe"}
 
 
@@ -80,11 +86,11 @@ def test_study_smoke(name, smoke):
     # the run ends with a verdict for each of the study's claims (at these budgets, any verdict)
     verdicts = [x for x in r.console.splitlines() if x.startswith("claim ")]
     texts = [Claim(**c).text for c in plan.claims]
-    assert texts and len(verdicts) == len(texts)
+    assert (texts or name == "zoo") and len(verdicts) == len(texts)  # (the zoo trains, claims none)
     assert all(f" {t}: " in v and v.split()[1] in VERDICTS for t, v in zip(texts, verdicts))
     for trial in plan.trials:
         rows = df[df.trial_id == trial.trial_id]
-        assert PER_TRIAL <= set(rows.metric)
+        assert (LOADED if trial.pretrained or trial.arm == REAL_ARM else PER_TRIAL) <= set(rows.metric)
         assert (rows.seed == trial.seed).all()
         setting_rows = rows[rows.metric.isin(PER_SETTING)]
         assert len(setting_rows) == len(PER_SETTING) * len(plan.settings_for(trial))
@@ -113,7 +119,9 @@ def test_study_smoke(name, smoke):
     assert df.cell_key.notna().all() and df.node.notna().all() and df.plan_id.notna().all()
     assert df.arm.notna().all() and df.run_key.notna().all()
     fit_rows = df[df.setting_json.isna()]
-    assert set(fit_rows.metric) >= PER_TRIAL and (fit_rows.train_steps == 4).all()
+    trained = {t.trial_id for t in own(plan) if not t.pretrained}
+    assert set(fit_rows.metric) >= LOADED
+    assert (fit_rows[fit_rows.trial_id.isin(trained)].train_steps == 4).all()
     assert (df[df.metric == "sample_s_per_image"].n_samples == 2).all()
     curves = read_curves(out)
     assert set(curves.trial_id) == set(df.trial_id) and (curves.step.max() == 4)
@@ -123,24 +131,25 @@ def test_study_smoke(name, smoke):
 @_per_study("cfg_guidance")
 def test_cfg_guidance_measures_class_match_in_every_setting(smoke):
     r = smoke("cfg_guidance")
-    assert len(r.plan.samples) == 10
-    cm = r.df[r.df.metric == "class_match"]
-    assert len(cm) == 10 * len(r.plan.trials) and cm.value.between(0, 1).all()
+    assert len([x for x in r.plan.samples if x.arm != REAL_ARM]) == 10
+    cm = r.df[(r.df.metric == "class_match") & (r.df.arm != REAL_ARM)]
+    assert len(cm) == 10 * len(own(r.plan)) and cm.value.between(0, 1).all()
 
 
 @_per_study("dps_steps")
 def test_dps_steps_measures_the_hidden_region_and_keeps_the_observation(smoke):
     r = smoke("dps_steps")
     for metric in ("mse_hidden", "psnr_hidden"):  # DPS and its plain DDIM baseline alike
-        assert len(r.df[r.df.metric == metric]) == len(r.plan.samples) * len(r.plan.trials)
-    for trial in r.plan.trials:
+        mine = r.df[(r.df.metric == metric) & (r.df.arm != REAL_ARM)]
+        assert len(mine) == len([x for x in r.plan.samples if x.arm != REAL_ARM]) * len(own(r.plan))
+    for trial in own(r.plan):
         assert (r.out / "samples" / trial.trial_id / "observation.png").is_file()
 
 
 @_per_study("ddpm_fid_curve")
 def test_ddpm_fid_curve_saves_the_process_figures(smoke):
     r = smoke("ddpm_fid_curve")
-    for trial in r.plan.trials:
+    for trial in own(r.plan):
         for fig in ("forward_process", "backward_process"):
             assert (r.out / "figures" / trial.trial_id / f"{fig}.png").is_file()
 
@@ -150,7 +159,7 @@ def test_ddpm_fid_curve_saves_the_process_figures(smoke):
 def test_every_gan_logs_both_losses_and_both_networks(name, smoke):
     r = smoke(name)
     for trial in r.plan.trials:
-        if trial.method in ("gan", "dcgan"):
+        if trial.method in ("gan", "dcgan") and not trial.pretrained:  # (a zoo GAN trains nothing)
             rows = r.df[r.df.trial_id == trial.trial_id]
             assert {"final_loss", "final_loss_G", "n_params_G", "n_params_D"} <= set(rows.metric)
             assert {"loss_D", "loss_G", "d_real", "d_fake"} <= set(
@@ -160,9 +169,9 @@ def test_every_gan_logs_both_losses_and_both_networks(name, smoke):
 @_per_study("gan_regularisation")
 def test_gan_regularisation_runs_each_arm_at_every_seed(smoke):
     r = smoke("gan_regularisation")  # baseline, +R1, +R1+DiffAugment
-    assert set(r.df.arm) == {"baseline", "r1", "r1_diffaug"}
+    assert set(r.df.arm) == {"baseline", "r1", "r1_diffaug", REAL_ARM}
     assert "duplicate_rate_domain" in r.plan.metrics
-    assert r.df.drop_duplicates("trial_id").groupby("arm").seed.nunique().eq(3).all()
+    assert r.df[r.df.arm != REAL_ARM].drop_duplicates("trial_id").groupby("arm").seed.nunique().eq(3).all()
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_per_study(n))
@@ -170,7 +179,7 @@ def test_gan_regularisation_runs_each_arm_at_every_seed(smoke):
 def test_discriminators_are_judged_against_another_seeds_generator(name, smoke):
     r = smoke(name)
     cross = r.df[r.df.metric.isin(["d_accuracy", "d_precision", "d_recall"])]
-    assert len(cross) == 3 * len(r.plan.trials)
+    assert len(cross) == 3 * len(own(r.plan))
     assert cross.note.str.startswith("against the fit of seed").all()
     assert (cross.n_samples == 2).all() and cross.protocol.notna().all()
     assert cross[cross.metric == "d_accuracy"].value.between(0, 1).all()
@@ -184,33 +193,34 @@ def test_dcgan_svhn_runs_on_the_embedded_digits_at_smoke_scale(smoke):
 @_per_study("sde_toy")
 def test_sde_toy_samples_both_processes_at_three_step_counts_from_both_scores(smoke):
     r = smoke("sde_toy")
-    assert {json.loads(c)["score"] for c in r.df.cell_json.unique()} == {"exact", "learned"}
-    assert len(r.plan.settings_for(r.plan.trials[0])) == 6
-    for trial in r.plan.trials:
+    df = r.df[r.df.arm != REAL_ARM]
+    assert {json.loads(c)["score"] for c in df.cell_json.unique()} == {"exact", "learned"}
+    assert len(r.plan.settings_for(own(r.plan)[0])) == 6
+    for trial in own(r.plan):
         assert (r.out / "figures" / trial.trial_id / "trajectories.png").is_file()
-    assert set(r.df[r.df.metric == "nfe"].value) == {10.0, 100.0, 1000.0}
+    assert set(df[df.metric == "nfe"].value) == {10.0, 100.0, 1000.0}
 
 
 @_per_study("ddpm_timesteps")
 def test_ddpm_timesteps_rows_for_each_T_and_seed_with_falling_terminal_snr(smoke):
     r = smoke("ddpm_timesteps")
-    configs = r.df.drop_duplicates("trial_id")
+    configs = r.df[r.df.arm != REAL_ARM].drop_duplicates("trial_id")
     got = {(json.loads(c)["config"]["T"], s) for c, s in zip(configs.config_json, configs.seed)}
     assert got == {(T, s) for T in (500, 1000, 2000) for s in (0, 1)}
-    snr = r.df[r.df.metric == "terminal_snr"].groupby(
-        r.df.config_json.map(lambda c: json.loads(c)["config"]["T"])).value.first()
+    terminal = r.df[r.df.metric == "terminal_snr"]
+    snr = terminal.groupby(terminal.config_json.map(lambda c: json.loads(c)["config"]["T"])).value.first()
     assert snr[500] > snr[1000] > snr[2000]
 
 
 @pytest.mark.e2e  # a study run end to end
 def test_rerun_resumes_from_the_ledger(tmp_path, capsys):
     out = tmp_path / "q"
-    args = ["run", "quickstart", "--out", str(out), *FAST, "--set", "steps=2", "--set",
-            "clip_x0=false", "--in-process", "--no-report"]
+    args = ["run", "quickstart", "--scale", "train", "--out", str(out), *FAST,  # (trained here:
+            "--set", "ddpm.steps=20", "--in-process", "--no-report"]  # the smoke scale loads)
     assert main(args) == 0
     first = read_results(out)
-    assert main(args) == 0
-    assert "3 of 3 fits and 3 of 3 sample settings already done; to run: 0 fits" in \
+    assert main(args) == 0  # the four arms and the real-data floor, eight sample settings
+    assert "5 of 5 fits and 8 of 8 sample settings already done; to run: 0 fits" in \
         capsys.readouterr().out
     pd.testing.assert_frame_equal(first, read_results(out))
     # a new seed runs only the new trials, keeping the old rows (and adds the GAN's
@@ -242,12 +252,13 @@ def test_diverging_trial_is_reported(tmp_path, capsys):
 @pytest.mark.e2e  # a study run end to end
 def test_metrics_along_training_go_to_curves(tmp_path):
     out = tmp_path / "q"
-    assert main(["run", "quickstart", "--out", str(out), *FAST, "--set", "eval_every=2",
-                 "--set", "steps=2", "--set", "clip_x0=false", "--in-process", "--no-report"]) == 0
+    assert main(["run", "quickstart", "--scale", "train", "--out", str(out), *FAST, "--set",
+                 "eval_every=2", "--set", "ddpm.steps=20", "--in-process", "--no-report"]) == 0
     curves = read_curves(out)
     fid = curves[curves.metric == "fid_domain"]
-    for trial_id in set(read_results(out).trial_id):  # every arm: DDPM, consistency, GAN
+    rows = read_results(out)
+    for trial_id in set(rows[rows.arm != REAL_ARM].trial_id):  # every arm: DDPM, DDIM, CM, GAN
         assert fid[fid.trial_id == trial_id].step.tolist() == [2, 4]
-    assert fid.trial_id.nunique() == 3 and fid.value.notna().all()
+    assert fid.trial_id.nunique() == 4 and fid.value.notna().all()
     assert set(curves[curves.metric == "N"].step) == {2, 4}  # the consistency schedules
     assert set(curves[curves.metric == "loss"].step) == {2, 4}
