@@ -124,7 +124,7 @@ def test_study_smoke(name, smoke):
     assert (fit_rows[fit_rows.trial_id.isin(trained)].train_steps == 4).all()
     assert (df[df.metric == "sample_s_per_image"].n_samples == 2).all()
     curves = read_curves(out)
-    assert set(curves.trial_id) == set(df.trial_id) and (curves.step.max() == 4)
+    assert set(curves.trial_id) == trained and (not trained or curves.step.max() == 4)  # (what trained)
     assert json.loads((out / "study.json").read_text())["study"] == name
 
 
