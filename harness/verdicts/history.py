@@ -213,44 +213,60 @@ def history(run_dirs: list[Path], *, plans: list | None = None, order: str = "cr
     quiet: list[str] = []
     from concurrent.futures import ThreadPoolExecutor
 
-    def read(d, p):  # (pyarrow reads without the GIL: two runs at once on two cores)
-        return read_current(d, p, warn=quiet.append, columns=COLUMNS)[0]
+    left_out = (*STATUS_METRICS, *MEMORY_BASELINES, *(() if timings else WALL_CLOCK_METRICS))
+    keys = ["arm", "cell_json", "setting_json", "metric"]
+    index: dict[tuple, int] = {}  # a point's key -> its code, over every run
+    meta: list[tuple] = []  # code -> (arm, cell_json, setting_json, metric, higher_is_better)
 
-    with ThreadPoolExecutor(max_workers=min(4, len(run_dirs))) as pool:
-        every_rows = list(pool.map(read, run_dirs, plans))
-    loaded = []
-    for d, p, rows in zip(run_dirs, plans, every_rows):
+    def read(d, p):
+        """One run reduced to what a history keeps: its study, commit and time, and its values
+        as (point code, seed, value) arrays; the frame itself is let go at once."""
+        rows = read_current(d, p, warn=quiet.append, columns=COLUMNS)[0]
         if rows.empty:
             raise GenbenchError(f"{d} has no rows")
-        loaded.append((Path(d), p, rows))
-    del every_rows
-    studies = {(getattr(p, "study", None) or ",".join(sorted(r.study.dropna().unique())),
-                getattr(p, "scale", None)) for _, p, r in loaded}
+        info = _run_info(Path(d), rows)
+        study = getattr(p, "study", None) or ",".join(sorted(rows.study.dropna().unique()))
+        keep = (rows.arm != REAL_ARM) & ~rows.metric.isin(left_out) & rows.higher_is_better.notna()
+        r = rows.loc[keep, [*keys, "seed", "value", "higher_is_better"]]
+        r["setting_json"] = r["setting_json"].fillna("")
+        group = r.groupby(keys, sort=False)
+        local = group.ngroup().to_numpy()
+        first = group["higher_is_better"].first()
+        return info, (study, getattr(p, "scale", None)), first, local, r.seed.to_numpy(), \
+            r.value.to_numpy(dtype=float)
+
+    loaded = []
+    with ThreadPoolExecutor(max_workers=2) as pool:  # (pyarrow reads without the GIL)
+        for start in range(0, len(run_dirs), 4):  # a few runs in memory at a time
+            for got in pool.map(read, run_dirs[start:start + 4], plans[start:start + 4]):
+                info, which, first, local, seed, value = got
+                codes = np.array([index.setdefault(k, len(index)) for k in first.index], dtype=np.int64)
+                if len(index) > len(meta):  # new points: their keys and direction
+                    known = dict(zip(first.index, first.to_numpy()))
+                    meta += [(*k, known[k]) for k in list(index)[len(meta):]]
+                loaded.append((info, which, codes[local] if len(local) else local, seed, value))
+    studies = {which for _, which, *_ in loaded}
     if len({s for s, _ in studies}) > 1 or len({c for _, c in studies if c}) > 1:
         raise GenbenchError("history compares runs of one study and scale; these are of "
                             + ", ".join(sorted(f"{s} [{c}]" for s, c in studies)))
-    infos = [_run_info(d, r) for d, _, r in loaded]
     if order == "created":
-        index = sorted(range(len(loaded)), key=lambda i: infos[i].created_at)
-        loaded, infos = [loaded[i] for i in index], [infos[i] for i in index]
+        loaded.sort(key=lambda x: x[0].created_at)
+    infos = [x[0] for x in loaded]
     study, scale = next(iter(studies))
     result = History(study=study, scale=scale or "?", runs=infos, alpha=alpha, warnings=quiet)
-    left_out = (*STATUS_METRICS, *MEMORY_BASELINES, *(() if timings else WALL_CLOCK_METRICS))
-    frames = []
-    for i, (_, _, rows) in enumerate(loaded):
-        keep = (rows.arm != REAL_ARM) & ~rows.metric.isin(left_out) & rows.higher_is_better.notna()
-        frames.append(rows.loc[keep, ["arm", "cell_json", "setting_json", "metric", "seed",
-                                      "value", "higher_is_better"]].assign(_run=i))
-    every = pd.concat(frames, ignore_index=True)
-    del frames
-    every["setting_json"] = every["setting_json"].fillna("")
-    # every value in one array, points x runs x seeds (column-wise: no frame per point)
-    keys = ["arm", "cell_json", "setting_json", "metric"]
-    point = every.groupby(keys, sort=True).ngroup().to_numpy()
-    seed_code, seeds = pd.factorize(every.seed, sort=True)
-    grid = np.full((int(point.max()) + 1 if len(point) else 0, len(loaded), len(seeds)), np.nan)
-    grid[point, every._run.to_numpy(), seed_code] = every.value.to_numpy(dtype=float)
-    first = every.assign(_p=point).groupby("_p")[[*keys, "higher_is_better"]].first()
+    # every value in one array, points (in key order) x runs x seeds: no frame per point
+    order_of = sorted(range(len(meta)), key=lambda j: tuple(str(x) for x in meta[j][:4]))
+    rank = np.empty(len(meta), dtype=np.int64)
+    rank[order_of] = np.arange(len(meta))
+    all_seeds = np.concatenate([x[3] for x in loaded]) if loaded else np.zeros(0)
+    seed_code, seeds = pd.factorize(all_seeds, sort=True)
+    grid = np.full((len(meta), len(loaded), len(seeds)), np.nan)
+    at = 0
+    for run, (_, _, point, _, value) in enumerate(loaded):
+        grid[rank[point], run, seed_code[at:at + len(value)]] = value
+        at += len(value)
+    del loaded
+    first = pd.DataFrame([meta[j] for j in order_of], columns=[*keys, "higher_is_better"])
     seeds = seeds.tolist()
     finite = np.isfinite(grid)
     present = finite.any(axis=2)  # (point, run): measured there
