@@ -7,10 +7,7 @@ at the arm's CHECK setting of studies/zoo.py, with the real-data floor at the sa
     genbench run zoo --scale full --out /tmp/zoo
     python benchmarks/zoo_export.py /tmp/zoo            # then commit harness/zoo/
 
-`--into DIR` writes elsewhere (to look before replacing the shipped zoo). `--debias-ema` applies
-to fits trained before the fit did (commits before EMA.debias) the same correction the fit now
-applies at its end, from the same initial weights (the seed rebuilds them): the shipped file is
-then what `genbench run zoo --scale full` trains today.
+`--into DIR` writes elsewhere (to look before replacing the shipped zoo).
 """
 
 from __future__ import annotations
@@ -64,29 +61,10 @@ def measure(names: list[str], folder: Path = zoo.ZOO_DIR, n: int = 64) -> dict[s
     return out
 
 
-def debias_ema(method: str, state: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
-    """`state` with its sampling EMA bias-corrected as `EMA.debias` corrects it at the end of a
-    fit: theta_0 rebuilt from the seed as the fit built it (torch.manual_seed, then the U-Net)."""
-    from genbench.harness.method import get_method
-    from genbench.methods.training import debias_ema as correct
-
-    m = get_method(method)()
-    m.load_state_dict(state)
-    if getattr(m, "ema", None) is None:
-        return state
-    torch.manual_seed(seed)
-    init = m.config.unet(m.data_shape, m.num_classes)
-    correct(list(m.ema.net.parameters()), [p.detach() for p in init.parameters()],
-            m.config.ema_decay, steps)
-    return m.state_dict()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="a finished `genbench run zoo --scale full` directory")
     p.add_argument("--into", type=Path, default=zoo.ZOO_DIR, help="where to write (default: the zoo)")
-    p.add_argument("--debias-ema", action="store_true",
-                   help="correct the EMA of fits trained before the fit did (see the docstring)")
     args = p.parse_args(argv)
     plan = read_plan(args.run)
     if plan is None or plan.study != "zoo":
@@ -103,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         states[t.arm] = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if args.debias_ema:
-            states[t.arm] = debias_ema(t.method, states[t.arm], t.seed, t.budget_steps)
         fit = rows[(rows.trial_id == t.trial_id) & rows.setting_json.isna()]
         value = dict(zip(fit.metric, fit.value.astype(float)))
         entries.append(zoo.Entry(
@@ -112,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
             data=plan.data, resolution=plan.resolution,
             made_by={"commit": sorted(fit.git_sha.dropna().unique().tolist()),
                      "command": f"genbench run zoo --scale {plan.scale}",
-                     "ema_debiased_at_export": bool(args.debias_ema),
                      "study": "zoo", "scale": plan.scale, "arm": t.arm, "seed": 0,
                      "budget_steps": t.budget_steps,
                      "images_seen": float(fit.images_seen.dropna().max()) if fit.images_seen.notna().any() else None,

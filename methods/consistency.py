@@ -206,8 +206,6 @@ class ConsistencyModel(Method):
                 self.ema.update(self.net)
             log.add(step, loss, N=N, mu=mu)
             state.after(step)
-        if self.ema is not None:
-            self.ema.debias(budget.steps)  # theta_0's weight out of the average (EMA.debias)
         self.net.eval()
 
     def _weights(self, k: CMKnobs) -> UNet:

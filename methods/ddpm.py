@@ -189,8 +189,6 @@ class DDPM(Method):
                 self.ema.update(self.net)
             log.add(step, loss)
             state.after(step)
-        if self.ema is not None:
-            self.ema.debias(budget.steps)  # theta_0's weight out of the average (EMA.debias)
         self.net.eval()
 
     def sampling_schedule(self, k: DDPMKnobs) -> NoiseSchedule:

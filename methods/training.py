@@ -107,23 +107,11 @@ def _restore(obj, state) -> None:
 
 
 class EMA:
-    """theta_ema <- decay * theta_ema + (1 - decay) * theta, on a frozen copy of `net`, which
-    starts at the initial weights theta_0. After n updates at a constant decay, theta_0 still
-    weighs decay^n in it: 74 % after 300 steps at 0.999, 8 % after 2,500, which leaves a young
-    model's deterministic samplers (DDIM) visibly noisy. `debias(n)` removes that weight, as
-    Adam corrects its moments' start at zero (Kingma & Ba 2015, Sec. 3):
-    theta_ema <- (theta_ema - decay^n theta_0) / (1 - decay^n), the average of the trained
-    weights alone. A fit calls it once, after its last update (a resumed fit alike: it depends
-    only on n and on theta_0, which the seed rebuilds). An EMA whose decay ramps up instead
-    (the GAN's, `update(net, decay)`) needs no correction."""
+    """theta_ema <- decay * theta_ema + (1 - decay) * theta, on a frozen copy of `net`."""
 
     def __init__(self, net: nn.Module, decay: float):
         self.decay = decay
         self.net = copy.deepcopy(net).eval().requires_grad_(False)
-        self.init = [p.detach().clone() for p in self.net.parameters()]  # theta_0
-
-    def debias(self, updates: int) -> None:
-        debias_ema(list(self.net.parameters()), self.init, self.decay, updates)
 
     @torch.no_grad()
     def update(self, net: nn.Module, decay: float | None = None) -> None:
@@ -132,17 +120,6 @@ class EMA:
         torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], 1 - d)
         for b_ema, b in zip(self.net.buffers(), net.buffers()):
             b_ema.copy_(b)
-
-
-@torch.no_grad()
-def debias_ema(params: list[torch.Tensor], init: list[torch.Tensor], decay: float,
-               updates: int) -> None:
-    """`EMA.debias` on bare tensors, in place: (theta_ema - decay^n theta_0) / (1 - decay^n)."""
-    w = decay ** updates
-    if updates <= 0 or w >= 1:
-        return
-    for p, p0 in zip(params, init):
-        p.sub_(p0.to(p.device, p.dtype), alpha=w).div_(1 - w)
 
 
 def to_device(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:

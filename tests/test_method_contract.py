@@ -141,34 +141,3 @@ def test_training_steps_never_make_the_host_wait_for_the_gpu(name, tiny_images, 
         m.fit(data, Budget(6, log_every=6), seed=0, device=torch.device("cuda"))
     finally:
         torch.cuda.set_sync_debug_mode(0)
-
-
-def test_the_ema_is_the_average_of_the_trained_weights_alone():
-    """EMA.debias against a known truth: weights held at c for n updates average to exactly c,
-    however little of n the decay has forgotten theta_0 in (0.999^300 = 74 % of it left)."""
-    from genbench.methods.training import EMA
-
-    net = torch.nn.Linear(3, 2)
-    ema = EMA(net, 0.999)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.fill_(0.25)
-    for _ in range(300):
-        ema.update(net)
-    raw = [p.clone() for p in ema.net.parameters()]
-    assert all((r - 0.25).abs().max() > 0.1 for r in raw)  # theta_0 still weighs 74 %
-    ema.debias(300)
-    for p in ema.net.parameters():
-        assert torch.allclose(p, torch.full_like(p, 0.25), atol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["ddpm", "consistency"])
-def test_a_fit_ends_with_the_debiased_ema(name, tiny_images, monkeypatch):
-    """The fit ends with EMA.debias over all its updates."""
-    from genbench.methods.training import EMA
-
-    debiased = []
-    real = EMA.debias
-    monkeypatch.setattr(EMA, "debias", lambda self, n: (debiased.append(n), real(self, n))[1])
-    m = tiny_method(get_method(name), data=tiny_images, steps=3)
-    assert debiased == [3] and m.config.ema_decay > 0
