@@ -7,7 +7,9 @@ at the arm's CHECK setting of studies/zoo.py, with the real-data floor at the sa
     genbench run zoo --scale full --out /tmp/zoo
     python benchmarks/zoo_export.py /tmp/zoo            # then commit harness/zoo/
 
-`--into DIR` writes elsewhere (to look before replacing the shipped zoo).
+`--into DIR` writes elsewhere (to look before replacing the shipped zoo). `--partial ARM` ships an arm whose fit has
+not finished from its last training checkpoint (OUT/checkpoints/TRIAL.resume.pt), as a fit of
+the steps it reached; its manifest says so (`trained_steps` against `budget_steps`).
 """
 
 from __future__ import annotations
@@ -61,10 +63,29 @@ def measure(names: list[str], folder: Path = zoo.ZOO_DIR, n: int = 64) -> dict[s
     return out
 
 
+def from_resume(plan, t, run: Path) -> tuple[dict[str, Any], int]:
+    """The state of arm `t`'s unfinished fit at its last training checkpoint: a fit whose budget
+    is the steps it reached, resumed at its end (so it takes no step), and those steps."""
+    from genbench.harness import data as datasets
+    from genbench.harness.config import build_config
+    from genbench.harness.method import Budget, get_method
+
+    saved = torch.load(RunDir(run).resume_checkpoint(t.trial_id), map_location="cpu",
+                       weights_only=False)
+    cls = get_method(t.method)
+    m = cls(build_config(cls.Config, t.config))
+    m.fit(datasets.load(plan.data, "train", plan.resolution),
+          Budget(saved["step"], resume={"step": saved["step"], "state": saved["state"]}),
+          seed=t.seed, device=torch.device("cpu"))
+    return m.state_dict(), int(saved["step"])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="a finished `genbench run zoo --scale full` directory")
     p.add_argument("--into", type=Path, default=zoo.ZOO_DIR, help="where to write (default: the zoo)")
+    p.add_argument("--partial", nargs="+", default=[], metavar="ARM",
+                   help="arms shipped from their last training checkpoint (their fit unfinished)")
     args = p.parse_args(argv)
     plan = read_plan(args.run)
     if plan is None or plan.study != "zoo":
@@ -76,20 +97,24 @@ def main(argv: list[str] | None = None) -> int:
         if t.arm == REAL_ARM or t.seed != 0:
             continue
         ckpt = RunDir(args.run).checkpoint(t.trial_id)
-        if not ckpt.is_file():
-            print(f"zoo_export: {t.arm} has no checkpoint at {ckpt}: finish the run first",
-                  file=sys.stderr)
+        trained = t.budget_steps
+        if t.arm in args.partial:
+            states[t.arm], trained = from_resume(plan, t, args.run)
+        elif not ckpt.is_file():
+            print(f"zoo_export: {t.arm} has no checkpoint at {ckpt}: finish the run first "
+                  "(or --partial it)", file=sys.stderr)
             return 2
-        states[t.arm] = torch.load(ckpt, map_location="cpu", weights_only=True)
+        else:
+            states[t.arm] = torch.load(ckpt, map_location="cpu", weights_only=True)
         fit = rows[(rows.trial_id == t.trial_id) & rows.setting_json.isna()]
         value = dict(zip(fit.metric, fit.value.astype(float)))
         entries.append(zoo.Entry(
             name=t.arm, method=t.method, file="", sha256="", config=t.config,
             data=plan.data, resolution=plan.resolution,
-            made_by={"commit": sorted(fit.git_sha.dropna().unique().tolist()),
+            made_by={"commit": sorted((fit if len(fit) else rows).git_sha.dropna().unique().tolist()),
                      "command": f"genbench run zoo --scale {plan.scale}",
                      "study": "zoo", "scale": plan.scale, "arm": t.arm, "seed": 0,
-                     "budget_steps": t.budget_steps,
+                     "budget_steps": t.budget_steps, "trained_steps": trained,
                      "images_seen": float(fit.images_seen.dropna().max()) if fit.images_seen.notna().any() else None,
                      "train_s": value.get("train_s"), "final_loss": value.get("final_loss"),
                      "device": sorted(fit.device.dropna().unique().tolist())}))
