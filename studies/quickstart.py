@@ -8,7 +8,9 @@ the consistency model's (Song et al. 2023, Table 1: two steps beat one), and a r
 grids, one per setting, from the same initial noise.
 
     make quickstart                          # = genbench run quickstart --until-decided
-                                             #   --max-seeds 5: ~4 min on a 2-core CPU
+                                             #   --max-seeds 5: 2 looks, 14 trials, 15 min
+                                             #   on a 2-core CPU beside a test run (the
+                                             #   1,000-step chains take most of it)
     genbench run quickstart --scale train    # the same families trained from scratch first
                                              # (20k images each, ~7 min): young models
     genbench run quickstart --scale full     # paper-sized models, trained: ~1 h on one GPU
