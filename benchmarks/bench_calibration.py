@@ -105,7 +105,31 @@ def boundary_rate(first: int, max_seeds: int, alpha: float) -> tuple[tuple[int, 
     return looks, float(decided.mean())
 
 
-PARTS = ("claims", "boundaries", "three", "gate")
+PARTS = ("claims", "boundaries", "three", "gate", "history")
+
+
+def history_rates(histories: int, *, points: int = 20, n_runs: int = 8, seeds: int = 4,
+                  spread: float = 0.1, shift: float = 1.0, alpha: float = 0.05) -> tuple[float, float]:
+    """`genbench history`'s own decision (`history.find_changes`) on simulated histories of
+    `points` log-scale fid points over `n_runs` runs of `seeds` seeds, per-seed log spread
+    `spread`: the rate of histories with any change, and the rate where exactly the shifted
+    point (x `shift` from run n_runs // 2 on) is named at that run and nothing else."""
+    import numpy as np
+
+    from genbench.harness.verdicts.history import RunInfo, _Point, find_changes
+
+    rng = np.random.default_rng(0)
+    infos = [RunInfo(f"run{i}", f"{i:040d}", str(i)) for i in range(n_runs)]
+    any_change = exact = 0
+    for _ in range(histories):
+        log = np.log(100.0) + spread * rng.standard_normal((points, n_runs, seeds))
+        log[0, n_runs // 2:] += np.log(shift)
+        tests = [_Point("a", f"c{i}", "", "fid_domain", "log", False, list(range(n_runs)),
+                        np.exp(log[i]), list(range(seeds)), alpha) for i in range(points)]
+        found = find_changes(tests, infos, [], alpha)
+        any_change += bool(found)
+        exact += [(c.cell, c.run) for c in found] == [("c0", n_runs // 2)]
+    return any_change / histories, exact / histories
 
 
 def simulated(args, runs: int, alpha: float) -> None:
@@ -118,6 +142,18 @@ def simulated(args, runs: int, alpha: float) -> None:
                             alpha=alpha, seed=40)
         print(f"\nthree claims of one run, A/A, --max-seeds 10: any false verdict in "
               f"{pct(three.decided, three.se(three.decided))} of runs (Holm over the looks)")
+    if "history" in args.parts:
+        n = max(200, runs // 4)
+        aa, _ = history_rates(n, alpha=alpha)
+        any_change, exact = history_rates(n, shift=1.6, alpha=alpha)
+        se = lambda r: math.sqrt(r * (1 - r) / n)  # noqa: E731
+        print(f"\ngenbench history (binary segmentation, BH over 20 points, 8 runs of 4 seeds, "
+              f"per-seed log spread 0.1), {n} simulated histories a row:\n"
+              "| truth | histories with any change | exactly the shifted point, at its run |\n"
+              "|---|---|---|\n"
+              f"| nothing changed | {pct(aa, se(aa))} | - |\n"
+              f"| one point x1.6 from run 4 | {pct(any_change, se(any_change))} | "
+              f"{pct(exact, se(exact))} |", flush=True)
     if "gate" in args.parts:
         gate_table(runs, alpha)
     print(f"\nthe Monte-Carlo error of a rate r over n runs is sqrt(r (1 - r) / n): "

@@ -282,14 +282,23 @@ def history(run_dirs: list[Path], *, plans: list | None = None, order: str = "cr
                             scale_of, bool(higher), runs_of, grid[i, runs_of], seeds, alpha))
     result.series = [t.series() for t in tests]
     result.points = len(tests)
+    result.changes = find_changes(tests, infos, acks, alpha)
+    return result
+
+
+def find_changes(tests: list["_Point"], infos: list[RunInfo], acks, alpha: float) -> list[Change]:
+    """The change points of a family of points: each point's first split column-wise,
+    Benjamini-Hochberg over them, the points that shifted segmented further (what `history`
+    decides, and what benchmarks/bench_calibration.py simulates)."""
     first_splits(tests)
     first = np.array([t.first_p() for t in tests])
     reject = stats.bh(first) <= alpha if len(first) else np.zeros(0, dtype=bool)
+    changes: list[Change] = []
     for t, r in zip(tests, reject):
         if r:
-            result.changes += t.changes(infos, acks)
-    result.changes.sort(key=lambda c: (c.run, c.metric, c.arm, c.cell, c.setting))
-    return result
+            changes += t.changes(infos, acks)
+    changes.sort(key=lambda c: (c.run, c.metric, c.arm, c.cell, c.setting))
+    return changes
 
 
 def first_splits(points: list["_Point"]) -> None:
