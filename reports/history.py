@@ -90,8 +90,9 @@ def write_history_page(result, dest: str | Path, *, static: bool = False) -> Pat
     by_point: dict[tuple, list] = {}
     for c in result.changes:
         by_point.setdefault((c.arm, c.cell, c.setting, c.metric), []).append(c)
-    changed = [s for s in result.series if (s.arm, s.cell, s.setting, s.metric) in by_point]
-    quiet = [s for s in result.series if (s.arm, s.cell, s.setting, s.metric) not in by_point]
+    series = result.series
+    changed = [s for s in series if (s.arm, s.cell, s.setting, s.metric) in by_point]
+    quiet = [s for s in series if (s.arm, s.cell, s.setting, s.metric) not in by_point]
     rows = "".join(
         f"<tr><td>{esc(c.verdict)}{' (acknowledged: ' + esc(c.acknowledged) + ')' if c.acknowledged else ''}"
         f"</td><td>{esc(c.arm)}</td><td>{esc(c.cell)}</td><td>{esc(c.setting or '-')}</td>"

@@ -9,7 +9,6 @@ import subprocess
 import pytest
 import torch
 
-from genbench.harness.method import TrainData
 
 TIERS = ("unit", "e2e", "system")
 
@@ -95,9 +94,9 @@ def ray_local():
 
 @pytest.fixture
 def tiny_images():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(32, 1, 8, 8, generator=g) * 2 - 1
-    return TrainData(name="tiny", x=x, y=torch.arange(32) % 4, num_classes=4)
+    from genbench.testing import tiny_images as images  # (the plugin kit's tiny data)
+
+    return images()
 
 
 @pytest.fixture(scope="session", autouse=True)

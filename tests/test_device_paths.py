@@ -19,8 +19,7 @@ import pytest
 import torch
 
 from genbench.harness.config import build_config
-from genbench.harness.method import Budget, Observation, TrainData, get_method
-from genbench.harness.mixture import Mixture
+from genbench.harness.method import Budget, Observation, get_method
 
 
 # sampling knobs at two lengths of the step loop: (method, config overrides, knobs, the knob
@@ -106,7 +105,9 @@ class HostCopies:
 
 @pytest.fixture
 def tiny_points():
-    return TrainData(name="mixture", x=Mixture.parse("").sample(32, seed=0), law=Mixture.parse(""))
+    from genbench.testing import tiny_points as points
+
+    return points()
 
 
 def _method(name, overrides=None):

@@ -138,8 +138,13 @@ class History:
     alpha: float
     points: int = 0
     changes: list[Change] = field(default_factory=list)
-    series: list[Series] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    _points: list = field(default_factory=list, repr=False)
+
+    @property
+    def series(self) -> list[Series]:
+        """Every point's level at each run (what the page draws), made when asked for."""
+        return [t.series() for t in self._points]
 
     @property
     def failing(self) -> list[Change]:
@@ -280,7 +285,7 @@ def history(run_dirs: list[Path], *, plans: list | None = None, order: str = "cr
             scale_of = "linear"
         tests.append(_Point(arm, grid_text(cell_json), grid_text(setting_json, base=""), metric,
                             scale_of, bool(higher), runs_of, grid[i, runs_of], seeds, alpha))
-    result.series = [t.series() for t in tests]
+    result._points = tests
     result.points = len(tests)
     result.changes = find_changes(tests, infos, acks, alpha)
     return result
